@@ -1,0 +1,214 @@
+import { z } from "zod";
+import { ATTACK_TYPES, CATEGORIES, SUBSETS } from "./benchmark.ts";
+import { DEFAULT_DATASET } from "./storage-layout.ts";
+
+/** Prompting strategies a run can evaluate. `baseline` is the paper's instruction and sentence, verbatim. */
+export const STRATEGIES = ["baseline"] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
+const slug = (what: string) =>
+  z
+    .string()
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/,
+      `${what} must be 1–64 letters, digits, '.', '_', ':' or '-'`,
+    );
+
+/** One model to evaluate: any OpenAI-compatible chat-completions endpoint. Never holds a key. */
+export const modelConfigSchema = z
+  .object({
+    id: slug("model id").describe("Name used in verdicts and reports"),
+    baseURL: z.url({
+      protocol: /^https?$/,
+      error: "baseURL must be an http(s) URL, e.g. https://api.openai.com/v1",
+    }),
+    model: z.string().min(1).describe("Model name sent to the endpoint"),
+    apiKeyEnv: z
+      .string()
+      .regex(
+        /^[A-Z_][A-Z0-9_]*$/,
+        "apiKeyEnv names an environment variable (e.g. OPENAI_API_KEY), never the key",
+      )
+      .optional()
+      .describe("Environment variable holding the API key; omit for endpoints without auth"),
+    kind: z.enum(["model", "baseline"]).default("model"),
+    maxConcurrency: z.number().int().min(1).max(256).default(8),
+    maxTokens: z.number().int().min(1).max(8192).default(512),
+    temperature: z.number().min(0).max(2).default(0),
+    timeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
+    pricing: z
+      .object({
+        inputPerMillionTokens: z.number().min(0),
+        outputPerMillionTokens: z.number().min(0),
+      })
+      .strict()
+      .optional()
+      .describe("USD per million tokens, for the report's cost"),
+  })
+  .strict();
+export type ModelConfig = z.infer<typeof modelConfigSchema>;
+export type ModelConfigInput = z.input<typeof modelConfigSchema>;
+
+/** A models file: `{ "models": [ ... ] }` with unique ids. */
+export const modelsFileSchema = z
+  .object({ models: z.array(modelConfigSchema).min(1, "list at least one model") })
+  .strict()
+  .superRefine((file, ctx) => {
+    const seen = new Set<string>();
+    file.models.forEach((m, i) => {
+      if (seen.has(m.id))
+        ctx.addIssue({ code: "custom", path: ["models", i, "id"], message: `duplicate model id "${m.id}"` });
+      seen.add(m.id);
+    });
+  });
+export type ModelsFile = z.infer<typeof modelsFileSchema>;
+
+/** The state machine's execution input. `{}` is valid: every field has a default. */
+export const executionInputSchema = z
+  .object({
+    runId: slug("runId").optional().describe("Re-use a run id to resume it; default: the execution name"),
+    dataset: slug("dataset").default(DEFAULT_DATASET).describe("Dataset name under s3://<bucket>/datasets/"),
+    models: z
+      .array(z.union([z.string(), modelConfigSchema]))
+      .min(1)
+      .optional()
+      .describe("Model ids from config/models.json, or full model configs; default: every configured model"),
+    strategies: z.array(z.enum(STRATEGIES)).min(1).default(["baseline"]),
+    categories: z.array(z.enum(CATEGORIES)).min(1).optional().describe("Evaluate only these categories"),
+    limit: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe("Evaluate only the first N runnable items (smoke tests)"),
+    shardSize: z.number().int().min(1).max(1000).default(25),
+    mapConcurrency: z.number().int().min(1).max(10_000).default(40),
+    toleratedFailurePercentage: z.number().min(0).max(100).default(0),
+  })
+  .strict();
+export type ExecutionInput = z.infer<typeof executionInputSchema>;
+
+export const imageRefSchema = z
+  .object({
+    key: z.string().min(1),
+    mediaType: z.enum(["image/jpeg", "image/png", "image/webp", "image/gif"]),
+    bytes: z.number().int().positive(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  })
+  .strict();
+
+/** One runnable item as stored in a shard (JSONL line). Images are S3 objects, never inlined. */
+export const datasetItemSchema = z
+  .object({
+    id: z.number().int().positive(),
+    subset: z.enum(SUBSETS),
+    category: z.enum(CATEGORIES),
+    attackType: z.enum(ATTACK_TYPES).nullable(),
+    domain: z.string().nullable(),
+    scenario: z.string().nullable(),
+    expected: z.enum(["yes", "no"]),
+    instruction: z.string().min(1),
+    sentence: z.string().min(1),
+    image: imageRefSchema,
+  })
+  .strict();
+export type DatasetItem = z.infer<typeof datasetItemSchema>;
+
+/** A record that is in the dataset but cannot be evaluated, with the reason. */
+export const skippedRecordSchema = z
+  .object({ id: z.number().int().nullable(), reason: z.string(), detail: z.string() })
+  .strict();
+export type SkippedRecord = z.infer<typeof skippedRecordSchema>;
+
+/** `datasets/<name>/dataset.json`: what an upload wrote. */
+export const datasetManifestSchema = z
+  .object({
+    schemaVersion: z.literal(1),
+    name: z.string(),
+    source: z.enum(["official", "sample"]),
+    checksum: z.string().regex(/^[0-9a-f]{64}$/),
+    createdAt: z.string(),
+    records: z.number().int().min(0),
+    runnable: z.number().int().min(0),
+    skipped: z.array(skippedRecordSchema),
+    shards: z.array(z.object({ key: z.string(), items: z.number().int().positive() }).strict()),
+  })
+  .strict();
+export type DatasetManifest = z.infer<typeof datasetManifestSchema>;
+
+/** One unit of work of the Distributed Map: a run shard (JSONL of dataset items). */
+export const shardRefSchema = z
+  .object({ index: z.number().int().min(0), key: z.string(), items: z.number().int() })
+  .strict();
+export type ShardRef = z.infer<typeof shardRefSchema>;
+
+/** What Plan returns (the Map's input); small on purpose (Step Functions payloads are capped at 256 KB). */
+export const planOutputSchema = z
+  .object({
+    runId: z.string(),
+    bucket: z.string(),
+    manifestKey: z.string(),
+    mapResultsPrefix: z.string(),
+    models: z.array(modelConfigSchema),
+    strategies: z.array(z.enum(STRATEGIES)),
+    mapConcurrency: z.number().int(),
+    toleratedFailurePercentage: z.number(),
+    planned: z.number().int(),
+    shards: z.number().int(),
+  })
+  .strict();
+export type PlanOutput = z.infer<typeof planOutputSchema>;
+
+/** The evaluate-shard Lambda's event (the Map's ItemSelector). */
+export const evaluateShardEventSchema = z
+  .object({
+    runId: z.string(),
+    bucket: z.string(),
+    shard: shardRefSchema,
+    models: z.array(modelConfigSchema).min(1),
+    strategies: z.array(z.enum(STRATEGIES)).min(1),
+  })
+  .strict();
+export type EvaluateShardEvent = z.infer<typeof evaluateShardEventSchema>;
+
+export const STRICT_ANSWERS = ["yes", "no", "refused", "unparseable"] as const;
+export type StrictAnswer = (typeof STRICT_ANSWERS)[number];
+
+/** One verdict: a model's answer (or the pipeline's error) for one item under one strategy. */
+export const verdictSchema = z
+  .object({
+    runId: z.string(),
+    verdictKey: z.string(),
+    modelId: z.string(),
+    strategy: z.enum(STRATEGIES),
+    itemId: z.number().int(),
+    category: z.enum(CATEGORIES),
+    attackType: z.enum(ATTACK_TYPES).nullable(),
+    domain: z.string().nullable(),
+    scenario: z.string().nullable(),
+    expected: z.enum(["yes", "no"]),
+    /** answered: the model gave text (right or wrong); error: the pipeline could not get an answer. */
+    status: z.enum(["answered", "error"]),
+    response: z.string().nullable(),
+    strictAnswer: z.enum(STRICT_ANSWERS).nullable(),
+    correctPaper: z.boolean().nullable(),
+    correctStrict: z.boolean().nullable(),
+    finishReason: z.string().nullable(),
+    error: z.object({ kind: z.string(), message: z.string() }).strict().nullable(),
+    latencyMs: z.number().min(0),
+    promptTokens: z.number().int().min(0),
+    completionTokens: z.number().int().min(0),
+    attempts: z.number().int().min(1),
+    createdAt: z.string(),
+  })
+  .strict();
+export type Verdict = z.infer<typeof verdictSchema>;
+
+/** Formats a zod error as "field: problem" lines a user can act on. */
+export function describeZodError(error: z.ZodError, source: string): string {
+  const lines = error.issues.map((issue) => {
+    const path = issue.path.length > 0 ? issue.path.join(".") : "(root)";
+    return `  - ${path}: ${issue.message}`;
+  });
+  return `${source} is invalid:\n${lines.join("\n")}`;
+}

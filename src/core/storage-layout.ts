@@ -1,0 +1,94 @@
+/**
+ * Where mmsafe keeps things: S3 key layout and DynamoDB key names.
+ *
+ * Shared by the CDK stack (grants scoped to these prefixes), the handlers and the local runner, so a
+ * prefix can never differ between the deployed pipeline and a local run.
+ */
+
+/** Attribute names of the runs table (one item per run). */
+export const RUNS_TABLE_KEYS = { partitionKey: "runId" } as const;
+
+/** Attribute names of the verdicts table (one item per run × model × strategy × item). */
+export const VERDICTS_TABLE_KEYS = { partitionKey: "runId", sortKey: "verdictKey" } as const;
+
+/** Top-level S3 prefixes; every object mmsafe writes lives under one of them. */
+export const S3_PREFIXES = {
+  datasets: "datasets/",
+  config: "config/",
+  runs: "runs/",
+  reports: "reports/",
+} as const;
+
+/** Default dataset name (the S3 prefix under `datasets/`). */
+export const DEFAULT_DATASET = "mmsafeaware";
+
+/** Object holding the default model list used when an execution input names no models. */
+export const MODELS_CONFIG_KEY = `${S3_PREFIXES.config}models.json`;
+
+export const datasetPrefix = (dataset: string): string => `${S3_PREFIXES.datasets}${dataset}/`;
+export const datasetManifestKey = (dataset: string): string => `${datasetPrefix(dataset)}dataset.json`;
+export const datasetShardKey = (dataset: string, index: number): string =>
+  `${datasetPrefix(dataset)}shards/${String(index).padStart(5, "0")}.jsonl`;
+export const datasetImageKey = (dataset: string, id: number, extension: string): string =>
+  `${datasetPrefix(dataset)}images/${id}.${extension}`;
+
+export const runPrefix = (runId: string): string => `${S3_PREFIXES.runs}${runId}/`;
+export const runManifestKey = (runId: string): string => `${runPrefix(runId)}manifest.json`;
+export const runShardKey = (runId: string, index: number): string =>
+  `${runPrefix(runId)}shards/${String(index).padStart(5, "0")}.jsonl`;
+export const runMapResultsPrefix = (runId: string): string => `${runPrefix(runId)}map-results`;
+
+export const reportPrefix = (runId: string): string => `${S3_PREFIXES.reports}${runId}/`;
+export const reportJsonKey = (runId: string): string => `${reportPrefix(runId)}report.json`;
+export const reportMarkdownKey = (runId: string): string => `${reportPrefix(runId)}report.md`;
+export const responsesKey = (runId: string, modelId: string, strategy: string): string =>
+  `${reportPrefix(runId)}responses/${modelId}.${strategy}.jsonl`;
+
+/** Sort key of a verdict: groups a model × strategy together, items in id order. */
+export const verdictKey = (modelId: string, strategy: string, itemId: number): string =>
+  `${modelId}#${strategy}#${String(itemId).padStart(6, "0")}`;
+
+/** Environment variables every handler reads (set by CDK on AWS, by the local runner locally). */
+export const HANDLER_ENV = {
+  bucket: "MMSAFE_BUCKET",
+  runsTable: "MMSAFE_RUNS_TABLE",
+  verdictsTable: "MMSAFE_VERDICTS_TABLE",
+  s3ForcePathStyle: "MMSAFE_S3_FORCE_PATH_STYLE",
+} as const;
+
+/** Names of the `${…}` placeholders in the ASL definition, substituted by CDK and by the local runner. */
+export const ASL_SUBSTITUTIONS = [
+  "PlanFunctionArn",
+  "EvaluateShardFunctionArn",
+  "AggregateFunctionArn",
+  "RunsTableName",
+] as const;
+export type AslSubstitution = (typeof ASL_SUBSTITUTIONS)[number];
+
+/** The three functions: handler entry, limits, and the ASL placeholder of their ARN. CDK and the local runner both read this. */
+export const PIPELINE_FUNCTIONS = {
+  plan: {
+    entry: "lambdas/plan/index.ts",
+    memoryMb: 512,
+    timeoutSeconds: 60,
+    substitution: "PlanFunctionArn",
+  },
+  evaluateShard: {
+    entry: "lambdas/evaluate-shard/index.ts",
+    memoryMb: 1024,
+    timeoutSeconds: 900,
+    substitution: "EvaluateShardFunctionArn",
+  },
+  aggregate: {
+    entry: "lambdas/aggregate/index.ts",
+    memoryMb: 1024,
+    timeoutSeconds: 300,
+    substitution: "AggregateFunctionArn",
+  },
+} as const satisfies Record<
+  string,
+  { entry: string; memoryMb: number; timeoutSeconds: number; substitution: AslSubstitution }
+>;
+
+/** The workflow definition, relative to the repository root. */
+export const WORKFLOW_DEFINITION = "statemachines/evaluation.asl.json";
