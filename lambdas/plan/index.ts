@@ -1,0 +1,23 @@
+import type { Context } from "aws-lambda";
+import { createHandlerRuntime } from "../../src/adapters/handler-runtime.ts";
+import { plan } from "../../src/pipeline/plan.ts";
+
+const runtime = createHandlerRuntime();
+
+/** Plan task: validates the execution input, records the run, writes the shard manifest. */
+export async function handler(event: unknown, context: Context) {
+  runtime.logger.addContext(context);
+  try {
+    const output = await plan(event, runtime);
+    runtime.logger.info("run planned", {
+      runId: output.runId,
+      planned: output.planned,
+      shards: output.shards,
+      models: output.models.map((m) => m.id),
+    });
+    return output;
+  } catch (error: unknown) {
+    runtime.logger.error("plan failed", error as Error);
+    throw error;
+  }
+}

@@ -1,0 +1,86 @@
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  NoSuchKey,
+  NotFound,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+
+/** The S3 operations mmsafe needs, bound to one bucket. */
+export interface ObjectStore {
+  readonly bucket: string;
+  getBytes(key: string): Promise<Uint8Array>;
+  getText(key: string): Promise<string>;
+  /** The object's text, or null when it does not exist. */
+  getTextIfExists(key: string): Promise<string | null>;
+  put(key: string, body: Uint8Array | string, contentType: string): Promise<void>;
+  exists(key: string): Promise<boolean>;
+}
+
+/** Raised when an object mmsafe expects is missing; the message names the key and what to do. */
+export class ObjectNotFoundError extends Error {
+  override readonly name = "ObjectNotFoundError";
+  constructor(
+    readonly key: string,
+    hint: string,
+    options?: ErrorOptions,
+  ) {
+    super(`s3 object ${key} does not exist: ${hint}`, options);
+  }
+}
+
+const isNotFound = (error: unknown): boolean =>
+  error instanceof NoSuchKey ||
+  error instanceof NotFound ||
+  (error instanceof Error && (error.name === "NoSuchKey" || error.name === "NotFound"));
+
+export class S3ObjectStore implements ObjectStore {
+  constructor(
+    private readonly client: S3Client,
+    readonly bucket: string,
+  ) {}
+
+  async getBytes(key: string): Promise<Uint8Array> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (!out.Body) throw new ObjectNotFoundError(key, "the object has no body");
+      return await out.Body.transformToByteArray();
+    } catch (error: unknown) {
+      if (isNotFound(error))
+        throw new ObjectNotFoundError(key, "was the dataset uploaded (mmsafe dataset upload)?", {
+          cause: error,
+        });
+      throw error;
+    }
+  }
+
+  async getText(key: string): Promise<string> {
+    return new TextDecoder().decode(await this.getBytes(key));
+  }
+
+  async getTextIfExists(key: string): Promise<string | null> {
+    try {
+      return await this.getText(key);
+    } catch (error: unknown) {
+      if (error instanceof ObjectNotFoundError) return null;
+      throw error;
+    }
+  }
+
+  async put(key: string, body: Uint8Array | string, contentType: string): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+    );
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return true;
+    } catch (error: unknown) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,173 @@
+import OpenAI from "openai";
+import type { ChatMessage } from "../core/prompts.ts";
+import type { ModelConfig } from "../core/schemas.ts";
+import type { ModelOutcome } from "../core/verdicts.ts";
+
+/** Asks a model one question. Never throws for endpoint faults: they become error outcomes. */
+export interface ModelClient {
+  /** Throws ModelConfigError when the model cannot be called as configured (e.g. its key is missing). */
+  assertUsable(model: ModelConfig): void;
+  complete(model: ModelConfig, messages: ChatMessage[]): Promise<ModelOutcome>;
+}
+
+/** Raised before any call when a model's configuration cannot work (e.g. its key variable is unset). */
+export class ModelConfigError extends Error {
+  override readonly name = "ModelConfigError";
+}
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 20_000 };
+
+/** Classifies a failed call: the kind recorded on the error verdict, and whether trying again may help. */
+function classify(error: unknown): {
+  kind: string;
+  retryable: boolean;
+  retryAfterMs: number | null;
+  message: string;
+} {
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof OpenAI.APIConnectionTimeoutError)
+    return { kind: "timeout", retryable: true, retryAfterMs: null, message };
+  if (error instanceof OpenAI.APIConnectionError)
+    return { kind: "connection", retryable: true, retryAfterMs: null, message };
+  if (error instanceof OpenAI.APIError) {
+    const status = error.status ?? 0;
+    const retryAfter = retryAfterMs(error.headers);
+    if (status === 429) return { kind: "rate_limited", retryable: true, retryAfterMs: retryAfter, message };
+    if (status >= 500) return { kind: "server_error", retryable: true, retryAfterMs: retryAfter, message };
+    if (status === 401 || status === 403)
+      return { kind: "auth", retryable: false, retryAfterMs: null, message };
+    if (status === 404) return { kind: "not_found", retryable: false, retryAfterMs: null, message };
+    if (status === 408 || status === 409)
+      return { kind: `http_${status}`, retryable: true, retryAfterMs: retryAfter, message };
+    return {
+      kind: status ? `http_${status}` : "malformed_response",
+      retryable: !status,
+      retryAfterMs: null,
+      message,
+    };
+  }
+  // JSON parse failures of a garbage body and similar surface as plain errors.
+  return { kind: "malformed_response", retryable: true, retryAfterMs: null, message };
+}
+
+function retryAfterMs(headers: Headers | undefined): number | null {
+  const ms = headers?.get("retry-after-ms");
+  if (ms && Number.isFinite(Number(ms))) return Number(ms);
+  const seconds = headers?.get("retry-after");
+  if (!seconds) return null;
+  if (Number.isFinite(Number(seconds))) return Number(seconds) * 1000;
+  const date = Date.parse(seconds);
+  return Number.isNaN(date) ? null : Math.max(0, date - Date.now());
+}
+
+/**
+ * The `openai` SDK against any OpenAI-compatible endpoint. One SDK client per endpoint and key variable,
+ * created once and reused; retries are done here (not by the SDK) so each verdict records its attempts.
+ */
+export class OpenAIModelClient implements ModelClient {
+  private readonly clients = new Map<string, OpenAI>();
+
+  constructor(
+    private readonly env: Readonly<Record<string, string | undefined>>,
+    private readonly retry: RetryPolicy = DEFAULT_RETRY,
+    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+  ) {}
+
+  /** Fails fast with a clear message when a model's key variable is missing. */
+  assertUsable(model: ModelConfig): void {
+    if (model.apiKeyEnv && !this.env[model.apiKeyEnv]) {
+      throw new ModelConfigError(
+        `model "${model.id}": environment variable ${model.apiKeyEnv} (its apiKeyEnv) is not set; set it to the API key`,
+      );
+    }
+  }
+
+  private client(model: ModelConfig): OpenAI {
+    const cacheKey = `${model.baseURL}\u0000${model.apiKeyEnv ?? ""}`;
+    let client = this.clients.get(cacheKey);
+    if (!client) {
+      this.assertUsable(model);
+      const apiKey = model.apiKeyEnv ? (this.env[model.apiKeyEnv] ?? "") : "no-key-configured";
+      client = new OpenAI({ baseURL: model.baseURL, apiKey, maxRetries: 0 });
+      this.clients.set(cacheKey, client);
+    }
+    return client;
+  }
+
+  async complete(model: ModelConfig, messages: ChatMessage[]): Promise<ModelOutcome> {
+    const client = this.client(model);
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
+      try {
+        const completion = await client.chat.completions.create(
+          { model: model.model, messages, max_tokens: model.maxTokens, temperature: model.temperature },
+          { timeout: model.timeoutMs },
+        );
+        const latencyMs = performance.now() - started;
+        const promptTokens = completion.usage?.prompt_tokens ?? 0;
+        const completionTokens = completion.usage?.completion_tokens ?? 0;
+        const choice = completion.choices?.[0];
+        if (!choice) {
+          if (attempt < this.retry.maxAttempts) {
+            await this.sleep(this.backoff(attempt, null));
+            continue;
+          }
+          return {
+            kind: "error",
+            errorKind: "empty_choices",
+            message: "the endpoint returned no choices",
+            latencyMs,
+            attempts: attempt,
+            promptTokens,
+            completionTokens,
+          };
+        }
+        const text = choice.message?.content ?? choice.message?.refusal ?? null;
+        if (text === null) {
+          const filtered = choice.finish_reason === "content_filter";
+          return {
+            kind: "error",
+            errorKind: filtered ? "content_filter" : "empty_message",
+            message: filtered
+              ? "the endpoint's content filter withheld the answer"
+              : "the answer had no text content",
+            latencyMs,
+            attempts: attempt,
+            promptTokens,
+            completionTokens,
+          };
+        }
+        return {
+          kind: "answer",
+          text,
+          finishReason: choice.finish_reason ?? null,
+          latencyMs,
+          promptTokens,
+          completionTokens,
+          attempts: attempt,
+        };
+      } catch (error: unknown) {
+        const latencyMs = performance.now() - started;
+        const fault = classify(error);
+        if (fault.retryable && attempt < this.retry.maxAttempts) {
+          await this.sleep(this.backoff(attempt, fault.retryAfterMs));
+          continue;
+        }
+        return { kind: "error", errorKind: fault.kind, message: fault.message, latencyMs, attempts: attempt };
+      }
+    }
+  }
+
+  /** Exponential backoff with full jitter, or the server's Retry-After when it gives one. */
+  private backoff(attempt: number, retryAfter: number | null): number {
+    if (retryAfter !== null) return Math.min(retryAfter, this.retry.maxDelayMs);
+    const cap = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+    return Math.random() * cap;
+  }
+}

@@ -1,0 +1,130 @@
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import type { Headline } from "../core/report.ts";
+import { executionInputSchema, modelConfigSchema, STRATEGIES } from "../core/schemas.ts";
+import { RUNS_TABLE_KEYS } from "../core/storage-layout.ts";
+
+/** The run record: one item per run in the runs table. */
+export const runRecordSchema = z.object({
+  runId: z.string(),
+  status: z.enum(["RUNNING", "SUCCEEDED", "FAILED"]),
+  executionId: z.string(),
+  dataset: z.string(),
+  datasetChecksum: z.string(),
+  datasetSource: z.enum(["official", "sample"]),
+  /** Hash of everything that decides which verdicts the run should have; a resume must match it. */
+  configHash: z.string(),
+  models: z.array(modelConfigSchema),
+  strategies: z.array(z.enum(STRATEGIES)),
+  categories: executionInputSchema.shape.categories,
+  limit: executionInputSchema.shape.limit,
+  plannedItems: z.number().int(),
+  plannedVerdicts: z.number().int(),
+  shards: z.number().int(),
+  startedAt: z.string(),
+  updatedAt: z.string(),
+  attempts: z.number().int().min(1),
+  finishedAt: z.string().optional(),
+  headline: z.array(z.record(z.string(), z.unknown())).optional(),
+  report: z.object({ json: z.string(), markdown: z.string() }).optional(),
+  error: z.string().optional(),
+  cause: z.string().optional(),
+});
+export type RunRecord = z.infer<typeof runRecordSchema>;
+
+/** Raised when a run id is re-used with a different configuration (resuming must not mix two runs). */
+export class RunConflictError extends Error {
+  override readonly name = "RunConflictError";
+}
+
+export interface RunStore {
+  get(runId: string): Promise<RunRecord | null>;
+  /** Records a new run, or re-opens an existing one with the same configuration (a resume). */
+  startOrResume(record: RunRecord): Promise<RunRecord>;
+  markSucceeded(
+    runId: string,
+    finishedAt: string,
+    headline: Headline[],
+    report: { json: string; markdown: string },
+  ): Promise<void>;
+}
+
+const PK = RUNS_TABLE_KEYS.partitionKey;
+
+export class DynamoRunStore implements RunStore {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async get(runId: string): Promise<RunRecord | null> {
+    const out = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: { [PK]: runId }, ConsistentRead: true }),
+    );
+    return out.Item ? runRecordSchema.parse(out.Item) : null;
+  }
+
+  async startOrResume(record: RunRecord): Promise<RunRecord> {
+    const existing = await this.get(record.runId);
+    if (existing && existing.configHash !== record.configHash) {
+      throw new RunConflictError(
+        `run ${record.runId} already exists with a different configuration (dataset, models, strategies or filters); ` +
+          "resume it with the same input, or choose a new runId",
+      );
+    }
+    const next: RunRecord = existing
+      ? { ...record, startedAt: existing.startedAt, attempts: existing.attempts + 1 }
+      : record;
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: next,
+          ConditionExpression: "attribute_not_exists(#pk) OR configHash = :hash",
+          ExpressionAttributeNames: { "#pk": PK },
+          ExpressionAttributeValues: { ":hash": record.configHash },
+        }),
+      );
+    } catch (error: unknown) {
+      if (error instanceof ConditionalCheckFailedException) {
+        throw new RunConflictError(
+          `run ${record.runId} was created concurrently with a different configuration`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+    return next;
+  }
+
+  async markSucceeded(
+    runId: string,
+    finishedAt: string,
+    headline: Headline[],
+    report: { json: string; markdown: string },
+  ): Promise<void> {
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { [PK]: runId },
+        UpdateExpression:
+          "SET #status = :ok, finishedAt = :at, updatedAt = :at, headline = :headline, #report = :report REMOVE #error, #cause",
+        ConditionExpression: "attribute_exists(#pk)",
+        ExpressionAttributeNames: {
+          "#pk": PK,
+          "#status": "status",
+          "#report": "report",
+          "#error": "error",
+          "#cause": "cause",
+        },
+        ExpressionAttributeValues: {
+          ":ok": "SUCCEEDED",
+          ":at": finishedAt,
+          ":headline": headline,
+          ":report": report,
+        },
+      }),
+    );
+  }
+}

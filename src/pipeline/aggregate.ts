@@ -1,0 +1,99 @@
+import { z } from "zod";
+import type { ObjectStore } from "../adapters/object-store.ts";
+import type { RunStore } from "../adapters/run-store.ts";
+import type { VerdictStore } from "../adapters/verdict-store.ts";
+import { computeRow } from "../core/metrics.ts";
+import { buildReport, type Headline, headlines, renderMarkdown } from "../core/report.ts";
+import { reportJsonKey, reportMarkdownKey, responsesKey } from "../core/storage-layout.ts";
+import { readDatasetManifest, toJsonl } from "./dataset-io.ts";
+import { RunNotFoundError } from "./errors.ts";
+
+export const aggregateEventSchema = z.object({ runId: z.string(), bucket: z.string() });
+
+export interface AggregateDeps {
+  store: ObjectStore;
+  runs: RunStore;
+  verdicts: VerdictStore;
+  now: () => Date;
+  version: string;
+}
+
+/** The execution's output: headline numbers and where the report is. */
+export interface AggregateOutput {
+  runId: string;
+  status: "SUCCEEDED";
+  headline: Headline[];
+  report: { json: string; markdown: string; responses: string[] };
+}
+
+/**
+ * Aggregate: read every verdict of the run, compute the metrics per model × strategy, publish report.json,
+ * report.md and the responses in the official scorer's input format, and mark the run SUCCEEDED.
+ */
+export async function aggregate(event: unknown, deps: AggregateDeps): Promise<AggregateOutput> {
+  const { runId } = aggregateEventSchema.parse(event);
+  const run = await deps.runs.get(runId);
+  if (!run) throw new RunNotFoundError(`run ${runId} has no record in the runs table; was it planned?`);
+  const [dataset, verdicts] = await Promise.all([
+    readDatasetManifest(deps.store, run.dataset),
+    deps.verdicts.listRun(runId),
+  ]);
+
+  const rows = run.models.flatMap((model) =>
+    run.strategies.map((strategy) =>
+      computeRow(
+        model,
+        strategy,
+        verdicts.filter((v) => v.modelId === model.id && v.strategy === strategy),
+        run.plannedItems,
+      ),
+    ),
+  );
+  const finishedAt = deps.now().toISOString();
+  const report = buildReport({
+    version: deps.version,
+    runId,
+    startedAt: run.startedAt,
+    finishedAt,
+    dataset: {
+      name: dataset.name,
+      source: dataset.source,
+      checksum: dataset.checksum,
+      records: dataset.records,
+      runnable: dataset.runnable,
+      skipped: dataset.skipped,
+    },
+    plannedItems: run.plannedItems,
+    models: run.models,
+    strategies: run.strategies,
+    rows,
+  });
+
+  // Official scorer input: one {"id", "response"} line per answered item (errors have no response to score).
+  const responses = await Promise.all(
+    run.models.flatMap((model) =>
+      run.strategies.map(async (strategy) => {
+        const key = responsesKey(runId, model.id, strategy);
+        const lines = verdicts
+          .filter((v) => v.modelId === model.id && v.strategy === strategy && v.status === "answered")
+          .sort((a, b) => a.itemId - b.itemId)
+          .map((v) => ({ id: v.itemId, response: v.response ?? "" }));
+        await deps.store.put(key, toJsonl(lines), "application/x-ndjson");
+        return `s3://${deps.store.bucket}/${key}`;
+      }),
+    ),
+  );
+  const jsonKey = reportJsonKey(runId);
+  const markdownKey = reportMarkdownKey(runId);
+  await Promise.all([
+    deps.store.put(jsonKey, `${JSON.stringify(report, null, 2)}\n`, "application/json"),
+    deps.store.put(markdownKey, renderMarkdown(report), "text/markdown; charset=utf-8"),
+  ]);
+  const location = {
+    json: `s3://${deps.store.bucket}/${jsonKey}`,
+    markdown: `s3://${deps.store.bucket}/${markdownKey}`,
+  };
+  const headline = headlines(report);
+  await deps.runs.markSucceeded(runId, finishedAt, headline, location);
+  return { runId, status: "SUCCEEDED", headline, report: { ...location, responses } };
+}

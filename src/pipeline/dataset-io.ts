@@ -1,0 +1,50 @@
+import type { ObjectStore } from "../adapters/object-store.ts";
+import {
+  type DatasetItem,
+  type DatasetManifest,
+  datasetItemSchema,
+  datasetManifestSchema,
+} from "../core/schemas.ts";
+import { datasetManifestKey } from "../core/storage-layout.ts";
+import { DatasetNotFoundError, InvalidShardError } from "./errors.ts";
+
+/** Reads and validates `datasets/<name>/dataset.json`. */
+export async function readDatasetManifest(store: ObjectStore, dataset: string): Promise<DatasetManifest> {
+  const key = datasetManifestKey(dataset);
+  const text = await store.getTextIfExists(key);
+  if (text === null) {
+    throw new DatasetNotFoundError(
+      `dataset "${dataset}" not found: s3://${store.bucket}/${key} does not exist; upload it with \`mmsafe dataset upload\``,
+    );
+  }
+  const parsed = datasetManifestSchema.safeParse(JSON.parse(text));
+  if (!parsed.success)
+    throw new DatasetNotFoundError(
+      `s3://${store.bucket}/${key} is not a valid dataset manifest: ${parsed.error.message}`,
+    );
+  return parsed.data;
+}
+
+/** Parses a shard (JSONL of dataset items); a bad line names the shard and line. */
+export function parseShard(text: string, key: string): DatasetItem[] {
+  const items: DatasetItem[] = [];
+  text.split("\n").forEach((line, index) => {
+    if (line.trim() === "") return;
+    let json: unknown;
+    try {
+      json = JSON.parse(line);
+    } catch (error: unknown) {
+      throw new InvalidShardError(`${key} line ${index + 1}: not valid JSON`, { cause: error });
+    }
+    const parsed = datasetItemSchema.safeParse(json);
+    if (!parsed.success)
+      throw new InvalidShardError(
+        `${key} line ${index + 1}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+      );
+    items.push(parsed.data);
+  });
+  return items;
+}
+
+export const toJsonl = (rows: readonly unknown[]): string =>
+  rows.map((r) => JSON.stringify(r)).join("\n") + (rows.length ? "\n" : "");

@@ -1,0 +1,174 @@
+import { createHash } from "node:crypto";
+import pLimit from "p-limit";
+import { z } from "zod";
+import type { ObjectStore } from "../adapters/object-store.ts";
+import type { RunRecord, RunStore } from "../adapters/run-store.ts";
+import {
+  describeZodError,
+  executionInputSchema,
+  type ModelConfig,
+  modelsFileSchema,
+  type PlanOutput,
+  type ShardRef,
+} from "../core/schemas.ts";
+import {
+  MODELS_CONFIG_KEY,
+  runManifestKey,
+  runMapResultsPrefix,
+  runShardKey,
+} from "../core/storage-layout.ts";
+import { parseShard, readDatasetManifest, toJsonl } from "./dataset-io.ts";
+import { InvalidExecutionInputError, NoModelsConfiguredError } from "./errors.ts";
+
+/** The Plan task's payload (built by the state machine from the execution input and context). */
+export const planEventSchema = z.object({
+  input: z.unknown(),
+  executionName: z.string(),
+  executionId: z.string(),
+});
+
+export interface PlanDeps {
+  store: ObjectStore;
+  runs: RunStore;
+  now: () => Date;
+}
+
+/** Resolves the execution input's models against `config/models.json`. */
+async function resolveModels(
+  store: ObjectStore,
+  requested: readonly (string | ModelConfig)[] | undefined,
+): Promise<ModelConfig[]> {
+  const text = await store.getTextIfExists(MODELS_CONFIG_KEY);
+  let configured: ModelConfig[] = [];
+  if (text !== null) {
+    const parsed = modelsFileSchema.safeParse(JSON.parse(text));
+    if (!parsed.success)
+      throw new NoModelsConfiguredError(
+        describeZodError(parsed.error, `s3://${store.bucket}/${MODELS_CONFIG_KEY}`),
+      );
+    configured = parsed.data.models;
+  }
+  if (!requested) {
+    if (configured.length === 0) {
+      throw new NoModelsConfiguredError(
+        `no models: the input names none and s3://${store.bucket}/${MODELS_CONFIG_KEY} ${text === null ? "does not exist" : "lists none"}; ` +
+          'pass "models" in the input or upload a models file',
+      );
+    }
+    return configured;
+  }
+  const models = requested.map((m) => {
+    if (typeof m !== "string") return m;
+    const found = configured.find((c) => c.id === m);
+    if (!found) {
+      const known = configured.map((c) => c.id).join(", ") || "none";
+      throw new InvalidExecutionInputError(
+        `models: "${m}" is not in s3://${store.bucket}/${MODELS_CONFIG_KEY} (configured: ${known})`,
+      );
+    }
+    return found;
+  });
+  const ids = models.map((m) => m.id);
+  const duplicate = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (duplicate) throw new InvalidExecutionInputError(`models: "${duplicate}" is listed twice`);
+  return models;
+}
+
+/** What decides which verdicts a run must hold. Shard size and concurrency don't, so they may change on resume. */
+function configHash(parts: unknown): string {
+  return createHash("sha256").update(JSON.stringify(parts)).digest("hex");
+}
+
+/**
+ * Plan: validate the input (filling defaults, so `{}` is valid), record the run, cut the dataset into run
+ * shards and write the shard manifest that the Distributed Map reads.
+ */
+export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> {
+  const { store, runs } = deps;
+  const envelope = planEventSchema.parse(event);
+  const parsedInput = executionInputSchema.safeParse(envelope.input ?? {});
+  if (!parsedInput.success)
+    throw new InvalidExecutionInputError(describeZodError(parsedInput.error, "execution input"));
+  const input = parsedInput.data;
+  const runId = input.runId ?? envelope.executionName;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,79}$/.test(runId)) {
+    throw new InvalidExecutionInputError(
+      `runId: "${runId}" must be 1–80 letters, digits, '.', '_', ':' or '-'`,
+    );
+  }
+
+  const [models, dataset] = await Promise.all([
+    resolveModels(store, input.models),
+    readDatasetManifest(store, input.dataset),
+  ]);
+
+  const shardTexts = await pLimit(16).map(dataset.shards, (shard) => store.getText(shard.key));
+  let items = dataset.shards.flatMap((shard, i) => parseShard(shardTexts[i] ?? "", shard.key));
+  if (input.categories) {
+    const wanted = new Set(input.categories);
+    items = items.filter((item) => wanted.has(item.category));
+  }
+  if (input.limit !== undefined) items = items.slice(0, input.limit);
+  if (items.length === 0)
+    throw new InvalidExecutionInputError("categories/limit: the filters leave no items to evaluate");
+
+  const shards: ShardRef[] = [];
+  for (let start = 0, index = 0; start < items.length; start += input.shardSize, index++) {
+    shards.push({
+      index,
+      key: runShardKey(runId, index),
+      items: Math.min(input.shardSize, items.length - start),
+    });
+  }
+  await pLimit(16).map(shards, (shard) =>
+    store.put(
+      shard.key,
+      toJsonl(items.slice(shard.index * input.shardSize, shard.index * input.shardSize + shard.items)),
+      "application/x-ndjson",
+    ),
+  );
+  const manifestKey = runManifestKey(runId);
+  await store.put(manifestKey, JSON.stringify(shards), "application/json");
+
+  const now = deps.now().toISOString();
+  const record: RunRecord = {
+    runId,
+    status: "RUNNING",
+    executionId: envelope.executionId,
+    dataset: input.dataset,
+    datasetChecksum: dataset.checksum,
+    datasetSource: dataset.source,
+    configHash: configHash({
+      dataset: input.dataset,
+      checksum: dataset.checksum,
+      models: models.map((m) => [m.id, m.baseURL, m.model, m.maxTokens, m.temperature]),
+      strategies: input.strategies,
+      categories: input.categories ?? null,
+      limit: input.limit ?? null,
+    }),
+    models,
+    strategies: input.strategies,
+    categories: input.categories,
+    limit: input.limit,
+    plannedItems: items.length,
+    plannedVerdicts: items.length * models.length * input.strategies.length,
+    shards: shards.length,
+    startedAt: now,
+    updatedAt: now,
+    attempts: 1,
+  };
+  await runs.startOrResume(record);
+
+  return {
+    runId,
+    bucket: store.bucket,
+    manifestKey,
+    mapResultsPrefix: runMapResultsPrefix(runId),
+    models,
+    strategies: input.strategies,
+    mapConcurrency: input.mapConcurrency,
+    toleratedFailurePercentage: input.toleratedFailurePercentage,
+    planned: items.length,
+    shards: shards.length,
+  };
+}
