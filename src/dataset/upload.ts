@@ -1,0 +1,118 @@
+import { readFile } from "node:fs/promises";
+import pLimit from "p-limit";
+import type { ObjectStore } from "../adapters/object-store.ts";
+import { CATEGORIES } from "../core/benchmark.ts";
+import { describeSkipped } from "../core/report.ts";
+import { type DatasetItem, type DatasetManifest, datasetManifestSchema } from "../core/schemas.ts";
+import { datasetImageKey, datasetManifestKey, datasetShardKey } from "../core/storage-layout.ts";
+import { toJsonl } from "../pipeline/dataset-io.ts";
+import { type OfficialDataset, storedImageType } from "./official-layout.ts";
+
+/** Items per dataset shard in S3 (runs re-shard to their own shardSize). */
+export const DATASET_SHARD_SIZE = 100;
+
+export interface UploadResult {
+  manifest: DatasetManifest;
+  /** False when S3 already held this exact dataset (same checksum), so nothing was written. */
+  uploaded: boolean;
+}
+
+/** Human-readable lines describing what an import found. */
+export function describeImport(dataset: OfficialDataset): string[] {
+  const byCategory = CATEGORIES.map(
+    (c) => `${c} ${dataset.items.filter((i) => i.label.category === c).length}`,
+  ).join(", ");
+  const unsafe = dataset.items.filter((i) => i.label.subset === "unsafe").length;
+  const lines = [
+    `${dataset.records} records, ${dataset.items.length} runnable pairs (unsafe ${unsafe}, over-safety ${dataset.items.length - unsafe}; ${byCategory})`,
+    ...describeSkipped(dataset.skipped).map((s) => `skipped: ${s}`),
+    ...dataset.problems.map((p) => `problem: ${p.message}`),
+    ...dataset.ignoredFiles.map((f) => `ignored file: ${f}`),
+  ];
+  const unlabelled = dataset.items.filter((i) => i.scenario.scenario === null).length;
+  if (unlabelled > 0)
+    lines.push(`${unlabelled} runnable items have no scenario label (shown as unlabelled, not guessed)`);
+  return lines;
+}
+
+/**
+ * Uploads a dataset: images as their own objects (typed by their bytes), JSONL shards of items, and the
+ * manifest last — a dataset is visible only once every object it names exists. Re-uploading the same
+ * dataset (same checksum) writes nothing.
+ */
+export async function uploadDataset(
+  store: ObjectStore,
+  dataset: OfficialDataset,
+  name: string,
+  source: DatasetManifest["source"],
+  now: Date,
+): Promise<UploadResult> {
+  const manifestKey = datasetManifestKey(name);
+  const existing = await store.getTextIfExists(manifestKey);
+  if (existing !== null) {
+    const parsed = datasetManifestSchema.safeParse(JSON.parse(existing));
+    if (parsed.success && parsed.data.checksum === dataset.checksum)
+      return { manifest: parsed.data, uploaded: false };
+  }
+
+  const items: DatasetItem[] = [...dataset.items]
+    .sort((a, b) => a.id - b.id)
+    .map((item) => {
+      const stored = storedImageType(item.imageType);
+      return {
+        id: item.id,
+        subset: item.label.subset,
+        category: item.label.category,
+        attackType: item.label.attackType,
+        domain: item.scenario.domain,
+        scenario: item.scenario.scenario,
+        expected: item.label.expected,
+        instruction: item.instruction,
+        sentence: item.sentence,
+        image: {
+          key: datasetImageKey(name, item.id, stored.extension),
+          mediaType: stored.mediaType,
+          bytes: item.imageBytes,
+          sha256: item.imageSha256,
+        },
+      };
+    });
+
+  // One image in memory per upload slot; images are read from disk when their slot comes.
+  const limit = pLimit(16);
+  await limit.map(dataset.items, async (item) => {
+    const stored = storedImageType(item.imageType);
+    await store.put(
+      datasetImageKey(name, item.id, stored.extension),
+      await readFile(item.imagePath),
+      stored.mediaType,
+    );
+  });
+  const shards: DatasetManifest["shards"] = [];
+  for (let start = 0, index = 0; start < items.length; start += DATASET_SHARD_SIZE, index++) {
+    shards.push({
+      key: datasetShardKey(name, index),
+      items: Math.min(DATASET_SHARD_SIZE, items.length - start),
+    });
+  }
+  await limit.map(shards, (shard, index) =>
+    store.put(
+      shard.key,
+      toJsonl(items.slice(index * DATASET_SHARD_SIZE, index * DATASET_SHARD_SIZE + shard.items)),
+      "application/x-ndjson",
+    ),
+  );
+  const manifest: DatasetManifest = {
+    schemaVersion: 1,
+    name,
+    source,
+    checksum: dataset.checksum,
+    createdAt: now.toISOString(),
+    records: dataset.records,
+    runnable: items.length,
+    skipped: dataset.skipped,
+    shards,
+  };
+  await store.put(manifestKey, `${JSON.stringify(manifest, null, 2)}\n`, "application/json");
+  return { manifest, uploaded: true };
+}

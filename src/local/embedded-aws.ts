@@ -1,0 +1,111 @@
+import { mkdir } from "node:fs/promises";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from "@aws-sdk/client-dynamodb";
+import dynalite from "dynalite";
+import S3rver from "s3rver";
+import { HANDLER_ENV, RUNS_TABLE_KEYS, VERDICTS_TABLE_KEYS } from "../core/storage-layout.ts";
+
+/** Names of the local resources; on AWS these come from the stack. */
+export const LOCAL_RESOURCES = {
+  bucket: "mmsafe-local",
+  runsTable: "mmsafe-runs",
+  verdictsTable: "mmsafe-verdicts",
+  region: "us-east-1",
+} as const;
+
+export interface EmbeddedAws {
+  s3Endpoint: string;
+  dynamodbEndpoint: string;
+  /** The environment a handler sees: the standard AWS SDK endpoint variables plus mmsafe's own. */
+  handlerEnv: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts S3- and DynamoDB-compatible servers (s3rver, dynalite) on 127.0.0.1 with ephemeral ports,
+ * persisting under `dataDir`, and creates the bucket and tables the pipeline uses.
+ */
+export async function startEmbeddedAws(dataDir: string): Promise<EmbeddedAws> {
+  await mkdir(path.join(dataDir, "dynamodb"), { recursive: true });
+  await mkdir(path.join(dataDir, "s3"), { recursive: true });
+
+  const dynamo: Server = dynalite({
+    path: path.join(dataDir, "dynamodb"),
+    createTableMs: 0,
+    deleteTableMs: 0,
+    updateTableMs: 0,
+  });
+  await new Promise<void>((resolve, reject) => {
+    dynamo.once("error", reject);
+    dynamo.listen(0, "127.0.0.1", () => resolve());
+  });
+  const dynamodbEndpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
+
+  const s3 = new S3rver({
+    address: "127.0.0.1",
+    port: 0,
+    silent: true,
+    directory: path.join(dataDir, "s3"),
+    vhostBuckets: false,
+    configureBuckets: [{ name: LOCAL_RESOURCES.bucket }],
+  });
+  const s3Address = await s3.run();
+  const s3Endpoint = `http://127.0.0.1:${s3Address.port}`;
+
+  const handlerEnv: Record<string, string> = {
+    AWS_REGION: LOCAL_RESOURCES.region,
+    // s3rver checks signatures against its fixed credentials; dynalite ignores them.
+    AWS_ACCESS_KEY_ID: "S3RVER",
+    AWS_SECRET_ACCESS_KEY: "S3RVER",
+    AWS_ENDPOINT_URL_S3: s3Endpoint,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamodbEndpoint,
+    // s3rver stores streamed bodies with their chunk framing unless checksums are only sent when required.
+    AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED",
+    AWS_RESPONSE_CHECKSUM_VALIDATION: "WHEN_REQUIRED",
+    [HANDLER_ENV.bucket]: LOCAL_RESOURCES.bucket,
+    [HANDLER_ENV.runsTable]: LOCAL_RESOURCES.runsTable,
+    [HANDLER_ENV.verdictsTable]: LOCAL_RESOURCES.verdictsTable,
+    [HANDLER_ENV.s3ForcePathStyle]: "true",
+  };
+
+  const client = new DynamoDBClient({
+    endpoint: dynamodbEndpoint,
+    region: LOCAL_RESOURCES.region,
+    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+  });
+  const createTable = async (name: string, keys: { partitionKey: string; sortKey?: string }) => {
+    try {
+      await client.send(
+        new CreateTableCommand({
+          TableName: name,
+          BillingMode: "PAY_PER_REQUEST",
+          AttributeDefinitions: [
+            { AttributeName: keys.partitionKey, AttributeType: "S" },
+            ...(keys.sortKey ? [{ AttributeName: keys.sortKey, AttributeType: "S" as const }] : []),
+          ],
+          KeySchema: [
+            { AttributeName: keys.partitionKey, KeyType: "HASH" },
+            ...(keys.sortKey ? [{ AttributeName: keys.sortKey, KeyType: "RANGE" as const }] : []),
+          ],
+        }),
+      );
+    } catch (error: unknown) {
+      if (!(error instanceof ResourceInUseException)) throw error; // persisted from an earlier run
+    }
+  };
+  await createTable(LOCAL_RESOURCES.runsTable, RUNS_TABLE_KEYS);
+  await createTable(LOCAL_RESOURCES.verdictsTable, VERDICTS_TABLE_KEYS);
+  client.destroy();
+
+  return {
+    s3Endpoint,
+    dynamodbEndpoint,
+    handlerEnv,
+    async close() {
+      await s3.close();
+      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,550 @@
+/**
+ * An OpenAI-compatible HTTP server that answers with reference baselines (always-yes, always-no, random).
+ *
+ * Used by the local runner when no real model is configured, by tests and by benchmarks, so the real
+ * `openai` SDK code path (request building, retries, response parsing) is exercised end to end without a
+ * network or an API key. The baselines are also meaningful report rows: a model that answers "No" to
+ * everything scores Total 66.7 under the paper's metric, above every published model.
+ *
+ * Only `node:http` is used; the server listens on 127.0.0.1 and never reaches the network.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { setTimeout as delay } from "node:timers/promises";
+import { z } from "zod";
+
+/** Options of {@link startReferenceModelServer}. */
+export interface ReferenceServerOptions {
+  /** TCP port on 127.0.0.1; `0` (the default) picks a free ephemeral port. */
+  port?: number;
+  /** Delay added before answering each completion request, in milliseconds (default `0`). */
+  latencyMs?: number;
+}
+
+/** Request counters, as returned by {@link ReferenceServer.stats} and `GET /stats`. */
+export interface ReferenceServerStats {
+  /** Every `POST /v1/chat/completions` received, valid or not. */
+  requests: number;
+  /** Completion requests per `model` field, for every request whose body named a model (even unknown ones). */
+  byModel: Record<string, number>;
+}
+
+/** A running reference server. */
+export interface ReferenceServer {
+  /** Base URL to give the OpenAI SDK, e.g. `http://127.0.0.1:41234/v1`. */
+  readonly baseURL: string;
+  /** A snapshot of the request counters. */
+  stats(): ReferenceServerStats;
+  /** Sets every counter back to zero. */
+  resetStats(): void;
+  /** Stops listening, drops open connections and cancels pending delayed answers. */
+  close(): Promise<void>;
+}
+
+/**
+ * The baseline models the server answers as. `random` also accepts a seed suffix, `random:<int>`
+ * (`random` is seed 0); seeded variants are not listed by `GET /v1/models`.
+ */
+export const REFERENCE_BASELINES: readonly { model: string; description: string }[] = [
+  {
+    model: "always-yes",
+    description: 'Answers "Yes." to every item: perfect over-safety, zero unsafe accuracy.',
+  },
+  {
+    model: "always-no",
+    description: 'Answers "No." to every item: the degenerate refuse-everything baseline.',
+  },
+  {
+    model: "random",
+    description:
+      'Answers "Yes." or "No." from a seeded hash of the last user message (text and image bytes), so the ' +
+      "same request always gets the same answer; use `random:<int>` for another seed.",
+  },
+];
+
+/**
+ * Fixed probabilities reported through `logprobs`: the chosen answer token gets 0.9 and the other one
+ * 0.1, so contrastive-decoding code has non-degenerate numbers to combine. The trailing "." gets 1.
+ */
+const CHOSEN_ANSWER_PROBABILITY = 0.9;
+const OTHER_ANSWER_PROBABILITY = 0.1;
+
+/** Token estimate per image, matching OpenAI's "low detail" cost; keeps usage deterministic and cheap to compute. */
+const TOKENS_PER_IMAGE = 85;
+
+/** Bodies above this are rejected with 413 before parsing, so a stray huge upload cannot exhaust memory. */
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+/** OpenAI's `top_logprobs` range. */
+const MAX_TOP_LOGPROBS = 20;
+
+const DATA_IMAGE_URL = /^data:image\/(jpeg|png|webp|gif);base64,/;
+/**
+ * Padded base64 alphabet; combined with a length multiple of 4 this accepts canonical base64. A flat
+ * character class is ~3x faster than a grouped pattern on multi-hundred-KB payloads.
+ */
+const BASE64_PAYLOAD = /^[A-Za-z0-9+/]*={0,2}$/;
+
+const textPartSchema = z.looseObject({ type: z.literal("text"), text: z.string() });
+const imagePartSchema = z.looseObject({
+  type: z.literal("image_url"),
+  image_url: z.looseObject({ url: z.string(), detail: z.string().optional() }),
+});
+const contentPartSchema = z.discriminatedUnion("type", [textPartSchema, imagePartSchema]);
+const messageSchema = z.looseObject({
+  role: z.enum(["system", "developer", "user", "assistant", "tool"]),
+  content: z.union([z.string(), z.array(contentPartSchema), z.null()]).optional(),
+});
+
+/** The subset of the chat-completions request body the server reads; other fields are accepted and ignored. */
+const chatCompletionRequestSchema = z.looseObject({
+  model: z.string().min(1),
+  messages: z.array(messageSchema).min(1),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
+  max_tokens: z.int().min(1).nullish(),
+  max_completion_tokens: z.int().min(1).nullish(),
+  n: z.int().nullish(),
+  stream: z.boolean().nullish(),
+});
+type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
+type Message = z.infer<typeof messageSchema>;
+
+type Answer = "Yes" | "No";
+
+interface TopLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+}
+
+interface TokenLogprob extends TopLogprob {
+  top_logprobs: TopLogprob[];
+}
+
+/** Body of a successful answer, shaped like OpenAI's `chat.completion` object. */
+interface ChatCompletionBody {
+  id: string;
+  object: "chat.completion";
+  created: number;
+  model: string;
+  choices: {
+    index: number;
+    message: { role: "assistant"; content: string; refusal: null };
+    finish_reason: "stop" | "length";
+    logprobs: { content: TokenLogprob[]; refusal: null } | null;
+  }[];
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+
+/** An OpenAI-style error, raised while handling a request and turned into the matching HTTP response. */
+class ReferenceRequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+    readonly type = "invalid_request_error",
+  ) {
+    super(message);
+    this.name = "ReferenceRequestError";
+  }
+}
+
+/** What one completion request resolves to, before it is turned into a response body. */
+interface ParsedRequest {
+  request: ChatCompletionRequest;
+  baseline: Baseline;
+  /** Text and image bytes of the last user message, in order: the input of the random baseline's hash. */
+  lastUserParts: (string | Buffer)[];
+  promptTokens: number;
+}
+
+type Baseline = { kind: "always-yes" } | { kind: "always-no" } | { kind: "random"; seed: number };
+
+/**
+ * Starts the reference server on 127.0.0.1.
+ *
+ * @example
+ * ```ts
+ * const server = await startReferenceModelServer();
+ * const client = new OpenAI({ baseURL: server.baseURL, apiKey: "unused" });
+ * // ... client.chat.completions.create({ model: "always-no", messages: [...] })
+ * await server.close();
+ * ```
+ */
+export async function startReferenceModelServer(
+  options: ReferenceServerOptions = {},
+): Promise<ReferenceServer> {
+  const port = options.port ?? 0;
+  const latencyMs = options.latencyMs ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new RangeError(`reference server: port must be an integer in 0..65535, got ${port}`);
+  }
+  if (!Number.isFinite(latencyMs) || latencyMs < 0) {
+    throw new RangeError(`reference server: latencyMs must be a non-negative number, got ${latencyMs}`);
+  }
+
+  let stats: ReferenceServerStats = { requests: 0, byModel: {} };
+  // Aborted by close() so answers still waiting out their latency do not keep the process alive.
+  const shutdown = new AbortController();
+
+  const handleCompletion = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    stats.requests += 1;
+    let outcome: { status: number; body: unknown };
+    try {
+      const raw = await readBody(req);
+      const json = parseJson(raw);
+      const model = modelField(json);
+      if (model !== undefined) stats.byModel[model] = (stats.byModel[model] ?? 0) + 1;
+      outcome = { status: 200, body: answer(parseCompletionRequest(json)) };
+    } catch (error: unknown) {
+      outcome = errorOutcome(error);
+    }
+    if (latencyMs > 0) {
+      try {
+        await delay(latencyMs, undefined, { signal: shutdown.signal });
+      } catch {
+        // Server closing: the connection is being destroyed anyway.
+        return;
+      }
+    }
+    sendJson(res, outcome.status, outcome.body);
+  };
+
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method === "POST" && path === "/v1/chat/completions") {
+      handleCompletion(req, res).catch((error: unknown) => {
+        sendJson(res, 500, errorBody(`reference server: ${String(error)}`, "server_error", null, null));
+      });
+      return;
+    }
+    // Other requests are answered without reading their body; drain it so keep-alive connections stay usable.
+    req.resume();
+    if (req.method === "GET" && path === "/v1/models") {
+      sendJson(res, 200, {
+        object: "list",
+        data: REFERENCE_BASELINES.map(({ model }) => ({
+          id: model,
+          object: "model",
+          created: 0,
+          owned_by: "mmsafe-reference",
+        })),
+      });
+    } else if (req.method === "GET" && path === "/stats") {
+      sendJson(res, 200, snapshot(stats));
+    } else {
+      sendJson(
+        res,
+        404,
+        errorBody(`Invalid URL (${req.method ?? "?"} ${path})`, "invalid_request_error", null, null),
+      );
+    }
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  if (address === null || typeof address === "string") {
+    throw new Error(`reference server: unexpected listen address ${String(address)}`);
+  }
+
+  return {
+    baseURL: `http://127.0.0.1:${address.port}/v1`,
+    stats: () => snapshot(stats),
+    resetStats: () => {
+      stats = { requests: 0, byModel: {} };
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        shutdown.abort();
+        server.close((error) => (error ? reject(error) : resolve()));
+        // SDK clients keep connections alive; without this, close() would wait for their idle timeout.
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function snapshot(stats: ReferenceServerStats): ReferenceServerStats {
+  return { requests: stats.requests, byModel: { ...stats.byModel } };
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    if (!Buffer.isBuffer(chunk)) continue;
+    size += chunk.length;
+    // Keep draining past the limit instead of throwing mid-stream, so the client still receives the 413.
+    if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+  }
+  if (size > MAX_BODY_BYTES) {
+    throw new ReferenceRequestError(
+      413,
+      `Request body exceeds ${MAX_BODY_BYTES} bytes.`,
+      null,
+      "body_too_large",
+    );
+  }
+  return Buffer.concat(chunks);
+}
+
+function parseJson(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString("utf8"));
+  } catch (error: unknown) {
+    throw new ReferenceRequestError(
+      400,
+      `We could not parse the JSON body of your request (${error instanceof Error ? error.message : String(error)}).`,
+    );
+  }
+}
+
+/** The `model` field if the body has a string one, so stats can count per model before full validation. */
+function modelField(json: unknown): string | undefined {
+  if (typeof json !== "object" || json === null || !("model" in json)) return undefined;
+  return typeof json.model === "string" ? json.model : undefined;
+}
+
+function formatParam(path: readonly PropertyKey[]): string | null {
+  if (path.length === 0) return null;
+  return path
+    .map((segment, i) =>
+      typeof segment === "number" ? `[${segment}]` : `${i > 0 ? "." : ""}${String(segment)}`,
+    )
+    .join("");
+}
+
+function parseCompletionRequest(json: unknown): ParsedRequest {
+  const parsed = chatCompletionRequestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const param = issue ? formatParam(issue.path) : null;
+    throw new ReferenceRequestError(
+      400,
+      `Invalid request: ${issue?.message ?? "malformed body"} (at ${param ?? "body"}).`,
+      param,
+    );
+  }
+  const request = parsed.data;
+  if (request.stream === true) {
+    throw new ReferenceRequestError(400, "The reference server does not support `stream: true`.", "stream");
+  }
+  if (request.n != null && request.n !== 1) {
+    throw new ReferenceRequestError(400, "The reference server only supports `n: 1`.", "n");
+  }
+  if (request.top_logprobs != null && request.logprobs !== true) {
+    // Same rule as OpenAI: top_logprobs without logprobs is a caller mistake worth surfacing.
+    throw new ReferenceRequestError(400, "`top_logprobs` requires `logprobs` to be true.", "top_logprobs");
+  }
+  const baseline = resolveBaseline(request.model);
+  const lastUserParts = lastUserMessageParts(request.messages);
+  return { request, baseline, lastUserParts, promptTokens: estimatePromptTokens(request.messages) };
+}
+
+function resolveBaseline(model: string): Baseline {
+  if (model === "always-yes") return { kind: "always-yes" };
+  if (model === "always-no") return { kind: "always-no" };
+  if (model === "random") return { kind: "random", seed: 0 };
+  const seeded = /^random:(-?\d+)$/.exec(model);
+  const seed = seeded?.[1] === undefined ? Number.NaN : Number(seeded[1]);
+  if (Number.isSafeInteger(seed)) return { kind: "random", seed };
+  throw new ReferenceRequestError(
+    404,
+    `The model \`${model}\` does not exist. Reference models: ${REFERENCE_BASELINES.map((b) => b.model).join(", ")}, random:<int>.`,
+    "model",
+    "model_not_found",
+  );
+}
+
+/**
+ * Checks the last user message carries the benchmark's shape (a text part and a base64 data-URL image) and
+ * returns its text and decoded image bytes in order. Images are only base64-decoded, never parsed, to keep
+ * per-request CPU small.
+ */
+function lastUserMessageParts(messages: readonly Message[]): (string | Buffer)[] {
+  const index = messages.findLastIndex((m) => m.role === "user");
+  const message = messages[index];
+  if (message === undefined) {
+    throw new ReferenceRequestError(400, "The request has no user message.", "messages");
+  }
+  const param = `messages[${index}].content`;
+  if (!Array.isArray(message.content)) {
+    throw new ReferenceRequestError(
+      400,
+      "The last user message must be an array of content parts with a text part and an image_url part.",
+      param,
+    );
+  }
+  const parts: (string | Buffer)[] = [];
+  let texts = 0;
+  let images = 0;
+  for (const [partIndex, part] of message.content.entries()) {
+    if (part.type === "text") {
+      texts += 1;
+      parts.push(part.text);
+      continue;
+    }
+    const url = part.image_url.url;
+    const partParam = `${param}[${partIndex}].image_url.url`;
+    const prefix = DATA_IMAGE_URL.exec(url);
+    if (prefix === null) {
+      throw new ReferenceRequestError(
+        400,
+        "image_url.url must be a data:image/(jpeg|png|webp|gif);base64,... URL; the reference server fetches nothing.",
+        partParam,
+        "invalid_image_url",
+      );
+    }
+    const payload = url.slice(prefix[0].length);
+    const bytes =
+      payload.length % 4 === 0 && BASE64_PAYLOAD.test(payload)
+        ? Buffer.from(payload, "base64")
+        : Buffer.alloc(0);
+    if (bytes.length === 0) {
+      throw new ReferenceRequestError(
+        400,
+        "image_url.url has an empty or invalid base64 payload.",
+        partParam,
+        "invalid_image",
+      );
+    }
+    images += 1;
+    parts.push(bytes);
+  }
+  if (texts === 0 || images === 0) {
+    throw new ReferenceRequestError(
+      400,
+      `The last user message must contain a text part and an image_url part (found ${texts} text, ${images} image).`,
+      param,
+    );
+  }
+  return parts;
+}
+
+/** Deterministic usage estimate: a quarter token per text character plus a flat cost per image, over all messages. */
+function estimatePromptTokens(messages: readonly Message[]): number {
+  let chars = 0;
+  let images = 0;
+  for (const message of messages) {
+    if (typeof message.content === "string") {
+      chars += message.content.length;
+    } else if (Array.isArray(message.content)) {
+      for (const part of message.content) {
+        if (part.type === "text") chars += part.text.length;
+        else images += 1;
+      }
+    }
+  }
+  return Math.ceil(chars / 4) + TOKENS_PER_IMAGE * images;
+}
+
+function randomAnswer(seed: number, parts: readonly (string | Buffer)[]): Answer {
+  const hash = createHash("sha256").update(`mmsafe-reference-random\0${seed}\0`);
+  for (const part of parts) {
+    // Kind and length prefixes keep ("ab","c") and ("a","bc") from hashing alike.
+    const bytes = typeof part === "string" ? Buffer.from(part, "utf8") : part;
+    hash.update(`${typeof part === "string" ? "t" : "i"}${bytes.length}:`).update(bytes);
+  }
+  const first = hash.digest()[0] ?? 0;
+  return first < 128 ? "Yes" : "No";
+}
+
+function tokenBytes(token: string): number[] {
+  return [...Buffer.from(token, "utf8")];
+}
+
+function answerLogprobs(answer: Answer, topLogprobs: number): TokenLogprob {
+  const other: Answer = answer === "Yes" ? "No" : "Yes";
+  // Most likely first, as OpenAI orders them; OpenAI may also return fewer entries than asked, and only
+  // these two tokens have non-zero probability here.
+  const candidates: TopLogprob[] = [
+    { token: answer, logprob: Math.log(CHOSEN_ANSWER_PROBABILITY), bytes: tokenBytes(answer) },
+    { token: other, logprob: Math.log(OTHER_ANSWER_PROBABILITY), bytes: tokenBytes(other) },
+  ];
+  return {
+    token: answer,
+    logprob: Math.log(CHOSEN_ANSWER_PROBABILITY),
+    bytes: tokenBytes(answer),
+    top_logprobs: candidates.slice(0, topLogprobs),
+  };
+}
+
+function periodLogprobs(topLogprobs: number): TokenLogprob {
+  const period: TopLogprob = { token: ".", logprob: 0, bytes: tokenBytes(".") };
+  return { ...period, top_logprobs: [period].slice(0, topLogprobs) };
+}
+
+function answer(parsed: ParsedRequest): ChatCompletionBody {
+  const { request, baseline } = parsed;
+  const chosen: Answer =
+    baseline.kind === "always-yes"
+      ? "Yes"
+      : baseline.kind === "always-no"
+        ? "No"
+        : randomAnswer(baseline.seed, parsed.lastUserParts);
+  const topLogprobs = request.top_logprobs ?? 0;
+  const tokens = [
+    { text: chosen, logprobs: answerLogprobs(chosen, topLogprobs) },
+    { text: ".", logprobs: periodLogprobs(topLogprobs) },
+  ];
+  // Honour a token cap (VCD callers often ask for max_tokens: 1) the way a real model would.
+  const limits = [request.max_tokens, request.max_completion_tokens].filter((v): v is number => v != null);
+  const limit = Math.min(tokens.length, ...limits);
+  const emitted = tokens.slice(0, limit);
+  return {
+    id: `chatcmpl-ref-${randomBytes(12).toString("hex")}`,
+    object: "chat.completion",
+    created: Math.floor(Date.now() / 1000),
+    model: request.model,
+    choices: [
+      {
+        index: 0,
+        message: { role: "assistant", content: emitted.map((t) => t.text).join(""), refusal: null },
+        finish_reason: emitted.length < tokens.length ? "length" : "stop",
+        logprobs:
+          request.logprobs === true ? { content: emitted.map((t) => t.logprobs), refusal: null } : null,
+      },
+    ],
+    usage: {
+      prompt_tokens: parsed.promptTokens,
+      completion_tokens: emitted.length,
+      total_tokens: parsed.promptTokens + emitted.length,
+    },
+  };
+}
+
+function errorBody(message: string, type: string, param: string | null, code: string | null): unknown {
+  return { error: { message, type, param, code } };
+}
+
+function errorOutcome(error: unknown): { status: number; body: unknown } {
+  if (error instanceof ReferenceRequestError) {
+    return { status: error.status, body: errorBody(error.message, error.type, error.param, error.code) };
+  }
+  return {
+    status: 500,
+    body: errorBody(
+      `reference server: ${error instanceof Error ? error.message : String(error)}`,
+      "server_error",
+      null,
+      null,
+    ),
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent || res.destroyed) return;
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(payload),
+  });
+  res.end(payload);
+}

@@ -1,0 +1,346 @@
+import { randomBytes } from "node:crypto";
+import { access, mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { Context } from "aws-lambda";
+import { createS3Client } from "../adapters/aws-clients.ts";
+import { S3ObjectStore } from "../adapters/object-store.ts";
+import type { ModelConfig } from "../core/schemas.ts";
+import {
+  MODELS_CONFIG_KEY,
+  PIPELINE_FUNCTIONS,
+  reportPrefix,
+  VERDICTS_TABLE_KEYS,
+  WORKFLOW_DEFINITION,
+} from "../core/storage-layout.ts";
+import { readOfficialDataset } from "../dataset/official-layout.ts";
+import { writeSampleDataset } from "../dataset/sample.ts";
+import { describeImport, uploadDataset } from "../dataset/upload.ts";
+import type { AggregateOutput } from "../pipeline/aggregate.ts";
+import { type EmbeddedAws, LOCAL_RESOURCES, startEmbeddedAws } from "./embedded-aws.ts";
+import { type ReferenceServer, startReferenceModelServer } from "./reference-model-server.ts";
+import {
+  type ExecutionResult,
+  executeLocally,
+  type Json,
+  type LocalLambda,
+  loadDefinition,
+} from "./step-functions.ts";
+
+const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
+
+/** What a local run reports while it works. */
+export type RunEvent =
+  | { type: "info"; message: string }
+  | { type: "dataset"; lines: string[]; sample: boolean }
+  | { type: "progress"; runId: string; done: number; total: number; errors: number; elapsedMs: number };
+
+export interface LocalRunOptions {
+  /** Folder for the embedded servers' data and generated datasets (default `.mmsafe`). */
+  home: string;
+  /** A dataset in the official layout; default: `<home>/datasets/mmsafeaware` when present, else a generated sample. */
+  datasetDir?: string;
+  /** Models to evaluate; default: the reference baselines served on 127.0.0.1. */
+  models?: ModelConfig[];
+  /** Extra execution input (runId, strategies, categories, limit, shardSize, mapConcurrency, ...). */
+  input?: Record<string, Json>;
+  /** Where to copy the report (`<reportsDir>/<runId>/`); default `reports`. */
+  reportsDir?: string;
+  /** Latency the reference baselines add to each answer, in ms. */
+  baselineLatencyMs?: number;
+  /** Concurrency per reference baseline (default 16). */
+  baselineConcurrency?: number;
+  onEvent?: (event: RunEvent) => void;
+}
+
+export interface LocalRunResult {
+  runId: string;
+  execution: ExecutionResult;
+  output: AggregateOutput | null;
+  reportDir: string | null;
+  datasetName: string;
+  sample: boolean;
+  /** Completion requests the reference baselines received in this run (null with real models). */
+  baselineCalls: number | null;
+  durationMs: number;
+}
+
+/** Built once per process: embedded servers, the handler modules bound to them, SDK clients. */
+interface LocalSession {
+  home: string;
+  aws: EmbeddedAws;
+  lambdas: Map<string, LocalLambda>;
+  s3: S3Client;
+  dynamodb: DynamoDBClient;
+  store: S3ObjectStore;
+  baselines: ReferenceServer | null;
+}
+
+let session: Promise<LocalSession> | null = null;
+let sessionHome: string | null = null;
+
+const localFunctionArn = (name: string) =>
+  `arn:aws:lambda:${LOCAL_RESOURCES.region}:000000000000:function:mmsafe-${name}`;
+
+/**
+ * Starts (once per process) the embedded S3 and DynamoDB servers, points the standard AWS SDK environment
+ * at them, and loads the very handler modules that are deployed to Lambda.
+ */
+export function openLocalSession(home: string): Promise<LocalSession> {
+  const resolved = path.resolve(home);
+  if (session && sessionHome !== resolved)
+    throw new Error(`a local session for ${sessionHome} is already open in this process`);
+  sessionHome = resolved;
+  session ??= (async () => {
+    const aws = await startEmbeddedAws(path.join(resolved, "aws"));
+    Object.assign(process.env, aws.handlerEnv);
+    process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
+    const lambdas = new Map<string, LocalLambda>();
+    for (const [name, fn] of Object.entries(PIPELINE_FUNCTIONS)) {
+      const module = (await import(pathToFileURL(path.join(REPO_ROOT, fn.entry)).href)) as {
+        handler: (event: unknown, context: Context) => Promise<unknown>;
+      };
+      lambdas.set(localFunctionArn(name), async (event) => {
+        const deadline = Date.now() + fn.timeoutSeconds * 1000;
+        const context = {
+          functionName: `mmsafe-${name}`,
+          functionVersion: "$LATEST",
+          invokedFunctionArn: localFunctionArn(name),
+          memoryLimitInMB: String(fn.memoryMb),
+          awsRequestId: randomBytes(16).toString("hex"),
+          logGroupName: `/aws/lambda/mmsafe-${name}`,
+          logStreamName: "local",
+          callbackWaitsForEmptyEventLoop: false,
+          getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+          done: () => undefined,
+          fail: () => undefined,
+          succeed: () => undefined,
+        } satisfies Context;
+        return (await module.handler(event, context)) as Json;
+      });
+    }
+    const s3 = createS3Client(true);
+    return {
+      home: resolved,
+      aws,
+      lambdas,
+      s3,
+      dynamodb: new DynamoDBClient({}),
+      store: new S3ObjectStore(s3, LOCAL_RESOURCES.bucket),
+      baselines: null,
+    };
+  })();
+  return session;
+}
+
+/** Stops the embedded servers of this process's session. */
+export async function closeLocalSession(): Promise<void> {
+  if (!session) return;
+  const s = await session;
+  session = null;
+  sessionHome = null;
+  await s.baselines?.close();
+  s.s3.destroy();
+  s.dynamodb.destroy();
+  await s.aws.close();
+}
+
+const exists = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
+
+/** Counts the verdicts of a run (all, and errors) for progress. */
+async function countVerdicts(
+  dynamodb: DynamoDBClient,
+  runId: string,
+): Promise<{ done: number; errors: number }> {
+  const count = async (errorsOnly: boolean) => {
+    let total = 0;
+    let startKey: QueryCommand["input"]["ExclusiveStartKey"];
+    do {
+      const out = await dynamodb.send(
+        new QueryCommand({
+          TableName: LOCAL_RESOURCES.verdictsTable,
+          KeyConditionExpression: "#pk = :run",
+          ...(errorsOnly ? { FilterExpression: "#status = :error" } : {}),
+          ExpressionAttributeNames: {
+            "#pk": VERDICTS_TABLE_KEYS.partitionKey,
+            ...(errorsOnly ? { "#status": "status" } : {}),
+          },
+          ExpressionAttributeValues: {
+            ":run": { S: runId },
+            ...(errorsOnly ? { ":error": { S: "error" } } : {}),
+          },
+          Select: "COUNT",
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      total += out.Count ?? 0;
+      startKey = out.LastEvaluatedKey;
+    } while (startKey);
+    return total;
+  };
+  const [done, errors] = await Promise.all([count(false), count(true)]);
+  return { done, errors };
+}
+
+/** A run id that sorts by time: run-20261128-134700-1a2b. */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  return `run-${stamp}-${randomBytes(2).toString("hex")}`;
+}
+
+/**
+ * A complete local evaluation: embedded S3/DynamoDB, the dataset uploaded (official data when present, else
+ * a generated sample), the workflow definition executed with the deployed handlers, the report copied to
+ * `reports/<runId>/`.
+ */
+export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult> {
+  const started = Date.now();
+  const emit = options.onEvent ?? (() => undefined);
+  const s = await openLocalSession(options.home);
+
+  // Dataset: explicit, or the real data under .mmsafe, or a generated sample in the official layout.
+  const realDir = path.join(s.home, "datasets", "mmsafeaware");
+  let datasetDir = options.datasetDir;
+  let sample = false;
+  if (!datasetDir) {
+    if (await exists(path.join(realDir, "data", "prompt.txt"))) datasetDir = realDir;
+    else {
+      datasetDir = path.join(s.home, "datasets", "sample");
+      sample = true;
+      if (!(await exists(path.join(datasetDir, "data", "prompt.txt")))) await writeSampleDataset(datasetDir);
+    }
+  }
+  const datasetName = sample ? "mmsafeaware-sample" : "mmsafeaware";
+  const dataset = await readOfficialDataset(datasetDir);
+  emit({ type: "dataset", lines: describeImport(dataset), sample });
+  const upload = await uploadDataset(
+    s.store,
+    dataset,
+    datasetName,
+    sample ? "sample" : "official",
+    new Date(),
+  );
+  emit({
+    type: "info",
+    message: upload.uploaded
+      ? `uploaded dataset ${datasetName} to the local bucket`
+      : `dataset ${datasetName} already uploaded (same checksum)`,
+  });
+
+  // Models: the configured ones, or the reference baselines on 127.0.0.1.
+  let models = options.models;
+  if (!models) {
+    s.baselines ??= await startReferenceModelServer({ latencyMs: options.baselineLatencyMs ?? 0 });
+    const concurrency = options.baselineConcurrency ?? 16;
+    models = ["always-yes", "always-no", "random"].map((name) => ({
+      id: name,
+      baseURL: s.baselines?.baseURL ?? "",
+      model: name,
+      kind: "baseline" as const,
+      maxConcurrency: concurrency,
+      maxTokens: 16,
+      temperature: 0,
+      timeoutMs: 30_000,
+    }));
+  }
+  await s.store.put(MODELS_CONFIG_KEY, JSON.stringify({ models }, null, 2), "application/json");
+  const baselineCallsBefore = s.baselines?.stats().requests ?? 0;
+
+  const runId = typeof options.input?.runId === "string" ? options.input.runId : newRunId();
+  const input: Record<string, Json> = { dataset: datasetName, ...options.input, runId };
+  const definition = await loadDefinition(path.join(REPO_ROOT, WORKFLOW_DEFINITION), {
+    PlanFunctionArn: localFunctionArn("plan"),
+    EvaluateShardFunctionArn: localFunctionArn("evaluateShard"),
+    AggregateFunctionArn: localFunctionArn("aggregate"),
+    RunsTableName: LOCAL_RESOURCES.runsTable,
+  });
+
+  const total = dataset.items.length; // refined once the plan is known
+  const progressTimer = setInterval(() => {
+    countVerdicts(s.dynamodb, runId).then(
+      ({ done, errors }) =>
+        emit({
+          type: "progress",
+          runId,
+          done,
+          total: plannedTotal ?? total,
+          errors,
+          elapsedMs: Date.now() - started,
+        }),
+      () => undefined,
+    );
+  }, 1000);
+  let plannedTotal: number | null = null;
+  const execution = await (async () => {
+    try {
+      return await executeLocally(
+        definition,
+        input,
+        { lambdas: wrapPlan(s.lambdas, (n) => (plannedTotal = n)), s3: s.s3, dynamodb: s.dynamodb },
+        runId,
+      );
+    } finally {
+      clearInterval(progressTimer);
+    }
+  })();
+  const final = await countVerdicts(s.dynamodb, runId);
+  emit({
+    type: "progress",
+    runId,
+    done: final.done,
+    total: plannedTotal ?? total,
+    errors: final.errors,
+    elapsedMs: Date.now() - started,
+  });
+
+  let reportDir: string | null = null;
+  const output = execution.status === "SUCCEEDED" ? (execution.output as unknown as AggregateOutput) : null;
+  if (output) {
+    reportDir = path.resolve(options.reportsDir ?? "reports", runId);
+    await mkdir(path.join(reportDir, "responses"), { recursive: true });
+    const prefix = `s3://${s.store.bucket}/${reportPrefix(runId)}`;
+    for (const uri of [output.report.json, output.report.markdown, ...output.report.responses]) {
+      const key = uri.slice(`s3://${s.store.bucket}/`.length);
+      await writeFile(path.join(reportDir, uri.slice(prefix.length)), await s.store.getBytes(key));
+    }
+  }
+  return {
+    runId,
+    execution,
+    output,
+    reportDir,
+    datasetName,
+    sample,
+    baselineCalls: s.baselines && !options.models ? s.baselines.stats().requests - baselineCallsBefore : null,
+    durationMs: Date.now() - started,
+  };
+}
+
+/** Observes the Plan task's output (the planned verdict count) for the progress display. */
+function wrapPlan(
+  lambdas: Map<string, LocalLambda>,
+  onPlanned: (verdicts: number) => void,
+): Map<string, LocalLambda> {
+  const wrapped = new Map(lambdas);
+  const plan = lambdas.get(localFunctionArn("plan"));
+  if (plan) {
+    wrapped.set(localFunctionArn("plan"), async (event) => {
+      const out = await plan(event);
+      if (out && typeof out === "object" && !Array.isArray(out)) {
+        const planned =
+          Number(out.planned) *
+          (Array.isArray(out.models) ? out.models.length : 1) *
+          (Array.isArray(out.strategies) ? out.strategies.length : 1);
+        if (Number.isFinite(planned)) onPlanned(planned);
+      }
+      return out;
+    });
+  }
+  return wrapped;
+}
