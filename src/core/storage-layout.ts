@@ -73,10 +73,11 @@ export const PIPELINE_FUNCTIONS = {
     timeoutSeconds: 60,
     substitution: "PlanFunctionArn",
   },
+  // EXPRESS child executions end after 5 minutes, retries included: a shard gets 4.
   evaluateShard: {
     entry: "lambdas/evaluate-shard/index.ts",
     memoryMb: 1024,
-    timeoutSeconds: 900,
+    timeoutSeconds: 240,
     substitution: "EvaluateShardFunctionArn",
   },
   aggregate: {
