@@ -1,11 +1,11 @@
 import type { Context } from "aws-lambda";
 import { createHandlerRuntime } from "../../src/adapters/handler-runtime.ts";
 import { OpenAIModelClient } from "../../src/adapters/openai-model.ts";
-import { evaluateShard, processWideLimiters } from "../../src/pipeline/evaluate-shard.ts";
+import { evaluateShard, processWideGates } from "../../src/pipeline/evaluate-shard.ts";
 
 const runtime = createHandlerRuntime();
 const models = new OpenAIModelClient(process.env);
-const limiterFor = processWideLimiters();
+const gatesFor = processWideGates();
 
 /** EvaluateShard task: one verdict per item × model × strategy of the shard that has none yet. */
 export async function handler(event: unknown, context: Context) {
@@ -14,7 +14,7 @@ export async function handler(event: unknown, context: Context) {
     const summary = await evaluateShard(event, {
       ...runtime,
       models,
-      limiterFor,
+      gatesFor,
       remainingMs: () => context.getRemainingTimeInMillis(),
     });
     runtime.logger.info("shard evaluated", { ...summary });

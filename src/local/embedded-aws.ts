@@ -1,7 +1,9 @@
+import { spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from "@aws-sdk/client-dynamodb";
 import dynalite from "dynalite";
 import S3rver from "s3rver";
@@ -23,11 +25,15 @@ export interface EmbeddedAws {
   close(): Promise<void>;
 }
 
-/**
- * Starts S3- and DynamoDB-compatible servers (s3rver, dynalite) on 127.0.0.1 with ephemeral ports,
- * persisting under `dataDir`, and creates the bucket and tables the pipeline uses.
- */
-export async function startEmbeddedAws(dataDir: string): Promise<EmbeddedAws> {
+/** The two servers, listening on 127.0.0.1. */
+export interface AwsServers {
+  s3Port: number;
+  dynamodbPort: number;
+  close(): Promise<void>;
+}
+
+/** Starts s3rver and dynalite in this process, persisting under `dataDir`. */
+export async function startAwsServers(dataDir: string): Promise<AwsServers> {
   await mkdir(path.join(dataDir, "dynamodb"), { recursive: true });
   await mkdir(path.join(dataDir, "s3"), { recursive: true });
 
@@ -41,8 +47,6 @@ export async function startEmbeddedAws(dataDir: string): Promise<EmbeddedAws> {
     dynamo.once("error", reject);
     dynamo.listen(0, "127.0.0.1", () => resolve());
   });
-  const dynamodbEndpoint = `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`;
-
   const s3 = new S3rver({
     address: "127.0.0.1",
     port: 0,
@@ -52,7 +56,40 @@ export async function startEmbeddedAws(dataDir: string): Promise<EmbeddedAws> {
     configureBuckets: [{ name: LOCAL_RESOURCES.bucket }],
   });
   const s3Address = await s3.run();
-  const s3Endpoint = `http://127.0.0.1:${s3Address.port}`;
+  return {
+    s3Port: s3Address.port,
+    dynamodbPort: (dynamo.address() as AddressInfo).port,
+    async close() {
+      await s3.close();
+      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+    },
+  };
+}
+
+const SERVERS_ENTRY = new URL("./aws-servers-process.ts", import.meta.url);
+
+/**
+ * Starts S3- and DynamoDB-compatible servers (s3rver, dynalite) on 127.0.0.1 with ephemeral ports, in a
+ * child process of their own (so their work never delays the handlers' model calls), persisting under
+ * `dataDir`, and creates the bucket and tables the pipeline uses.
+ */
+export async function startEmbeddedAws(dataDir: string): Promise<EmbeddedAws> {
+  const child = spawn(
+    process.execPath,
+    // s3rver's ListObjectsV2 continuation token uses a cipher OpenSSL 3 only offers with the legacy provider.
+    ["--openssl-legacy-provider", "--import", import.meta.resolve("tsx"), SERVERS_ENTRY.pathname, dataDir],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const ports = await new Promise<{ s3Port: number; dynamodbPort: number }>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code) =>
+      reject(new Error(`the embedded AWS servers exited (code ${code}) before listening`)),
+    );
+    createInterface({ input: child.stdout }).once("line", (line) => resolve(JSON.parse(line)));
+  });
+  const s3Endpoint = `http://127.0.0.1:${ports.s3Port}`;
+  const dynamodbEndpoint = `http://127.0.0.1:${ports.dynamodbPort}`;
 
   const handlerEnv: Record<string, string> = {
     AWS_REGION: LOCAL_RESOURCES.region,
@@ -104,8 +141,8 @@ export async function startEmbeddedAws(dataDir: string): Promise<EmbeddedAws> {
     dynamodbEndpoint,
     handlerEnv,
     async close() {
-      await s3.close();
-      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+      child.stdin?.end(); // the child stops when its stdin closes, which also happens if this process dies
+      await exited;
     },
   };
 }

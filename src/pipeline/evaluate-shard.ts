@@ -20,8 +20,8 @@ export interface EvaluateShardDeps {
   store: ObjectStore;
   verdicts: VerdictStore;
   models: ModelClient;
-  /** The concurrency gate of a model; shared by every shard evaluated in this process. */
-  limiterFor: (model: ModelConfig) => LimitFunction;
+  /** The concurrency gates of a model; shared by every shard evaluated in this process. */
+  gatesFor: (model: ModelConfig) => ModelGates;
   now: () => Date;
   /** Milliseconds left before the invocation is killed (Lambda's getRemainingTimeInMillis). */
   remainingMs: () => number;
@@ -41,21 +41,32 @@ export interface ShardSummary {
 }
 
 /**
- * One limiter per model id, kept for the life of the process: inside a Lambda container that is one
- * invocation at a time; in the local runner every shard shares it, so `maxConcurrency` bounds the calls
- * in flight to that model across the whole run.
+ * The gates of one model: `calls` bounds the requests in flight (the model's maxConcurrency); `staging`
+ * bounds the items being prepared or waiting for a call slot (twice as many), so a freed slot is taken at
+ * once by an item whose image is already loaded, while memory stays bounded.
  */
-export function processWideLimiters(): (model: ModelConfig) => LimitFunction {
-  const limiters = new Map<string, LimitFunction>();
+export interface ModelGates {
+  calls: LimitFunction;
+  staging: LimitFunction;
+}
+
+/**
+ * Gates per model id, kept for the life of the process: inside a Lambda container that is one invocation
+ * at a time; in the local runner every shard shares them, so `maxConcurrency` bounds the calls in flight
+ * to that model across the whole run.
+ */
+export function processWideGates(): (model: ModelConfig) => ModelGates {
+  const gates = new Map<string, ModelGates>();
   return (model) => {
-    let limit = limiters.get(model.id);
-    if (!limit) {
-      limit = pLimit(model.maxConcurrency);
-      limiters.set(model.id, limit);
-    } else if (limit.concurrency !== model.maxConcurrency) {
-      limit.concurrency = model.maxConcurrency;
+    let gate = gates.get(model.id);
+    if (!gate) {
+      gate = { calls: pLimit(model.maxConcurrency), staging: pLimit(2 * model.maxConcurrency) };
+      gates.set(model.id, gate);
+    } else if (gate.calls.concurrency !== model.maxConcurrency) {
+      gate.calls.concurrency = model.maxConcurrency;
+      gate.staging.concurrency = 2 * model.maxConcurrency;
     }
-    return limit;
+    return gate;
   };
 }
 
@@ -84,15 +95,9 @@ class ImageCache {
         }
         return `data:${item.image.mediaType};base64,${Buffer.from(bytes).toString("base64")}`;
       });
-      load.catch(() => undefined); // observed by the awaiting task; avoid an unhandled rejection on prefetch
       this.loads.set(item.id, load);
     }
     return load;
-  }
-
-  /** Starts loading ahead so a model slot never waits on storage. */
-  prefetch(item: DatasetItem | undefined): void {
-    if (item && (this.pending.get(item.id) ?? 0) > 0) void this.dataUrl(item);
   }
 
   release(item: DatasetItem): void {
@@ -104,7 +109,6 @@ class ImageCache {
 
 interface Task {
   item: DatasetItem;
-  itemIndex: number;
   model: ModelConfig;
   strategy: Strategy;
 }
@@ -119,9 +123,9 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
   for (const model of models) deps.models.assertUsable(model);
   const items = parseShard(await deps.store.getText(shard.key), shard.key);
 
-  const keyOf = (t: Omit<Task, "itemIndex">) => verdictKey(t.model.id, t.strategy, t.item.id);
-  const all: Task[] = items.flatMap((item, itemIndex) =>
-    models.flatMap((model) => strategies.map((strategy) => ({ item, itemIndex, model, strategy }))),
+  const keyOf = (t: Task) => verdictKey(t.model.id, t.strategy, t.item.id);
+  const all: Task[] = items.flatMap((item) =>
+    models.flatMap((model) => strategies.map((strategy) => ({ item, model, strategy }))),
   );
   const done = await deps.verdicts.existingKeys(runId, all.map(keyOf));
   const todo = all.filter((t) => !done.has(keyOf(t)));
@@ -147,12 +151,8 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
   let stoppedEarly = 0;
 
   const runTask = async (task: Task): Promise<void> => {
-    if (deps.remainingMs() < budgetMs) {
-      stoppedEarly++;
-      return;
-    }
-    images.prefetch(items[task.itemIndex + 1]);
-    let outcome: ModelOutcome;
+    const gates = deps.gatesFor(task.model);
+    let outcome: ModelOutcome | null;
     try {
       const image = await images.dataUrl(task.item).then(
         (url) => ({ url }),
@@ -161,7 +161,10 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
       // Never ask about an item without its image: such an item gets an error verdict instead.
       outcome =
         "url" in image
-          ? await deps.models.complete(task.model, buildChatMessages(task.item, task.strategy, image.url))
+          ? await gates.calls(async () => {
+              if (deps.remainingMs() < budgetMs) return null;
+              return deps.models.complete(task.model, buildChatMessages(task.item, task.strategy, image.url));
+            })
           : {
               kind: "error",
               errorKind: "image_unavailable",
@@ -171,6 +174,10 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
             };
     } finally {
       images.release(task.item);
+    }
+    if (outcome === null) {
+      stoppedEarly++;
+      return;
     }
     const verdict = buildVerdict(runId, task.model.id, task.strategy, task.item, outcome, deps.now());
     if (verdict.status === "answered") summary.answered++;
@@ -183,7 +190,8 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
     );
   };
 
-  await Promise.all(todo.map((task) => deps.limiterFor(task.model)(() => runTask(task))));
+  // Staging, not the call slot, waits for the image: storage reads overlap the calls in flight.
+  await Promise.all(todo.map((task) => deps.gatesFor(task.model).staging(() => runTask(task))));
   const results = await Promise.allSettled(writes);
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed.length > 0) {
