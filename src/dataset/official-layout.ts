@@ -13,6 +13,11 @@ export const MAX_IMAGE_BYTES = 20 * 1024 * 1024;
 /** The scenario labels shipped with mmsafe (recovered from the benchmark repository's earlier layout). */
 export const SHIPPED_SCENARIOS = new URL("../../datasets/mmsafeaware/scenarios.csv", import.meta.url);
 
+/** The dataset directory cannot be used as given; the message names the file and what to fix. */
+export class DatasetInputError extends Error {
+  override readonly name = "DatasetInputError";
+}
+
 /** A runnable record with its image on disk, before upload. */
 export interface LocalItem {
   id: number;

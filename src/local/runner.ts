@@ -34,8 +34,21 @@ const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), 
 /** What a local run reports while it works. */
 export type RunEvent =
   | { type: "info"; message: string }
+  | { type: "planned"; runId: string; verdicts: number; alreadyDone: number }
   | { type: "dataset"; lines: string[]; sample: boolean }
-  | { type: "progress"; runId: string; done: number; total: number; errors: number; elapsedMs: number };
+  | {
+      type: "progress";
+      runId: string;
+      done: number;
+      total: number;
+      errors: number;
+      elapsedMs: number;
+      /** Verdicts the run already had when this execution started (a resume). */
+      alreadyDone: number;
+      /** When the evaluation itself started (after upload and planning), in ms since the run began. */
+      runStartedMs: number;
+      final: boolean;
+    };
 
 export interface LocalRunOptions {
   /** Folder for the embedded servers' data and generated datasets (default `.mmsafe`). */
@@ -261,43 +274,47 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     RunsTableName: LOCAL_RESOURCES.runsTable,
   });
 
-  const total = dataset.items.length; // refined once the plan is known
-  const progressTimer = setInterval(() => {
-    countVerdicts(s.dynamodb, runId).then(
-      ({ done, errors }) =>
-        emit({
-          type: "progress",
-          runId,
-          done,
-          total: plannedTotal ?? total,
-          errors,
-          elapsedMs: Date.now() - started,
-        }),
-      () => undefined,
-    );
-  }, 1000);
-  let plannedTotal: number | null = null;
-  const execution = await (async () => {
+  // Progress: verdicts counted in DynamoDB, as `mmsafe` would on AWS, once Plan has said how many to expect.
+  let planned: { total: number; atMs: number; alreadyDone: number } | null = null;
+  let polling = false;
+  const poll = async (final: boolean) => {
+    if (!planned || (polling && !final)) return;
+    polling = true;
     try {
-      return await executeLocally(
-        definition,
-        input,
-        { lambdas: wrapPlan(s.lambdas, (n) => (plannedTotal = n)), s3: s.s3, dynamodb: s.dynamodb },
+      const { done, errors } = await countVerdicts(s.dynamodb, runId);
+      emit({
+        type: "progress",
         runId,
-      );
+        done,
+        total: planned.total,
+        errors,
+        alreadyDone: planned.alreadyDone,
+        elapsedMs: Date.now() - started,
+        runStartedMs: planned.atMs,
+        final,
+      });
     } finally {
-      clearInterval(progressTimer);
+      polling = false;
     }
-  })();
-  const final = await countVerdicts(s.dynamodb, runId);
-  emit({
-    type: "progress",
-    runId,
-    done: final.done,
-    total: plannedTotal ?? total,
-    errors: final.errors,
-    elapsedMs: Date.now() - started,
-  });
+  };
+  const progressTimer = setInterval(() => void poll(false).catch(() => undefined), 1000);
+  const onPlanned = async (total: number) => {
+    const { done } = await countVerdicts(s.dynamodb, runId);
+    planned = { total, atMs: Date.now() - started, alreadyDone: done };
+    emit({ type: "planned", runId, verdicts: total, alreadyDone: done });
+  };
+  let execution: ExecutionResult;
+  try {
+    execution = await executeLocally(
+      definition,
+      input,
+      { lambdas: wrapPlan(s.lambdas, onPlanned), s3: s.s3, dynamodb: s.dynamodb },
+      runId,
+    );
+  } finally {
+    clearInterval(progressTimer);
+  }
+  await poll(true);
 
   let reportDir: string | null = null;
   const output = execution.status === "SUCCEEDED" ? (execution.output as unknown as AggregateOutput) : null;
@@ -325,7 +342,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
 /** Observes the Plan task's output (the planned verdict count) for the progress display. */
 function wrapPlan(
   lambdas: Map<string, LocalLambda>,
-  onPlanned: (verdicts: number) => void,
+  onPlanned: (verdicts: number) => Promise<void>,
 ): Map<string, LocalLambda> {
   const wrapped = new Map(lambdas);
   const plan = lambdas.get(localFunctionArn("plan"));
@@ -337,7 +354,7 @@ function wrapPlan(
           Number(out.planned) *
           (Array.isArray(out.models) ? out.models.length : 1) *
           (Array.isArray(out.strategies) ? out.strategies.length : 1);
-        if (Number.isFinite(planned)) onPlanned(planned);
+        if (Number.isFinite(planned)) await onPlanned(planned);
       }
       return out;
     });

@@ -1,0 +1,270 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { createS3Client } from "../adapters/aws-clients.ts";
+import { S3ObjectStore } from "../adapters/object-store.ts";
+import { CATEGORIES } from "../core/benchmark.ts";
+import { describeZodError, type ModelConfig, modelsFileSchema, STRATEGIES } from "../core/schemas.ts";
+import { DEFAULT_DATASET } from "../core/storage-layout.ts";
+import { DatasetInputError, readOfficialDataset } from "../dataset/official-layout.ts";
+import { writeSampleDataset } from "../dataset/sample.ts";
+import { describeImport, uploadDataset } from "../dataset/upload.ts";
+import type { Json } from "../local/step-functions.ts";
+import { MMSAFE_VERSION } from "../version.ts";
+import { headlineTable, terminalSafe } from "./format.ts";
+import { ProgressDisplay } from "./progress.ts";
+
+/** Exit codes: 0 ok, 1 the run failed, 2 bad usage or input. */
+export const EXIT = { ok: 0, runFailed: 1, badInput: 2 } as const;
+
+/** A problem with what the user gave us; printed without a stack trace, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+const positiveInt = (flag: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} takes a whole number ≥ 1`);
+  return n;
+};
+const nonNegativeInt = (flag: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} takes a whole number ≥ 0`);
+  return n;
+};
+const listOf =
+  <T extends string>(flag: string, allowed: readonly T[]) =>
+  (value: string): T[] => {
+    const items = value.split(",").map((v) => v.trim());
+    const bad = items.filter((v) => !allowed.includes(v as T));
+    if (bad.length > 0)
+      throw new InvalidArgumentError(`${flag}: unknown ${bad.join(", ")} (allowed: ${allowed.join(", ")})`);
+    return items as T[];
+  };
+
+/** Reads and validates a models file; checks that each model's key variable is set. */
+export async function loadModelsFile(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ModelConfig[]> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, "utf8"));
+  } catch (error: unknown) {
+    throw new UsageError(
+      `${file}: cannot read it as JSON (${error instanceof Error ? error.message : String(error)})`,
+    );
+  }
+  const parsed = modelsFileSchema.safeParse(json);
+  if (!parsed.success) throw new UsageError(describeZodError(parsed.error, file));
+  for (const model of parsed.data.models) {
+    if (model.apiKeyEnv && !env[model.apiKeyEnv]) {
+      throw new UsageError(
+        `${file}: model "${model.id}" reads its key from ${model.apiKeyEnv}, which is not set`,
+      );
+    }
+  }
+  return parsed.data.models;
+}
+
+interface RunOptions {
+  dataset?: string;
+  models?: string;
+  runId?: string;
+  strategies?: string[];
+  categories?: string[];
+  limit?: number;
+  shardSize?: number;
+  mapConcurrency?: number;
+  home: string;
+  reports: string;
+  quiet?: boolean;
+  baselineLatencyMs?: number;
+}
+
+async function runCommand(options: RunOptions): Promise<number> {
+  const models = options.models ? await loadModelsFile(options.models) : undefined;
+  const input: Record<string, Json> = {};
+  if (options.runId) input.runId = options.runId;
+  if (options.strategies) input.strategies = options.strategies;
+  if (options.categories) input.categories = options.categories;
+  if (options.limit !== undefined) input.limit = options.limit;
+  if (options.shardSize !== undefined) input.shardSize = options.shardSize;
+  if (options.mapConcurrency !== undefined) input.mapConcurrency = options.mapConcurrency;
+
+  // Loaded here, not at the top: it starts servers and loads the handlers, which other commands don't need.
+  const { runLocal, closeLocalSession } = await import("../local/runner.ts");
+  const progress = new ProgressDisplay(process.stderr, options.quiet);
+  try {
+    const result = await runLocal({
+      home: options.home,
+      datasetDir: options.dataset,
+      models,
+      input,
+      reportsDir: options.reports,
+      baselineLatencyMs: options.baselineLatencyMs,
+      onEvent: (event) => progress.handle(event),
+    });
+    progress.stop();
+    if (result.execution.status !== "SUCCEEDED" || !result.output) {
+      process.stderr.write(
+        `run ${result.runId} FAILED: ${terminalSafe(result.execution.error ?? "")}\n${terminalSafe(result.execution.cause ?? "")}\n` +
+          `Verdicts already written are kept; resume with: npm start -- --run-id ${result.runId}\n`,
+      );
+      return result.execution.error === "InvalidExecutionInput" ? EXIT.badInput : EXIT.runFailed;
+    }
+    process.stdout.write(
+      `\nRun ${result.runId} — paper scoring (accuracy %), dataset ${result.datasetName}${result.sample ? " (generated sample)" : ""}\n\n`,
+    );
+    process.stdout.write(`${headlineTable(result.output.headline)}\n\n`);
+    process.stdout.write(
+      `report: ${path.join(result.reportDir ?? "", "report.md")}\n        ${path.join(result.reportDir ?? "", "report.json")}\n`,
+    );
+    process.stdout.write(`in the local bucket: ${result.output.report.json}\n`);
+    process.stdout.write(`took ${(result.durationMs / 1000).toFixed(1)} s\n`);
+    return EXIT.ok;
+  } finally {
+    progress.stop();
+    await closeLocalSession();
+  }
+}
+
+/** The `mmsafe` command line. */
+export function buildProgram(): Command {
+  const program = new Command("mmsafe")
+    .description(
+      "Benchmark the safety awareness of multimodal LLMs (MMSafeAware), locally or on AWS Step Functions.",
+    )
+    .version(MMSAFE_VERSION)
+    .showHelpAfterError();
+
+  program
+    .command("run", { isDefault: true })
+    .description(
+      "Run an evaluation on this machine: embedded S3/DynamoDB, the same workflow and handlers as on AWS.",
+    )
+    .option(
+      "--dataset <dir>",
+      "a dataset in the official layout (default: .mmsafe/datasets/mmsafeaware, else a generated sample)",
+    )
+    .option(
+      "--models <file>",
+      'models JSON ({"models": [...]}); default: the reference baselines always-yes, always-no, random',
+    )
+    .option("--run-id <id>", "name the run; re-using an id resumes it without repeating any model call")
+    .option(
+      "--strategies <list>",
+      `comma-separated: ${STRATEGIES.join(", ")}`,
+      listOf("--strategies", STRATEGIES),
+    )
+    .option(
+      "--categories <list>",
+      `evaluate only: ${CATEGORIES.join(", ")}`,
+      listOf("--categories", CATEGORIES),
+    )
+    .option("--limit <n>", "evaluate only the first n runnable items", positiveInt("--limit"))
+    .option("--shard-size <n>", "items per shard (one Lambda invocation each)", positiveInt("--shard-size"))
+    .option("--map-concurrency <n>", "shards evaluated at once", positiveInt("--map-concurrency"))
+    .option("--home <dir>", "where local servers keep their data", ".mmsafe")
+    .option("--reports <dir>", "where reports are copied (<dir>/<runId>/)", "reports")
+    .option("-q, --quiet", "no progress output")
+    .addOption(
+      new Option("--baseline-latency-ms <ms>", "latency the reference baselines add")
+        .argParser(nonNegativeInt("--baseline-latency-ms"))
+        .hideHelp(),
+    )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ npm start                                   # reference baselines on the data found (or a generated sample)
+  $ npm start -- --models models.json           # your models (see README: Configuring models)
+  $ npm start -- --run-id nightly-01            # resume a run that stopped: no model call is repeated
+  $ npm start -- --categories typical --limit 50`,
+    )
+    .action(async (options: RunOptions) => {
+      process.exitCode = await runCommand(options);
+    });
+
+  const dataset = program
+    .command("dataset")
+    .description("Inspect, generate and upload datasets in the official MMSafeAware layout.");
+  dataset
+    .command("inspect <dir>")
+    .description("Report what a dataset directory holds: records, runnable pairs, skipped records and why.")
+    .action(async (dir: string) => {
+      const found = await readOfficialDataset(dir);
+      for (const line of describeImport(found)) process.stdout.write(`${line}\n`);
+      process.stdout.write(`checksum ${found.checksum}\n`);
+    });
+  dataset
+    .command("sample <dir>")
+    .description(
+      "Write a generated sample in the official layout (synthetic sentences and images; not the benchmark).",
+    )
+    .option("--full", "all 1,523 official ids instead of ~40 (for benchmarks)")
+    .option("--seed <n>", "image seed", nonNegativeInt("--seed"), 0)
+    .action(async (dir: string, options: { full?: boolean; seed: number }) => {
+      const summary = await writeSampleDataset(dir, {
+        size: options.full ? "full" : "small",
+        seed: options.seed,
+      });
+      process.stdout.write(
+        `wrote ${summary.records} records (${summary.withImage} with an image) to ${summary.dir}\n`,
+      );
+    });
+  dataset
+    .command("upload <dir>")
+    .description("Upload a dataset to an S3 bucket as shards + images (standard AWS credentials and region).")
+    .requiredOption("--bucket <name>", "the stack's bucket (output BucketName)")
+    .option("--name <name>", "dataset name (S3 prefix datasets/<name>/)", DEFAULT_DATASET)
+    .option("--sample", "mark the dataset as a generated sample")
+    .addHelpText(
+      "after",
+      "\nExample:\n  $ npx mmsafe dataset upload .mmsafe/datasets/mmsafeaware --bucket mmsafe-bucket-123",
+    )
+    .action(async (dir: string, options: { bucket: string; name: string; sample?: boolean }) => {
+      const found = await readOfficialDataset(dir);
+      for (const line of describeImport(found)) process.stdout.write(`${line}\n`);
+      const store = new S3ObjectStore(
+        createS3Client(process.env.MMSAFE_S3_FORCE_PATH_STYLE === "true"),
+        options.bucket,
+      );
+      const result = await uploadDataset(
+        store,
+        found,
+        options.name,
+        options.sample ? "sample" : "official",
+        new Date(),
+      );
+      process.stdout.write(
+        result.uploaded
+          ? `uploaded ${result.manifest.runnable} items in ${result.manifest.shards.length} shards to s3://${options.bucket}/datasets/${options.name}/\n`
+          : `s3://${options.bucket}/datasets/${options.name}/ already holds this dataset (checksum ${result.manifest.checksum.slice(0, 12)}…)\n`,
+      );
+    });
+  return program;
+}
+
+/** Runs the CLI; errors a user can fix exit with 2 and a message, not a stack trace. */
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = buildProgram().exitOverride();
+  try {
+    await program.parseAsync([...argv]);
+  } catch (error: unknown) {
+    if (error instanceof Error && "exitCode" in error && typeof error.exitCode === "number") {
+      // commander already printed help or the usage error.
+      process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.badInput;
+      return;
+    }
+    if (error instanceof UsageError || error instanceof DatasetInputError) {
+      process.stderr.write(`mmsafe: ${error.message}\n`);
+      process.exitCode = EXIT.badInput;
+      return;
+    }
+    process.stderr.write(
+      `mmsafe: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = EXIT.runFailed;
+  }
+}
