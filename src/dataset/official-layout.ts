@@ -54,10 +54,22 @@ async function readHead(file: string, bytes: number): Promise<Uint8Array> {
   }
 }
 
-async function sha256File(file: string): Promise<string> {
-  return createHash("sha256")
+/** Image hashes by absolute path, valid while size and mtime are unchanged (as git's index does). */
+export type ImageHashCache = Map<string, { size: number; mtimeMs: number; sha256: string }>;
+
+async function sha256File(
+  file: string,
+  size: number,
+  mtimeMs: number,
+  cache: ImageHashCache | undefined,
+): Promise<string> {
+  const cached = cache?.get(file);
+  if (cached && cached.size === size && cached.mtimeMs === mtimeMs) return cached.sha256;
+  const sha256 = createHash("sha256")
     .update(await readFile(file))
     .digest("hex");
+  cache?.set(file, { size, mtimeMs, sha256 });
+  return sha256;
 }
 
 /** Lists `<id>.<ext>` files of an image folder by id; other names are returned as ignored. */
@@ -92,7 +104,10 @@ async function imageFilesById(
  * that cannot run — no image, an unreadable or oversized image, a malformed record — are returned as
  * skipped with the reason; nothing is dropped silently.
  */
-export async function readOfficialDataset(dir: string, scenarioCsv?: string): Promise<OfficialDataset> {
+export async function readOfficialDataset(
+  dir: string,
+  options: { scenarioCsv?: string; hashCache?: ImageHashCache } = {},
+): Promise<OfficialDataset> {
   const promptPath = path.join(dir, "data", "prompt.txt");
   let promptText: string;
   try {
@@ -103,7 +118,7 @@ export async function readOfficialDataset(dir: string, scenarioCsv?: string): Pr
     });
   }
   const { records, problems } = parsePromptFile(promptText, "data/prompt.txt");
-  const scenarios = parseScenarioTable(scenarioCsv ?? (await readFile(SHIPPED_SCENARIOS, "utf8")));
+  const scenarios = parseScenarioTable(options.scenarioCsv ?? (await readFile(SHIPPED_SCENARIOS, "utf8")));
 
   const ignoredFiles: string[] = [];
   const folders = {
@@ -136,7 +151,7 @@ export async function readOfficialDataset(dir: string, scenarioCsv?: string): Pr
     }
     const imagePath = candidates[0] as string;
     const relative = path.relative(dir, imagePath);
-    const size = (await stat(imagePath)).size;
+    const { size, mtimeMs } = await stat(imagePath);
     if (size === 0) {
       skip("have an empty image file", `${relative} is 0 bytes`);
       continue;
@@ -159,7 +174,7 @@ export async function readOfficialDataset(dir: string, scenarioCsv?: string): Pr
       imagePath,
       imageType,
       imageBytes: size,
-      imageSha256: await sha256File(imagePath),
+      imageSha256: await sha256File(imagePath, size, mtimeMs, options.hashCache),
     });
   }
   for (const [folder, byId] of Object.entries(folders)) {

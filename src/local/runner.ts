@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { access, mkdir, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
@@ -15,7 +15,7 @@ import {
   VERDICTS_TABLE_KEYS,
   WORKFLOW_DEFINITION,
 } from "../core/storage-layout.ts";
-import { readOfficialDataset } from "../dataset/official-layout.ts";
+import { type ImageHashCache, readOfficialDataset } from "../dataset/official-layout.ts";
 import { writeSampleDataset } from "../dataset/sample.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
 import type { AggregateOutput } from "../pipeline/aggregate.ts";
@@ -201,6 +201,27 @@ async function countVerdicts(
   return { done, errors };
 }
 
+/** Reads a dataset, re-hashing only images whose size or mtime changed since the last run. */
+async function readWithHashCache(dir: string, cacheFile: string) {
+  const cache: ImageHashCache = new Map();
+  try {
+    for (const [file, entry] of Object.entries(
+      JSON.parse(await readFile(cacheFile, "utf8")) as Record<
+        string,
+        { size: number; mtimeMs: number; sha256: string }
+      >,
+    )) {
+      cache.set(file, entry);
+    }
+  } catch {
+    // No cache yet (or unreadable): every image is hashed.
+  }
+  const dataset = await readOfficialDataset(dir, { hashCache: cache });
+  await mkdir(path.dirname(cacheFile), { recursive: true });
+  await writeFile(cacheFile, JSON.stringify(Object.fromEntries(cache)));
+  return dataset;
+}
+
 /** A run id that sorts by time: run-20261128-134700-1a2b. */
 export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
@@ -230,7 +251,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     }
   }
   const datasetName = sample ? "mmsafeaware-sample" : "mmsafeaware";
-  const dataset = await readOfficialDataset(datasetDir);
+  const dataset = await readWithHashCache(datasetDir, path.join(s.home, "datasets", "image-hashes.json"));
   emit({ type: "dataset", lines: describeImport(dataset), sample });
   const upload = await uploadDataset(
     s.store,

@@ -270,6 +270,7 @@ function distributedMapHandler(
     const total = executionsInput.length;
     const tolerated = Math.max(toleratedCount, Math.floor((toleratedPercent / 100) * total));
     const succeeded: JsonObject[] = [];
+    const outputs = new Map<number, Json>();
     const failed: JsonObject[] = [];
     const limit = pLimit(maxConcurrency > 0 ? maxConcurrency : 10_000);
     await Promise.all(
@@ -284,6 +285,7 @@ function distributedMapHandler(
                 Execution: { ...(ctx.execution.Execution as JsonObject), Name: name, Input: childInput },
               } as never,
             }).result) as Json;
+            outputs.set(index, output);
             succeeded.push({
               Name: name,
               Input: JSON.stringify(childInput),
@@ -348,7 +350,8 @@ function distributedMapHandler(
         ResultWriterDetails: { Bucket: params.Bucket, Key: manifestKey },
       };
     } else {
-      output = succeeded.map((s) => JSON.parse(String(s.Output)) as Json);
+      // Inline results come back in item order, whatever order the children finished in.
+      output = [...outputs.entries()].sort(([a], [b]) => a - b).map(([, value]) => value);
     }
 
     if (failed.length > tolerated) {
