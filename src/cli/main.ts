@@ -136,7 +136,9 @@ export function buildProgram(): Command {
       "Benchmark the safety awareness of multimodal LLMs (MMSafeAware), locally or on AWS Step Functions.",
     )
     .version(MMSAFE_VERSION)
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Throw instead of exiting, so usage errors map to exit code 2; subcommands inherit this.
+    .exitOverride();
 
   program
     .command("run", { isDefault: true })
@@ -221,7 +223,7 @@ Examples:
     .option("--sample", "mark the dataset as a generated sample")
     .addHelpText(
       "after",
-      "\nExample:\n  $ npx mmsafe dataset upload .mmsafe/datasets/mmsafeaware --bucket mmsafe-bucket-123",
+      "\nExample:\n  $ npm run mmsafe -- dataset upload .mmsafe/datasets/mmsafeaware --bucket mmsafe-bucket-123",
     )
     .action(async (dir: string, options: { bucket: string; name: string; sample?: boolean }) => {
       const found = await readOfficialDataset(dir);
@@ -248,7 +250,7 @@ Examples:
 
 /** Runs the CLI; errors a user can fix exit with 2 and a message, not a stack trace. */
 export async function main(argv: readonly string[]): Promise<void> {
-  const program = buildProgram().exitOverride();
+  const program = buildProgram();
   try {
     await program.parseAsync([...argv]);
   } catch (error: unknown) {

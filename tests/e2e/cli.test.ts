@@ -1,0 +1,80 @@
+/** The `mmsafe` command as a user runs it: a real process, its output and its exit code. */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+
+const home = await mkdtemp(path.join(os.tmpdir(), "mmsafe-cli-"));
+after(() => rm(home, { recursive: true, force: true }));
+
+function mmsafe(args: string[], env: Record<string, string> = {}) {
+  const result = spawnSync(process.execPath, ["bin/mmsafe.js", ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+    timeout: 120_000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe("mmsafe CLI", () => {
+  it("runs a local evaluation and prints the headline table and the report path (exit 0)", () => {
+    const { code, stdout, stderr } = mmsafe([
+      "run",
+      "--home",
+      path.join(home, "state"),
+      "--reports",
+      path.join(home, "reports"),
+      "--limit",
+      "6",
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /GENERATED SAMPLE/);
+    assert.match(stderr, /progress: 18\/18 verdicts/);
+    assert.match(stdout, /always-no \(baseline\)\s+baseline/);
+    assert.match(stdout, /report: .*report\.md/);
+  });
+
+  it("rejects an invalid models file before starting, naming the field (exit 2)", async () => {
+    const file = path.join(home, "models.json");
+    await writeFile(
+      file,
+      JSON.stringify({ models: [{ id: "m", baseURL: "not a url", model: "x", colour: "blue" }] }),
+    );
+    const { code, stderr } = mmsafe(["run", "--home", path.join(home, "state"), "--models", file]);
+    assert.equal(code, 2);
+    assert.match(stderr, /models\.0\.baseURL: baseURL must be an http\(s\) URL/);
+    assert.match(stderr, /colour/);
+  });
+
+  it("refuses a model whose key variable is unset, without printing any key (exit 2)", async () => {
+    const file = path.join(home, "models-key.json");
+    await writeFile(
+      file,
+      JSON.stringify({
+        models: [{ id: "m", baseURL: "http://127.0.0.1:9/v1", model: "x", apiKeyEnv: "MMSAFE_TEST_KEY" }],
+      }),
+    );
+    const { code, stderr } = mmsafe(["run", "--home", path.join(home, "state"), "--models", file], {
+      MMSAFE_TEST_KEY: "",
+    });
+    assert.equal(code, 2);
+    assert.match(stderr, /reads its key from MMSAFE_TEST_KEY, which is not set/);
+  });
+
+  it("rejects bad options with usage help (exit 2)", () => {
+    const { code, stderr } = mmsafe(["run", "--categories", "typical,funny"]);
+    assert.equal(code, 2);
+    assert.match(stderr, /unknown funny \(allowed: typical, attack, oversafety\)/);
+  });
+
+  it("inspects a dataset directory", () => {
+    const sample = path.join(home, "sample");
+    assert.equal(mmsafe(["dataset", "sample", sample]).code, 0);
+    const { code, stdout } = mmsafe(["dataset", "inspect", sample]);
+    assert.equal(code, 0);
+    assert.match(stdout, /40 records, 36 runnable pairs/);
+    assert.match(stdout, /skipped: 4 records have no image: ids 2301, 2333, 2369–2370/);
+  });
+});
