@@ -61,13 +61,17 @@ function mapDefinition(map: Record<string, Json>): Record<string, Json> {
 
 describe("definition substitutions", () => {
   it("replaces every placeholder and rejects unknown or unused names", () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: ASL placeholders, not template literals
     assert.equal(substituteDefinition('{"a":"${X}","b":"${X}"}', { X: "1" }), '{"a":"1","b":"1"}');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: ASL placeholders, not template literals
     assert.throws(() => substituteDefinition('{"a":"${Y}"}', { X: "1" }), /uses \$\{Y\} but no substitution/);
     assert.throws(() => substituteDefinition('{"a":"1"}', { X: "1" }), /not used by the definition: X/);
   });
 
   it("the workflow file uses exactly the shared placeholder names", async () => {
-    const names = Object.fromEntries(ASL_SUBSTITUTIONS.map((n) => [n, `arn:aws:lambda:us-east-1:000000000000:function:${n}`]));
+    const names = Object.fromEntries(
+      ASL_SUBSTITUTIONS.map((n) => [n, `arn:aws:lambda:us-east-1:000000000000:function:${n}`]),
+    );
     const definition = await loadDefinition(WORKFLOW_DEFINITION, names);
     assert.equal(definition.StartAt, "Plan");
   });
@@ -97,10 +101,20 @@ describe("lambda:invoke integration", () => {
         Caught: { Type: "Pass", End: true },
       },
     };
-    const ok = await executeLocally(definition, { value: 7 }, { lambdas, s3: memoryS3(new Map()), dynamodb: noDynamo }, "ok");
+    const ok = await executeLocally(
+      definition,
+      { value: 7 },
+      { lambdas, s3: memoryS3(new Map()), dynamodb: noDynamo },
+      "ok",
+    );
     assert.deepEqual(ok.output, { ExecutedVersion: "$LATEST", StatusCode: 200, Payload: { echoed: 7 } });
 
-    const caught = await executeLocally(definition, { value: "boom" }, { lambdas, s3: memoryS3(new Map()), dynamodb: noDynamo }, "c");
+    const caught = await executeLocally(
+      definition,
+      { value: "boom" },
+      { lambdas, s3: memoryS3(new Map()), dynamodb: noDynamo },
+      "c",
+    );
     assert.equal(caught.status, "SUCCEEDED");
     const error = (caught.output as { caught: { Error: string; Cause: string } }).caught;
     assert.equal(error.Error, "ShardIncomplete");
@@ -128,10 +142,17 @@ describe("Distributed Map, carried out locally", () => {
       ],
     ]);
     const definition = mapDefinition({
-      ItemReader: { Resource: "arn:aws:states:::s3:getObject", ReaderConfig: { InputType: "JSON" }, Parameters: { "Bucket.$": "$.bucket", Key: "items.json" } },
+      ItemReader: {
+        Resource: "arn:aws:states:::s3:getObject",
+        ReaderConfig: { InputType: "JSON" },
+        Parameters: { "Bucket.$": "$.bucket", Key: "items.json" },
+      },
       ItemSelector: { "value.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index", "tag.$": "$.tag" },
       MaxConcurrencyPath: "$.concurrency",
-      ResultWriter: { Resource: "arn:aws:states:::s3:putObject", Parameters: { "Bucket.$": "$.bucket", Prefix: "out" } },
+      ResultWriter: {
+        Resource: "arn:aws:states:::s3:putObject",
+        Parameters: { "Bucket.$": "$.bucket", Prefix: "out" },
+      },
     });
     const result = await executeLocally(
       definition,
@@ -141,16 +162,24 @@ describe("Distributed Map, carried out locally", () => {
     );
     assert.equal(result.status, "SUCCEEDED", String(result.cause));
     assert.equal(maxInFlight, 2);
+    assert.deepEqual(seen.map((e) => (e as { index: number }).index).sort(), [0, 1, 2, 3, 4]);
     assert.deepEqual(
-      seen.map((e) => (e as { index: number }).index).sort(),
-      [0, 1, 2, 3, 4],
+      seen.find((e) => (e as { index: number }).index === 3),
+      { value: 40, index: 3, tag: "t" },
     );
-    assert.deepEqual(seen.find((e) => (e as { index: number }).index === 3), { value: 40, index: 3, tag: "t" });
-    const details = (result.output as { ResultWriterDetails: { Bucket: string; Key: string } }).ResultWriterDetails;
+    const details = (result.output as { ResultWriterDetails: { Bucket: string; Key: string } })
+      .ResultWriterDetails;
     assert.equal(details.Bucket, "b");
-    const manifest = JSON.parse(objects.get(`b/${details.Key}`) ?? "{}") as { ResultFiles: { SUCCEEDED: { Key: string }[] } };
-    const succeeded = JSON.parse(objects.get(`b/${manifest.ResultFiles.SUCCEEDED[0]?.Key}`) ?? "[]") as { Output: string }[];
-    assert.deepEqual(succeeded.map((s) => JSON.parse(s.Output).doubled).sort((a, b) => a - b), [20, 40, 60, 80, 100]);
+    const manifest = JSON.parse(objects.get(`b/${details.Key}`) ?? "{}") as {
+      ResultFiles: { SUCCEEDED: { Key: string }[] };
+    };
+    const succeeded = JSON.parse(objects.get(`b/${manifest.ResultFiles.SUCCEEDED[0]?.Key}`) ?? "[]") as {
+      Output: string;
+    }[];
+    assert.deepEqual(
+      succeeded.map((s) => JSON.parse(s.Output).doubled).sort((a, b) => a - b),
+      [20, 40, 60, 80, 100],
+    );
   });
 
   it("fails the map when more children fail than ToleratedFailurePercentage allows, and tolerates up to it", async () => {
@@ -192,7 +221,11 @@ describe("Distributed Map, carried out locally", () => {
       ],
     ]);
     await executeLocally(
-      mapDefinition({ ItemsPath: "$.items", ItemBatcher: { MaxItemsPerBatch: 2, BatchInput: { "run.$": "$.run" } }, MaxConcurrency: 1 }),
+      mapDefinition({
+        ItemsPath: "$.items",
+        ItemBatcher: { MaxItemsPerBatch: 2, BatchInput: { "run.$": "$.run" } },
+        MaxConcurrency: 1,
+      }),
       { items: ["a", "b", "c"], run: "r1" },
       { lambdas, s3: memoryS3(new Map()), dynamodb: noDynamo },
       "batch",
