@@ -157,7 +157,7 @@ function label(row: ResultRow): string {
 export function renderMarkdown(report: Report): string {
   const { run } = report;
   const out: string[] = [];
-  out.push(`# mmsafe report — run \`${escapeMarkdown(run.runId)}\``, "");
+  out.push(`# mmsafe report — run ${escapeMarkdown(run.runId)}`, "");
   out.push(
     `Dataset **${escapeMarkdown(run.dataset.name)}** (${run.dataset.source === "sample" ? "generated sample, not the real benchmark" : "official MMSafeAware data"}), ` +
       `${run.dataset.records} records, ${run.dataset.runnable} runnable, ${run.plannedItems} planned per model × strategy. ` +
@@ -231,7 +231,7 @@ export function renderMarkdown(report: Report): string {
   out.push("## Models", "");
   for (const m of run.models) {
     out.push(
-      `- ${escapeMarkdown(m.id)}: \`${escapeMarkdown(m.model)}\` at ${escapeMarkdown(m.baseURL)}${m.kind === "baseline" ? " (reference baseline, not a model)" : ""}`,
+      `- ${escapeMarkdown(m.id)}: model ${escapeMarkdown(m.model)} at ${escapeMarkdown(m.baseURL)}${m.kind === "baseline" ? " (reference baseline, not a model)" : ""}`,
     );
   }
   out.push("");

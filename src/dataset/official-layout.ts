@@ -113,9 +113,12 @@ export async function readOfficialDataset(
   try {
     promptText = await readFile(promptPath, "utf8");
   } catch (error: unknown) {
-    throw new Error(`${promptPath} cannot be read: a dataset in the official layout has data/prompt.txt`, {
-      cause: error,
-    });
+    throw new DatasetInputError(
+      `${promptPath} cannot be read: a dataset in the official layout has data/prompt.txt`,
+      {
+        cause: error,
+      },
+    );
   }
   const { records, problems } = parsePromptFile(promptText, "data/prompt.txt");
   const scenarios = parseScenarioTable(options.scenarioCsv ?? (await readFile(SHIPPED_SCENARIOS, "utf8")));
@@ -177,12 +180,13 @@ export async function readOfficialDataset(
       imageSha256: await sha256File(imagePath, size, mtimeMs, options.hashCache),
     });
   }
+  // Images of malformed records are covered by those records' skip entries; others belong to no record.
+  const malformedIds = new Set(problems.flatMap((p) => (p.id === null ? [] : [p.id])));
   for (const [folder, byId] of Object.entries(folders)) {
-    for (const [id, files] of byId)
-      if (!recordIds.has(id))
-        ignoredFiles.push(
-          ...files.map((f) => `data/${folder}/${path.basename(f)} (no record with id ${id})`),
-        );
+    for (const [id, files] of byId) {
+      if (recordIds.has(id) || malformedIds.has(id)) continue;
+      ignoredFiles.push(...files.map((f) => `data/${folder}/${path.basename(f)} (no record with id ${id})`));
+    }
   }
 
   const checksum = createHash("sha256").update(promptText);
