@@ -91,6 +91,7 @@ try {
         overheadPercent: +((100 * (result.durationMs - ideal)) / ideal).toFixed(1),
         itemsPerSecond: +((items * 1000) / result.durationMs).toFixed(1),
         peakRssMb: Math.round(peakRss / 1024 / 1024),
+        phasesMs: result.phases,
       }),
     );
   }

@@ -78,6 +78,8 @@ export interface LocalRunResult {
   /** Completion requests the reference baselines received in this run (null with real models). */
   baselineCalls: number | null;
   durationMs: number;
+  /** Milliseconds from the start of the run to the end of each phase. */
+  phases: { datasetReady: number; planned: number | null; evaluated: number; reportCopied: number };
 }
 
 /** Built once per process: embedded servers, the handler modules bound to them, SDK clients. */
@@ -324,6 +326,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     planned = { total, atMs: Date.now() - started, alreadyDone: done };
     emit({ type: "planned", runId, verdicts: total, alreadyDone: done });
   };
+  const datasetReady = Date.now() - started;
   let execution: ExecutionResult;
   try {
     execution = await executeLocally(
@@ -335,6 +338,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   } finally {
     clearInterval(progressTimer);
   }
+  const evaluated = Date.now() - started;
   await poll(true);
 
   let reportDir: string | null = null;
@@ -357,6 +361,12 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     sample,
     baselineCalls: s.baselines && !options.models ? s.baselines.stats().requests - baselineCallsBefore : null,
     durationMs: Date.now() - started,
+    phases: {
+      datasetReady,
+      planned: (planned as { atMs: number } | null)?.atMs ?? null,
+      evaluated,
+      reportCopied: Date.now() - started,
+    },
   };
 }
 

@@ -8,6 +8,7 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import aslValidator from "asl-validator";
 import { ExecutionError, StateMachine, type StateMachineDefinition } from "aws-local-stepfunctions";
 import pLimit from "p-limit";
 
@@ -170,8 +171,9 @@ function distributedMapHandler(
   const processor = map.ItemProcessor;
   if (!isObject(processor)) throw new Error(`${stateName}: a Map needs an ItemProcessor`);
   const { ProcessorConfig: _, ...childDefinition } = processor;
+  // The whole definition, children included, was validated once in executeLocally.
   const child = new StateMachine(childDefinition as unknown as StateMachineDefinition, {
-    validationOptions: { checkArn: false },
+    validationOptions: { noValidate: true },
   });
 
   const number = async (field: string, input: Json, fallback: number): Promise<number> => {
@@ -416,6 +418,20 @@ function prepare(states: JsonObject, ctx: RunContext): JsonObject {
   return out;
 }
 
+const validated = new Set<string>();
+
+/**
+ * Validates a definition as written (Distributed Map fields included) with asl-validator, once per process
+ * per definition: compiling the validator costs a few hundred milliseconds.
+ */
+export function assertValidDefinition(definition: JsonObject): void {
+  const text = JSON.stringify(definition);
+  if (validated.has(text)) return;
+  const { isValid, errorsText } = aslValidator(definition as never);
+  if (!isValid) throw new Error(`the state machine definition is invalid:\n${errorsText("\n")}`);
+  validated.add(text);
+}
+
 /**
  * Executes a state machine definition locally: the very ASL file CDK deploys, with Lambda tasks bound to
  * in-process handlers and S3/DynamoDB integrations pointed at the embedded servers.
@@ -446,8 +462,9 @@ export async function executeLocally(
     },
   };
   const prepared = { ...definition, States: prepare(definition.States as JsonObject, ctx) };
+  assertValidDefinition(definition);
   const machine = new StateMachine(prepared as unknown as StateMachineDefinition, {
-    validationOptions: { checkArn: false },
+    validationOptions: { noValidate: true },
   });
   try {
     const output = (await machine.run(input as never, {

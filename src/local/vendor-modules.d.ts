@@ -35,3 +35,15 @@ declare module "s3rver" {
   }
   export default S3rver;
 }
+
+declare module "asl-validator" {
+  interface AslValidationResult {
+    isValid: boolean;
+    errorsText(separator?: string): string;
+  }
+  function aslValidator(
+    definition: unknown,
+    options?: { checkArn?: boolean; checkPaths?: boolean },
+  ): AslValidationResult;
+  export default aslValidator;
+}
