@@ -46,8 +46,11 @@ const baseURL = await new Promise<string>((resolve, reject) => {
 });
 
 let peakRss = 0;
+let peakHeap = 0;
 const sampler = setInterval(() => {
-  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  const memory = process.memoryUsage();
+  peakRss = Math.max(peakRss, memory.rss);
+  peakHeap = Math.max(peakHeap, memory.heapTotal);
 }, 50);
 
 try {
@@ -71,6 +74,7 @@ try {
   });
   for (let run = 1; run <= Number(values.runs); run++) {
     peakRss = 0;
+    peakHeap = 0;
     const result = await runLocal({
       home,
       datasetDir,
@@ -91,6 +95,7 @@ try {
         overheadPercent: +((100 * (result.durationMs - ideal)) / ideal).toFixed(1),
         itemsPerSecond: +((items * 1000) / result.durationMs).toFixed(1),
         peakRssMb: Math.round(peakRss / 1024 / 1024),
+        peakHeapMb: Math.round(peakHeap / 1024 / 1024),
         phasesMs: result.phases,
       }),
     );

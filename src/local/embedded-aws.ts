@@ -1,12 +1,6 @@
 import { spawn } from "node:child_process";
-import { mkdir } from "node:fs/promises";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import path from "node:path";
 import { createInterface } from "node:readline";
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from "@aws-sdk/client-dynamodb";
-import dynalite from "dynalite";
-import S3rver from "s3rver";
 import { HANDLER_ENV, RUNS_TABLE_KEYS, VERDICTS_TABLE_KEYS } from "../core/storage-layout.ts";
 
 /** Names of the local resources; on AWS these come from the stack. */
@@ -25,48 +19,7 @@ export interface EmbeddedAws {
   close(): Promise<void>;
 }
 
-/** The two servers, listening on 127.0.0.1. */
-export interface AwsServers {
-  s3Port: number;
-  dynamodbPort: number;
-  close(): Promise<void>;
-}
-
-/** Starts s3rver and dynalite in this process, persisting under `dataDir`. */
-export async function startAwsServers(dataDir: string): Promise<AwsServers> {
-  await mkdir(path.join(dataDir, "dynamodb"), { recursive: true });
-  await mkdir(path.join(dataDir, "s3"), { recursive: true });
-
-  const dynamo: Server = dynalite({
-    path: path.join(dataDir, "dynamodb"),
-    createTableMs: 0,
-    deleteTableMs: 0,
-    updateTableMs: 0,
-  });
-  await new Promise<void>((resolve, reject) => {
-    dynamo.once("error", reject);
-    dynamo.listen(0, "127.0.0.1", () => resolve());
-  });
-  const s3 = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory: path.join(dataDir, "s3"),
-    vhostBuckets: false,
-    configureBuckets: [{ name: LOCAL_RESOURCES.bucket }],
-  });
-  const s3Address = await s3.run();
-  return {
-    s3Port: s3Address.port,
-    dynamodbPort: (dynamo.address() as AddressInfo).port,
-    async close() {
-      await s3.close();
-      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
-    },
-  };
-}
-
-const SERVERS_ENTRY = new URL("./aws-servers-process.ts", import.meta.url);
+const SERVERS_ENTRY = new URL("./aws-servers-process.mjs", import.meta.url);
 
 /**
  * Starts S3- and DynamoDB-compatible servers (s3rver, dynalite) on 127.0.0.1 with ephemeral ports, in a
@@ -77,7 +30,7 @@ export async function startEmbeddedAws(dataDir: string): Promise<EmbeddedAws> {
   const child = spawn(
     process.execPath,
     // s3rver's ListObjectsV2 continuation token uses a cipher OpenSSL 3 only offers with the legacy provider.
-    ["--openssl-legacy-provider", "--import", import.meta.resolve("tsx"), SERVERS_ENTRY.pathname, dataDir],
+    ["--openssl-legacy-provider", SERVERS_ENTRY.pathname, dataDir, LOCAL_RESOURCES.bucket],
     { stdio: ["pipe", "pipe", "inherit"] },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

@@ -16,7 +16,6 @@ import {
   WORKFLOW_DEFINITION,
 } from "../core/storage-layout.ts";
 import { type ImageHashCache, readOfficialDataset } from "../dataset/official-layout.ts";
-import { writeSampleDataset } from "../dataset/sample.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
 import type { AggregateOutput } from "../pipeline/aggregate.ts";
 import { type EmbeddedAws, LOCAL_RESOURCES, startEmbeddedAws } from "./embedded-aws.ts";
@@ -249,7 +248,11 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     else {
       datasetDir = path.join(s.home, "datasets", "sample");
       sample = true;
-      if (!(await exists(path.join(datasetDir, "data", "prompt.txt")))) await writeSampleDataset(datasetDir);
+      if (!(await exists(path.join(datasetDir, "data", "prompt.txt")))) {
+        // Loaded only when needed: the image library is large.
+        const { writeSampleDataset } = await import("../dataset/sample.ts");
+        await writeSampleDataset(datasetDir);
+      }
     }
   }
   const datasetName = sample ? "mmsafeaware-sample" : "mmsafeaware";
