@@ -9,6 +9,7 @@ import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import type { ModelConfig } from "../core/schemas.ts";
 import {
+  type AslSubstitution,
   MODELS_CONFIG_KEY,
   PIPELINE_FUNCTIONS,
   reportPrefix,
@@ -293,12 +294,14 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
 
   const runId = typeof options.input?.runId === "string" ? options.input.runId : newRunId();
   const input: Record<string, Json> = { dataset: datasetName, ...options.input, runId };
-  const definition = await loadDefinition(path.join(REPO_ROOT, WORKFLOW_DEFINITION), {
-    PlanFunctionArn: localFunctionArn("plan"),
-    EvaluateShardFunctionArn: localFunctionArn("evaluateShard"),
-    AggregateFunctionArn: localFunctionArn("aggregate"),
+  // The same placeholders CDK substitutes, bound to the local functions and table.
+  const substitutions: Record<AslSubstitution, string> = {
+    ...(Object.fromEntries(
+      Object.entries(PIPELINE_FUNCTIONS).map(([name, fn]) => [fn.substitution, localFunctionArn(name)]),
+    ) as Record<(typeof PIPELINE_FUNCTIONS)[keyof typeof PIPELINE_FUNCTIONS]["substitution"], string>),
     RunsTableName: LOCAL_RESOURCES.runsTable,
-  });
+  };
+  const definition = await loadDefinition(path.join(REPO_ROOT, WORKFLOW_DEFINITION), substitutions);
 
   // Progress: verdicts counted in DynamoDB, as `mmsafe` would on AWS, once Plan has said how many to expect.
   let planned: { total: number; atMs: number; alreadyDone: number } | null = null;
