@@ -7,13 +7,14 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { DeleteObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { createDocumentClient } from "../../src/adapters/aws-clients.ts";
 import { DynamoRunStore } from "../../src/adapters/run-store.ts";
 import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
 import type { Report } from "../../src/core/report.ts";
 import { runShardKey } from "../../src/core/storage-layout.ts";
 import { LOCAL_RESOURCES } from "../../src/local/embedded-aws.ts";
+import { startReferenceModelServer } from "../../src/local/reference-model-server.ts";
 import {
   closeLocalSession,
   type LocalRunResult,
@@ -23,6 +24,8 @@ import {
 } from "../../src/local/runner.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+// Handlers read this once when loaded: INFO so the secrets test has real log lines to search.
+process.env.POWERTOOLS_LOG_LEVEL = "INFO";
 
 const RUNNABLE = 36; // the small sample: 40 records, 4 without an image
 const BASELINES = 3;
@@ -195,5 +198,83 @@ describe("local pipeline, failures", () => {
     assert.match(result.execution.cause ?? "", /shardSize/);
     assert.match(result.execution.cause ?? "", /colour/);
     assert.equal(result.baselineCalls, 0);
+  });
+});
+
+describe("local pipeline, secrets", () => {
+  it("an API key never appears in state payloads, logs, verdicts, run records or reports", async () => {
+    const secret = "sk-mmsafe-test-9f8e7d6c5b4a";
+    process.env.MMSAFE_E2E_KEY = secret;
+    const server = await startReferenceModelServer();
+    const written: string[] = [];
+    const originalWrite = process.stdout.write.bind(process.stdout);
+    // Capture everything the handlers log (Powertools writes JSON lines to stdout).
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+      written.push(String(chunk));
+      return originalWrite(chunk, ...rest);
+    }) as typeof process.stdout.write;
+    let result: LocalRunResult;
+    try {
+      result = await runLocal({
+        home,
+        reportsDir,
+        models: [
+          {
+            id: "keyed",
+            baseURL: server.baseURL,
+            model: "always-no",
+            apiKeyEnv: "MMSAFE_E2E_KEY",
+            kind: "model",
+            maxConcurrency: 4,
+            maxTokens: 16,
+            temperature: 0,
+            timeoutMs: 10_000,
+          },
+        ],
+        input: { runId: "e2e-secret", limit: 5 },
+      });
+    } finally {
+      process.stdout.write = originalWrite;
+      await server.close();
+    }
+    assert.equal(
+      result.execution.status,
+      "SUCCEEDED",
+      `${result.execution.error}: ${result.execution.cause}`,
+    );
+    assert.equal(result.output?.headline[0]?.answered, 5);
+    assert.match(written.join(""), /"message":"shard evaluated"/, "the handlers' logs were captured");
+
+    const places: [string, string][] = [
+      ["execution output", JSON.stringify(result.execution.output)],
+      ["logs", written.join("")],
+      ["verdicts", JSON.stringify(await verdictsOf("e2e-secret"))],
+      [
+        "run record",
+        JSON.stringify(
+          await new DynamoRunStore(createDocumentClient(), LOCAL_RESOURCES.runsTable).get("e2e-secret"),
+        ),
+      ],
+    ];
+    // Every object the run wrote: run shards, manifest, map results, reports.
+    const session = await openLocalSession(home);
+    for (const prefix of ["runs/e2e-secret/", "reports/e2e-secret/", "config/"]) {
+      const listed = await session.s3.send(
+        new ListObjectsV2Command({ Bucket: LOCAL_RESOURCES.bucket, Prefix: prefix }),
+      );
+      assert.ok((listed.Contents ?? []).length > 0, `objects under ${prefix}`);
+      for (const object of listed.Contents ?? []) {
+        const body = await session.s3.send(
+          new GetObjectCommand({ Bucket: LOCAL_RESOURCES.bucket, Key: object.Key }),
+        );
+        places.push([`s3://${object.Key}`, (await body.Body?.transformToString()) ?? ""]);
+      }
+    }
+    assert.ok(
+      written.join("").includes("MMSAFE_E2E_KEY") ||
+        places.some(([, text]) => text.includes("MMSAFE_E2E_KEY")),
+      "the key's variable name is recorded",
+    );
+    for (const [where, text] of places) assert.ok(!text.includes(secret), `the API key leaked into ${where}`);
   });
 });
