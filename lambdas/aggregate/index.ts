@@ -13,7 +13,7 @@ export async function handler(event: unknown, context: Context) {
     runtime.logger.info("report published", { runId: output.runId, report: output.report.json });
     return output;
   } catch (error: unknown) {
-    runtime.logger.error("aggregate failed", error as Error);
+    runtime.logger.error("aggregate failed", error instanceof Error ? error : new Error(String(error)));
     throw error;
   }
 }

@@ -20,7 +20,7 @@ export async function handler(event: unknown, context: Context) {
     runtime.logger.info("shard evaluated", { ...summary });
     return summary;
   } catch (error: unknown) {
-    runtime.logger.error("shard failed", error as Error);
+    runtime.logger.error("shard failed", error instanceof Error ? error : new Error(String(error)));
     throw error;
   }
 }

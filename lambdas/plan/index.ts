@@ -17,7 +17,7 @@ export async function handler(event: unknown, context: Context) {
     });
     return output;
   } catch (error: unknown) {
-    runtime.logger.error("plan failed", error as Error);
+    runtime.logger.error("plan failed", error instanceof Error ? error : new Error(String(error)));
     throw error;
   }
 }

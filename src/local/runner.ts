@@ -7,7 +7,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { Context } from "aws-lambda";
 import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
-import type { ModelConfig } from "../core/schemas.ts";
+import { type ModelConfig, planOutputSchema } from "../core/schemas.ts";
 import {
   type AslSubstitution,
   MODELS_CONFIG_KEY,
@@ -386,13 +386,9 @@ function wrapPlan(
   if (plan) {
     wrapped.set(localFunctionArn("plan"), async (event) => {
       const out = await plan(event);
-      if (out && typeof out === "object" && !Array.isArray(out)) {
-        const planned =
-          Number(out.planned) *
-          (Array.isArray(out.models) ? out.models.length : 1) *
-          (Array.isArray(out.strategies) ? out.strategies.length : 1);
-        if (Number.isFinite(planned)) await onPlanned(planned);
-      }
+      const parsed = planOutputSchema.safeParse(out);
+      if (parsed.success)
+        await onPlanned(parsed.data.planned * parsed.data.models.length * parsed.data.strategies.length);
       return out;
     });
   }
