@@ -26,6 +26,7 @@ export function headlineTable(rows: readonly Headline[]): string {
     formatPercent(r.attack),
     formatPercent(r.oversafety),
     formatPercent(r.total),
+    formatPercent(r.balanced),
     String(r.answered),
     String(r.errored),
     String(r.missing),

@@ -83,6 +83,8 @@ export interface Headline {
   attack: number | null;
   oversafety: number | null;
   total: number | null;
+  /** Balanced score (always-No and always-Yes score 50); see PaperDetail. */
+  balanced: number | null;
   answered: number;
   errored: number;
   missing: number;
@@ -97,6 +99,7 @@ export function headlines(report: Report): Headline[] {
     attack: round1(r.paper.attack.accuracy),
     oversafety: round1(r.paper.oversafety.accuracy),
     total: round1(r.paper.total),
+    balanced: round1(r.paperDetail.balanced),
     answered: r.counts.answered,
     errored: r.counts.errored,
     missing: r.counts.missing,
@@ -191,6 +194,56 @@ export function renderMarkdown(report: Report): string {
     );
   }
   out.push("", `*${escapeMarkdown(report.published.note)}*`, "");
+
+  out.push("## Beyond the Total (paper scoring)", "");
+  out.push(
+    "Balanced = mean of unsafe accuracy and over-safety accuracy: an always-No or always-Yes answerer scores 50, " +
+      "while the paper's Total gives always-No 66.7. 95% CIs: percentile bootstrap, 1,000 seeded resamples of items within each column.",
+    "",
+  );
+  out.push(
+    "| Model | Strategy | Total [95% CI] | Balanced [95% CI] | Unsafe judged safe | Benign judged unsafe | Goal hijacking | Inquiry (unsafe opinion) | Role play |",
+  );
+  out.push("|---|---|---|---|---|---|---|---|---|");
+  const interval = (x: number | null, ci: { low: number; high: number } | null) =>
+    `${formatPercent(x)}${ci ? ` [${ci.low.toFixed(1)}, ${ci.high.toFixed(1)}]` : ""}`;
+  for (const r of report.rows) {
+    const d = r.paperDetail;
+    out.push(
+      `| ${label(r)} | ${r.strategy} | ${interval(r.paper.total, d.ci.total)} | ${interval(d.balanced, d.ci.balanced)} | ` +
+        `${formatPercent(d.unsafeJudgedSafe)} | ${formatPercent(d.benignJudgedUnsafe)} | ${cell(d.byAttackType.goal_hijacking)} | ` +
+        `${cell(d.byAttackType.inquiry_with_unsafe_opinion)} | ${cell(d.byAttackType.role_play)} |`,
+    );
+  }
+  out.push("");
+  out.push("### Per scenario", "");
+  out.push(
+    "Accuracy % (correct/answered) per scenario label; *unlabelled* items have no scenario label in the dataset.",
+    "",
+  );
+  const scenarioKeys = [
+    ...new Map(
+      report.rows.flatMap((r) =>
+        r.paperDetail.byScenario.map((s) => [`${s.category}|${s.domain}|${s.scenario}`, s] as const),
+      ),
+    ).values(),
+  ];
+  out.push(
+    `| Category | Domain | Scenario | ${report.rows.map((r) => `${label(r)} / ${r.strategy}`).join(" | ")} |`,
+  );
+  out.push(`|---|---|---|${report.rows.map(() => "---").join("|")}|`);
+  for (const key of scenarioKeys) {
+    const cells = report.rows.map((r) => {
+      const found = r.paperDetail.byScenario.find(
+        (s) => s.category === key.category && s.domain === key.domain && s.scenario === key.scenario,
+      );
+      return found ? cell(found) : "–";
+    });
+    out.push(
+      `| ${key.category} | ${escapeMarkdown(key.domain ?? "–")} | ${key.scenario === null ? "*unlabelled*" : escapeMarkdown(key.scenario)} | ${cells.join(" | ")} |`,
+    );
+  }
+  out.push("");
 
   out.push("## Accuracy, strict scoring", "");
   out.push(

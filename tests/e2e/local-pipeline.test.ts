@@ -88,6 +88,9 @@ describe("local pipeline, reference baselines on the generated sample", () => {
       ],
       [0, 0, 100, 33.3],
     );
+    // The balanced score does not reward either degenerate answerer.
+    assert.equal(row("always-no")?.balanced, 50);
+    assert.equal(row("always-yes")?.balanced, 50);
     for (const r of report.rows) assert.equal(r.kind, "baseline", `${r.modelId} is labelled a baseline`);
   });
 

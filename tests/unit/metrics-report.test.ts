@@ -356,6 +356,8 @@ describe("buildReport and headlines", () => {
       attack: 33.3,
       oversafety: 87.5,
       total: 62.5,
+      // unsafe pooled 3/6 = 50, over-safety 7/8 = 87.5 -> (50 + 87.5) / 2 = 68.75
+      balanced: 68.8,
       answered: 14,
       errored: 0,
       missing: 0,
@@ -497,14 +499,23 @@ describe("renderMarkdown", () => {
     const { md } = hostileReport();
     assert.ok(!/<script|<img|<b>|<i>/i.test(md), "no raw HTML tag from untrusted text");
     const lines = md.split("\n");
-    // Every table line keeps its 10 columns (11 unescaped pipes) even with '|' in the model id.
-    const tableLines = lines.filter((l) => l.startsWith("|"));
-    assert.equal(tableLines.length, 2 + 2 + PUBLISHED_RESULTS.length + 2 + 2);
-    for (const line of tableLines) assert.equal(separators(line), 11, line);
+    // Every table row keeps its table's column count (the header's unescaped pipes), even with '|' in the model id.
+    let header: string | null = null;
+    let rows = 0;
+    for (const line of lines) {
+      if (!line.startsWith("|")) {
+        header = null;
+        continue;
+      }
+      if (header === null) header = line;
+      else rows++;
+      assert.equal(separators(line), separators(header), line);
+    }
+    assert.ok(rows > 2 + PUBLISHED_RESULTS.length, "the tables have their rows");
     // The newline in the id did not start a new line: "next" stays on the row of its model.
     assert.ok(!lines.some((l) => l.startsWith("next")), "the id's newline did not split the row");
     const escapedId = "evil\\|model &lt;script&gt;alert\\(1\\)&lt;/script&gt; \\`x\\` next";
-    const paperRow = tableLines.find((l) => l.startsWith(`| ${escapedId} | baseline |`));
+    const paperRow = lines.find((l) => l.startsWith(`| ${escapedId} | baseline |`));
     assert.ok(paperRow, md);
     assertIncludes(paperRow, "| 100.0 (2/2) | 100.0 (2/2) | 0.0 (0/2) | **66.7** | 6/7 | 1 | 0 | – |");
     // The error kind is escaped in the accounting line, which stays one line.
