@@ -15,6 +15,7 @@ export function headlineTable(rows: readonly Headline[]): string {
     "Attack",
     "Over-Safe",
     "Total",
+    "Balanced",
     "answered",
     "errors",
     "missing",
