@@ -32,7 +32,10 @@ describe("mmsafe CLI", () => {
     assert.equal(code, 0, stderr);
     assert.match(stderr, /GENERATED SAMPLE/);
     assert.match(stderr, /progress: 18\/18 verdicts/);
-    assert.match(stdout, /model\s+strategy\s+Typical\s+Attack\s+Over-Safe\s+Total\s+Balanced\s+answered\s+errors\s+missing/);
+    assert.match(
+      stdout,
+      /model\s+strategy\s+Typical\s+Attack\s+Over-Safe\s+Total\s+Balanced\s+answered\s+errors\s+missing/,
+    );
     assert.match(stdout, /always-no \(baseline\)\s+baseline/);
     assert.match(stdout, /report: .*report\.md/);
   });
