@@ -1,9 +1,9 @@
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import type { Headline } from "../core/report.ts";
 import { executionInputSchema, modelConfigSchema, STRATEGIES } from "../core/schemas.ts";
 import { RUNS_TABLE_KEYS } from "../core/storage-layout.ts";
+import { isConditionalCheckFailed } from "./dynamo-errors.ts";
 
 /** The run record: one item per run in the runs table. */
 export const runRecordSchema = z.object({
@@ -87,7 +87,7 @@ export class DynamoRunStore implements RunStore {
         }),
       );
     } catch (error: unknown) {
-      if (error instanceof ConditionalCheckFailedException) {
+      if (isConditionalCheckFailed(error)) {
         throw new RunConflictError(
           `run ${record.runId} was created concurrently with a different configuration`,
           { cause: error },

@@ -1,4 +1,3 @@
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import {
   BatchGetCommand,
   type BatchGetCommandOutput,
@@ -8,6 +7,7 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { type Verdict, verdictSchema } from "../core/schemas.ts";
 import { VERDICTS_TABLE_KEYS } from "../core/storage-layout.ts";
+import { isConditionalCheckFailed } from "./dynamo-errors.ts";
 
 /** Verdict persistence. One verdict per (run, model, strategy, item), never overwritten. */
 export interface VerdictStore {
@@ -66,8 +66,7 @@ export class DynamoVerdictStore implements VerdictStore {
       );
       return true;
     } catch (error: unknown) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      if (error instanceof Error && error.name === "ConditionalCheckFailedException") return false;
+      if (isConditionalCheckFailed(error)) return false;
       throw error;
     }
   }

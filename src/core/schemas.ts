@@ -47,7 +47,6 @@ export const modelConfigSchema = z
   })
   .strict();
 export type ModelConfig = z.infer<typeof modelConfigSchema>;
-export type ModelConfigInput = z.input<typeof modelConfigSchema>;
 
 /** A models file: `{ "models": [ ... ] }` with unique ids. */
 export const modelsFileSchema = z
