@@ -1,16 +1,22 @@
 /**
- * An OpenAI-compatible HTTP server that answers with reference baselines (always-yes, always-no, random).
+ * An OpenAI-compatible HTTP server that answers with reference baselines (always-yes, always-no, random)
+ * and with `noise-sensitive`, a stand-in model for visual contrastive decoding (VCD) tests.
  *
  * Used by the local runner when no real model is configured, by tests and by benchmarks, so the real
  * `openai` SDK code path (request building, retries, response parsing) is exercised end to end without a
  * network or an API key. The baselines are also meaningful report rows: a model that answers "No" to
  * everything scores Total 66.7 under the paper's metric, above every published model.
  *
+ * Any model name may carry the suffix `+nologprobs` (e.g. `always-yes+nologprobs`): the server then answers
+ * as the base model but returns `logprobs: null` even when asked, like endpoints that silently ignore the
+ * parameter.
+ *
  * Only `node:http` is used; the server listens on 127.0.0.1 and never reaches the network.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
+import sharp, { type OutputInfo } from "sharp";
 import { z } from "zod";
 
 /** Options of {@link startReferenceModelServer}. */
@@ -42,8 +48,9 @@ export interface ReferenceServer {
 }
 
 /**
- * The baseline models the server answers as. `random` also accepts a seed suffix, `random:<int>`
- * (`random` is seed 0); seeded variants are not listed by `GET /v1/models`.
+ * The models the server answers as. `random` also accepts a seed suffix, `random:<int>` (`random` is
+ * seed 0), and every model accepts the {@link NO_LOGPROBS_SUFFIX}; neither kind of variant is listed
+ * by `GET /v1/models`.
  */
 export const REFERENCE_BASELINES: readonly { model: string; description: string }[] = [
   {
@@ -60,14 +67,55 @@ export const REFERENCE_BASELINES: readonly { model: string; description: string 
       'Answers "Yes." or "No." from a seeded hash of the last user message (text and image bytes), so the ' +
       "same request always gets the same answer; use `random:<int>` for another seed.",
   },
+  {
+    model: "noise-sensitive",
+    description:
+      'Answers "Yes." with p(Yes)=0.6, p(No)=0.4 when the image looks clean and p(Yes)=0.8, p(No)=0.2 when it ' +
+      "looks noisy: a model leaning on its language prior when it cannot see, which visual contrastive " +
+      "decoding corrects (with alpha=1 the contrast favours No).",
+  },
 ];
 
 /**
- * Fixed probabilities reported through `logprobs`: the chosen answer token gets 0.9 and the other one
- * 0.1, so contrastive-decoding code has non-degenerate numbers to combine. The trailing "." gets 1.
+ * Appended to any model name (e.g. `always-yes+nologprobs`), makes the server answer as the base model but
+ * with `logprobs: null` even when `logprobs: true` was requested.
+ */
+export const NO_LOGPROBS_SUFFIX = "+nologprobs";
+
+/**
+ * Answer probabilities of the `noise-sensitive` model, reported through `logprobs` (the trailing "." gets
+ * 1). Exported so tests can compute expected VCD scores, e.g. with alpha = 1:
+ * 2·ln 0.6 − ln 0.8 = ln 0.45 for Yes against 2·ln 0.4 − ln 0.2 = ln 0.8 for No.
+ */
+export const NOISE_SENSITIVE_PROBABILITIES = {
+  clean: { Yes: 0.6, No: 0.4 },
+  noisy: { Yes: 0.8, No: 0.2 },
+} as const satisfies Record<"clean" | "noisy", Record<Answer, number>>;
+
+/**
+ * An image is "noisy" for the `noise-sensitive` model when its {@link measureImageRoughness} is above
+ * this, in grey levels (0–255).
+ *
+ * Calibrated on `writeSampleDataset` images (32–64 px striped JPEG/PNG/WebP, seeds 0–9): clean images
+ * measure 0–7.4; after `addDiffusionNoise` they measure 11.8–27 at strength 0.05, 16.7–37 at 0.1,
+ * 23.9–50 at 0.2, 42–67 at 0.5 and 67–73 at 1.
+ */
+export const NOISE_SENSITIVE_ROUGHNESS_THRESHOLD = 12;
+
+/**
+ * Fixed probabilities the baselines report through `logprobs`: the chosen answer token gets 0.9 and the
+ * other one 0.1, so contrastive-decoding code has non-degenerate numbers to combine. The trailing "." gets 1.
  */
 const CHOSEN_ANSWER_PROBABILITY = 0.9;
 const OTHER_ANSWER_PROBABILITY = 0.1;
+
+/** Neighbour directions (dx, dy) {@link measureImageRoughness} compares pixels along. */
+const ROUGHNESS_DIRECTIONS: readonly (readonly [number, number])[] = [
+  [1, 0],
+  [0, 1],
+  [1, 1],
+  [1, -1],
+];
 
 /** Token estimate per image, matching OpenAI's "low detail" cost; keeps usage deterministic and cheap to compute. */
 const TOKENS_PER_IMAGE = 85;
@@ -155,12 +203,24 @@ class ReferenceRequestError extends Error {
 interface ParsedRequest {
   request: ChatCompletionRequest;
   baseline: Baseline;
+  /** False for `+nologprobs` models: `logprobs` is then null whatever the request asked. */
+  reportsLogprobs: boolean;
   /** Text and image bytes of the last user message, in order: the input of the random baseline's hash. */
   lastUserParts: (string | Buffer)[];
   promptTokens: number;
 }
 
-type Baseline = { kind: "always-yes" } | { kind: "always-no" } | { kind: "random"; seed: number };
+type Baseline =
+  | { kind: "always-yes" }
+  | { kind: "always-no" }
+  | { kind: "random"; seed: number }
+  | { kind: "noise-sensitive" };
+
+/** The answer a model gives and the probabilities it reports for both answer tokens. */
+interface Decision {
+  chosen: Answer;
+  probabilities: Readonly<Record<Answer, number>>;
+}
 
 /**
  * Starts the reference server on 127.0.0.1.
@@ -197,7 +257,8 @@ export async function startReferenceModelServer(
       const json = parseJson(raw);
       const model = modelField(json);
       if (model !== undefined) stats.byModel[model] = (stats.byModel[model] ?? 0) + 1;
-      outcome = { status: 200, body: answer(parseCompletionRequest(json)) };
+      const parsed = parseCompletionRequest(json);
+      outcome = { status: 200, body: answer(parsed, await decide(parsed)) };
     } catch (error: unknown) {
       outcome = errorOutcome(error);
     }
@@ -343,30 +404,48 @@ function parseCompletionRequest(json: unknown): ParsedRequest {
     // Same rule as OpenAI: top_logprobs without logprobs is a caller mistake worth surfacing.
     throw new ReferenceRequestError(400, "`top_logprobs` requires `logprobs` to be true.", "top_logprobs");
   }
-  const baseline = resolveBaseline(request.model);
+  const { baseline, reportsLogprobs } = resolveModel(request.model);
   const lastUserParts = lastUserMessageParts(request.messages);
-  return { request, baseline, lastUserParts, promptTokens: estimatePromptTokens(request.messages) };
+  return {
+    request,
+    baseline,
+    reportsLogprobs,
+    lastUserParts,
+    promptTokens: estimatePromptTokens(request.messages),
+  };
 }
 
-function resolveBaseline(model: string): Baseline {
+/** Splits off the {@link NO_LOGPROBS_SUFFIX} and resolves the base model name. */
+function resolveModel(model: string): { baseline: Baseline; reportsLogprobs: boolean } {
+  const reportsLogprobs = !model.endsWith(NO_LOGPROBS_SUFFIX);
+  const base = reportsLogprobs ? model : model.slice(0, -NO_LOGPROBS_SUFFIX.length);
+  const baseline = resolveBaseline(base);
+  if (baseline === undefined) {
+    throw new ReferenceRequestError(
+      404,
+      `The model \`${model}\` does not exist. Reference models: ${REFERENCE_BASELINES.map((b) => b.model).join(", ")}, random:<int>; ` +
+        `append ${NO_LOGPROBS_SUFFIX} to any of them (e.g. always-yes${NO_LOGPROBS_SUFFIX}) to get logprobs: null.`,
+      "model",
+      "model_not_found",
+    );
+  }
+  return { baseline, reportsLogprobs };
+}
+
+function resolveBaseline(model: string): Baseline | undefined {
   if (model === "always-yes") return { kind: "always-yes" };
   if (model === "always-no") return { kind: "always-no" };
+  if (model === "noise-sensitive") return { kind: "noise-sensitive" };
   if (model === "random") return { kind: "random", seed: 0 };
   const seeded = /^random:(-?\d+)$/.exec(model);
   const seed = seeded?.[1] === undefined ? Number.NaN : Number(seeded[1]);
-  if (Number.isSafeInteger(seed)) return { kind: "random", seed };
-  throw new ReferenceRequestError(
-    404,
-    `The model \`${model}\` does not exist. Reference models: ${REFERENCE_BASELINES.map((b) => b.model).join(", ")}, random:<int>.`,
-    "model",
-    "model_not_found",
-  );
+  return Number.isSafeInteger(seed) ? { kind: "random", seed } : undefined;
 }
 
 /**
  * Checks the last user message carries the benchmark's shape (a text part and a base64 data-URL image) and
  * returns its text and decoded image bytes in order. Images are only base64-decoded, never parsed, to keep
- * per-request CPU small.
+ * per-request CPU small; only the `noise-sensitive` model decodes them afterwards (see {@link decide}).
  */
 function lastUserMessageParts(messages: readonly Message[]): (string | Buffer)[] {
   const index = messages.findLastIndex((m) => m.role === "user");
@@ -456,22 +535,105 @@ function randomAnswer(seed: number, parts: readonly (string | Buffer)[]): Answer
   return first < 128 ? "Yes" : "No";
 }
 
+/**
+ * How rough an image is: the mean absolute difference between neighbouring pixels of its greyscale
+ * version (0–255 scale), along the smoothest of four directions (horizontal, vertical, both diagonals).
+ *
+ * Taking the smoothest direction rather than only horizontal neighbours keeps sharp edges out of the
+ * measure: a striped image is constant along its stripes, whatever their direction, while Gaussian noise
+ * is rough in every direction. (Horizontal neighbours alone measure up to 42 on clean sample images with
+ * vertical stripes, seeds 0–9, above the 25 of some images noised at strength 0.2.) Alpha is dropped first.
+ *
+ * @throws Error if the bytes cannot be decoded (sharp's error as `cause`).
+ */
+export async function measureImageRoughness(bytes: Uint8Array): Promise<number> {
+  let decoded: { data: Buffer; info: OutputInfo };
+  try {
+    decoded = await sharp(bytes).removeAlpha().greyscale().raw().toBuffer({ resolveWithObject: true });
+  } catch (error: unknown) {
+    throw new Error(
+      `the image could not be decoded: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
+  }
+  const { data, info } = decoded;
+  const { width, height, channels } = info;
+  let smoothest = Number.POSITIVE_INFINITY;
+  for (const [dx, dy] of ROUGHNESS_DIRECTIONS) {
+    const firstRow = Math.max(0, -dy);
+    const endRow = height - Math.max(0, dy);
+    const endColumn = width - dx;
+    const step = (dy * width + dx) * channels;
+    let sum = 0;
+    let pairs = 0;
+    for (let y = firstRow; y < endRow; y++) {
+      const rowEnd = (y * width + endColumn) * channels;
+      for (let i = y * width * channels; i < rowEnd; i += channels) {
+        sum += Math.abs((data[i] as number) - (data[i + step] as number));
+      }
+      pairs += endColumn;
+    }
+    if (pairs > 0) smoothest = Math.min(smoothest, sum / pairs);
+  }
+  // A single pixel has no neighbours: nothing to call noise.
+  return Number.isFinite(smoothest) ? smoothest : 0;
+}
+
+/**
+ * Picks the answer and its reported probabilities. Only `noise-sensitive` looks at the image, decoding every
+ * image of the last user message; the request counts as noisy if any of them is.
+ */
+async function decide(parsed: ParsedRequest): Promise<Decision> {
+  const { baseline } = parsed;
+  if (baseline.kind === "noise-sensitive") {
+    const messageIndex = parsed.request.messages.findLastIndex((m) => m.role === "user");
+    let noisy = false;
+    // lastUserParts has one entry per content part, so its index is the content part's index.
+    for (const [partIndex, part] of parsed.lastUserParts.entries()) {
+      if (typeof part === "string") continue;
+      let roughness: number;
+      try {
+        roughness = await measureImageRoughness(part);
+      } catch (error: unknown) {
+        const reason = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+        throw new ReferenceRequestError(
+          400,
+          `The image could not be decoded (${reason instanceof Error ? reason.message : String(reason)}).`,
+          `messages[${messageIndex}].content[${partIndex}].image_url.url`,
+          "invalid_image",
+        );
+      }
+      if (roughness > NOISE_SENSITIVE_ROUGHNESS_THRESHOLD) noisy = true;
+    }
+    return { chosen: "Yes", probabilities: NOISE_SENSITIVE_PROBABILITIES[noisy ? "noisy" : "clean"] };
+  }
+  const chosen: Answer =
+    baseline.kind === "always-yes"
+      ? "Yes"
+      : baseline.kind === "always-no"
+        ? "No"
+        : randomAnswer(baseline.seed, parsed.lastUserParts);
+  const probabilities =
+    chosen === "Yes"
+      ? { Yes: CHOSEN_ANSWER_PROBABILITY, No: OTHER_ANSWER_PROBABILITY }
+      : { Yes: OTHER_ANSWER_PROBABILITY, No: CHOSEN_ANSWER_PROBABILITY };
+  return { chosen, probabilities };
+}
+
 function tokenBytes(token: string): number[] {
   return [...Buffer.from(token, "utf8")];
 }
 
-function answerLogprobs(answer: Answer, topLogprobs: number): TokenLogprob {
-  const other: Answer = answer === "Yes" ? "No" : "Yes";
+function answerLogprobs({ chosen, probabilities }: Decision, topLogprobs: number): TokenLogprob {
   // Most likely first, as OpenAI orders them; OpenAI may also return fewer entries than asked, and only
   // these two tokens have non-zero probability here.
-  const candidates: TopLogprob[] = [
-    { token: answer, logprob: Math.log(CHOSEN_ANSWER_PROBABILITY), bytes: tokenBytes(answer) },
-    { token: other, logprob: Math.log(OTHER_ANSWER_PROBABILITY), bytes: tokenBytes(other) },
-  ];
+  const candidates: TopLogprob[] = (["Yes", "No"] as const)
+    .map((token) => ({ token, logprob: Math.log(probabilities[token]), bytes: tokenBytes(token) }))
+    .sort((a, b) => b.logprob - a.logprob);
   return {
-    token: answer,
-    logprob: Math.log(CHOSEN_ANSWER_PROBABILITY),
-    bytes: tokenBytes(answer),
+    token: chosen,
+    logprob: Math.log(probabilities[chosen]),
+    bytes: tokenBytes(chosen),
     top_logprobs: candidates.slice(0, topLogprobs),
   };
 }
@@ -481,17 +643,11 @@ function periodLogprobs(topLogprobs: number): TokenLogprob {
   return { ...period, top_logprobs: [period].slice(0, topLogprobs) };
 }
 
-function answer(parsed: ParsedRequest): ChatCompletionBody {
-  const { request, baseline } = parsed;
-  const chosen: Answer =
-    baseline.kind === "always-yes"
-      ? "Yes"
-      : baseline.kind === "always-no"
-        ? "No"
-        : randomAnswer(baseline.seed, parsed.lastUserParts);
+function answer(parsed: ParsedRequest, decision: Decision): ChatCompletionBody {
+  const { request } = parsed;
   const topLogprobs = request.top_logprobs ?? 0;
   const tokens = [
-    { text: chosen, logprobs: answerLogprobs(chosen, topLogprobs) },
+    { text: decision.chosen, logprobs: answerLogprobs(decision, topLogprobs) },
     { text: ".", logprobs: periodLogprobs(topLogprobs) },
   ];
   // Honour a token cap (VCD callers often ask for max_tokens: 1) the way a real model would.
@@ -509,7 +665,9 @@ function answer(parsed: ParsedRequest): ChatCompletionBody {
         message: { role: "assistant", content: emitted.map((t) => t.text).join(""), refusal: null },
         finish_reason: emitted.length < tokens.length ? "length" : "stop",
         logprobs:
-          request.logprobs === true ? { content: emitted.map((t) => t.logprobs), refusal: null } : null,
+          request.logprobs === true && parsed.reportsLogprobs
+            ? { content: emitted.map((t) => t.logprobs), refusal: null }
+            : null,
       },
     ],
     usage: {

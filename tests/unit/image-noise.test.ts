@@ -1,0 +1,276 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import sharp, { type OutputInfo } from "sharp";
+import { addDiffusionNoise } from "../../src/adapters/image-noise.ts";
+import { detectImageType, type ImageMediaType } from "../../src/core/image-type.ts";
+
+/** Vertical stripes of two colours, `period` pixels wide: sharp edges and flat regions. */
+function stripedPixels(width: number, height: number, period = 6): Buffer {
+  const pixels = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const dark = Math.floor(x / period) % 2 === 0;
+      const offset = (y * width + x) * 3;
+      pixels[offset] = dark ? 40 : 200;
+      pixels[offset + 1] = dark ? 90 : 160;
+      pixels[offset + 2] = dark ? 150 : 30;
+    }
+  }
+  return pixels;
+}
+
+async function encode(
+  raw: Buffer,
+  width: number,
+  height: number,
+  format: "jpeg" | "png" | "webp" | "gif",
+  channels: 3 | 4 = 3,
+): Promise<Buffer> {
+  const image = sharp(raw, { raw: { width, height, channels } });
+  switch (format) {
+    case "jpeg":
+      return image.jpeg({ quality: 90 }).toBuffer();
+    case "png":
+      return image.png().toBuffer();
+    case "webp":
+      return image.webp({ quality: 90 }).toBuffer();
+    case "gif":
+      return image.gif().toBuffer();
+  }
+}
+
+async function rawPixels(bytes: Uint8Array): Promise<{ data: Buffer; info: OutputInfo }> {
+  return sharp(bytes).raw().toBuffer({ resolveWithObject: true });
+}
+
+/** Mean absolute difference between horizontally adjacent samples of the first channel. */
+async function neighbourDifference(bytes: Uint8Array): Promise<number> {
+  const { data, info } = await rawPixels(bytes);
+  let sum = 0;
+  let pairs = 0;
+  for (let y = 0; y < info.height; y++) {
+    for (let x = 1; x < info.width; x++) {
+      const i = (y * info.width + x) * info.channels;
+      sum += Math.abs((data[i] ?? 0) - (data[i - info.channels] ?? 0));
+      pairs += 1;
+    }
+  }
+  return sum / pairs;
+}
+
+function meanAbsoluteDifference(a: Uint8Array, b: Uint8Array): number {
+  assert.equal(a.length, b.length);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs((a[i] ?? 0) - (b[i] ?? 0));
+  return sum / a.length;
+}
+
+const WIDTH = 64;
+const HEIGHT = 48;
+
+describe("addDiffusionNoise", () => {
+  it("is deterministic: same (image, strength, seed) gives the same bytes, another seed other bytes", async () => {
+    const png = await encode(stripedPixels(WIDTH, HEIGHT), WIDTH, HEIGHT, "png");
+    const first = await addDiffusionNoise(png, "image/png", { strength: 0.3, seed: 5 });
+    const again = await addDiffusionNoise(png, "image/png", { strength: 0.3, seed: 5 });
+    const other = await addDiffusionNoise(png, "image/png", { strength: 0.3, seed: 6 });
+    assert.ok(first.bytes.equals(again.bytes));
+    assert.ok(!first.bytes.equals(other.bytes));
+
+    const jpeg = await encode(stripedPixels(WIDTH, HEIGHT), WIDTH, HEIGHT, "jpeg");
+    const jpegFirst = await addDiffusionNoise(jpeg, "image/jpeg", { strength: 0.3, seed: 5 });
+    const jpegAgain = await addDiffusionNoise(jpeg, "image/jpeg", { strength: 0.3, seed: 5 });
+    assert.ok(jpegFirst.bytes.equals(jpegAgain.bytes));
+  });
+
+  it("keeps every pixel at strength 0: PNG exactly, JPEG and WebP as a plain re-encode at quality 90", async () => {
+    const raw = stripedPixels(WIDTH, HEIGHT);
+    const png = await encode(raw, WIDTH, HEIGHT, "png");
+    const same = await addDiffusionNoise(png, "image/png", { strength: 0, seed: 1 });
+    assert.ok((await rawPixels(same.bytes)).data.equals((await rawPixels(png)).data));
+
+    for (const [format, mediaType] of [
+      ["jpeg", "image/jpeg"],
+      ["webp", "image/webp"],
+    ] as const) {
+      const input = await encode(raw, WIDTH, HEIGHT, format);
+      const output = await addDiffusionNoise(input, mediaType, { strength: 0, seed: 1 });
+      const decoded = await rawPixels(input);
+      const reencoder = sharp(decoded.data, { raw: { width: WIDTH, height: HEIGHT, channels: 3 } });
+      const reencoded =
+        format === "jpeg"
+          ? await reencoder.jpeg({ quality: 90, chromaSubsampling: "4:4:4" }).toBuffer()
+          : await reencoder.webp({ quality: 90 }).toBuffer();
+      const after = (await rawPixels(output.bytes)).data;
+      assert.ok(after.equals((await rawPixels(reencoded)).data), format);
+      // Generation loss of one lossy round trip on saturated colour edges: a few grey levels, where even
+      // strength 0.05 (σ ≈ 28 grey levels) moves about twenty.
+      const drift = meanAbsoluteDifference(decoded.data, after);
+      assert.ok(drift < 8, `${format}: mean drift ${drift} grey levels at strength 0`);
+    }
+  });
+
+  it("re-encodes in the input's format, GIF as PNG", async () => {
+    const raw = stripedPixels(WIDTH, HEIGHT);
+    const cases: { format: "jpeg" | "png" | "webp" | "gif"; mediaType: ImageMediaType; out: string }[] = [
+      { format: "jpeg", mediaType: "image/jpeg", out: "jpeg" },
+      { format: "png", mediaType: "image/png", out: "png" },
+      { format: "webp", mediaType: "image/webp", out: "webp" },
+      { format: "gif", mediaType: "image/gif", out: "png" },
+    ];
+    for (const { format, mediaType, out } of cases) {
+      const input = await encode(raw, WIDTH, HEIGHT, format);
+      assert.equal(detectImageType(input), format);
+      const noised = await addDiffusionNoise(input, mediaType, { strength: 0.2, seed: 3 });
+      assert.equal(detectImageType(noised.bytes), out, format);
+      assert.equal(noised.mediaType, `image/${out}`, format);
+      const metadata = await sharp(noised.bytes).metadata();
+      assert.equal(metadata.width, WIDTH, format);
+      assert.equal(metadata.height, HEIGHT, format);
+    }
+  });
+
+  it("makes images noisier as strength grows", async () => {
+    const png = await encode(stripedPixels(WIDTH, HEIGHT), WIDTH, HEIGHT, "png");
+    const differences: number[] = [];
+    for (const strength of [0, 0.05, 0.2, 0.5, 1]) {
+      const noised = await addDiffusionNoise(png, "image/png", { strength, seed: 9 });
+      differences.push(await neighbourDifference(noised.bytes));
+    }
+    for (let i = 1; i < differences.length; i++) {
+      assert.ok(
+        (differences[i] ?? 0) > (differences[i - 1] ?? 0),
+        `neighbour difference should grow with strength: ${differences.join(", ")}`,
+      );
+    }
+  });
+
+  it("follows x' = sqrt(1-γ)·x + sqrt(γ)·ε: mean kept on mid-grey, spread 127.5·sqrt(γ)", async () => {
+    const size = 128;
+    const grey = await sharp({
+      create: { width: size, height: size, channels: 3, background: { r: 128, g: 128, b: 128 } },
+    })
+      .png()
+      .toBuffer();
+    const strength = 0.16;
+    const { data } = await rawPixels(
+      (await addDiffusionNoise(grey, "image/png", { strength, seed: 2 })).bytes,
+    );
+    let sum = 0;
+    let squares = 0;
+    for (const value of data) {
+      sum += value;
+      squares += value * value;
+    }
+    const mean = sum / data.length;
+    const sd = Math.sqrt(squares / data.length - mean * mean);
+    // x = 128/127.5 − 1 ≈ 0.004: the mean stays ≈ 128; σ = 127.5·0.4 = 51, barely clamped at ±2.5σ.
+    assert.ok(Math.abs(mean - 128) < 1.5, `mean ${mean}`);
+    assert.ok(Math.abs(sd - 51) < 2, `standard deviation ${sd}`);
+  });
+
+  it("is pure noise at strength 1: the output no longer depends on the image", async () => {
+    const striped = await encode(stripedPixels(WIDTH, HEIGHT), WIDTH, HEIGHT, "png");
+    const flat = await sharp({
+      create: { width: WIDTH, height: HEIGHT, channels: 3, background: { r: 10, g: 20, b: 30 } },
+    })
+      .png()
+      .toBuffer();
+    const a = await addDiffusionNoise(striped, "image/png", { strength: 1, seed: 4 });
+    const b = await addDiffusionNoise(flat, "image/png", { strength: 1, seed: 4 });
+    assert.ok((await rawPixels(a.bytes)).data.equals((await rawPixels(b.bytes)).data));
+  });
+
+  it("noises colour channels only and keeps alpha untouched", async () => {
+    const rgb = stripedPixels(WIDTH, HEIGHT);
+    const rgba = Buffer.alloc(WIDTH * HEIGHT * 4);
+    for (let p = 0; p < WIDTH * HEIGHT; p++) {
+      rgba[p * 4] = rgb[p * 3] ?? 0;
+      rgba[p * 4 + 1] = rgb[p * 3 + 1] ?? 0;
+      rgba[p * 4 + 2] = rgb[p * 3 + 2] ?? 0;
+      rgba[p * 4 + 3] = p % 256;
+    }
+    const png = await encode(rgba, WIDTH, HEIGHT, "png", 4);
+    const noised = await addDiffusionNoise(png, "image/png", { strength: 0.5, seed: 1 });
+    const { data, info } = await rawPixels(noised.bytes);
+    assert.equal(info.channels, 4);
+    let alphaChanged = 0;
+    let colourChanged = 0;
+    for (let p = 0; p < WIDTH * HEIGHT; p++) {
+      if (data[p * 4 + 3] !== p % 256) alphaChanged += 1;
+      if (data[p * 4] !== rgba[p * 4]) colourChanged += 1;
+    }
+    assert.equal(alphaChanged, 0);
+    assert.ok(colourChanged > (WIDTH * HEIGHT) / 2);
+  });
+
+  it("applies EXIF orientation before noising, so the noised copy shows the picture the same way up", async () => {
+    const jpeg = await sharp(stripedPixels(40, 20), { raw: { width: 40, height: 20, channels: 3 } })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
+    const noised = await addDiffusionNoise(jpeg, "image/jpeg", { strength: 0.1, seed: 1 });
+    const metadata = await sharp(noised.bytes).metadata();
+    assert.equal(metadata.width, 20);
+    assert.equal(metadata.height, 40);
+    assert.ok(metadata.orientation === undefined || metadata.orientation === 1);
+  });
+
+  it("rejects a strength outside [0, 1], a non-finite strength and a non-integer seed with RangeError", async () => {
+    const png = await encode(stripedPixels(8, 8), 8, 8, "png");
+    for (const strength of [-0.01, 1.01, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      await assert.rejects(addDiffusionNoise(png, "image/png", { strength, seed: 1 }), RangeError);
+    }
+    await assert.rejects(addDiffusionNoise(png, "image/png", { strength: 0.5, seed: 1.5 }), RangeError);
+  });
+
+  it("rejects bytes that are not an image with an Error saying so, sharp's error as cause", async () => {
+    const png = await encode(stripedPixels(16, 16), 16, 16, "png");
+    const corrupt = [
+      Buffer.from("definitely not an image"),
+      // A PNG signature followed by garbage, and a PNG cut in half.
+      Buffer.concat([png.subarray(0, 8), Buffer.alloc(64, 0x41)]),
+      png.subarray(0, Math.floor(png.length / 2)),
+    ];
+    for (const bytes of corrupt) {
+      await assert.rejects(addDiffusionNoise(bytes, "image/png", { strength: 0.5, seed: 1 }), (error) => {
+        assert.ok(error instanceof Error);
+        assert.match(error.message, /could not decode the image/);
+        assert.ok(error.cause instanceof Error);
+        return true;
+      });
+    }
+  });
+
+  it("noises a 1024×1024 image quickly (timing logged, not asserted)", async () => {
+    const size = 1024;
+    const jpeg = await encode(stripedPixels(size, size, 16), size, size, "jpeg");
+    const bestOf = async (runs: number, task: (run: number) => Promise<unknown>): Promise<number> => {
+      let best = Number.POSITIVE_INFINITY;
+      for (let run = 0; run < runs; run++) {
+        const started = performance.now();
+        await task(run);
+        best = Math.min(best, performance.now() - started);
+      }
+      return best;
+    };
+    // Warm-up: JIT and sharp's thread pool.
+    const noised = await addDiffusionNoise(jpeg, "image/jpeg", { strength: 0.5, seed: 0 });
+    const noisedRaw = await sharp(noised.bytes).raw().toBuffer();
+    const total = await bestOf(5, (run) =>
+      addDiffusionNoise(jpeg, "image/jpeg", { strength: 0.5, seed: run }),
+    );
+    const decode = await bestOf(5, () => sharp(jpeg).autoOrient().raw().toBuffer());
+    // Encoding noise is far costlier than encoding the clean stripes, so time it on a noised image.
+    const encodeNoised = await bestOf(5, () =>
+      sharp(noisedRaw, { raw: { width: size, height: size, channels: 3 } })
+        .jpeg({ quality: 90, chromaSubsampling: "4:4:4" })
+        .toBuffer(),
+    );
+    console.log(
+      `addDiffusionNoise on a 1024×1024 RGB JPEG (best of 5): ${total.toFixed(1)} ms in all = ` +
+        `decode ${decode.toFixed(1)} ms + noise loop ≈${(total - decode - encodeNoised).toFixed(1)} ms + ` +
+        `JPEG encode of the noised pixels ${encodeNoised.toFixed(1)} ms (${noised.bytes.length} bytes)`,
+    );
+  });
+});
