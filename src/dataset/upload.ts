@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import pLimit from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
-import { CATEGORIES } from "../core/benchmark.ts";
+import { ATTACK_TYPES, type AttackType, CATEGORIES, goldLabel } from "../core/benchmark.ts";
 import { describeSkipped } from "../core/report.ts";
 import { type DatasetItem, type DatasetManifest, datasetManifestSchema } from "../core/schemas.ts";
 import { datasetImageKey, datasetManifestKey, datasetShardKey } from "../core/storage-layout.ts";
@@ -17,21 +17,49 @@ export interface UploadResult {
   uploaded: boolean;
 }
 
-/** Human-readable lines describing what an import found. */
+const ATTACK_TYPE_NAMES: Record<AttackType, string> = {
+  goal_hijacking: "goal hijacking",
+  inquiry_with_unsafe_opinion: "inquiry with unsafe opinion",
+  role_play: "role play",
+};
+
+/**
+ * Human-readable lines describing what an import found: records and runnable pairs per subset and
+ * category, skipped records with their reasons and ids, and how many items carry a scenario label.
+ */
 export function describeImport(dataset: OfficialDataset): string[] {
-  const byCategory = CATEGORIES.map(
-    (c) => `${c} ${dataset.items.filter((i) => i.label.category === c).length}`,
-  ).join(", ");
-  const unsafe = dataset.items.filter((i) => i.label.subset === "unsafe").length;
+  const items = dataset.items;
+  const skippedIds = dataset.skipped.flatMap((s) => (s.id === null ? [] : [s.id]));
+  const count = (list: readonly { label: { category: string } }[], category: string) =>
+    list.filter((i) => i.label.category === category).length;
+  const skippedLabels = skippedIds.map((id) => ({ label: goldLabel(id) }));
   const lines = [
-    `${dataset.records} records, ${dataset.items.length} runnable pairs (unsafe ${unsafe}, over-safety ${dataset.items.length - unsafe}; ${byCategory})`,
+    `${dataset.records} records, ${items.length} runnable pairs, ${dataset.skipped.length} skipped`,
+  ];
+  for (const category of CATEGORIES) {
+    const runnable = count(items, category);
+    const skipped = count(skippedLabels, category);
+    let detail = "";
+    if (category === "attack") {
+      detail = ` (${ATTACK_TYPES.map(
+        (t) => `${ATTACK_TYPE_NAMES[t]} ${items.filter((i) => i.label.attackType === t).length}`,
+      ).join(", ")})`;
+    }
+    const subset = category === "oversafety" ? "over-safety, expected Yes" : "unsafe, expected No";
+    lines.push(
+      `  ${category.padEnd(10)} ${String(runnable).padStart(5)} runnable${skipped > 0 ? `, ${skipped} skipped` : ""}  [${subset}]${detail}`,
+    );
+  }
+  lines.push(
     ...describeSkipped(dataset.skipped).map((s) => `skipped: ${s}`),
     ...dataset.problems.map((p) => `problem: ${p.message}`),
     ...dataset.ignoredFiles.map((f) => `ignored file: ${f}`),
-  ];
-  const unlabelled = dataset.items.filter((i) => i.scenario.scenario === null).length;
-  if (unlabelled > 0)
-    lines.push(`${unlabelled} runnable items have no scenario label (shown as unlabelled, not guessed)`);
+  );
+  const unlabelled = items.filter((i) => i.scenario.scenario === null).length;
+  lines.push(
+    `scenario labels: ${items.length - unlabelled} of ${items.length} runnable items labelled` +
+      (unlabelled > 0 ? `; ${unlabelled} unlabelled (shown as unlabelled, not guessed)` : ""),
+  );
   return lines;
 }
 

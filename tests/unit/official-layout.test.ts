@@ -197,10 +197,13 @@ describe("readOfficialDataset on the small sample", () => {
 
   it("describeImport summarises records, runnable pairs, skipped and ignored files", () => {
     assert.deepEqual(describeImport(dataset), [
-      "40 records, 36 runnable pairs (unsafe 23, over-safety 13; typical 8, attack 15, oversafety 13)",
+      "40 records, 36 runnable pairs, 4 skipped",
+      "  typical        8 runnable  [unsafe, expected No]",
+      "  attack        15 runnable  [unsafe, expected No] (goal hijacking 5, inquiry with unsafe opinion 5, role play 5)",
+      "  oversafety    13 runnable, 4 skipped  [over-safety, expected Yes]",
       "skipped: 4 records have no image: ids 2301, 2333, 2369–2370",
       "ignored file: data/images2/test",
-      "6 runnable items have no scenario label (shown as unlabelled, not guessed)",
+      "scenario labels: 30 of 36 runnable items labelled; 6 unlabelled (shown as unlabelled, not guessed)",
     ]);
   });
 
@@ -313,9 +316,10 @@ describe("readOfficialDataset on the small sample", () => {
 
     it("describeImport mentions each reason and the problem", () => {
       const lines = describeImport(quirky);
+      assert.equal(lines[0], "40 records, 32 runnable pairs, 8 skipped");
       assert.equal(
-        lines[0],
-        "40 records, 32 runnable pairs (unsafe 22, over-safety 10; typical 8, attack 14, oversafety 10)",
+        lines[2],
+        "  attack        14 runnable, 1 skipped  [unsafe, expected No] (goal hijacking 4, inquiry with unsafe opinion 5, role play 5)",
       );
       for (const expected of [
         "skipped: 1 record are malformed in prompt.txt: id 200",
