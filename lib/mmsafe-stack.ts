@@ -34,6 +34,18 @@ export interface PipelineFunctionProps {
 }
 
 /**
+ * Modules with native code are installed next to the bundle (not bundled), with npm told the Lambda's
+ * platform (Linux, glibc, arm64) so the right prebuilt binaries come down whatever machine synthesizes.
+ */
+function nativeModules(settings: PipelineFunctionProps["settings"]) {
+  if (!("nodeModules" in settings)) return {};
+  return {
+    nodeModules: [...settings.nodeModules],
+    environment: { npm_config_os: "linux", npm_config_cpu: "arm64", npm_config_libc: "glibc" },
+  };
+}
+
+/**
  * One pipeline Lambda with the settings every mmsafe handler shares: Node 22 on ARM, an ESM bundle built by
  * local esbuild (no Docker), the AWS SDK left to the runtime, and a log group with bounded retention.
  */
@@ -66,6 +78,7 @@ export class PipelineFunction extends Construct {
         banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
         // The nodejs22.x runtime provides AWS SDK v3.
         externalModules: ["@aws-sdk/*"],
+        ...nativeModules(props.settings),
       },
     });
   }

@@ -1,5 +1,6 @@
 import type { Context } from "aws-lambda";
 import { createHandlerRuntime } from "../../src/adapters/handler-runtime.ts";
+import { addDiffusionNoise } from "../../src/adapters/image-noise.ts";
 import { OpenAIModelClient } from "../../src/adapters/openai-model.ts";
 import { evaluateShard, processWideGates } from "../../src/pipeline/evaluate-shard.ts";
 
@@ -15,6 +16,7 @@ export async function handler(event: unknown, context: Context) {
       ...runtime,
       models,
       gatesFor,
+      noiseImage: addDiffusionNoise,
       remainingMs: () => context.getRemainingTimeInMillis(),
     });
     runtime.logger.info("shard evaluated", { ...summary });

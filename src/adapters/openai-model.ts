@@ -1,13 +1,22 @@
 import OpenAI from "openai";
 import type { ChatMessage } from "../core/prompts.ts";
 import type { ModelConfig } from "../core/schemas.ts";
+import type { TokenLogprobs } from "../core/vcd.ts";
 import type { ModelOutcome } from "../core/verdicts.ts";
+
+/** Per-call options beyond the model's configuration. */
+export interface CompletionOptions {
+  /** Ask for per-token log-probabilities with this many alternatives (`logprobs`, `top_logprobs`). */
+  topLogprobs?: number;
+  /** A lower token cap than the model's maxTokens (e.g. when only the first answer token matters). */
+  maxTokens?: number;
+}
 
 /** Asks a model one question. Never throws for endpoint faults: they become error outcomes. */
 export interface ModelClient {
   /** Throws ModelConfigError when the model cannot be called as configured (e.g. its key is missing). */
   assertUsable(model: ModelConfig): void;
-  complete(model: ModelConfig, messages: ChatMessage[]): Promise<ModelOutcome>;
+  complete(model: ModelConfig, messages: ChatMessage[], options?: CompletionOptions): Promise<ModelOutcome>;
 }
 
 /** Raised before any call when a model's configuration cannot work (e.g. its key variable is unset). */
@@ -56,6 +65,21 @@ function classify(error: unknown): {
   return { kind: "malformed_response", retryable: true, retryAfterMs: null, message };
 }
 
+/** The SDK's per-token log-probabilities in the core's shape; null when the endpoint returned none. */
+function tokenLogprobs(
+  content:
+    | readonly { token: string; logprob: number; top_logprobs?: { token: string; logprob: number }[] }[]
+    | null
+    | undefined,
+): TokenLogprobs[] | null {
+  if (!content || content.length === 0) return null;
+  return content.map((t) => ({
+    token: t.token,
+    logprob: t.logprob,
+    top: (t.top_logprobs ?? []).map(({ token, logprob }) => ({ token, logprob })),
+  }));
+}
+
 function retryAfterMs(headers: Headers | undefined): number | null {
   const ms = headers?.get("retry-after-ms");
   if (ms && Number.isFinite(Number(ms))) return Number(ms);
@@ -100,13 +124,25 @@ export class OpenAIModelClient implements ModelClient {
     return client;
   }
 
-  async complete(model: ModelConfig, messages: ChatMessage[]): Promise<ModelOutcome> {
+  async complete(
+    model: ModelConfig,
+    messages: ChatMessage[],
+    options: CompletionOptions = {},
+  ): Promise<ModelOutcome> {
     const client = this.client(model);
+    const logprobs =
+      options.topLogprobs === undefined ? {} : { logprobs: true, top_logprobs: options.topLogprobs };
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
       try {
         const completion = await client.chat.completions.create(
-          { model: model.model, messages, max_tokens: model.maxTokens, temperature: model.temperature },
+          {
+            model: model.model,
+            messages,
+            max_tokens: Math.min(model.maxTokens, options.maxTokens ?? model.maxTokens),
+            temperature: model.temperature,
+            ...logprobs,
+          },
           { timeout: model.timeoutMs },
         );
         const latencyMs = performance.now() - started;
@@ -151,6 +187,7 @@ export class OpenAIModelClient implements ModelClient {
           promptTokens,
           completionTokens,
           attempts: attempt,
+          logprobs: tokenLogprobs(choice.logprobs?.content),
         };
       } catch (error: unknown) {
         const latencyMs = performance.now() - started;

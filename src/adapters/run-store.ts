@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { Headline } from "../core/report.ts";
 import { executionInputSchema, modelConfigSchema, STRATEGIES } from "../core/schemas.ts";
 import { RUNS_TABLE_KEYS } from "../core/storage-layout.ts";
+import { vcdOptionsSchema } from "../core/strategies.ts";
 import { isConditionalCheckFailed } from "./dynamo-errors.ts";
 
 /** The run record: one item per run in the runs table. */
@@ -17,6 +18,8 @@ export const runRecordSchema = z.object({
   configHash: z.string(),
   models: z.array(modelConfigSchema),
   strategies: z.array(z.enum(STRATEGIES)),
+  /** The vcd strategy's parameters, when the run evaluates it. */
+  vcd: vcdOptionsSchema.optional(),
   categories: executionInputSchema.shape.categories,
   limit: executionInputSchema.shape.limit,
   plannedItems: z.number().int(),

@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { createS3Client } from "../adapters/aws-clients.ts";
@@ -6,6 +6,7 @@ import { S3ObjectStore } from "../adapters/object-store.ts";
 import { CATEGORIES } from "../core/benchmark.ts";
 import { describeZodError, type ModelConfig, modelsFileSchema, STRATEGIES } from "../core/schemas.ts";
 import { DEFAULT_DATASET } from "../core/storage-layout.ts";
+import { DATASET_SOURCES, DatasetFetchError, describeFetch, fetchDataset } from "../dataset/fetch.ts";
 import { DatasetInputError, readOfficialDataset } from "../dataset/official-layout.ts";
 import { writeSampleDataset } from "../dataset/sample.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
@@ -30,6 +31,12 @@ const positiveInt = (flag: string) => (value: string) => {
 const nonNegativeInt = (flag: string) => (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} takes a whole number ≥ 0`);
+  return n;
+};
+const numberIn = (flag: string, min: number, max: number) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max)
+    throw new InvalidArgumentError(`${flag} takes a number from ${min} to ${max}`);
   return n;
 };
 const listOf =
@@ -76,6 +83,9 @@ interface RunOptions {
   limit?: number;
   shardSize?: number;
   mapConcurrency?: number;
+  vcdAlpha?: number;
+  vcdBeta?: number;
+  vcdNoise?: number;
   home: string;
   reports: string;
   quiet?: boolean;
@@ -91,6 +101,11 @@ async function runCommand(options: RunOptions): Promise<number> {
   if (options.limit !== undefined) input.limit = options.limit;
   if (options.shardSize !== undefined) input.shardSize = options.shardSize;
   if (options.mapConcurrency !== undefined) input.mapConcurrency = options.mapConcurrency;
+  const vcd: Record<string, Json> = {};
+  if (options.vcdAlpha !== undefined) vcd.alpha = options.vcdAlpha;
+  if (options.vcdBeta !== undefined) vcd.beta = options.vcdBeta;
+  if (options.vcdNoise !== undefined) vcd.noise = options.vcdNoise;
+  if (Object.keys(vcd).length > 0) input.vcd = vcd;
 
   // Loaded here, not at the top: it starts servers and loads the handlers, which other commands don't need.
   const { runLocal, closeLocalSession } = await import("../local/runner.ts");
@@ -125,6 +140,36 @@ async function runCommand(options: RunOptions): Promise<number> {
     return EXIT.ok;
   } finally {
     progress.stop();
+    await closeLocalSession();
+  }
+}
+
+async function compareCommand(
+  a: string,
+  b: string,
+  options: { scoring: string; home: string; reports: string },
+): Promise<number> {
+  if (options.scoring !== "paper" && options.scoring !== "strict")
+    throw new UsageError(`--scoring: "${options.scoring}" is not paper or strict`);
+  const scoring = options.scoring;
+  const { compareLocal, parseSideSpec, CompareInputError } = await import("../local/compare-runs.ts");
+  const { closeLocalSession } = await import("../local/runner.ts");
+  try {
+    const comparison = await compareLocal(options.home, parseSideSpec(a), parseSideSpec(b), scoring);
+    const { comparisonTableLines, renderComparisonMarkdown } = await import("../core/compare.ts");
+    process.stdout.write(`${comparisonTableLines(comparison).map(terminalSafe).join("\n")}\n`);
+    const slug = (label: string) => label.replace(/[^A-Za-z0-9._-]+/g, "_");
+    const dir = path.join(options.reports, "compare");
+    const base = path.join(dir, `${slug(comparison.labelA)}--vs--${slug(comparison.labelB)}.${scoring}`);
+    await mkdir(dir, { recursive: true });
+    await writeFile(`${base}.md`, renderComparisonMarkdown(comparison));
+    await writeFile(`${base}.json`, `${JSON.stringify(comparison, null, 2)}\n`);
+    process.stdout.write(`\ncomparison: ${base}.md\n            ${base}.json\n`);
+    return EXIT.ok;
+  } catch (error: unknown) {
+    if (error instanceof CompareInputError) throw new UsageError(error.message);
+    throw error;
+  } finally {
     await closeLocalSession();
   }
 }
@@ -164,6 +209,9 @@ export function buildProgram(): Command {
       `evaluate only: ${CATEGORIES.join(", ")}`,
       listOf("--categories", CATEGORIES),
     )
+    .option("--vcd-alpha <α>", "vcd contrast strength α (default 1)", numberIn("--vcd-alpha", 0, 10))
+    .option("--vcd-beta <β>", "vcd plausibility cutoff β (default 0.1)", numberIn("--vcd-beta", 0, 1))
+    .option("--vcd-noise <γ>", "vcd noise strength γ (default 0.5)", numberIn("--vcd-noise", 0, 1))
     .option("--limit <n>", "evaluate only the first n runnable items", positiveInt("--limit"))
     .option("--shard-size <n>", "items per shard (one Lambda invocation each)", positiveInt("--shard-size"))
     .option("--map-concurrency <n>", "shards evaluated at once", positiveInt("--map-concurrency"))
@@ -182,15 +230,93 @@ Examples:
   $ npm start                                   # reference baselines on the data found (or a generated sample)
   $ npm start -- --models models.json           # your models (see README: Configuring models)
   $ npm start -- --run-id nightly-01            # resume a run that stopped: no model call is repeated
-  $ npm start -- --categories typical --limit 50`,
+  $ npm start -- --categories typical --limit 50
+  $ npm start -- --strategies baseline,contextual-reasoning,vcd --vcd-alpha 1 --vcd-noise 0.5`,
     )
     .action(async (options: RunOptions) => {
       process.exitCode = await runCommand(options);
     });
 
+  program
+    .command("compare <a> <b>")
+    .description(
+      "Compare two models, strategies or runs on the same items: per-column differences with a paired exact McNemar test.",
+    )
+    .option("--scoring <mode>", "paper (the headline) or strict", "paper")
+    .option("--home <dir>", "where local servers keep their data", ".mmsafe")
+    .option("--reports <dir>", "where the comparison is written (<dir>/compare/)", "reports")
+    .addHelpText(
+      "after",
+      `
+A side is RUN, RUN/MODEL or RUN/MODEL/STRATEGY; MODEL and STRATEGY may be left out when the run has only one
+(real models are preferred over the reference baselines).
+
+Examples:
+  $ npm run mmsafe -- compare nightly-01/gpt-4o nightly-02/gpt-4o      # the same model in two runs
+  $ npm run mmsafe -- compare run-1/gpt-4o run-1/claude                 # two models in one run
+  $ npm run mmsafe -- compare run-1/gpt-4o/baseline run-1/gpt-4o/vcd    # a strategy against the baseline`,
+    )
+    .action(async (a: string, b: string, options: { scoring: string; home: string; reports: string }) => {
+      process.exitCode = await compareCommand(a, b, options);
+    });
+
   const dataset = program
     .command("dataset")
     .description("Inspect, generate and upload datasets in the official MMSafeAware layout.");
+  dataset
+    .command("fetch [name]")
+    .description(
+      "Download the official data at a pinned commit, verify it and unpack it into <home>/datasets/<name>/ (where `run` finds it).",
+    )
+    .option("--home <dir>", "where datasets are kept", ".mmsafe")
+    .option(
+      "--archive <file>",
+      "use an archive downloaded elsewhere instead of downloading (offline machines)",
+    )
+    .option("--sha256 <hex>", "expected sha256 of the archive (overrides the pinned one)")
+    .option("--force", "download again even if the same commit is already there")
+    .addHelpText(
+      "after",
+      `
+The data is MMSafeAware's public repository (research use only). Without a pinned archive checksum the
+unpacked content is verified instead (record and runnable-pair counts) and the archive's sha256 is recorded.
+
+Examples:
+  $ npm run mmsafe -- dataset fetch mmsafeaware
+  $ npm run mmsafe -- dataset fetch mmsafeaware --archive ~/Downloads/MMSafetyAwareness.tar.gz`,
+    )
+    .action(
+      async (
+        name: string | undefined,
+        options: { home: string; archive?: string; sha256?: string; force?: boolean },
+      ) => {
+        const wanted = name ?? DEFAULT_DATASET;
+        const source = Object.hasOwn(DATASET_SOURCES, wanted)
+          ? DATASET_SOURCES[wanted as keyof typeof DATASET_SOURCES]
+          : undefined;
+        if (!source)
+          throw new UsageError(
+            `no dataset "${wanted}" to fetch (known: ${Object.keys(DATASET_SOURCES).join(", ")})`,
+          );
+        let reported = 0;
+        const result = await fetchDataset({
+          source,
+          home: options.home,
+          sha256: options.sha256,
+          archiveFile: options.archive,
+          force: options.force,
+          onProgress: ({ receivedBytes, totalBytes }) => {
+            // A line per 10 MB: readable in a terminal and in CI logs alike.
+            if (receivedBytes - reported < 10_000_000) return;
+            reported = receivedBytes;
+            const of = totalBytes ? ` of ${(totalBytes / 1e6).toFixed(0)} MB` : "";
+            process.stderr.write(`downloaded ${(receivedBytes / 1e6).toFixed(0)} MB${of}\n`);
+          },
+        });
+        for (const line of describeFetch(result)) process.stdout.write(`${line}\n`);
+        for (const line of describeImport(result.dataset)) process.stdout.write(`${line}\n`);
+      },
+    );
   dataset
     .command("inspect <dir>")
     .description("Report what a dataset directory holds: records, runnable pairs, skipped records and why.")
@@ -259,7 +385,11 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.badInput;
       return;
     }
-    if (error instanceof UsageError || error instanceof DatasetInputError) {
+    if (
+      error instanceof UsageError ||
+      error instanceof DatasetInputError ||
+      error instanceof DatasetFetchError
+    ) {
       process.stderr.write(`mmsafe: ${error.message}\n`);
       process.exitCode = EXIT.badInput;
       return;

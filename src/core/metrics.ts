@@ -62,6 +62,32 @@ export interface ResultRow {
   errorsByKind: Record<string, number>;
   usage: { promptTokens: number; completionTokens: number; costUsd: number | null };
   latencyMs: { p50: number | null; p95: number | null };
+  /** vcd only: how its answered verdicts were decided. Null for other strategies. */
+  vcd: VcdSummary | null;
+}
+
+/** How a vcd row's answers came about. */
+export interface VcdSummary {
+  /** Decided by the contrastive score over Yes/No. */
+  contrastive: number;
+  /** Contrastive answer differs from the greedy first token on the clean image (a flip VCD caused). */
+  changedFromClean: number;
+  /** Neither Yes nor No was plausible on the clean image; the clean answer was scored as is. */
+  cleanAnswerKept: number;
+}
+
+function vcdSummary(answered: readonly Verdict[]): VcdSummary {
+  const summary: VcdSummary = { contrastive: 0, changedFromClean: 0, cleanAnswerKept: 0 };
+  for (const v of answered) {
+    if (!v.vcd) continue;
+    if (v.vcd.answer === null) {
+      summary.cleanAnswerKept++;
+      continue;
+    }
+    summary.contrastive++;
+    if (v.vcd.answer !== v.vcd.cleanFirstToken) summary.changedFromClean++;
+  }
+  return summary;
 }
 
 const percent = (correct: number, n: number): number | null => (n === 0 ? null : (100 * correct) / n);
@@ -203,5 +229,6 @@ export function computeRow(
     errorsByKind,
     usage: { promptTokens, completionTokens, costUsd: tokenCost(model, promptTokens, completionTokens) },
     latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95) },
+    vcd: strategy === "vcd" ? vcdSummary(answered) : null,
   };
 }

@@ -1,5 +1,11 @@
 import { benchmarkPromptText } from "./prompt-file.ts";
-import type { DatasetItem, Strategy } from "./schemas.ts";
+import type { DatasetItem } from "./schemas.ts";
+import {
+  CONTEXTUAL_REASONING_REQUEST,
+  contextualQuestion,
+  SAFETY_SYSTEM_PROMPT,
+  type Strategy,
+} from "./strategies.ts";
 
 /** A chat message in the OpenAI chat-completions shape, limited to what mmsafe sends. */
 export type ChatMessage =
@@ -14,23 +20,33 @@ export type ChatMessage =
 
 /**
  * The messages for one item under one strategy. `baseline` is the paper's setting: the instruction and
- * the quoted sentence verbatim, with the image, and no system prompt.
+ * the quoted sentence verbatim, with the image, and no system prompt. `vcd` asks the baseline question (the
+ * contrast is in the decoding, not the prompt); `imageDataUrl` is then the clean or the noised image.
  */
 export function buildChatMessages(
   item: DatasetItem,
   strategy: Strategy,
   imageDataUrl: string,
 ): ChatMessage[] {
+  const user = (text: string): ChatMessage => ({
+    role: "user",
+    content: [
+      { type: "text", text },
+      { type: "image_url", image_url: { url: imageDataUrl } },
+    ],
+  });
+  const baselineText = benchmarkPromptText(item.instruction, item.sentence);
   switch (strategy) {
     case "baseline":
+    case "vcd":
+      return [user(baselineText)];
+    case "safety-system-prompt":
+      return [{ role: "system", content: SAFETY_SYSTEM_PROMPT }, user(baselineText)];
+    case "contextual-reasoning":
       return [
-        {
-          role: "user",
-          content: [
-            { type: "text", text: benchmarkPromptText(item.instruction, item.sentence) },
-            { type: "image_url", image_url: { url: imageDataUrl } },
-          ],
-        },
+        user(
+          `${benchmarkPromptText(contextualQuestion(item.instruction), item.sentence)}\n${CONTEXTUAL_REASONING_REQUEST}`,
+        ),
       ];
   }
 }

@@ -1,6 +1,7 @@
 import { PUBLISHED_RESULTS, type PublishedResult } from "./benchmark.ts";
 import type { Accuracy, ResultRow } from "./metrics.ts";
 import type { ModelConfig, SkippedRecord, Strategy } from "./schemas.ts";
+import { STRATEGY_DESCRIPTIONS, type VcdOptions } from "./strategies.ts";
 
 /** Bump when report.json changes shape incompatibly. */
 export const REPORT_SCHEMA_VERSION = 1;
@@ -33,6 +34,8 @@ export interface Report {
     plannedItems: number;
     models: ReportModel[];
     strategies: Strategy[];
+    /** What each strategy does and, for vcd, the parameters it ran with. */
+    strategyDetails: { name: Strategy; description: string; parameters: VcdOptions | null }[];
     scoring: { headline: "paper"; alsoReported: ["strict"] };
   };
   rows: ResultRow[];
@@ -49,6 +52,8 @@ export interface ReportInput {
   plannedItems: number;
   models: readonly ModelConfig[];
   strategies: readonly Strategy[];
+  /** The vcd parameters, when the run evaluates vcd. */
+  vcd?: VcdOptions | undefined;
   rows: ResultRow[];
 }
 
@@ -64,6 +69,11 @@ export function buildReport(input: ReportInput): Report {
       plannedItems: input.plannedItems,
       models: input.models.map((m) => ({ id: m.id, model: m.model, kind: m.kind, baseURL: m.baseURL })),
       strategies: [...input.strategies],
+      strategyDetails: input.strategies.map((name) => ({
+        name,
+        description: STRATEGY_DESCRIPTIONS[name],
+        parameters: name === "vcd" ? (input.vcd ?? null) : null,
+      })),
       scoring: { headline: "paper", alsoReported: ["strict"] },
     },
     rows: input.rows,
@@ -278,6 +288,21 @@ export function renderMarkdown(report: Report): string {
       `- ${label(r)} / ${r.strategy}: planned ${r.counts.planned} = answered ${r.counts.answered} + errored ${r.counts.errored}` +
         ` + missing ${r.counts.missing}${kinds ? ` (errors: ${kinds})` : ""}; tokens ${r.usage.promptTokens} in / ${r.usage.completionTokens} out` +
         `; latency p50 ${r.latencyMs.p50 ?? "–"} ms, p95 ${r.latencyMs.p95 ?? "–"} ms`,
+    );
+  }
+  out.push("");
+  out.push("## Strategies", "");
+  for (const s of run.strategyDetails) {
+    const parameters = s.parameters
+      ? ` Parameters: α = ${s.parameters.alpha}, β = ${s.parameters.beta}, noise γ = ${s.parameters.noise}, top_logprobs = ${s.parameters.topLogprobs}.`
+      : "";
+    out.push(`- **${s.name}**: ${escapeMarkdown(s.description)}${parameters}`);
+  }
+  for (const r of report.rows) {
+    if (!r.vcd) continue;
+    out.push(
+      `- ${label(r)} / vcd: ${r.vcd.contrastive} answers decided contrastively, ${r.vcd.changedFromClean} of them ` +
+        `differ from the clean image's first token; ${r.vcd.cleanAnswerKept} kept the clean answer (neither Yes nor No plausible).`,
     );
   }
   out.push("");

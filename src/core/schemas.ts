@@ -1,10 +1,9 @@
 import { z } from "zod";
 import { ATTACK_TYPES, CATEGORIES, SUBSETS } from "./benchmark.ts";
 import { DEFAULT_DATASET } from "./storage-layout.ts";
+import { STRATEGIES, type Strategy, vcdOptionsSchema } from "./strategies.ts";
 
-/** Prompting strategies a run can evaluate. `baseline` is the paper's instruction and sentence, verbatim. */
-export const STRATEGIES = ["baseline"] as const;
-export type Strategy = (typeof STRATEGIES)[number];
+export { STRATEGIES, type Strategy };
 
 const slug = (what: string) =>
   z
@@ -72,7 +71,15 @@ export const executionInputSchema = z
       .min(1)
       .optional()
       .describe("Model ids from config/models.json, or full model configs; default: every configured model"),
-    strategies: z.array(z.enum(STRATEGIES)).min(1).default(["baseline"]),
+    strategies: z
+      .array(z.enum(STRATEGIES))
+      .min(1)
+      .refine((list) => new Set(list).size === list.length, "list each strategy once")
+      .default(["baseline"])
+      .describe(`Strategies to evaluate: ${STRATEGIES.join(", ")}`),
+    vcd: vcdOptionsSchema
+      .optional()
+      .describe("Parameters of the vcd strategy (alpha, beta, noise, topLogprobs); defaults apply"),
     categories: z.array(z.enum(CATEGORIES)).min(1).optional().describe("Evaluate only these categories"),
     limit: z
       .number()
@@ -150,6 +157,7 @@ export const planOutputSchema = z
     mapResultsPrefix: z.string(),
     models: z.array(modelConfigSchema),
     strategies: z.array(z.enum(STRATEGIES)),
+    vcd: vcdOptionsSchema,
     mapConcurrency: z.number().int(),
     toleratedFailurePercentage: z.number(),
     planned: z.number().int(),
@@ -166,9 +174,26 @@ export const evaluateShardEventSchema = z
     shard: shardRefSchema,
     models: z.array(modelConfigSchema).min(1),
     strategies: z.array(z.enum(STRATEGIES)).min(1),
+    vcd: vcdOptionsSchema,
   })
   .strict();
 export type EvaluateShardEvent = z.infer<typeof evaluateShardEventSchema>;
+
+/** Log-probabilities of the Yes and No answers at the answer position; null when not among the returned top. */
+const answerLogprobsSchema = z.object({ yes: z.number().nullable(), no: z.number().nullable() }).strict();
+export type AnswerLogprobs = z.infer<typeof answerLogprobsSchema>;
+
+/** A vcd verdict's decision record (see core/vcd.ts). */
+export const vcdDecisionSchema = z
+  .object({
+    answer: z.enum(["yes", "no"]).nullable(),
+    clean: answerLogprobsSchema,
+    noised: answerLogprobsSchema,
+    scores: answerLogprobsSchema,
+    cleanFirstToken: z.string(),
+  })
+  .strict();
+export type VcdDecision = z.infer<typeof vcdDecisionSchema>;
 
 export const STRICT_ANSWERS = ["yes", "no", "refused", "unparseable"] as const;
 export type StrictAnswer = (typeof STRICT_ANSWERS)[number];
@@ -189,6 +214,11 @@ export const verdictSchema = z
     /** answered: the model gave text (right or wrong); error: the pipeline could not get an answer. */
     status: z.enum(["answered", "error"]),
     response: z.string().nullable(),
+    /**
+     * The part of the response that was scored: the whole response, except under contextual-reasoning (the
+     * text after "Final answer:"). This is what the exported responses file gives the official scorer.
+     */
+    scoredResponse: z.string().nullable().default(null),
     strictAnswer: z.enum(STRICT_ANSWERS).nullable(),
     correctPaper: z.boolean().nullable(),
     correctStrict: z.boolean().nullable(),
@@ -198,6 +228,8 @@ export const verdictSchema = z
     promptTokens: z.number().int().min(0),
     completionTokens: z.number().int().min(0),
     attempts: z.number().int().min(1),
+    /** How the vcd strategy decided (log-probabilities and scores); null for other strategies. */
+    vcd: vcdDecisionSchema.nullable().default(null),
     createdAt: z.string(),
   })
   .strict();

@@ -79,6 +79,8 @@ export const PIPELINE_FUNCTIONS = {
     memoryMb: 1024,
     timeoutSeconds: 240,
     substitution: "EvaluateShardFunctionArn",
+    // sharp (the vcd strategy's image noise) has native binaries: installed for the Lambda platform, not bundled.
+    nodeModules: ["sharp"],
   },
   aggregate: {
     entry: "lambdas/aggregate/index.ts",
@@ -88,7 +90,13 @@ export const PIPELINE_FUNCTIONS = {
   },
 } as const satisfies Record<
   string,
-  { entry: string; memoryMb: number; timeoutSeconds: number; substitution: AslSubstitution }
+  {
+    entry: string;
+    memoryMb: number;
+    timeoutSeconds: number;
+    substitution: AslSubstitution;
+    nodeModules?: readonly string[];
+  }
 >;
 
 /** The workflow definition, relative to the repository root. */

@@ -1,6 +1,8 @@
 import { parseStrict, scorePaper, scoreStrict } from "./answer-parsing.ts";
-import type { DatasetItem, Strategy, Verdict } from "./schemas.ts";
+import type { DatasetItem, Strategy, VcdDecision, Verdict } from "./schemas.ts";
 import { verdictKey } from "./storage-layout.ts";
+import { scoredText } from "./strategies.ts";
+import type { TokenLogprobs } from "./vcd.ts";
 
 /** What came back from asking a model: an answer, or the reason there is none. */
 export type ModelOutcome =
@@ -12,6 +14,8 @@ export type ModelOutcome =
       promptTokens: number;
       completionTokens: number;
       attempts: number;
+      /** Per-token log-probabilities, when they were requested and the endpoint returned them. */
+      logprobs?: TokenLogprobs[] | null;
     }
   | {
       kind: "error";
@@ -23,7 +27,10 @@ export type ModelOutcome =
       completionTokens?: number;
     };
 
-/** Turns a model outcome into the verdict stored for (run, model, strategy, item), scored both ways. */
+/**
+ * Turns a model outcome into the verdict stored for (run, model, strategy, item), scored both ways on the
+ * strategy's scored part of the response. `vcd` is the contrastive decision when the strategy is vcd.
+ */
 export function buildVerdict(
   runId: string,
   modelId: string,
@@ -31,6 +38,7 @@ export function buildVerdict(
   item: DatasetItem,
   outcome: ModelOutcome,
   now: Date,
+  vcd: VcdDecision | null = null,
 ): Verdict {
   const base = {
     runId,
@@ -45,6 +53,7 @@ export function buildVerdict(
     expected: item.expected,
     latencyMs: Math.round(outcome.latencyMs),
     attempts: outcome.attempts,
+    vcd,
     createdAt: now.toISOString(),
   };
   if (outcome.kind === "error") {
@@ -52,6 +61,7 @@ export function buildVerdict(
       ...base,
       status: "error",
       response: null,
+      scoredResponse: null,
       strictAnswer: null,
       correctPaper: null,
       correctStrict: null,
@@ -61,13 +71,15 @@ export function buildVerdict(
       completionTokens: outcome.completionTokens ?? 0,
     };
   }
-  const strictAnswer = parseStrict(outcome.text);
+  const scored = scoredText(strategy, outcome.text);
+  const strictAnswer = parseStrict(scored);
   return {
     ...base,
     status: "answered",
     response: outcome.text,
+    scoredResponse: scored,
     strictAnswer,
-    correctPaper: scorePaper(outcome.text, item.expected),
+    correctPaper: scorePaper(scored, item.expected),
     correctStrict: scoreStrict(strictAnswer, item.expected),
     finishReason: outcome.finishReason,
     error: null,

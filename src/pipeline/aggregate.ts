@@ -66,10 +66,13 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
     plannedItems: run.plannedItems,
     models: run.models,
     strategies: run.strategies,
+    vcd: run.vcd,
     rows,
   });
 
   // Official scorer input: one {"id", "response"} line per answered item (errors have no response to score).
+  // The response is the scored part (the final answer under contextual-reasoning), so the official script
+  // reproduces the paper-mode columns exactly.
   const responses = await Promise.all(
     run.models.flatMap((model) =>
       run.strategies.map(async (strategy) => {
@@ -77,7 +80,7 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
         const lines = verdicts
           .filter((v) => v.modelId === model.id && v.strategy === strategy && v.status === "answered")
           .sort((a, b) => a.itemId - b.itemId)
-          .map((v) => ({ id: v.itemId, response: v.response ?? "" }));
+          .map((v) => ({ id: v.itemId, response: v.scoredResponse ?? v.response ?? "" }));
         await deps.store.put(key, toJsonl(lines), "application/x-ndjson");
         return `s3://${deps.store.bucket}/${key}`;
       }),

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
-import type { ModelClient } from "../adapters/openai-model.ts";
+import type { CompletionOptions, ModelClient } from "../adapters/openai-model.ts";
 import type { VerdictStore } from "../adapters/verdict-store.ts";
 import { buildChatMessages } from "../core/prompts.ts";
 import {
@@ -10,8 +10,11 @@ import {
   evaluateShardEventSchema,
   type ModelConfig,
   type Strategy,
+  type VcdDecision,
 } from "../core/schemas.ts";
 import { verdictKey } from "../core/storage-layout.ts";
+import type { VcdOptions } from "../core/strategies.ts";
+import { combineVcdOutcomes } from "../core/vcd.ts";
 import { buildVerdict, type ModelOutcome } from "../core/verdicts.ts";
 import { parseShard } from "./dataset-io.ts";
 import { ShardIncompleteError } from "./errors.ts";
@@ -25,7 +28,16 @@ export interface EvaluateShardDeps {
   now: () => Date;
   /** Milliseconds left before the invocation is killed (Lambda's getRemainingTimeInMillis). */
   remainingMs: () => number;
+  /** Adds seeded Gaussian noise to an image (the vcd strategy's contrast image); see adapters/image-noise.ts. */
+  noiseImage: NoiseImage;
 }
+
+/** Decodes an image, adds noise of the given strength (seeded, so reproducible) and re-encodes it. */
+export type NoiseImage = (
+  bytes: Uint8Array,
+  mediaType: DatasetItem["image"]["mediaType"],
+  options: { strength: number; seed: number },
+) => Promise<{ bytes: Uint8Array; mediaType: string }>;
 
 export interface ShardSummary {
   runId: string;
@@ -70,20 +82,32 @@ export function processWideGates(): (model: ModelConfig) => ModelGates {
   };
 }
 
-/** Loads each item's image once, shares it between the models and strategies asking about it, then drops it. */
+interface LoadedImage {
+  bytes: Uint8Array;
+  dataUrl: string;
+}
+
+const dataUrlOf = (mediaType: string, bytes: Uint8Array): string =>
+  `data:${mediaType};base64,${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64")}`;
+
+/**
+ * Loads each item's image once, shares it (and its noised copy, for vcd) between the models and strategies
+ * asking about it, then drops it.
+ */
 class ImageCache {
-  private readonly loads = new Map<number, Promise<string>>();
+  private readonly loads = new Map<number, Promise<LoadedImage>>();
+  private readonly noised = new Map<number, Promise<string>>();
   private readonly pending = new Map<number, number>();
 
   constructor(
     private readonly store: ObjectStore,
+    private readonly noiseImage: NoiseImage,
     uses: ReadonlyMap<number, number>,
   ) {
     for (const [id, n] of uses) this.pending.set(id, n);
   }
 
-  /** The item's image as a data URL, verified against the checksum recorded at upload. */
-  dataUrl(item: DatasetItem): Promise<string> {
+  private load(item: DatasetItem): Promise<LoadedImage> {
     let load = this.loads.get(item.id);
     if (!load) {
       load = this.store.getBytes(item.image.key).then((bytes) => {
@@ -93,17 +117,41 @@ class ImageCache {
             `image ${item.image.key} changed since upload (sha256 ${sha256.slice(0, 12)}… ≠ ${item.image.sha256.slice(0, 12)}…)`,
           );
         }
-        return `data:${item.image.mediaType};base64,${Buffer.from(bytes).toString("base64")}`;
+        return { bytes, dataUrl: dataUrlOf(item.image.mediaType, bytes) };
       });
       this.loads.set(item.id, load);
     }
     return load;
   }
 
+  /** The item's image as a data URL, verified against the checksum recorded at upload. */
+  async dataUrl(item: DatasetItem): Promise<string> {
+    return (await this.load(item)).dataUrl;
+  }
+
+  /**
+   * The vcd contrast image: the item's image with noise of the given strength, seeded by the item id so
+   * every model sees the same noised copy and a re-run reproduces it.
+   */
+  noisedDataUrl(item: DatasetItem, strength: number): Promise<string> {
+    let noised = this.noised.get(item.id);
+    if (!noised) {
+      noised = this.load(item).then(async ({ bytes }) => {
+        const out = await this.noiseImage(bytes, item.image.mediaType, { strength, seed: item.id });
+        return dataUrlOf(out.mediaType, out.bytes);
+      });
+      this.noised.set(item.id, noised);
+    }
+    return noised;
+  }
+
   release(item: DatasetItem): void {
     const left = (this.pending.get(item.id) ?? 1) - 1;
     this.pending.set(item.id, left);
-    if (left <= 0) this.loads.delete(item.id);
+    if (left <= 0) {
+      this.loads.delete(item.id);
+      this.noised.delete(item.id);
+    }
   }
 }
 
@@ -113,13 +161,62 @@ interface Task {
   strategy: Strategy;
 }
 
+interface Asked {
+  outcome: ModelOutcome;
+  decision: VcdDecision | null;
+}
+
+type Call = (task: Task, imageUrl: string, options?: CompletionOptions) => Promise<ModelOutcome | null>;
+
+/** A first-token request for vcd: log-probabilities, and a few tokens in case the answer follows markup. */
+const VCD_MAX_TOKENS = 8;
+
+const failed = (errorKind: string, error: unknown): Asked => ({
+  outcome: {
+    kind: "error",
+    errorKind,
+    message: error instanceof Error ? error.message : String(error),
+    latencyMs: 0,
+    attempts: 1,
+  },
+  decision: null,
+});
+
+/**
+ * Asks the model about one item under one strategy; null when out of time. An item whose image cannot be
+ * loaded (or noised, for vcd) gets an error verdict: it is never asked about without its image. vcd asks
+ * twice at once, with the clean and the noised image, in two of the model's slots.
+ */
+async function ask(task: Task, images: ImageCache, vcd: VcdOptions, call: Call): Promise<Asked | null> {
+  let clean: string;
+  try {
+    clean = await images.dataUrl(task.item);
+  } catch (error: unknown) {
+    return failed("image_unavailable", error);
+  }
+  if (task.strategy !== "vcd") {
+    const outcome = await call(task, clean);
+    return outcome === null ? null : { outcome, decision: null };
+  }
+  let noised: string;
+  try {
+    noised = await images.noisedDataUrl(task.item, vcd.noise);
+  } catch (error: unknown) {
+    return failed("image_noise_failed", error);
+  }
+  const options = { topLogprobs: vcd.topLogprobs, maxTokens: VCD_MAX_TOKENS };
+  const [onClean, onNoised] = await Promise.all([call(task, clean, options), call(task, noised, options)]);
+  if (onClean === null || onNoised === null) return null;
+  return combineVcdOutcomes(onClean, onNoised, vcd);
+}
+
 /**
  * Evaluate one shard: every item × model × strategy that has no verdict yet is asked once and gets exactly
  * one verdict (answer or error). Model calls run concurrently up to each model's limit; verdict writes
  * happen off the model slot, so calls never wait behind storage. Re-running the shard resumes it.
  */
 export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Promise<ShardSummary> {
-  const { runId, shard, models, strategies }: EvaluateShardEvent = evaluateShardEventSchema.parse(event);
+  const { runId, shard, models, strategies, vcd }: EvaluateShardEvent = evaluateShardEventSchema.parse(event);
   for (const model of models) deps.models.assertUsable(model);
   const items = parseShard(await deps.store.getText(shard.key), shard.key);
 
@@ -132,7 +229,7 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
 
   const uses = new Map<number, number>();
   for (const t of todo) uses.set(t.item.id, (uses.get(t.item.id) ?? 0) + 1);
-  const images = new ImageCache(deps.store, uses);
+  const images = new ImageCache(deps.store, deps.noiseImage, uses);
 
   const summary: ShardSummary = {
     runId,
@@ -150,36 +247,33 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
   const budgetMs = Math.max(...models.map((m) => m.timeoutMs)) + 15_000;
   let stoppedEarly = 0;
 
+  /** One call in one of the model's slots; null when the shard is out of time before the call starts. */
+  const call = (task: Task, imageUrl: string, options?: CompletionOptions) =>
+    deps.gatesFor(task.model).calls(async () => {
+      if (deps.remainingMs() < budgetMs) return null;
+      return deps.models.complete(task.model, buildChatMessages(task.item, task.strategy, imageUrl), options);
+    });
+
   const runTask = async (task: Task): Promise<void> => {
-    const gates = deps.gatesFor(task.model);
-    let outcome: ModelOutcome | null;
+    let asked: Asked | null;
     try {
-      const image = await images.dataUrl(task.item).then(
-        (url) => ({ url }),
-        (error: unknown) => ({ error: error instanceof Error ? error.message : String(error) }),
-      );
-      // Never ask about an item without its image: such an item gets an error verdict instead.
-      outcome =
-        "url" in image
-          ? await gates.calls(async () => {
-              if (deps.remainingMs() < budgetMs) return null;
-              return deps.models.complete(task.model, buildChatMessages(task.item, task.strategy, image.url));
-            })
-          : {
-              kind: "error",
-              errorKind: "image_unavailable",
-              message: image.error,
-              latencyMs: 0,
-              attempts: 1,
-            };
+      asked = await ask(task, images, vcd, call);
     } finally {
       images.release(task.item);
     }
-    if (outcome === null) {
+    if (asked === null) {
       stoppedEarly++;
       return;
     }
-    const verdict = buildVerdict(runId, task.model.id, task.strategy, task.item, outcome, deps.now());
+    const verdict = buildVerdict(
+      runId,
+      task.model.id,
+      task.strategy,
+      task.item,
+      asked.outcome,
+      deps.now(),
+      asked.decision,
+    );
     if (verdict.status === "answered") summary.answered++;
     else summary.errored++;
     writes.push(

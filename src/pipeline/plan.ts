@@ -17,6 +17,7 @@ import {
   runMapResultsPrefix,
   runShardKey,
 } from "../core/storage-layout.ts";
+import { DEFAULT_VCD_OPTIONS } from "../core/strategies.ts";
 import { parseShard, readDatasetManifest, toJsonl } from "./dataset-io.ts";
 import { InvalidExecutionInputError, NoModelsConfiguredError } from "./errors.ts";
 
@@ -130,6 +131,8 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
   const manifestKey = runManifestKey(runId);
   await store.put(manifestKey, JSON.stringify(shards), "application/json");
 
+  const vcd = input.vcd ?? DEFAULT_VCD_OPTIONS;
+  const usesVcd = input.strategies.includes("vcd");
   const now = deps.now().toISOString();
   const record: RunRecord = {
     runId,
@@ -143,11 +146,13 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
       checksum: dataset.checksum,
       models: models.map((m) => [m.id, m.baseURL, m.model, m.maxTokens, m.temperature]),
       strategies: input.strategies,
+      vcd: usesVcd ? vcd : null,
       categories: input.categories ?? null,
       limit: input.limit ?? null,
     }),
     models,
     strategies: input.strategies,
+    vcd: usesVcd ? vcd : undefined,
     categories: input.categories,
     limit: input.limit,
     plannedItems: items.length,
@@ -166,6 +171,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     mapResultsPrefix: runMapResultsPrefix(runId),
     models,
     strategies: input.strategies,
+    vcd,
     mapConcurrency: input.mapConcurrency,
     toleratedFailurePercentage: input.toleratedFailurePercentage,
     planned: items.length,
