@@ -6,7 +6,11 @@
  * Prints the base URL on stdout (one line, to be captured by the caller) and stops on SIGINT/SIGTERM.
  */
 import { parseArgs } from "node:util";
-import { REFERENCE_BASELINES, startReferenceModelServer } from "../src/local/reference-model-server.ts";
+import {
+  NO_LOGPROBS_SUFFIX,
+  REFERENCE_BASELINES,
+  startReferenceModelServer,
+} from "../src/local/reference-model-server.ts";
 
 function nonNegativeInteger(flag: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -31,7 +35,8 @@ async function main(): Promise<void> {
   });
   process.stdout.write(`${server.baseURL}\n`);
   process.stderr.write(
-    `reference models: ${REFERENCE_BASELINES.map((b) => b.model).join(", ")}, random:<int>\n`,
+    `reference models: ${REFERENCE_BASELINES.map((b) => b.model).join(", ")}, random:<int>; ` +
+      `append ${NO_LOGPROBS_SUFFIX} to any of them for an endpoint that ignores logprobs\n`,
   );
 
   const stop = (signal: NodeJS.Signals): void => {

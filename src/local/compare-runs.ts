@@ -85,7 +85,8 @@ export async function compareLocal(
       );
     return run;
   };
-  const [runA, runB] = await Promise.all([runOf(a), runOf(b)]);
+  const runA = await runOf(a);
+  const runB = await runOf(b);
   if (runA.datasetChecksum !== runB.datasetChecksum) {
     throw new CompareInputError(
       `runs ${a.runId} and ${b.runId} evaluated different datasets (checksums ${runA.datasetChecksum.slice(0, 12)}… and ${runB.datasetChecksum.slice(0, 12)}…)`,

@@ -1,10 +1,13 @@
 /** The `mmsafe` command as a user runs it: a real process, its output and its exit code. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
+import { gzipSync } from "node:zlib";
+import { create, Pax } from "tar";
+import { DATASET_SOURCES } from "../../src/dataset/fetch.ts";
 
 const home = await mkdtemp(path.join(os.tmpdir(), "mmsafe-cli-"));
 after(() => rm(home, { recursive: true, force: true }));
@@ -80,5 +83,67 @@ describe("mmsafe CLI", () => {
     assert.equal(code, 0);
     assert.match(stdout, /40 records, 36 runnable pairs/);
     assert.match(stdout, /skipped: 4 records have no image: ids 2301, 2333, 2369–2370/);
+  });
+
+  it("fetches the official layout from an archive, verifying it against the pinned commit and counts", async () => {
+    // The full-size generated sample has the official ids, gaps and quirks (1,523 records, 1,453 runnable),
+    // packed as GitHub packs the pinned commit: a pax header naming it, one top-level folder.
+    const { commit } = DATASET_SOURCES.mmsafeaware;
+    const top = `MMSafetyAwareness-${commit}`;
+    const src = path.join(home, "archive-src");
+    assert.equal(mmsafe(["dataset", "sample", "--full", path.join(src, top)]).code, 0);
+    const tarFile = path.join(home, "raw.tar");
+    await create({ cwd: src, file: tarFile, portable: true }, [top]);
+    const archive = path.join(home, "mmsafe.tar.gz");
+    await writeFile(
+      archive,
+      gzipSync(Buffer.concat([new Pax({ comment: commit }, true).encode(), await readFile(tarFile)])),
+    );
+
+    const fetchHome = path.join(home, "fetched");
+    const { code, stdout, stderr } = mmsafe([
+      "dataset",
+      "fetch",
+      "mmsafeaware",
+      "--home",
+      fetchHome,
+      "--archive",
+      archive,
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /1523 records, 1453 runnable pairs, 70 skipped/);
+    assert.match(stdout, /skipped: 70 records have no image: ids 2301–2370/);
+    const source = JSON.parse(
+      await readFile(path.join(fetchHome, "datasets", "mmsafeaware", "source.json"), "utf8"),
+    ) as { commit: string; records: number; runnable: number; verifiedBy: string };
+    assert.deepEqual(
+      [source.commit, source.records, source.runnable, source.verifiedBy],
+      [commit, 1523, 1453, "content"],
+    );
+
+    // A wrong checksum is refused with exit 2, and the copy already there is left as it was.
+    const wrong = mmsafe([
+      "dataset",
+      "fetch",
+      "--home",
+      fetchHome,
+      "--archive",
+      archive,
+      "--force",
+      "--sha256",
+      "0".repeat(64),
+    ]);
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /sha256/);
+    assert.deepEqual(await readdir(path.join(fetchHome, "datasets")), ["mmsafeaware"]);
+  });
+
+  it("compare names what is wrong with a side (exit 2)", () => {
+    const bad = mmsafe(["compare", "a/b/c/d", "x", "--home", path.join(home, "state")]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /expected RUN, RUN\/MODEL or RUN\/MODEL\/STRATEGY/);
+    const unknown = mmsafe(["compare", "no-such-run", "other", "--home", path.join(home, "state")]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /no run "no-such-run"/);
   });
 });
