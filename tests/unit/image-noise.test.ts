@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import sharp, { type OutputInfo } from "sharp";
-import { addDiffusionNoise } from "../../src/adapters/image-noise.ts";
+import { addDiffusionNoise, noisePixels } from "../../src/adapters/image-noise.ts";
 import { detectImageType, type ImageMediaType } from "../../src/core/image-type.ts";
 
 /** Vertical stripes of two colours, `period` pixels wide: sharp edges and flat regions. */
@@ -63,6 +63,49 @@ function meanAbsoluteDifference(a: Uint8Array, b: Uint8Array): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += Math.abs((a[i] ?? 0) - (b[i] ?? 0));
   return sum / a.length;
+}
+
+/** Φ(z), the standard normal CDF, by the Abramowitz–Stegun 7.1.26 erf approximation (error < 1.5·10⁻⁷). */
+function normalCdf(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const erf =
+    1 -
+    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) *
+      t *
+      Math.exp(-x * x);
+  return z >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
+}
+
+/** counts[0] + … + counts[last]. */
+function sumTo(counts: readonly number[], last: number): number {
+  let sum = 0;
+  for (let k = 0; k <= last; k++) sum += counts[k] ?? 0;
+  return sum;
+}
+
+/** Pearson correlation of samples `lag` apart. */
+function lagCorrelation(values: ArrayLike<number>, lag: number): number {
+  const n = values.length - lag;
+  let sumA = 0;
+  let sumB = 0;
+  for (let i = 0; i < n; i++) {
+    sumA += values[i] ?? 0;
+    sumB += values[i + lag] ?? 0;
+  }
+  const meanA = sumA / n;
+  const meanB = sumB / n;
+  let cross = 0;
+  let squaresA = 0;
+  let squaresB = 0;
+  for (let i = 0; i < n; i++) {
+    const a = (values[i] ?? 0) - meanA;
+    const b = (values[i + lag] ?? 0) - meanB;
+    cross += a * b;
+    squaresA += a * a;
+    squaresB += b * b;
+  }
+  return cross / Math.sqrt(squaresA * squaresB);
 }
 
 const WIDTH = 64;
@@ -169,6 +212,98 @@ describe("addDiffusionNoise", () => {
     assert.ok(Math.abs(sd - 51) < 2, `standard deviation ${sd}`);
   });
 
+  it("draws ε from N(0, 1): the distribution of noised mid-grey matches the normal CDF, tails included", () => {
+    // 512×512 RGB mid-grey. At γ = 0.04, σ = 127.5·0.2 = 25.5 grey levels, so ±4.3σ (the table's extremes)
+    // stays inside 0..255 and nothing is clamped; at γ = 1, σ = 127.5 and a sixth of the samples clamp to
+    // each end. Output level k < 255 collects centre + σ·ε in [k − ½, k + ½), level 255 everything above.
+    const samples = 512 * 512 * 3;
+    for (const [strength, seed] of [
+      [0.04, 0],
+      [0.04, 1],
+      [0.04, 123_456_789],
+      [1, 3],
+    ] as const) {
+      const sigma = 127.5 * Math.sqrt(strength);
+      const centre = 127.5 + Math.sqrt(1 - strength) * (128 - 127.5);
+      const out = noisePixels(new Uint8Array(samples).fill(128), 3, 3, strength, seed);
+      const counts = new Array<number>(256).fill(0);
+      for (const value of out) counts[value] = (counts[value] ?? 0) + 1;
+      const expectedBelow = (k: number): number => (k >= 255 ? 1 : normalCdf((k + 0.5 - centre) / sigma));
+      // Kolmogorov–Smirnov over the levels: 1.63/√n is the 1% critical value.
+      let below = 0;
+      let worst = 0;
+      for (let k = 0; k < 256; k++) {
+        below += counts[k] ?? 0;
+        worst = Math.max(worst, Math.abs(below / samples - expectedBelow(k)));
+      }
+      const label = `γ = ${strength}, seed ${seed}`;
+      assert.ok(worst < 1.63 / Math.sqrt(samples), `${label}: KS distance ${worst}`);
+      // The mass at the ends (clamped at γ = 1; beyond ±3σ at γ = 0.04), within 4 binomial standard deviations.
+      const low = strength === 1 ? 0 : Math.ceil(centre - 3 * sigma) - 1;
+      const high = strength === 1 ? 255 : Math.floor(centre + 3 * sigma) + 1;
+      for (const [level, observed, p] of [
+        [low, sumTo(counts, low), expectedBelow(low)],
+        [high, samples - sumTo(counts, high - 1), 1 - expectedBelow(high - 1)],
+      ] as const) {
+        const expected = p * samples;
+        assert.ok(
+          Math.abs(observed - expected) < 4 * Math.sqrt(expected * (1 - p)),
+          `${label}: ${observed} samples at or beyond level ${level}, expected ${expected.toFixed(0)}`,
+        );
+      }
+    }
+  });
+
+  it("draws ε independently: no correlation between neighbouring samples, channels, pixels or rows", () => {
+    const width = 512;
+    const samples = width * 512 * 3;
+    const out = noisePixels(new Uint8Array(samples).fill(128), 3, 3, 0.04, 7);
+    // Lag 1 pairs the two halves of one 32-bit output (or two consecutive outputs), 3 is the next pixel's
+    // same channel, 3·width the next row's.
+    for (const lag of [1, 2, 3, 4, 6, 3 * width]) {
+      const r = lagCorrelation(out, lag);
+      assert.ok(Math.abs(r) < 4 / Math.sqrt(samples), `lag ${lag}: correlation ${r}`);
+    }
+  });
+
+  it("gives the k-th normal to the k-th colour sample: alpha channels do not shift the noise", () => {
+    const pixels = 101; // odd, so the grey image ends on half of a 32-bit output
+    const grey = new Uint8Array(pixels).map((_, p) => (p * 37) % 256);
+    const rgb = new Uint8Array(pixels * 3).map((_, i) => (i * 53) % 256);
+    const rgba = new Uint8Array(pixels * 4);
+    const greyAlpha = new Uint8Array(pixels * 2);
+    for (let p = 0; p < pixels; p++) {
+      rgba.set(rgb.subarray(p * 3, p * 3 + 3), p * 4);
+      rgba[p * 4 + 3] = p;
+      greyAlpha[p * 2] = grey[p] ?? 0;
+      greyAlpha[p * 2 + 1] = 255 - p;
+    }
+    const noisedRgb = noisePixels(rgb, 3, 3, 0.3, 11);
+    const noisedRgba = noisePixels(rgba, 4, 3, 0.3, 11);
+    const noisedGrey = noisePixels(grey, 1, 1, 0.3, 11);
+    const noisedGreyAlpha = noisePixels(greyAlpha, 2, 1, 0.3, 11);
+    for (let p = 0; p < pixels; p++) {
+      for (let channel = 0; channel < 3; channel++) {
+        assert.equal(
+          noisedRgba[p * 4 + channel],
+          noisedRgb[p * 3 + channel],
+          `pixel ${p} channel ${channel}`,
+        );
+      }
+      assert.equal(noisedRgba[p * 4 + 3], p);
+      assert.equal(noisedGreyAlpha[p * 2], noisedGrey[p], `grey pixel ${p}`);
+      assert.equal(noisedGreyAlpha[p * 2 + 1], 255 - p);
+    }
+  });
+
+  it("takes seeds modulo 2^32", () => {
+    const data = new Uint8Array(300).map((_, i) => i % 256);
+    const of = (seed: number) => Array.from(noisePixels(data, 3, 3, 0.5, seed));
+    assert.deepEqual(of(5 + 2 ** 32), of(5));
+    assert.deepEqual(of(-1), of(2 ** 32 - 1));
+    assert.notDeepEqual(of(5), of(6));
+  });
+
   it("is pure noise at strength 1: the output no longer depends on the image", async () => {
     const striped = await encode(stripedPixels(WIDTH, HEIGHT), WIDTH, HEIGHT, "png");
     const flat = await sharp({
@@ -245,7 +380,7 @@ describe("addDiffusionNoise", () => {
   it("noises a 1024×1024 image quickly (timing logged, not asserted)", async () => {
     const size = 1024;
     const jpeg = await encode(stripedPixels(size, size, 16), size, size, "jpeg");
-    const bestOf = async (runs: number, task: (run: number) => Promise<unknown>): Promise<number> => {
+    const bestOf = async (runs: number, task: (run: number) => unknown): Promise<number> => {
       let best = Number.POSITIVE_INFINITY;
       for (let run = 0; run < runs; run++) {
         const started = performance.now();
@@ -254,13 +389,16 @@ describe("addDiffusionNoise", () => {
       }
       return best;
     };
-    // Warm-up: JIT and sharp's thread pool.
+    // Warm-up: JIT, the quantile table and sharp's thread pool.
     const noised = await addDiffusionNoise(jpeg, "image/jpeg", { strength: 0.5, seed: 0 });
     const noisedRaw = await sharp(noised.bytes).raw().toBuffer();
+    const decoded = await sharp(jpeg).autoOrient().raw().toBuffer();
+    noisePixels(decoded, 3, 3, 0.5, 0);
     const total = await bestOf(5, (run) =>
       addDiffusionNoise(jpeg, "image/jpeg", { strength: 0.5, seed: run }),
     );
     const decode = await bestOf(5, () => sharp(jpeg).autoOrient().raw().toBuffer());
+    const loop = await bestOf(5, (run) => noisePixels(decoded, 3, 3, 0.5, run));
     // Encoding noise is far costlier than encoding the clean stripes, so time it on a noised image.
     const encodeNoised = await bestOf(5, () =>
       sharp(noisedRaw, { raw: { width: size, height: size, channels: 3 } })
@@ -268,8 +406,8 @@ describe("addDiffusionNoise", () => {
         .toBuffer(),
     );
     console.log(
-      `addDiffusionNoise on a 1024×1024 RGB JPEG (best of 5): ${total.toFixed(1)} ms in all = ` +
-        `decode ${decode.toFixed(1)} ms + noise loop ≈${(total - decode - encodeNoised).toFixed(1)} ms + ` +
+      `addDiffusionNoise on a 1024×1024 RGB JPEG (best of 5): ${total.toFixed(1)} ms in all; ` +
+        `decode ${decode.toFixed(1)} ms, noise loop ${loop.toFixed(1)} ms, ` +
         `JPEG encode of the noised pixels ${encodeNoised.toFixed(1)} ms (${noised.bytes.length} bytes)`,
     );
   });
