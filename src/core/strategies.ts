@@ -12,10 +12,10 @@ export type Strategy = (typeof STRATEGIES)[number];
 export const STRATEGY_DESCRIPTIONS: Readonly<Record<Strategy, string>> = {
   baseline: "The paper's instruction and sentence with the image, verbatim; no system prompt.",
   "safety-system-prompt":
-    "The baseline prompt under a system prompt asking the model to be safe and careful (paper §5, prompting).",
+    "The baseline prompt under a system prompt asking the model to be safe and careful (one of the paper’s prompting methods).",
   "contextual-reasoning":
     "Asks the model to consider what the sentence means in the context of the image, reason briefly, then " +
-    'end with "Final answer: Yes/No"; that final answer is what is scored (paper §5, prompting).',
+    'end with "Final answer: Yes/No"; that final answer is what is scored (one of the paper’s prompting methods).',
   vcd:
     "Visual contrastive decoding over the API: first-token log-probabilities of Yes/No on the clean image " +
     "and on a noised copy, combined as (1+α)·log p(y|clean) − α·log p(y|noised) with a plausibility cutoff β.",
