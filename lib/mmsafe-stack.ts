@@ -3,6 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as events from "aws-cdk-lib/aws-events";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
@@ -129,6 +130,7 @@ export class MmsafeStack extends Stack {
   readonly evaluateShardFunction: PipelineFunction;
   readonly aggregateFunction: PipelineFunction;
   readonly stateMachine: sfn.StateMachine;
+  readonly eventBus: events.EventBus;
 
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
@@ -187,12 +189,17 @@ export class MmsafeStack extends Stack {
     this.verdictsTable.grantReadData(this.aggregateFunction.function);
     this.runsTable.grantReadWriteData(this.aggregateFunction.function);
 
+    // Run announcements (completed with headline and regression flag, or failed) go to a bus of their own,
+    // so teams can route them without seeing unrelated events.
+    this.eventBus = new events.EventBus(this, "EventBus", { eventBusName: `${this.stackName}-events` });
+
     // Typed as a full record so a placeholder added to ASL_SUBSTITUTIONS fails to compile until wired here.
     const definitionSubstitutions: Record<AslSubstitution, string> = {
       PlanFunctionArn: this.planFunction.function.functionArn,
       EvaluateShardFunctionArn: this.evaluateShardFunction.function.functionArn,
       AggregateFunctionArn: this.aggregateFunction.function.functionArn,
       RunsTableName: this.runsTable.tableName,
+      EventBusName: this.eventBus.eventBusName,
     };
 
     this.stateMachine = new sfn.StateMachine(this, "EvaluationStateMachine", {
@@ -229,6 +236,8 @@ export class MmsafeStack extends Stack {
     );
     // MarkRunFailed.
     this.runsTable.grant(this.stateMachine, "dynamodb:UpdateItem");
+    // PublishCompleted and PublishFailed.
+    this.eventBus.grantPutEventsTo(this.stateMachine);
 
     // The Distributed Map starts child executions of this very state machine. Granting that in the role's
     // default policy would make the state machine depend on a policy that depends on its own ARN, a cycle;
@@ -260,6 +269,7 @@ export class MmsafeStack extends Stack {
     new CfnOutput(this, "BucketName", { value: this.bucket.bucketName });
     new CfnOutput(this, "RunsTableName", { value: this.runsTable.tableName });
     new CfnOutput(this, "VerdictsTableName", { value: this.verdictsTable.tableName });
+    new CfnOutput(this, "EventBusName", { value: this.eventBus.eventBusName });
   }
 }
 

@@ -29,7 +29,17 @@ export const modelConfigSchema = z
         "apiKeyEnv names an environment variable (e.g. OPENAI_API_KEY), never the key",
       )
       .optional()
-      .describe("Environment variable holding the API key; omit for endpoints without auth"),
+      .describe("Environment variable holding the API key (local runs); omit for endpoints without auth"),
+    apiKeySecret: z
+      .string()
+      .regex(
+        /^mmsafe\/[A-Za-z0-9/_+=.@-]{1,200}$/,
+        "apiKeySecret names an AWS Secrets Manager secret under mmsafe/ (e.g. mmsafe/openai), never the key",
+      )
+      .optional()
+      .describe(
+        "Secrets Manager secret holding the API key (runs on AWS): the secret string, or JSON with an apiKey field",
+      ),
     kind: z.enum(["model", "baseline"]).default("model"),
     maxConcurrency: z.number().int().min(1).max(256).default(8),
     maxTokens: z.number().int().min(1).max(8192).default(512),
@@ -90,6 +100,9 @@ export const executionInputSchema = z
     shardSize: z.number().int().min(1).max(1000).default(25),
     mapConcurrency: z.number().int().min(1).max(10_000).default(40),
     toleratedFailurePercentage: z.number().min(0).max(100).default(0),
+    schedule: slug("schedule")
+      .optional()
+      .describe("Set by a schedule: its name; a run is compared with the previous run of its schedule"),
   })
   .strict();
 export type ExecutionInput = z.infer<typeof executionInputSchema>;

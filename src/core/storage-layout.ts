@@ -62,6 +62,7 @@ export const ASL_SUBSTITUTIONS = [
   "EvaluateShardFunctionArn",
   "AggregateFunctionArn",
   "RunsTableName",
+  "EventBusName",
 ] as const;
 export type AslSubstitution = (typeof ASL_SUBSTITUTIONS)[number];
 

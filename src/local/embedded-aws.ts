@@ -8,6 +8,8 @@ export const LOCAL_RESOURCES = {
   bucket: "mmsafe-local",
   runsTable: "mmsafe-runs",
   verdictsTable: "mmsafe-verdicts",
+  /** Events are recorded to `<home>/events.jsonl`: there is no bus to deliver them to locally. */
+  eventBus: "mmsafe-local-events",
   region: "us-east-1",
 } as const;
 

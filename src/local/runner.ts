@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { access, mkdir, readFile, writeFile } from "node:fs/promises";
+import { access, appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
@@ -27,6 +27,7 @@ import {
   type Json,
   type LocalLambda,
   loadDefinition,
+  type PublishedEvent,
 } from "./step-functions.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
@@ -75,6 +76,8 @@ export interface LocalRunResult {
   reportDir: string | null;
   datasetName: string;
   sample: boolean;
+  /** What the workflow published to its event bus (recorded locally in `<home>/events.jsonl`). */
+  events: PublishedEvent[];
   /** Completion requests the reference baselines received in this run (null with real models). */
   baselineCalls: number | null;
   durationMs: number;
@@ -300,6 +303,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
       Object.entries(PIPELINE_FUNCTIONS).map(([name, fn]) => [fn.substitution, localFunctionArn(name)]),
     ) as Record<(typeof PIPELINE_FUNCTIONS)[keyof typeof PIPELINE_FUNCTIONS]["substitution"], string>),
     RunsTableName: LOCAL_RESOURCES.runsTable,
+    EventBusName: LOCAL_RESOURCES.eventBus,
   };
   const definition = await loadDefinition(path.join(REPO_ROOT, WORKFLOW_DEFINITION), substitutions);
 
@@ -333,12 +337,24 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     emit({ type: "planned", runId, verdicts: total, alreadyDone: done });
   };
   const datasetReady = Date.now() - started;
+  const events: PublishedEvent[] = [];
   let execution: ExecutionResult;
   try {
     execution = await executeLocally(
       definition,
       input,
-      { lambdas: wrapPlan(s.lambdas, onPlanned), s3: s.s3, dynamodb: s.dynamodb },
+      {
+        lambdas: wrapPlan(s.lambdas, onPlanned),
+        s3: s.s3,
+        dynamodb: s.dynamodb,
+        publishEvent: async (event) => {
+          events.push(event);
+          await appendFile(
+            path.join(s.home, "events.jsonl"),
+            `${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`,
+          );
+        },
+      },
       runId,
     );
   } finally {
@@ -365,6 +381,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     reportDir,
     datasetName,
     sample,
+    events,
     baselineCalls: s.baselines && !options.models ? s.baselines.stats().requests - baselineCallsBefore : null,
     durationMs: Date.now() - started,
     phases: {

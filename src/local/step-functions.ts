@@ -39,6 +39,16 @@ export interface LocalServiceBindings {
   lambdas: ReadonlyMap<string, LocalLambda>;
   s3: S3Client;
   dynamodb: DynamoDBClient;
+  /** Receives what `events:putEvents` tasks publish (locally there is no event bus to deliver to). */
+  publishEvent?: (event: PublishedEvent) => Promise<void>;
+}
+
+/** One entry of an `events:putEvents` task, as the local runner records it. */
+export interface PublishedEvent {
+  eventBusName: string;
+  source: string;
+  detailType: string;
+  detail: Json;
 }
 
 export interface ExecutionResult {
@@ -151,6 +161,32 @@ function taskHandler(resource: string, stateName: string, ctx: RunContext): (inp
         const name = error instanceof Error ? error.name : "Error";
         throw new StatesError(`DynamoDB.${name}`, error instanceof Error ? error.message : String(error));
       }
+    };
+  }
+  if (resource === "arn:aws:states:::events:putEvents") {
+    return async (input) => {
+      const entries = isObject(input) && Array.isArray(input.Entries) ? input.Entries : null;
+      if (!entries || entries.length === 0)
+        throw new StatesError("States.Runtime", `${stateName}: events:putEvents needs Entries`);
+      const results: Json[] = [];
+      for (const entry of entries) {
+        if (!isObject(entry) || typeof entry.Source !== "string" || typeof entry.DetailType !== "string")
+          throw new StatesError(
+            "EventBridge.ValidationException",
+            `${stateName}: an entry needs Source and DetailType`,
+          );
+        // On AWS, Detail is a JSON string or (in Parameters) an object that Step Functions serialises.
+        const detail =
+          typeof entry.Detail === "string" ? (JSON.parse(entry.Detail) as Json) : (entry.Detail ?? {});
+        await bindings.publishEvent?.({
+          eventBusName: typeof entry.EventBusName === "string" ? entry.EventBusName : "default",
+          source: entry.Source,
+          detailType: entry.DetailType,
+          detail: JSON.parse(JSON.stringify(detail)) as Json,
+        });
+        results.push({ EventId: randomUUID() });
+      }
+      return { Entries: results, FailedEntryCount: 0 };
     };
   }
   throw new Error(`${stateName}: the local runner does not support the resource ${resource}`);

@@ -209,6 +209,7 @@ describe("state machine", () => {
       EvaluateShardFunctionArn: { "Fn::GetAtt": [functionId(stack.evaluateShardFunction), "Arn"] },
       AggregateFunctionArn: { "Fn::GetAtt": [functionId(stack.aggregateFunction), "Arn"] },
       RunsTableName: { Ref: ids.runsTable },
+      EventBusName: { Ref: Object.keys(template.findResources("AWS::Events::EventBus"))[0] },
     });
   });
 
@@ -226,7 +227,9 @@ describe("state machine", () => {
     const resolved = aslText.replace(/\$\{([A-Za-z0-9_]+)\}/g, (_match, name: string) =>
       name === "RunsTableName"
         ? "Mmsafe-RunsTable"
-        : `arn:aws:lambda:us-east-1:123456789012:function:${name}`,
+        : name === "EventBusName"
+          ? "Mmsafe-events"
+          : `arn:aws:lambda:us-east-1:123456789012:function:${name}`,
     );
     const definition: unknown = JSON.parse(resolved);
     const result = validate(definition);
