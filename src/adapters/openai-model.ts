@@ -1,8 +1,10 @@
+import { createHash } from "node:crypto";
 import OpenAI from "openai";
 import type { ChatMessage } from "../core/prompts.ts";
 import type { ModelConfig } from "../core/schemas.ts";
 import type { TokenLogprobs } from "../core/vcd.ts";
 import type { ModelOutcome } from "../core/verdicts.ts";
+import { type ApiKeySource, ModelConfigError } from "./api-keys.ts";
 
 /** Per-call options beyond the model's configuration. */
 export interface CompletionOptions {
@@ -14,15 +16,12 @@ export interface CompletionOptions {
 
 /** Asks a model one question. Never throws for endpoint faults: they become error outcomes. */
 export interface ModelClient {
-  /** Throws ModelConfigError when the model cannot be called as configured (e.g. its key is missing). */
-  assertUsable(model: ModelConfig): void;
+  /** Resolves what calling the model needs (its key); throws ModelConfigError when it cannot be called. */
+  prepare(model: ModelConfig): Promise<void>;
   complete(model: ModelConfig, messages: ChatMessage[], options?: CompletionOptions): Promise<ModelOutcome>;
 }
 
-/** Raised before any call when a model's configuration cannot work (e.g. its key variable is unset). */
-export class ModelConfigError extends Error {
-  override readonly name = "ModelConfigError";
-}
+export { ModelConfigError };
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -65,6 +64,16 @@ function classify(error: unknown): {
   return { kind: "malformed_response", retryable: true, retryAfterMs: null, message };
 }
 
+/**
+ * Removes API keys from text: the model's own key verbatim, and anything shaped like a provider key
+ * (`sk-…`, including OpenAI's masked `sk-abc***xyz` echo).
+ */
+export function redactKeys(text: string, apiKey: string): string {
+  let out = apiKey.length >= 8 ? text.split(apiKey).join("[redacted]") : text;
+  out = out.replace(/\bsk-[A-Za-z0-9_*.-]{3,}/g, "sk-[redacted]");
+  return out;
+}
+
 /** The SDK's per-token log-probabilities in the core's shape; null when the endpoint returned none. */
 function tokenLogprobs(
   content:
@@ -98,30 +107,29 @@ export class OpenAIModelClient implements ModelClient {
   private readonly clients = new Map<string, OpenAI>();
 
   constructor(
-    private readonly env: Readonly<Record<string, string | undefined>>,
+    private readonly keys: ApiKeySource,
     private readonly retry: RetryPolicy = DEFAULT_RETRY,
     private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
   ) {}
 
-  /** Fails fast with a clear message when a model's key variable is missing. */
-  assertUsable(model: ModelConfig): void {
-    if (model.apiKeyEnv && !this.env[model.apiKeyEnv]) {
-      throw new ModelConfigError(
-        `model "${model.id}": environment variable ${model.apiKeyEnv} (its apiKeyEnv) is not set; set it to the API key`,
-      );
-    }
+  /** Fails fast, before any call, with a clear message when a model's key cannot be found. */
+  async prepare(model: ModelConfig): Promise<void> {
+    await this.client(model);
   }
 
-  private client(model: ModelConfig): OpenAI {
-    const cacheKey = `${model.baseURL}\u0000${model.apiKeyEnv ?? ""}`;
+  /**
+   * One SDK client per endpoint and key (keyed by a hash of the key, so a rotated secret gets a new client
+   * and the key itself is never a map key).
+   */
+  private async client(model: ModelConfig): Promise<{ client: OpenAI; apiKey: string }> {
+    const apiKey = (await this.keys.keyFor(model)) ?? "no-key-configured";
+    const cacheKey = `${model.baseURL}\u0000${createHash("sha256").update(apiKey).digest("hex")}`;
     let client = this.clients.get(cacheKey);
     if (!client) {
-      this.assertUsable(model);
-      const apiKey = model.apiKeyEnv ? (this.env[model.apiKeyEnv] ?? "") : "no-key-configured";
       client = new OpenAI({ baseURL: model.baseURL, apiKey, maxRetries: 0 });
       this.clients.set(cacheKey, client);
     }
-    return client;
+    return { client, apiKey };
   }
 
   async complete(
@@ -129,7 +137,7 @@ export class OpenAIModelClient implements ModelClient {
     messages: ChatMessage[],
     options: CompletionOptions = {},
   ): Promise<ModelOutcome> {
-    const client = this.client(model);
+    const { client, apiKey } = await this.client(model);
     const logprobs =
       options.topLogprobs === undefined ? {} : { logprobs: true, top_logprobs: options.topLogprobs };
     for (let attempt = 1; ; attempt++) {
@@ -196,7 +204,9 @@ export class OpenAIModelClient implements ModelClient {
           await this.sleep(this.backoff(attempt, fault.retryAfterMs));
           continue;
         }
-        return { kind: "error", errorKind: fault.kind, message: fault.message, latencyMs, attempts: attempt };
+        // Endpoints echo (partly masked) keys in auth errors; the message goes into verdicts and reports.
+        const message = redactKeys(fault.message, apiKey);
+        return { kind: "error", errorKind: fault.kind, message, latencyMs, attempts: attempt };
       }
     }
   }

@@ -1,4 +1,10 @@
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  ScanCommand,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import type { Headline } from "../core/report.ts";
 import { executionInputSchema, modelConfigSchema, STRATEGIES } from "../core/schemas.ts";
@@ -18,6 +24,8 @@ export const runRecordSchema = z.object({
   configHash: z.string(),
   models: z.array(modelConfigSchema),
   strategies: z.array(z.enum(STRATEGIES)),
+  /** The schedule that started the run, if one did (regressions are checked against its previous run). */
+  schedule: z.string().optional(),
   /** The vcd strategy's parameters, when the run evaluates it. */
   vcd: vcdOptionsSchema.optional(),
   categories: executionInputSchema.shape.categories,
@@ -43,6 +51,8 @@ export class RunConflictError extends Error {
 
 export interface RunStore {
   get(runId: string): Promise<RunRecord | null>;
+  /** The latest SUCCEEDED run of a schedule that started before `startedBefore`, or null. */
+  previousOfSchedule(schedule: string, startedBefore: string): Promise<RunRecord | null>;
   /** Records a new run, or re-opens an existing one with the same configuration (a resume). */
   startOrResume(record: RunRecord): Promise<RunRecord>;
   markSucceeded(
@@ -66,6 +76,29 @@ export class DynamoRunStore implements RunStore {
       new GetCommand({ TableName: this.tableName, Key: { [PK]: runId }, ConsistentRead: true }),
     );
     return out.Item ? runRecordSchema.parse(out.Item) : null;
+  }
+
+  async previousOfSchedule(schedule: string, startedBefore: string): Promise<RunRecord | null> {
+    // A scan, not an index: the runs table holds one small item per run, and this runs once per run.
+    let latest: RunRecord | null = null;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.client.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: "#schedule = :schedule AND #status = :ok AND startedAt < :before",
+          ExpressionAttributeNames: { "#schedule": "schedule", "#status": "status" },
+          ExpressionAttributeValues: { ":schedule": schedule, ":ok": "SUCCEEDED", ":before": startedBefore },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const parsed = runRecordSchema.safeParse(item);
+        if (parsed.success && (!latest || parsed.data.startedAt > latest.startedAt)) latest = parsed.data;
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return latest;
   }
 
   async startOrResume(record: RunRecord): Promise<RunRecord> {

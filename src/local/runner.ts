@@ -115,6 +115,8 @@ export function openLocalSession(home: string): Promise<LocalSession> {
     const aws = await startEmbeddedAws(path.join(resolved, "aws"));
     Object.assign(process.env, aws.handlerEnv);
     process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
+    // Embedded-metric-format lines are for CloudWatch; locally they would only flood the terminal.
+    process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
     const lambdas = new Map<string, LocalLambda>();
     for (const [name, fn] of Object.entries(PIPELINE_FUNCTIONS)) {
       const module = (await import(pathToFileURL(path.join(REPO_ROOT, fn.entry)).href)) as {

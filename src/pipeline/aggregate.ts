@@ -3,6 +3,7 @@ import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunStore } from "../adapters/run-store.ts";
 import type { VerdictStore } from "../adapters/verdict-store.ts";
 import { computeRow } from "../core/metrics.ts";
+import { detectRegression, type RegressionCheck, runSummary } from "../core/regression.ts";
 import { buildReport, type Headline, headlines, renderMarkdown } from "../core/report.ts";
 import { reportJsonKey, reportMarkdownKey, responsesKey } from "../core/storage-layout.ts";
 import { readDatasetManifest, toJsonl } from "./dataset-io.ts";
@@ -18,12 +19,18 @@ export interface AggregateDeps {
   version: string;
 }
 
-/** The execution's output: headline numbers and where the report is. */
+/**
+ * The execution's output and the detail of the "mmsafe run completed" event: headline numbers, where the
+ * report is, the regression check against the schedule's previous run, and a plain-text summary.
+ */
 export interface AggregateOutput {
   runId: string;
   status: "SUCCEEDED";
+  schedule: string | null;
   headline: Headline[];
   report: { json: string; markdown: string; responses: string[] };
+  regression: RegressionCheck;
+  summary: string;
 }
 
 /**
@@ -97,6 +104,21 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
     markdown: `s3://${deps.store.bucket}/${markdownKey}`,
   };
   const headline = headlines(report);
+  const schedule = run.schedule ?? null;
+  const previous = schedule ? await deps.runs.previousOfSchedule(schedule, run.startedAt) : null;
+  const regression = detectRegression(
+    schedule,
+    rows,
+    previous ? { runId: previous.runId, headline: previous.headline ?? [] } : null,
+  );
   await deps.runs.markSucceeded(runId, finishedAt, headline, location);
-  return { runId, status: "SUCCEEDED", headline, report: { ...location, responses } };
+  return {
+    runId,
+    status: "SUCCEEDED",
+    schedule,
+    headline,
+    report: { ...location, responses },
+    regression,
+    summary: runSummary({ runId, headline, regression, reportUri: location.markdown, costUsd: null }),
+  };
 }

@@ -11,6 +11,7 @@ import {
   type ModelConfig,
   type Strategy,
   type VcdDecision,
+  type Verdict,
 } from "../core/schemas.ts";
 import { verdictKey } from "../core/storage-layout.ts";
 import type { VcdOptions } from "../core/strategies.ts";
@@ -28,6 +29,8 @@ export interface EvaluateShardDeps {
   now: () => Date;
   /** Milliseconds left before the invocation is killed (Lambda's getRemainingTimeInMillis). */
   remainingMs: () => number;
+  /** Told about each verdict this invocation wrote (metrics, logs); never about ones another attempt wrote. */
+  onVerdict?: (verdict: Verdict) => void;
   /** Adds seeded Gaussian noise to an image (the vcd strategy's contrast image); see adapters/image-noise.ts. */
   noiseImage: NoiseImage;
 }
@@ -217,7 +220,7 @@ async function ask(task: Task, images: ImageCache, vcd: VcdOptions, call: Call):
  */
 export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Promise<ShardSummary> {
   const { runId, shard, models, strategies, vcd }: EvaluateShardEvent = evaluateShardEventSchema.parse(event);
-  for (const model of models) deps.models.assertUsable(model);
+  await Promise.all(models.map((model) => deps.models.prepare(model)));
   const items = parseShard(await deps.store.getText(shard.key), shard.key);
 
   const keyOf = (t: Task) => verdictKey(t.model.id, t.strategy, t.item.id);
@@ -278,8 +281,10 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
     else summary.errored++;
     writes.push(
       deps.verdicts.putIfAbsent(verdict).then((written) => {
-        if (written) summary.written++;
-        else summary.duplicatesAvoided++;
+        if (written) {
+          summary.written++;
+          deps.onVerdict?.(verdict);
+        } else summary.duplicatesAvoided++;
       }),
     );
   };

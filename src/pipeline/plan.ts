@@ -153,6 +153,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     models,
     strategies: input.strategies,
     vcd: usesVcd ? vcd : undefined,
+    schedule: input.schedule,
     categories: input.categories,
     limit: input.limit,
     plannedItems: items.length,
