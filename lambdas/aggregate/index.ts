@@ -7,9 +7,16 @@ const runtime = createHandlerRuntime();
 
 /** Aggregate task: metrics and report for the run, then the run is marked SUCCEEDED. */
 export async function handler(event: unknown, context: Context) {
+  const started = performance.now();
   runtime.logger.addContext(context);
   try {
-    const output = await aggregate(event, { ...runtime, version: MMSAFE_VERSION });
+    const output = await aggregate(event, {
+      ...runtime,
+      version: MMSAFE_VERSION,
+      // This invocation's usage up to the cost estimate; recorded on the run record afterwards.
+      usageSoFar: () => ({ durationMs: performance.now() - started, aws: runtime.meter.snapshot() }),
+    });
+    await runtime.recordUsage("aggregate", output.runId, started);
     runtime.logger.info("report published", { runId: output.runId, report: output.report.json });
     return output;
   } catch (error: unknown) {

@@ -24,6 +24,7 @@ const eventLabels = z.object({
 
 /** EvaluateShard task: one verdict per item × model × strategy of the shard that has none yet. */
 export async function handler(event: unknown, context: Context) {
+  const started = performance.now();
   const labels = eventLabels.parse(event ?? {});
   // A child logger per invocation: the local runner runs shards concurrently in one process.
   const logger = runtime.logger.createChild({
@@ -61,5 +62,6 @@ export async function handler(event: unknown, context: Context) {
     throw error;
   } finally {
     recorder.flush();
+    await runtime.recordUsage("evaluateShard", labels.runId, started);
   }
 }

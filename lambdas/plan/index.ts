@@ -6,9 +6,11 @@ const runtime = createHandlerRuntime();
 
 /** Plan task: validates the execution input, records the run, writes the shard manifest. */
 export async function handler(event: unknown, context: Context) {
+  const started = performance.now();
   runtime.logger.addContext(context);
   try {
     const output = await plan(event, runtime);
+    await runtime.recordUsage("plan", output.runId, started);
     runtime.logger.info("run planned", {
       runId: output.runId,
       planned: output.planned,

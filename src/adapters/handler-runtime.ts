@@ -1,10 +1,12 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { z } from "zod";
+import { invocationCounters, type PipelineFunctionName } from "../core/run-usage.ts";
 import { describeZodError } from "../core/schemas.ts";
 import { HANDLER_ENV } from "../core/storage-layout.ts";
 import { createDocumentClient, createS3Client } from "./aws-clients.ts";
 import { S3ObjectStore } from "./object-store.ts";
 import { DynamoRunStore } from "./run-store.ts";
+import { UsageMeter } from "./usage-meter.ts";
 import { DynamoVerdictStore } from "./verdict-store.ts";
 
 const handlerEnvSchema = z.object({
@@ -23,14 +25,33 @@ export function createHandlerRuntime(env: NodeJS.ProcessEnv = process.env) {
   if (!parsed.success) throw new Error(describeZodError(parsed.error, "the handler's environment"));
   const vars = parsed.data;
   const documents = createDocumentClient();
+  const s3 = createS3Client(vars[HANDLER_ENV.s3ForcePathStyle] === "true");
+  // Every S3 and DynamoDB request of this function is counted for the run's cost estimate.
+  const meter = new UsageMeter();
+  meter.attach(s3);
+  meter.attach(documents);
+  const runs = new DynamoRunStore(documents, vars[HANDLER_ENV.runsTable]);
+  const logger = new Logger({ serviceName: "mmsafe" });
   return {
-    store: new S3ObjectStore(
-      createS3Client(vars[HANDLER_ENV.s3ForcePathStyle] === "true"),
-      vars[HANDLER_ENV.bucket],
-    ),
-    runs: new DynamoRunStore(documents, vars[HANDLER_ENV.runsTable]),
+    store: new S3ObjectStore(s3, vars[HANDLER_ENV.bucket]),
+    runs,
+    meter,
+    /**
+     * Adds this invocation's billed duration and the requests counted since the last record to the run's
+     * usage. Never fails the invocation: the estimate is worth less than the run.
+     */
+    recordUsage: async (fn: PipelineFunctionName, runId: string, startedMs: number): Promise<void> => {
+      try {
+        await runs.addUsage(runId, invocationCounters(fn, performance.now() - startedMs, meter.drain()));
+      } catch (error: unknown) {
+        logger.warn("could not record usage", {
+          runId,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    },
     verdicts: new DynamoVerdictStore(documents, vars[HANDLER_ENV.verdictsTable]),
-    logger: new Logger({ serviceName: "mmsafe" }),
+    logger,
     now: () => new Date(),
   };
 }

@@ -7,6 +7,7 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import type { Headline } from "../core/report.ts";
+import { USAGE_COUNTERS, type UsageCounters } from "../core/run-usage.ts";
 import { executionInputSchema, modelConfigSchema, STRATEGIES } from "../core/schemas.ts";
 import { RUNS_TABLE_KEYS } from "../core/storage-layout.ts";
 import { vcdOptionsSchema } from "../core/strategies.ts";
@@ -24,6 +25,8 @@ export const runRecordSchema = z.object({
   configHash: z.string(),
   models: z.array(modelConfigSchema),
   strategies: z.array(z.enum(STRATEGIES)),
+  /** What the run used on AWS so far: handler durations and requests (see core/run-usage.ts). */
+  usage: z.record(z.enum(USAGE_COUNTERS), z.number()).optional(),
   /** The schedule that started the run, if one did (regressions are checked against its previous run). */
   schedule: z.string().optional(),
   /** The vcd strategy's parameters, when the run evaluates it. */
@@ -51,6 +54,8 @@ export class RunConflictError extends Error {
 
 export interface RunStore {
   get(runId: string): Promise<RunRecord | null>;
+  /** Adds one invocation's usage to the run's counters (created by Plan). */
+  addUsage(runId: string, counters: UsageCounters): Promise<void>;
   /** The latest SUCCEEDED run of a schedule that started before `startedBefore`, or null. */
   previousOfSchedule(schedule: string, startedBefore: string): Promise<RunRecord | null>;
   /** Records a new run, or re-opens an existing one with the same configuration (a resume). */
@@ -76,6 +81,29 @@ export class DynamoRunStore implements RunStore {
       new GetCommand({ TableName: this.tableName, Key: { [PK]: runId }, ConsistentRead: true }),
     );
     return out.Item ? runRecordSchema.parse(out.Item) : null;
+  }
+
+  async addUsage(runId: string, counters: UsageCounters): Promise<void> {
+    const keys = USAGE_COUNTERS.filter((k) => counters[k] !== 0);
+    if (keys.length === 0) return;
+    const names: Record<string, string> = { "#pk": PK, "#usage": "usage" };
+    const values: Record<string, number> = { ":zero": 0 };
+    const sets = keys.map((k, i) => {
+      names[`#k${i}`] = k;
+      values[`:v${i}`] = counters[k];
+      return `#usage.#k${i} = if_not_exists(#usage.#k${i}, :zero) + :v${i}`;
+    });
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { [PK]: runId },
+        UpdateExpression: `SET ${sets.join(", ")}`,
+        // Only runs Plan recorded (it creates the usage map); a stray invocation must not create a record.
+        ConditionExpression: "attribute_exists(#pk) AND attribute_exists(#usage)",
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      }),
+    );
   }
 
   async previousOfSchedule(schedule: string, startedBefore: string): Promise<RunRecord | null> {
@@ -109,8 +137,14 @@ export class DynamoRunStore implements RunStore {
           "resume it with the same input, or choose a new runId",
       );
     }
+    // A resume keeps the run's start and what it has used so far.
     const next: RunRecord = existing
-      ? { ...record, startedAt: existing.startedAt, attempts: existing.attempts + 1 }
+      ? {
+          ...record,
+          startedAt: existing.startedAt,
+          attempts: existing.attempts + 1,
+          usage: existing.usage ?? record.usage,
+        }
       : record;
     try {
       await this.client.send(

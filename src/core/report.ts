@@ -1,4 +1,5 @@
 import { PUBLISHED_RESULTS, type PublishedResult } from "./benchmark.ts";
+import { type CostEstimate, renderCostMarkdown } from "./cost.ts";
 import type { Accuracy, ResultRow } from "./metrics.ts";
 import type { ModelConfig, SkippedRecord, Strategy } from "./schemas.ts";
 import { STRATEGY_DESCRIPTIONS, type VcdOptions } from "./strategies.ts";
@@ -39,6 +40,11 @@ export interface Report {
     scoring: { headline: "paper"; alsoReported: ["strict"] };
   };
   rows: ResultRow[];
+  /**
+   * What the run cost: model tokens at the configured prices (null when no model has prices) and an AWS
+   * estimate from the run's measured usage.
+   */
+  cost?: { modelUsd: number | null; aws: CostEstimate };
   /** The paper's table: reference rows, published, not measured. */
   published: { note: string; rows: readonly PublishedResult[] };
 }
@@ -55,6 +61,7 @@ export interface ReportInput {
   /** The vcd parameters, when the run evaluates vcd. */
   vcd?: VcdOptions | undefined;
   rows: ResultRow[];
+  awsCost?: CostEstimate | undefined;
 }
 
 export function buildReport(input: ReportInput): Report {
@@ -77,11 +84,18 @@ export function buildReport(input: ReportInput): Report {
       scoring: { headline: "paper", alsoReported: ["strict"] },
     },
     rows: input.rows,
+    ...(input.awsCost ? { cost: { modelUsd: modelTokenCost(input.rows), aws: input.awsCost } } : {}),
     published: {
       note: "Published in Wang et al. (ACL 2025), Table 2 — not measured by this run.",
       rows: PUBLISHED_RESULTS,
     },
   };
+}
+
+/** Token cost over the rows with prices; null when no row has prices. */
+function modelTokenCost(rows: readonly ResultRow[]): number | null {
+  const priced = rows.filter((r) => r.usage.costUsd !== null);
+  return priced.length === 0 ? null : priced.reduce((sum, r) => sum + (r.usage.costUsd ?? 0), 0);
 }
 
 /** Headline numbers of a row, as returned in the execution output and stored on the run record. */
@@ -306,6 +320,14 @@ export function renderMarkdown(report: Report): string {
     );
   }
   out.push("");
+  if (report.cost) {
+    out.push(
+      renderCostMarkdown(
+        report.cost.aws,
+        report.rows.map((r) => ({ modelId: r.modelId, strategy: r.strategy, usd: r.usage.costUsd })),
+      ),
+    );
+  }
   out.push("## Models", "");
   for (const m of run.models) {
     out.push(

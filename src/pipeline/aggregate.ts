@@ -1,10 +1,12 @@
 import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
-import type { RunStore } from "../adapters/run-store.ts";
+import type { RunRecord, RunStore } from "../adapters/run-store.ts";
 import type { VerdictStore } from "../adapters/verdict-store.ts";
+import { type AwsUsage, estimateAwsCost } from "../core/cost.ts";
 import { computeRow } from "../core/metrics.ts";
 import { detectRegression, type RegressionCheck, runSummary } from "../core/regression.ts";
 import { buildReport, type Headline, headlines, renderMarkdown } from "../core/report.ts";
+import { addCounters, invocationCounters, runUsageFromCounters } from "../core/run-usage.ts";
 import { reportJsonKey, reportMarkdownKey, responsesKey } from "../core/storage-layout.ts";
 import { readDatasetManifest, toJsonl } from "./dataset-io.ts";
 import { RunNotFoundError } from "./errors.ts";
@@ -17,6 +19,8 @@ export interface AggregateDeps {
   verdicts: VerdictStore;
   now: () => Date;
   version: string;
+  /** This invocation's own usage so far (it is recorded on the run only after the report is written). */
+  usageSoFar?: () => { durationMs: number; aws: AwsUsage };
 }
 
 /**
@@ -31,6 +35,15 @@ export interface AggregateOutput {
   report: { json: string; markdown: string; responses: string[] };
   regression: RegressionCheck;
   summary: string;
+}
+
+/** The run's measured usage, with this aggregate invocation's own so far. */
+function runUsage(run: RunRecord, deps: AggregateDeps) {
+  const own = deps.usageSoFar?.();
+  const counters = own
+    ? addCounters(run.usage ?? {}, invocationCounters("aggregate", own.durationMs, own.aws))
+    : (run.usage ?? {});
+  return runUsageFromCounters(counters, run.shards);
 }
 
 /**
@@ -75,6 +88,7 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
     strategies: run.strategies,
     vcd: run.vcd,
     rows,
+    awsCost: estimateAwsCost(runUsage(run, deps)),
   });
 
   // Official scorer input: one {"id", "response"} line per answered item (errors have no response to score).
@@ -119,6 +133,12 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
     headline,
     report: { ...location, responses },
     regression,
-    summary: runSummary({ runId, headline, regression, reportUri: location.markdown, costUsd: null }),
+    summary: runSummary({
+      runId,
+      headline,
+      regression,
+      reportUri: location.markdown,
+      costUsd: report.cost ? report.cost.aws.totalUsd + (report.cost.modelUsd ?? 0) : null,
+    }),
   };
 }

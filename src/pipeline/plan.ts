@@ -3,6 +3,7 @@ import pLimit from "p-limit";
 import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
+import { zeroCounters } from "../core/run-usage.ts";
 import {
   describeZodError,
   executionInputSchema,
@@ -162,6 +163,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     startedAt: now,
     updatedAt: now,
     attempts: 1,
+    usage: zeroCounters(),
   };
   await runs.startOrResume(record);
 
