@@ -12,6 +12,7 @@ import { writeSampleDataset } from "../dataset/sample.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
 import type { Json } from "../local/step-functions.ts";
 import { MMSAFE_VERSION } from "../version.ts";
+import { registerAwsCommands } from "./aws-commands.ts";
 import { headlineTable, terminalSafe } from "./format.ts";
 import { ProgressDisplay } from "./progress.ts";
 
@@ -65,7 +66,8 @@ export async function loadModelsFile(
   const parsed = modelsFileSchema.safeParse(json);
   if (!parsed.success) throw new UsageError(describeZodError(parsed.error, file));
   for (const model of parsed.data.models) {
-    if (model.apiKeyEnv && !env[model.apiKeyEnv]) {
+    // A key in Secrets Manager (apiKeySecret) is read when the run starts; an env variable must be set now.
+    if (model.apiKeyEnv && !env[model.apiKeyEnv] && !model.apiKeySecret) {
       throw new UsageError(
         `${file}: model "${model.id}" reads its key from ${model.apiKeyEnv}, which is not set`,
       );
@@ -371,6 +373,7 @@ Examples:
           : `s3://${options.bucket}/datasets/${options.name}/ already holds this dataset (checksum ${result.manifest.checksum.slice(0, 12)}…)\n`,
       );
     });
+  registerAwsCommands(program);
   return program;
 }
 
