@@ -11,6 +11,8 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
+import { type DeployConfig, parseDeployConfig } from "../src/core/deploy-config.ts";
+import { METRICS } from "../src/core/observability.ts";
 import {
   type AslSubstitution,
   HANDLER_ENV,
@@ -20,17 +22,30 @@ import {
   VERDICTS_TABLE_KEYS,
   WORKFLOW_DEFINITION,
 } from "../src/core/storage-layout.ts";
+import { acknowledge, acknowledgeWildcardResources, nagArn, nagRef } from "./nag.ts";
+import { PipelineMonitoring } from "./pipeline-monitoring.ts";
+import { RunNotifications } from "./run-notifications.ts";
+import { RunSchedules } from "./run-schedules.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 /** The one workflow definition, shared with the local runner. */
 export const EVALUATION_ASL_PATH = path.join(REPO_ROOT, WORKFLOW_DEFINITION);
 
+/**
+ * Secrets Manager names of model API keys: a model config's `apiKeySecret` must start with this (the schema
+ * enforces it), and only evaluate-shard may read secrets under it.
+ */
+export const MODEL_SECRETS_PREFIX = "mmsafe/";
+
+/** Days the server access logs of the data bucket are kept. */
+export const ACCESS_LOG_RETENTION_DAYS = 365;
+
 /** Props of {@link PipelineFunction}. */
 export interface PipelineFunctionProps {
   /** Entry, memory (which also buys CPU) and timeout, shared with the local runner. */
   readonly settings: (typeof PIPELINE_FUNCTIONS)[keyof typeof PIPELINE_FUNCTIONS];
-  /** Handler environment; `POWERTOOLS_SERVICE_NAME` is added here. */
+  /** Handler environment; the Powertools service name and metrics namespace are added here. */
   readonly environment: Readonly<Record<string, string>>;
 }
 
@@ -48,17 +63,27 @@ function nativeModules(settings: PipelineFunctionProps["settings"]) {
 
 /**
  * One pipeline Lambda with the settings every mmsafe handler shares: Node 22 on ARM, an ESM bundle built by
- * local esbuild (no Docker), the AWS SDK left to the runtime, and a log group with bounded retention.
+ * local esbuild (no Docker), the AWS SDK left to the runtime, X-Ray tracing, a log group with bounded
+ * retention, and a role of its own that starts with nothing but writing to that log group.
  */
 export class PipelineFunction extends Construct {
   /** The function; grant access with {@link PipelineFunction.allowRead}, `allowWrite` or a table's `grant*`. */
   readonly function: NodejsFunction;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
 
   constructor(scope: Construct, id: string, props: PipelineFunctionProps) {
     super(scope, id);
     // An explicit log group instead of the implicit /aws/lambda one, so retention is set without the
     // LogRetention custom resource (an extra Lambda in the stack).
-    const logGroup = new logs.LogGroup(this, "LogGroup", { retention: logs.RetentionDays.ONE_MONTH });
+    this.logGroup = new logs.LogGroup(this, "LogGroup", { retention: logs.RetentionDays.ONE_MONTH });
+    // Instead of the default role with the AWS managed AWSLambdaBasicExecutionRole (logs:CreateLogGroup and
+    // writes to every log group in the account): writes to this function's log group only.
+    this.role = new iam.Role(this, "Role", {
+      description: `Runs the mmsafe ${id} Lambda function`,
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+    });
+    this.logGroup.grantWrite(this.role);
     this.function = new NodejsFunction(this, "Function", {
       entry: path.join(REPO_ROOT, props.settings.entry),
       handler: "handler",
@@ -68,8 +93,14 @@ export class PipelineFunction extends Construct {
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.settings.memoryMb,
       timeout: Duration.seconds(props.settings.timeoutSeconds),
-      logGroup,
-      environment: { ...props.environment, POWERTOOLS_SERVICE_NAME: "mmsafe" },
+      role: this.role,
+      logGroup: this.logGroup,
+      tracing: lambda.Tracing.ACTIVE,
+      environment: {
+        ...props.environment,
+        POWERTOOLS_SERVICE_NAME: METRICS.service,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
+      },
       bundling: {
         forceDockerBundling: false,
         format: OutputFormat.ESM,
@@ -82,11 +113,24 @@ export class PipelineFunction extends Construct {
         ...nativeModules(props.settings),
       },
     });
+    acknowledge(
+      this.function,
+      "AwsSolutions-L1",
+      "nodejs22.x is pinned on purpose: the handlers, their esbuild target and the prebuilt sharp binaries are " +
+        "tested on Node 22; moving to a newer runtime is a tested change of its own, not a synth-time default.",
+    );
+    acknowledgeWildcardResources(
+      this.role,
+      ["*"],
+      "Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords, which support no resource-level " +
+        "permissions (the X-Ray service authorization reference lists no resource types for them).",
+    );
   }
 
   /** Allows reading the objects under each of `prefixes` (values of `S3_PREFIXES`) and nowhere else. */
-  allowRead(bucket: s3.IBucket, prefixes: readonly string[]): void {
+  allowRead(bucket: s3.Bucket, prefixes: readonly string[]): void {
     this.function.addToRolePolicy(objectStatement(bucket, ["s3:GetObject"], prefixes));
+    acknowledgePrefixWildcards(this.role, bucket, prefixes);
     // Without s3:ListBucket, S3 answers a missing key with 403 AccessDenied instead of 404 NoSuchKey, and the
     // handlers treat "not found" as a normal case (no config/models.json, an unknown dataset). S3 checks that
     // permission with the key as s3:prefix, so listing can stay limited to the same prefixes.
@@ -100,9 +144,45 @@ export class PipelineFunction extends Construct {
   }
 
   /** Allows writing objects under each of `prefixes` (values of `S3_PREFIXES`) and nowhere else. */
-  allowWrite(bucket: s3.IBucket, prefixes: readonly string[]): void {
+  allowWrite(bucket: s3.Bucket, prefixes: readonly string[]): void {
     this.function.addToRolePolicy(objectStatement(bucket, ["s3:PutObject"], prefixes));
+    acknowledgePrefixWildcards(this.role, bucket, prefixes);
   }
+
+  /** Allows reading the model API keys stored in Secrets Manager under {@link MODEL_SECRETS_PREFIX}. */
+  allowReadModelSecrets(): void {
+    const stack = Stack.of(this);
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["secretsmanager:GetSecretValue"],
+        resources: [
+          stack.formatArn({
+            service: "secretsmanager",
+            resource: "secret",
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            resourceName: `${MODEL_SECRETS_PREFIX}*`,
+          }),
+        ],
+      }),
+    );
+    acknowledgeWildcardResources(
+      this.role,
+      [nagArn("secretsmanager", `secret:${MODEL_SECRETS_PREFIX}*`)],
+      "Model API keys are secrets the operator creates after deploying, named by each model config's " +
+        "apiKeySecret (mmsafe/<name>, enforced by the schema); Secrets Manager appends a random suffix to every " +
+        "secret ARN, so the grant names the mmsafe/ prefix and no other secret.",
+    );
+  }
+}
+
+/** cdk-nag: object access below a prefix needs `<bucket>/<prefix>*`; each prefix is a pipeline area. */
+function acknowledgePrefixWildcards(role: iam.IRole, bucket: s3.Bucket, prefixes: readonly string[]): void {
+  acknowledgeWildcardResources(
+    role,
+    prefixes.map((prefix) => `${nagRef(bucket, "Arn")}/${prefix}*`),
+    "Object keys below the prefix are per dataset and per run, unknown at deploy time; access is limited to " +
+      "the prefixes of S3_PREFIXES this role's step reads or writes (asserted in tests/cdk/stack.test.ts).",
+  );
 }
 
 /** A statement allowing `actions` on `<bucket>/<prefix>*` for each prefix. */
@@ -117,12 +197,21 @@ function objectStatement(
   });
 }
 
+/** Props of {@link MmsafeStack}. */
+export interface MmsafeStackProps extends StackProps {
+  /** The deploy config (`config/deploy.json`, see bin/app.ts); default: the defaults of an empty config. */
+  readonly config?: DeployConfig;
+}
+
 /**
  * The mmsafe pipeline: a bucket for datasets, run scratch data and reports; tables for runs and verdicts;
- * the plan, evaluate-shard and aggregate Lambdas; and the Step Functions workflow from
- * `statemachines/evaluation.asl.json` that runs them.
+ * the plan, evaluate-shard and aggregate Lambdas; the Step Functions workflow from
+ * `statemachines/evaluation.asl.json` that runs them; and around it, schedules that start runs, an event bus
+ * and SNS topic that announce them, and a dashboard and alarms.
  */
 export class MmsafeStack extends Stack {
+  readonly config: DeployConfig;
+  readonly accessLogBucket: s3.Bucket;
   readonly bucket: s3.Bucket;
   readonly runsTable: dynamodb.Table;
   readonly verdictsTable: dynamodb.Table;
@@ -131,9 +220,31 @@ export class MmsafeStack extends Stack {
   readonly aggregateFunction: PipelineFunction;
   readonly stateMachine: sfn.StateMachine;
   readonly eventBus: events.EventBus;
+  readonly stateMachineLogGroup: logs.LogGroup;
+  readonly notifications: RunNotifications;
+  readonly schedules: RunSchedules;
+  readonly monitoring: PipelineMonitoring;
 
-  constructor(scope: Construct, id: string, props?: StackProps) {
+  constructor(scope: Construct, id: string, props?: MmsafeStackProps) {
     super(scope, id, props);
+    this.config = props?.config ?? parseDeployConfig({}, "the default deploy config");
+
+    // Server access logs of the data bucket: who read or wrote datasets and reports.
+    this.accessLogBucket = new s3.Bucket(this, "AccessLogBucket", {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      // S3 server access logging delivers only to buckets with S3-managed (not KMS) default encryption.
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      lifecycleRules: [{ id: "ExpireAccessLogs", expiration: Duration.days(ACCESS_LOG_RETENTION_DAYS) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    acknowledge(
+      this.accessLogBucket,
+      "AwsSolutions-S1",
+      "This is the server access log destination; logging its own log deliveries would log into itself " +
+        "or need yet another log bucket, without adding any record of data access.",
+    );
 
     this.bucket = new s3.Bucket(this, "Bucket", {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
@@ -145,6 +256,8 @@ export class MmsafeStack extends Stack {
       ],
       // Datasets and reports outlive the stack: reports cost model calls to reproduce.
       removalPolicy: RemovalPolicy.RETAIN,
+      serverAccessLogsBucket: this.accessLogBucket,
+      serverAccessLogsPrefix: "data-bucket/",
     });
 
     this.runsTable = new dynamodb.Table(this, "RunsTable", {
@@ -179,6 +292,8 @@ export class MmsafeStack extends Stack {
     });
     this.evaluateShardFunction.allowRead(this.bucket, [S3_PREFIXES.datasets, S3_PREFIXES.runs]);
     this.verdictsTable.grantReadWriteData(this.evaluateShardFunction.function);
+    // Only evaluate-shard calls models, so only it may read their API keys.
+    this.evaluateShardFunction.allowReadModelSecrets();
 
     this.aggregateFunction = new PipelineFunction(this, "Aggregate", {
       settings: PIPELINE_FUNCTIONS.aggregate,
@@ -202,6 +317,12 @@ export class MmsafeStack extends Stack {
       EventBusName: this.eventBus.eventBusName,
     };
 
+    this.stateMachineLogGroup = new logs.LogGroup(this, "StateMachineLogGroup", {
+      // Under /aws/vendedlogs/ Step Functions needs no CloudWatch Logs resource policy entry per log group
+      // (that account-wide policy has a size limit).
+      logGroupName: `/aws/vendedlogs/states/${this.stackName}-evaluation`,
+      retention: logs.RetentionDays.ONE_MONTH,
+    });
     this.stateMachine = new sfn.StateMachine(this, "EvaluationStateMachine", {
       stateMachineType: sfn.StateMachineType.STANDARD,
       // DefinitionBody.fromFile would upload the file as an S3 asset (DefinitionS3Location); inlining the
@@ -210,11 +331,11 @@ export class MmsafeStack extends Stack {
       definitionSubstitutions,
       tracingEnabled: true,
       logs: {
-        destination: new logs.LogGroup(this, "StateMachineLogGroup", {
-          retention: logs.RetentionDays.ONE_MONTH,
-        }),
-        level: sfn.LogLevel.ERROR,
-        // Execution data carries model prompts and answers, which have no place in operational logs.
+        destination: this.stateMachineLogGroup,
+        // Every state transition, so a run's path can be followed from the logs alone ...
+        level: sfn.LogLevel.ALL,
+        // ... but not its data: execution data carries model prompts and answers, which have no place in
+        // operational logs.
         includeExecutionData: false,
       },
     });
@@ -223,7 +344,21 @@ export class MmsafeStack extends Stack {
     // granted here by hand.
     for (const fn of [this.planFunction, this.evaluateShardFunction, this.aggregateFunction]) {
       fn.function.grantInvoke(this.stateMachine);
+      acknowledgeWildcardResources(
+        this.stateMachine.role,
+        [`${nagRef(fn.function, "Arn")}:*`],
+        "grantInvoke also covers the function's versions and aliases (<function ARN>:*), still this one " +
+          "function; the workflow invokes it through the lambda:invoke integration.",
+      );
     }
+    acknowledgeWildcardResources(
+      this.stateMachine.role,
+      ["*"],
+      "Tracing (xray:PutTraceSegments, PutTelemetryRecords, GetSamplingRules, GetSamplingTargets) and log " +
+        "delivery to CloudWatch Logs (logs:CreateLogDelivery, GetLogDelivery, UpdateLogDelivery, " +
+        "DeleteLogDelivery, ListLogDeliveries, PutResourcePolicy, DescribeResourcePolicies, DescribeLogGroups) " +
+        "support no resource-level permissions; Step Functions documents Resource * for them.",
+    );
     // Evaluate's ItemReader reads the run manifest; its ResultWriter writes runs/<id>/map-results, uploading
     // large result files in parts.
     this.stateMachine.addToRolePolicy(objectStatement(this.bucket, ["s3:GetObject"], [S3_PREFIXES.runs]));
@@ -233,6 +368,12 @@ export class MmsafeStack extends Stack {
         ["s3:PutObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
         [S3_PREFIXES.runs],
       ),
+    );
+    acknowledgeWildcardResources(
+      this.stateMachine.role,
+      [`${nagRef(this.bucket, "Arn")}/${S3_PREFIXES.runs}*`],
+      "The Distributed Map reads runs/<runId>/manifest.json and writes runs/<runId>/map-results; run ids are " +
+        "chosen per execution, so the grant is the runs/ prefix and nothing else in the bucket.",
     );
     // MarkRunFailed.
     this.runsTable.grant(this.stateMachine, "dynamodb:UpdateItem");
@@ -249,7 +390,7 @@ export class MmsafeStack extends Stack {
         arnFormat: ArnFormat.COLON_RESOURCE_NAME,
         resourceName: `${this.stateMachine.stateMachineName}${separator}*`,
       });
-    new iam.Policy(this, "StateMachineChildExecutionsPolicy", {
+    const childExecutionsPolicy = new iam.Policy(this, "StateMachineChildExecutionsPolicy", {
       roles: [this.stateMachine.role],
       statements: [
         new iam.PolicyStatement({
@@ -264,12 +405,43 @@ export class MmsafeStack extends Stack {
         }),
       ],
     });
+    acknowledgeWildcardResources(
+      childExecutionsPolicy,
+      ["/", ":"].map((separator) =>
+        nagArn("states", `execution:${nagRef(this.stateMachine, "Name")}${separator}*`),
+      ),
+      "Distributed Map child executions get names chosen by Step Functions at run time; the grant is limited " +
+        "to executions of this state machine.",
+    );
+
+    this.notifications = new RunNotifications(this, "Notifications", {
+      eventBus: this.eventBus,
+      email: this.config.notificationEmail,
+    });
+
+    this.schedules = new RunSchedules(this, "Schedules", {
+      stateMachine: this.stateMachine,
+      schedules: this.config.schedules,
+    });
+
+    this.monitoring = new PipelineMonitoring(this, "Monitoring", {
+      stateMachine: this.stateMachine,
+      functions: {
+        plan: this.planFunction.function,
+        "evaluate-shard": this.evaluateShardFunction.function,
+        aggregate: this.aggregateFunction.function,
+      },
+      modelErrorRatePercent: this.config.alarms.modelErrorRatePercent,
+    });
+    this.notifications.notifyOnAlarm(this.monitoring.alarms);
 
     new CfnOutput(this, "StateMachineArn", { value: this.stateMachine.stateMachineArn });
     new CfnOutput(this, "BucketName", { value: this.bucket.bucketName });
     new CfnOutput(this, "RunsTableName", { value: this.runsTable.tableName });
     new CfnOutput(this, "VerdictsTableName", { value: this.verdictsTable.tableName });
     new CfnOutput(this, "EventBusName", { value: this.eventBus.eventBusName });
+    new CfnOutput(this, "NotificationTopicArn", { value: this.notifications.topic.topicArn });
+    new CfnOutput(this, "DashboardName", { value: this.monitoring.dashboard.dashboardName });
   }
 }
 

@@ -15,6 +15,7 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import type { IConstruct } from "constructs";
 import { z } from "zod";
 import { EVALUATION_ASL_PATH, MmsafeStack, type PipelineFunction } from "../../lib/mmsafe-stack.ts";
+import { METRICS } from "../../src/core/observability.ts";
 import { ASL_SUBSTITUTIONS, HANDLER_ENV, reportJsonKey, S3_PREFIXES } from "../../src/core/storage-layout.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -240,11 +241,11 @@ describe("state machine", () => {
     assert.equal(validate({ ...broken, StartAt: "NoSuchState" }).isValid, false);
   });
 
-  it("is a STANDARD workflow with tracing and error-only logs without execution data", () => {
+  it("is a STANDARD workflow with tracing and logs of every event without execution data", () => {
     template.hasResourceProperties("AWS::StepFunctions::StateMachine", {
       StateMachineType: "STANDARD",
       TracingConfiguration: { Enabled: true },
-      LoggingConfiguration: Match.objectLike({ Level: "ERROR", IncludeExecutionData: false }),
+      LoggingConfiguration: Match.objectLike({ Level: "ALL", IncludeExecutionData: false }),
     });
   });
 });
@@ -260,19 +261,21 @@ describe("lambda functions", () => {
     { name: "aggregate", fn: pipelineFunctions.aggregate, memorySize: 1024, timeout: 300 },
   ];
   for (const { name, fn, memorySize, timeout } of expected) {
-    it(`${name}: nodejs22.x on arm64, ${memorySize} MB, ${timeout} s, handler env vars`, () => {
+    it(`${name}: nodejs22.x on arm64, ${memorySize} MB, ${timeout} s, X-Ray, handler env vars`, () => {
       const properties = propertiesOf(functionId(fn));
       assert.equal(properties.Runtime, "nodejs22.x");
       assert.deepEqual(properties.Architectures, ["arm64"]);
       assert.equal(properties.Handler, "index.handler");
       assert.equal(properties.MemorySize, memorySize);
       assert.equal(properties.Timeout, timeout);
+      assert.deepEqual(properties.TracingConfig, { Mode: "Active" });
       assert.deepEqual(properties.Environment, {
         Variables: {
           [HANDLER_ENV.bucket]: { Ref: ids.bucket },
           [HANDLER_ENV.runsTable]: { Ref: ids.runsTable },
           [HANDLER_ENV.verdictsTable]: { Ref: ids.verdictsTable },
-          POWERTOOLS_SERVICE_NAME: "mmsafe",
+          POWERTOOLS_SERVICE_NAME: METRICS.service,
+          POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
         },
       });
     });
@@ -359,6 +362,8 @@ describe("IAM", () => {
     template.resourceCountIs("AWS::IAM::ManagedPolicy", 0);
     for (const role of Object.values(template.findResources("AWS::IAM::Role"))) {
       assert.equal(role.Properties?.Policies, undefined);
+      // Nor any AWS managed policy (AWSLambdaBasicExecutionRole would allow writing to every log group).
+      assert.equal(role.Properties?.ManagedPolicyArns, undefined);
     }
     const allows = policies
       .flatMap((policy) => policy.PolicyDocument.Statement)
@@ -469,10 +474,11 @@ describe("IAM", () => {
 });
 
 describe("outputs", () => {
-  it("exports the state machine ARN, bucket and table names", () => {
+  it("exports the state machine ARN, bucket and table names and the notification topic ARN", () => {
     template.hasOutput("StateMachineArn", { Value: { Ref: ids.stateMachine } });
     template.hasOutput("BucketName", { Value: { Ref: ids.bucket } });
     template.hasOutput("RunsTableName", { Value: { Ref: ids.runsTable } });
     template.hasOutput("VerdictsTableName", { Value: { Ref: ids.verdictsTable } });
+    template.hasOutput("NotificationTopicArn", { Value: { Ref: logicalId(stack.notifications.topic) } });
   });
 });
