@@ -88,6 +88,8 @@ interface RunOptions {
   vcdAlpha?: number;
   vcdBeta?: number;
   vcdNoise?: number;
+  /** commander's --no-cache: false when given. */
+  cache: boolean;
   home: string;
   reports: string;
   quiet?: boolean;
@@ -108,6 +110,7 @@ async function runCommand(options: RunOptions): Promise<number> {
   if (options.vcdBeta !== undefined) vcd.beta = options.vcdBeta;
   if (options.vcdNoise !== undefined) vcd.noise = options.vcdNoise;
   if (Object.keys(vcd).length > 0) input.vcd = vcd;
+  if (!options.cache) input.cache = false;
 
   // Loaded here, not at the top: it starts servers and loads the handlers, which other commands don't need.
   const { runLocal, closeLocalSession } = await import("../local/runner.ts");
@@ -215,6 +218,7 @@ export function buildProgram(): Command {
     .option("--vcd-beta <β>", "vcd plausibility cutoff β (default 0.1)", numberIn("--vcd-beta", 0, 1))
     .option("--vcd-noise <γ>", "vcd noise strength γ (default 0.5)", numberIn("--vcd-noise", 0, 1))
     .option("--limit <n>", "evaluate only the first n runnable items", positiveInt("--limit"))
+    .option("--no-cache", "ask the models again instead of reusing cached answers to identical requests")
     .option("--shard-size <n>", "items per shard (one Lambda invocation each)", positiveInt("--shard-size"))
     .option("--map-concurrency <n>", "shards evaluated at once", positiveInt("--map-concurrency"))
     .option("--home <dir>", "where local servers keep their data", ".mmsafe")

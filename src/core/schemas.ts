@@ -100,6 +100,10 @@ export const executionInputSchema = z
     shardSize: z.number().int().min(1).max(1000).default(25),
     mapConcurrency: z.number().int().min(1).max(10_000).default(40),
     toleratedFailurePercentage: z.number().min(0).max(100).default(0),
+    cache: z
+      .boolean()
+      .default(true)
+      .describe("Reuse answers to identical requests from the response cache (false: ask the models again)"),
     schedule: slug("schedule")
       .optional()
       .describe("Set by a schedule: its name; a run is compared with the previous run of its schedule"),
@@ -171,6 +175,7 @@ export const planOutputSchema = z
     models: z.array(modelConfigSchema),
     strategies: z.array(z.enum(STRATEGIES)),
     vcd: vcdOptionsSchema,
+    cache: z.boolean(),
     mapConcurrency: z.number().int(),
     toleratedFailurePercentage: z.number(),
     planned: z.number().int(),
@@ -188,6 +193,7 @@ export const evaluateShardEventSchema = z
     models: z.array(modelConfigSchema).min(1),
     strategies: z.array(z.enum(STRATEGIES)).min(1),
     vcd: vcdOptionsSchema,
+    cache: z.boolean().default(true),
   })
   .strict();
 export type EvaluateShardEvent = z.infer<typeof evaluateShardEventSchema>;
@@ -241,6 +247,8 @@ export const verdictSchema = z
     promptTokens: z.number().int().min(0),
     completionTokens: z.number().int().min(0),
     attempts: z.number().int().min(1),
+    /** True when the answer came from the response cache (no call was made, no tokens paid: tokens are 0). */
+    cached: z.boolean().default(false),
     /** How the vcd strategy decided (log-probabilities and scores); null for other strategies. */
     vcd: vcdDecisionSchema.nullable().default(null),
     createdAt: z.string(),

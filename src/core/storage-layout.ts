@@ -17,6 +17,8 @@ export const S3_PREFIXES = {
   config: "config/",
   runs: "runs/",
   reports: "reports/",
+  /** Model answers by content-addressed request key, shared by every run (see adapters/response-cache.ts). */
+  cache: "cache/",
 } as const;
 
 /** Default dataset name (the S3 prefix under `datasets/`). */
@@ -43,6 +45,10 @@ export const reportJsonKey = (runId: string): string => `${reportPrefix(runId)}r
 export const reportMarkdownKey = (runId: string): string => `${reportPrefix(runId)}report.md`;
 export const responsesKey = (runId: string, modelId: string, strategy: string): string =>
   `${reportPrefix(runId)}responses/${modelId}.${strategy}.jsonl`;
+
+/** A cached answer: fanned out by the first two hex digits of its key. */
+export const responseCacheKey = (key: string): string =>
+  `${S3_PREFIXES.cache}responses/${key.slice(0, 2)}/${key}.json`;
 
 /** Sort key of a verdict: groups a model × strategy together, items in id order. */
 export const verdictKey = (modelId: string, strategy: string, itemId: number): string =>

@@ -123,7 +123,13 @@ export function combineVcdOutcomes(
   const decision = contrastiveDecision(cleanPosition, noisedPosition, options);
   const text = decision.answer === null ? clean.text : decision.answer === "yes" ? "Yes" : "No";
   return {
-    outcome: { kind: "answer", text, finishReason: clean.finishReason, ...spent },
+    outcome: {
+      kind: "answer",
+      text,
+      finishReason: clean.finishReason,
+      ...spent,
+      cached: clean.cached === true && noised.cached === true,
+    },
     decision,
   };
 }

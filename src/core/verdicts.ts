@@ -16,6 +16,8 @@ export type ModelOutcome =
       attempts: number;
       /** Per-token log-probabilities, when they were requested and the endpoint returned them. */
       logprobs?: TokenLogprobs[] | null;
+      /** The answer came from the response cache: no call was made (tokens are then 0: nothing was paid). */
+      cached?: boolean;
     }
   | {
       kind: "error";
@@ -53,6 +55,7 @@ export function buildVerdict(
     expected: item.expected,
     latencyMs: Math.round(outcome.latencyMs),
     attempts: outcome.attempts,
+    cached: outcome.kind === "answer" && outcome.cached === true,
     vcd,
     createdAt: now.toISOString(),
   };

@@ -33,6 +33,11 @@ export interface ReferenceServerStats {
   requests: number;
   /** Completion requests per `model` field, for every request whose body named a model (even unknown ones). */
   byModel: Record<string, number>;
+  /**
+   * Valid completion requests per question: key = {@link promptKey} of (model, last user message's text and
+   * image bytes). Lets tests prove that no question was asked twice (resume, cache).
+   */
+  byPrompt: Record<string, number>;
 }
 
 /** A running reference server. */
@@ -245,7 +250,7 @@ export async function startReferenceModelServer(
     throw new RangeError(`reference server: latencyMs must be a non-negative number, got ${latencyMs}`);
   }
 
-  let stats: ReferenceServerStats = { requests: 0, byModel: {} };
+  let stats: ReferenceServerStats = { requests: 0, byModel: {}, byPrompt: {} };
   // Aborted by close() so answers still waiting out their latency do not keep the process alive.
   const shutdown = new AbortController();
 
@@ -258,6 +263,8 @@ export async function startReferenceModelServer(
       const model = modelField(json);
       if (model !== undefined) stats.byModel[model] = (stats.byModel[model] ?? 0) + 1;
       const parsed = parseCompletionRequest(json);
+      const key = promptKey(parsed.request.model, parsed.lastUserParts);
+      stats.byPrompt[key] = (stats.byPrompt[key] ?? 0) + 1;
       outcome = { status: 200, body: answer(parsed, await decide(parsed)) };
     } catch (error: unknown) {
       outcome = errorOutcome(error);
@@ -320,7 +327,7 @@ export async function startReferenceModelServer(
     baseURL: `http://127.0.0.1:${address.port}/v1`,
     stats: () => snapshot(stats),
     resetStats: () => {
-      stats = { requests: 0, byModel: {} };
+      stats = { requests: 0, byModel: {}, byPrompt: {} };
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
@@ -332,8 +339,18 @@ export async function startReferenceModelServer(
   };
 }
 
+/** A short stable key of a question: sha256 over the model and the last user message's parts, 16 hex digits. */
+export function promptKey(model: string, parts: readonly (string | Buffer)[]): string {
+  const hash = createHash("sha256").update(`${model}\0`);
+  for (const part of parts) {
+    const bytes = typeof part === "string" ? Buffer.from(part, "utf8") : part;
+    hash.update(`${typeof part === "string" ? "t" : "i"}${bytes.length}:`).update(bytes);
+  }
+  return hash.digest("hex").slice(0, 16);
+}
+
 function snapshot(stats: ReferenceServerStats): ReferenceServerStats {
-  return { requests: stats.requests, byModel: { ...stats.byModel } };
+  return { requests: stats.requests, byModel: { ...stats.byModel }, byPrompt: { ...stats.byPrompt } };
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {

@@ -175,6 +175,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     models,
     strategies: input.strategies,
     vcd,
+    cache: input.cache,
     mapConcurrency: input.mapConcurrency,
     toleratedFailurePercentage: input.toleratedFailurePercentage,
     planned: items.length,

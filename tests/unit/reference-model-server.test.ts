@@ -379,13 +379,18 @@ describe("reference model server", () => {
     );
     await assert.rejects(client.chat.completions.create(params("unknown", itemMessages(image))));
 
-    const expected = { requests: 5, byModel: { "always-yes": 2, "random:3": 1, "always-no": 1, unknown: 1 } };
-    assert.deepEqual(server.stats(), expected);
+    const stats = server.stats();
+    assert.deepEqual(
+      { requests: stats.requests, byModel: stats.byModel },
+      { requests: 5, byModel: { "always-yes": 2, "random:3": 1, "always-no": 1, unknown: 1 } },
+    );
+    // Per question, valid requests only: the same always-yes question twice, the random:3 one once.
+    assert.deepEqual(Object.values(stats.byPrompt).sort(), [1, 2]);
     const overHttp = await fetch(new URL("/stats", server.baseURL));
-    assert.deepEqual(await overHttp.json(), expected);
+    assert.deepEqual(await overHttp.json(), stats);
 
     server.resetStats();
-    assert.deepEqual(server.stats(), { requests: 0, byModel: {} });
+    assert.deepEqual(server.stats(), { requests: 0, byModel: {}, byPrompt: {} });
   });
 });
 
