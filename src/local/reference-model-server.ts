@@ -11,6 +11,10 @@
  * as the base model but returns `logprobs: null` even when asked, like endpoints that silently ignore the
  * parameter.
  *
+ * With a {@link FaultPlan} the server also misbehaves like a real endpoint, on purpose and reproducibly:
+ * rate limits (429 with Retry-After), 500s, hangs, dropped connections, garbage bodies, empty `choices` and
+ * content-filtered answers, each at its own rate (see {@link chooseFault}).
+ *
  * Only `node:http` is used; the server listens on 127.0.0.1 and never reaches the network.
  */
 import { createHash, randomBytes } from "node:crypto";
@@ -25,6 +29,45 @@ export interface ReferenceServerOptions {
   port?: number;
   /** Delay added before answering each completion request, in milliseconds (default `0`). */
   latencyMs?: number;
+  /** Scripted faults on valid completion requests; none by default. */
+  faults?: FaultPlan;
+}
+
+/**
+ * The faults the server can inject, in the order {@link chooseFault} lays their rates out on [0, 1):
+ *
+ * - `429`: status 429 `rate_limit_exceeded` with `Retry-After` (seconds) and `retry-after-ms` headers;
+ * - `500`: status 500 `server_error`;
+ * - `timeout`: no answer at all; the request hangs until the client gives up (or the server closes, or
+ *   {@link FaultPlan.maxHangMs} passes; then the connection is dropped);
+ * - `drop`: the connection is reset (TCP RST) without a response;
+ * - `garbage`: status 200, `content-type: application/json`, a body that is not JSON (a truncated answer);
+ * - `empty`: status 200, a `chat.completion` with `choices: []`;
+ * - `filter`: status 200, one choice with `content: null` and `finish_reason: "content_filter"`.
+ */
+export const FAULT_KINDS = ["429", "500", "timeout", "drop", "garbage", "empty", "filter"] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/**
+ * Which faults to inject and how often. Every valid completion request (one the server would otherwise
+ * answer) gets at most one fault, chosen by {@link chooseFault} from (seed, {@link promptKey} of the
+ * question, attempt number of that question on this server): the first attempt at a question may fail and
+ * its retry succeed, and a new server with the same plan fails the same attempts of the same questions.
+ */
+export interface FaultPlan {
+  /** Probability of each fault per valid request, each in [0, 1], summing to at most 1. Missing = 0. */
+  rates: Partial<Record<FaultKind, number>>;
+  /** Seed of the fault draw (a safe integer; default `0`). */
+  seed?: number;
+  /** `Retry-After` header of a 429, in whole seconds (default `1`). */
+  retryAfterSeconds?: number;
+  /**
+   * `retry-after-ms` header of a 429, in milliseconds (default `200`), which OpenAI clients prefer to
+   * `Retry-After`; `null` leaves it out.
+   */
+  retryAfterMs?: number | null;
+  /** Longest a `timeout` fault hangs before the connection is dropped, in ms (default 5 minutes). */
+  maxHangMs?: number;
 }
 
 /** Request counters, as returned by {@link ReferenceServer.stats} and `GET /stats`. */
@@ -34,10 +77,15 @@ export interface ReferenceServerStats {
   /** Completion requests per `model` field, for every request whose body named a model (even unknown ones). */
   byModel: Record<string, number>;
   /**
-   * Valid completion requests per question: key = {@link promptKey} of (model, last user message's text and
-   * image bytes). Lets tests prove that no question was asked twice (resume, cache).
+   * Valid completion requests per question, faulted ones included: key = {@link promptKey} of (model, last
+   * user message's text and image bytes). Lets tests prove that no question was asked twice (resume,
+   * cache), or, with faults, that the client's attempts all reached the server.
    */
   byPrompt: Record<string, number>;
+  /** Per question as in `byPrompt`, only the requests that got a regular answer (no fault). */
+  answeredByPrompt: Record<string, number>;
+  /** Faults injected, per kind (every kind present, 0 when none; all 0 without a fault plan). */
+  faults: Record<FaultKind, number>;
 }
 
 /** A running reference server. */
@@ -46,9 +94,12 @@ export interface ReferenceServer {
   readonly baseURL: string;
   /** A snapshot of the request counters. */
   stats(): ReferenceServerStats;
-  /** Sets every counter back to zero. */
+  /**
+   * Sets every counter back to zero. The attempt numbers the fault draw uses are not reset: the fault
+   * sequence of a server depends only on the requests it received.
+   */
   resetStats(): void;
-  /** Stops listening, drops open connections and cancels pending delayed answers. */
+  /** Stops listening, drops open connections (hanging ones too) and cancels pending delayed answers. */
   close(): Promise<void>;
 }
 
@@ -125,6 +176,11 @@ const ROUGHNESS_DIRECTIONS: readonly (readonly [number, number])[] = [
 /** Token estimate per image, matching OpenAI's "low detail" cost; keeps usage deterministic and cheap to compute. */
 const TOKENS_PER_IMAGE = 85;
 
+/** Defaults of {@link FaultPlan}. */
+const DEFAULT_RETRY_AFTER_SECONDS = 1;
+const DEFAULT_RETRY_AFTER_MS = 200;
+const DEFAULT_MAX_HANG_MS = 5 * 60_000;
+
 /** Bodies above this are rejected with 413 before parsing, so a stray huge upload cannot exhaust memory. */
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
@@ -190,6 +246,22 @@ interface ChatCompletionBody {
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 }
 
+/** How a completion request is answered, once handled. */
+type Outcome =
+  | { type: "json"; status: number; body: unknown; headers?: Record<string, string> }
+  | { type: "raw"; status: number; body: string }
+  | { type: "hang"; maxHangMs: number }
+  | { type: "drop" };
+
+/** A validated {@link FaultPlan} with its defaults filled in. */
+interface ResolvedFaultPlan {
+  rates: Partial<Record<FaultKind, number>>;
+  seed: number;
+  retryAfterSeconds: number;
+  retryAfterMs: number | null;
+  maxHangMs: number;
+}
+
 /** An OpenAI-style error, raised while handling a request and turned into the matching HTTP response. */
 class ReferenceRequestError extends Error {
   constructor(
@@ -249,25 +321,43 @@ export async function startReferenceModelServer(
   if (!Number.isFinite(latencyMs) || latencyMs < 0) {
     throw new RangeError(`reference server: latencyMs must be a non-negative number, got ${latencyMs}`);
   }
+  const faults = options.faults === undefined ? null : resolveFaultPlan(options.faults);
 
-  let stats: ReferenceServerStats = { requests: 0, byModel: {}, byPrompt: {} };
-  // Aborted by close() so answers still waiting out their latency do not keep the process alive.
+  let stats = emptyStats();
+  // Attempt number of each question, for the fault draw; kept across resetStats().
+  const attempts = new Map<string, number>();
+  // Aborted by close() so answers still waiting out their latency, and hanging requests, end.
   const shutdown = new AbortController();
 
   const handleCompletion = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     stats.requests += 1;
-    let outcome: { status: number; body: unknown };
+    let outcome: Outcome;
     try {
       const raw = await readBody(req);
       const json = parseJson(raw);
       const model = modelField(json);
       if (model !== undefined) stats.byModel[model] = (stats.byModel[model] ?? 0) + 1;
       const parsed = parseCompletionRequest(json);
+      const decision = await decide(parsed);
+      // Valid from here on (decide() rejects undecodable images): counted per question, open to faults.
       const key = promptKey(parsed.request.model, parsed.lastUserParts);
       stats.byPrompt[key] = (stats.byPrompt[key] ?? 0) + 1;
-      outcome = { status: 200, body: answer(parsed, await decide(parsed)) };
+      const attempt = (attempts.get(key) ?? 0) + 1;
+      attempts.set(key, attempt);
+      const fault = faults === null ? null : chooseFault(faults, key, attempt);
+      if (faults === null || fault === null) {
+        stats.answeredByPrompt[key] = (stats.answeredByPrompt[key] ?? 0) + 1;
+        outcome = { type: "json", status: 200, body: answer(parsed, decision) };
+      } else {
+        stats.faults[fault] += 1;
+        outcome = faultOutcome(fault, faults, parsed, decision);
+      }
     } catch (error: unknown) {
-      outcome = errorOutcome(error);
+      outcome = { type: "json", ...errorOutcome(error) };
+    }
+    if (outcome.type === "hang") {
+      await hang(res, outcome.maxHangMs, shutdown.signal);
+      return;
     }
     if (latencyMs > 0) {
       try {
@@ -277,7 +367,7 @@ export async function startReferenceModelServer(
         return;
       }
     }
-    sendJson(res, outcome.status, outcome.body);
+    deliver(req, res, outcome);
   };
 
   const server = createServer((req, res) => {
@@ -327,7 +417,7 @@ export async function startReferenceModelServer(
     baseURL: `http://127.0.0.1:${address.port}/v1`,
     stats: () => snapshot(stats),
     resetStats: () => {
-      stats = { requests: 0, byModel: {}, byPrompt: {} };
+      stats = emptyStats();
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
@@ -349,8 +439,110 @@ export function promptKey(model: string, parts: readonly (string | Buffer)[]): s
   return hash.digest("hex").slice(0, 16);
 }
 
+/**
+ * The fault (or `null`: answer normally) of the `attempt`-th valid request (1-based) for the question
+ * `key` ({@link promptKey}). A uniform draw u in [0, 1) from sha256(seed, key, attempt) falls into the
+ * rates laid end to end in {@link FAULT_KINDS} order, so the choice is reproducible and each kind's
+ * frequency over many requests approaches its rate.
+ */
+export function chooseFault(
+  plan: Pick<FaultPlan, "rates" | "seed">,
+  key: string,
+  attempt: number,
+): FaultKind | null {
+  const digest = createHash("sha256")
+    .update(`mmsafe-reference-fault\0${plan.seed ?? 0}\0${key}\0${attempt}`)
+    .digest();
+  const u = digest.readUIntBE(0, 6) / 2 ** 48;
+  let cumulative = 0;
+  for (const kind of FAULT_KINDS) {
+    cumulative += plan.rates[kind] ?? 0;
+    if (u < cumulative) return kind;
+  }
+  return null;
+}
+
+/**
+ * Parses fault rates written as `kind=rate` pairs separated by commas, e.g.
+ * `429=0.1,500=0.05,timeout=0.02,garbage=0.02` (the `--faults` flag of scripts/reference-model-server.ts).
+ *
+ * @throws RangeError naming the bad entry (unknown kind, repeated kind, rate outside [0, 1], sum above 1).
+ */
+export function parseFaultRates(spec: string): Partial<Record<FaultKind, number>> {
+  const rates: Partial<Record<FaultKind, number>> = {};
+  for (const entry of spec.split(",").map((e) => e.trim())) {
+    if (entry === "") continue;
+    const match = /^([^=\s]+)\s*=\s*(\S+)$/.exec(entry);
+    const kind = FAULT_KINDS.find((k) => k === match?.[1]);
+    if (match === null || kind === undefined) {
+      throw new RangeError(
+        `fault "${entry}": expected kind=rate with kind one of ${FAULT_KINDS.join(", ")} (e.g. 429=0.1)`,
+      );
+    }
+    if (kind in rates) throw new RangeError(`fault "${kind}" is given twice`);
+    rates[kind] = Number(match[2]);
+  }
+  validateRates(rates);
+  return rates;
+}
+
+function validateRates(rates: Partial<Record<FaultKind, number>>): void {
+  let sum = 0;
+  for (const [kind, rate] of Object.entries(rates)) {
+    if (!FAULT_KINDS.some((k) => k === kind)) {
+      throw new RangeError(
+        `reference server: unknown fault kind "${kind}" (known: ${FAULT_KINDS.join(", ")})`,
+      );
+    }
+    if (typeof rate !== "number" || !Number.isFinite(rate) || rate < 0 || rate > 1) {
+      throw new RangeError(`reference server: fault rate of ${kind} must be a number in [0, 1], got ${rate}`);
+    }
+    sum += rate;
+  }
+  if (sum > 1 + 1e-9) throw new RangeError(`reference server: fault rates sum to ${sum}, above 1`);
+}
+
+function resolveFaultPlan(plan: FaultPlan): ResolvedFaultPlan {
+  validateRates(plan.rates);
+  const seed = plan.seed ?? 0;
+  const retryAfterSeconds = plan.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS;
+  const retryAfterMs = plan.retryAfterMs === undefined ? DEFAULT_RETRY_AFTER_MS : plan.retryAfterMs;
+  const maxHangMs = plan.maxHangMs ?? DEFAULT_MAX_HANG_MS;
+  if (!Number.isSafeInteger(seed)) {
+    throw new RangeError(`reference server: fault seed must be a safe integer, got ${seed}`);
+  }
+  if (!Number.isInteger(retryAfterSeconds) || retryAfterSeconds < 0) {
+    throw new RangeError(
+      `reference server: retryAfterSeconds must be a non-negative integer, got ${retryAfterSeconds}`,
+    );
+  }
+  if (retryAfterMs !== null && (!Number.isInteger(retryAfterMs) || retryAfterMs < 0)) {
+    throw new RangeError(
+      `reference server: retryAfterMs must be a non-negative integer or null, got ${retryAfterMs}`,
+    );
+  }
+  if (!Number.isFinite(maxHangMs) || maxHangMs <= 0) {
+    throw new RangeError(`reference server: maxHangMs must be a positive number, got ${maxHangMs}`);
+  }
+  return { rates: { ...plan.rates }, seed, retryAfterSeconds, retryAfterMs, maxHangMs };
+}
+
+function emptyFaultCounts(): Record<FaultKind, number> {
+  return Object.fromEntries(FAULT_KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
+}
+
+function emptyStats(): ReferenceServerStats {
+  return { requests: 0, byModel: {}, byPrompt: {}, answeredByPrompt: {}, faults: emptyFaultCounts() };
+}
+
 function snapshot(stats: ReferenceServerStats): ReferenceServerStats {
-  return { requests: stats.requests, byModel: { ...stats.byModel }, byPrompt: { ...stats.byPrompt } };
+  return {
+    requests: stats.requests,
+    byModel: { ...stats.byModel },
+    byPrompt: { ...stats.byPrompt },
+    answeredByPrompt: { ...stats.answeredByPrompt },
+    faults: { ...stats.faults },
+  };
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -714,10 +906,128 @@ function errorOutcome(error: unknown): { status: number; body: unknown } {
   };
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+/** The response a fault turns a valid request into. */
+function faultOutcome(
+  fault: FaultKind,
+  plan: ResolvedFaultPlan,
+  parsed: ParsedRequest,
+  decision: Decision,
+): Outcome {
+  switch (fault) {
+    case "429": {
+      const headers: Record<string, string> = { "retry-after": String(plan.retryAfterSeconds) };
+      if (plan.retryAfterMs !== null) headers["retry-after-ms"] = String(plan.retryAfterMs);
+      return {
+        type: "json",
+        status: 429,
+        headers,
+        body: errorBody(
+          "Rate limit reached for requests (reference server fault injection). Please try again later.",
+          "requests",
+          null,
+          "rate_limit_exceeded",
+        ),
+      };
+    }
+    case "500":
+      return {
+        type: "json",
+        status: 500,
+        body: errorBody(
+          "The server had an error while processing your request (reference server fault injection).",
+          "server_error",
+          null,
+          null,
+        ),
+      };
+    case "timeout":
+      return { type: "hang", maxHangMs: plan.maxHangMs };
+    case "drop":
+      return { type: "drop" };
+    case "garbage": {
+      // A real answer cut in half, as a proxy that gave up mid-body would send it.
+      const full = JSON.stringify(answer(parsed, decision));
+      return { type: "raw", status: 200, body: full.slice(0, Math.floor(full.length / 2)) };
+    }
+    case "empty":
+      return { type: "json", status: 200, body: { ...answer(parsed, decision), choices: [] } };
+    case "filter": {
+      const body = answer(parsed, decision);
+      return {
+        type: "json",
+        status: 200,
+        body: {
+          ...body,
+          choices: [
+            {
+              index: 0,
+              message: { role: "assistant", content: null, refusal: null },
+              finish_reason: "content_filter",
+              logprobs: null,
+            },
+          ],
+          usage: { ...body.usage, completion_tokens: 0, total_tokens: body.usage.prompt_tokens },
+        },
+      };
+    }
+  }
+}
+
+/**
+ * Never answers: waits until the client closes the connection, the server closes (the connection is then
+ * destroyed), or `maxHangMs` passes (the connection is dropped), whichever comes first.
+ */
+function hang(res: ServerResponse, maxHangMs: number, shutdown: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const finish = (): void => {
+      clearTimeout(timer);
+      shutdown.removeEventListener("abort", drop);
+      res.off("close", finish);
+      resolve();
+    };
+    const drop = (): void => {
+      res.destroy();
+      finish();
+    };
+    const timer = setTimeout(drop, maxHangMs);
+    // A pending hang alone must not keep the process alive.
+    timer.unref();
+    res.once("close", finish);
+    if (shutdown.aborted || res.destroyed) drop();
+    else shutdown.addEventListener("abort", drop, { once: true });
+  });
+}
+
+function deliver(
+  req: IncomingMessage,
+  res: ServerResponse,
+  outcome: Exclude<Outcome, { type: "hang" }>,
+): void {
+  if (outcome.type === "json") {
+    sendJson(res, outcome.status, outcome.body, outcome.headers);
+  } else if (outcome.type === "raw") {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(outcome.status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(outcome.body),
+    });
+    res.end(outcome.body);
+  } else {
+    // A reset (RST), not an orderly close: the client sees ECONNRESET with no response.
+    req.socket.resetAndDestroy();
+  }
+}
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent || res.destroyed) return;
   const payload = JSON.stringify(body);
   res.writeHead(status, {
+    ...headers,
     "content-type": "application/json",
     "content-length": Buffer.byteLength(payload),
   });

@@ -3,7 +3,14 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import OpenAI, { BadRequestError, NotFoundError } from "openai";
+import OpenAI, {
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  BadRequestError,
+  InternalServerError,
+  NotFoundError,
+  RateLimitError,
+} from "openai";
 import type {
   ChatCompletionCreateParamsNonStreaming,
   ChatCompletionMessageParam,
@@ -13,10 +20,16 @@ import { addDiffusionNoise } from "../../src/adapters/image-noise.ts";
 import { detectImageType, IMAGE_TYPES } from "../../src/core/image-type.ts";
 import { writeSampleDataset } from "../../src/dataset/sample.ts";
 import {
+  chooseFault,
+  FAULT_KINDS,
+  type FaultKind,
+  type FaultPlan,
   measureImageRoughness,
   NO_LOGPROBS_SUFFIX,
   NOISE_SENSITIVE_PROBABILITIES,
   NOISE_SENSITIVE_ROUGHNESS_THRESHOLD,
+  parseFaultRates,
+  promptKey,
   REFERENCE_BASELINES,
   type ReferenceServer,
   startReferenceModelServer,
@@ -389,8 +402,18 @@ describe("reference model server", () => {
     const overHttp = await fetch(new URL("/stats", server.baseURL));
     assert.deepEqual(await overHttp.json(), stats);
 
+    // Without a fault plan every valid request is answered.
+    assert.deepEqual(stats.answeredByPrompt, stats.byPrompt);
+    assert.deepEqual(Object.values(stats.faults), [0, 0, 0, 0, 0, 0, 0]);
+
     server.resetStats();
-    assert.deepEqual(server.stats(), { requests: 0, byModel: {}, byPrompt: {} });
+    assert.deepEqual(server.stats(), {
+      requests: 0,
+      byModel: {},
+      byPrompt: {},
+      answeredByPrompt: {},
+      faults: { "429": 0, "500": 0, timeout: 0, drop: 0, garbage: 0, empty: 0, filter: 0 },
+    });
   });
 });
 
@@ -483,5 +506,356 @@ describe("noise-sensitive calibration on the sample dataset", () => {
     console.log(
       `noise-sensitive roughness on the small sample (seed 1), threshold ${NOISE_SENSITIVE_ROUGHNESS_THRESHOLD}: ${summary.join(", ")}`,
     );
+  });
+});
+
+/** What one request to a fault-injecting server came back as, read through the SDK. */
+type Observed = FaultKind | "ok";
+
+async function observe(client: OpenAI, request: ChatCompletionCreateParamsNonStreaming): Promise<Observed> {
+  try {
+    const completion = await client.chat.completions.create(request);
+    if (completion.choices.length === 0) return "empty";
+    if (completion.choices[0]?.finish_reason === "content_filter") return "filter";
+    return "ok";
+  } catch (error: unknown) {
+    if (error instanceof RateLimitError) return "429";
+    if (error instanceof InternalServerError) return "500";
+    if (error instanceof APIConnectionTimeoutError) return "timeout";
+    if (error instanceof APIConnectionError) return "drop";
+    if (error instanceof SyntaxError) return "garbage";
+    throw error;
+  }
+}
+
+describe("reference model server faults", () => {
+  let image: string;
+  let imageBytes: Buffer;
+
+  before(async () => {
+    image = await pngDataUrl(2);
+    imageBytes = Buffer.from(image.slice(image.indexOf(",") + 1), "base64");
+  });
+
+  /** Starts a server with `faults`, runs `body` with a no-retry client, always closes the server. */
+  const withServer = async (
+    faults: FaultPlan,
+    body: (server: ReferenceServer, client: OpenAI) => Promise<void>,
+    timeout = 10_000,
+  ): Promise<void> => {
+    const server = await startReferenceModelServer({ faults });
+    try {
+      await body(server, new OpenAI({ baseURL: server.baseURL, apiKey: "unused", maxRetries: 0, timeout }));
+    } finally {
+      await server.close();
+    }
+  };
+
+  it("429: RateLimitError with Retry-After and retry-after-ms headers, configurable", async () => {
+    await withServer({ rates: { "429": 1 }, retryAfterSeconds: 3, retryAfterMs: 150 }, async (_, client) => {
+      await assert.rejects(
+        client.chat.completions.create(params("always-yes", itemMessages(image))),
+        (error) => {
+          assert.ok(error instanceof RateLimitError, String(error));
+          assert.equal(error.status, 429);
+          assert.equal(error.code, "rate_limit_exceeded");
+          assert.equal(error.headers?.get("retry-after"), "3");
+          assert.equal(error.headers?.get("retry-after-ms"), "150");
+          return true;
+        },
+      );
+    });
+    // Defaults: 1 s, 200 ms; retryAfterMs null leaves the millisecond header out.
+    for (const [plan, seconds, ms] of [
+      [{ rates: { "429": 1 } }, "1", "200"],
+      [{ rates: { "429": 1 }, retryAfterMs: null }, "1", null],
+    ] as const) {
+      await withServer(plan, async (_, client) => {
+        await assert.rejects(
+          client.chat.completions.create(params("always-no", itemMessages(image))),
+          (error) => {
+            assert.ok(error instanceof RateLimitError);
+            assert.equal(error.headers?.get("retry-after"), seconds);
+            assert.equal(error.headers?.get("retry-after-ms"), ms);
+            return true;
+          },
+        );
+      });
+    }
+  });
+
+  it("500: InternalServerError with an OpenAI-style server_error body", async () => {
+    await withServer({ rates: { "500": 1 } }, async (server, client) => {
+      await assert.rejects(client.chat.completions.create(params("random", itemMessages(image))), (error) => {
+        assert.ok(error instanceof InternalServerError, String(error));
+        assert.equal(error.status, 500);
+        assert.equal(error.type, "server_error");
+        return true;
+      });
+      assert.equal(server.stats().faults["500"], 1);
+    });
+  });
+
+  it("timeout: never answers, so the client's own timeout fires (APIConnectionTimeoutError)", async () => {
+    await withServer(
+      { rates: { timeout: 1 } },
+      async (server, client) => {
+        const started = performance.now();
+        await assert.rejects(
+          client.chat.completions.create(params("always-yes", itemMessages(image))),
+          APIConnectionTimeoutError,
+        );
+        assert.ok(performance.now() - started >= 290, "waited for the client's timeout");
+        assert.equal(server.stats().faults.timeout, 1);
+      },
+      300,
+    );
+  });
+
+  it("timeout: a hang is capped at maxHangMs, then the connection is dropped", async () => {
+    await withServer({ rates: { timeout: 1 }, maxHangMs: 200 }, async (_, client) => {
+      const started = performance.now();
+      await assert.rejects(
+        client.chat.completions.create(params("always-yes", itemMessages(image))),
+        (error) => {
+          assert.ok(error instanceof APIConnectionError, String(error));
+          assert.ok(!(error instanceof APIConnectionTimeoutError), "dropped by the server, not timed out");
+          return true;
+        },
+      );
+      assert.ok(performance.now() - started >= 190);
+    });
+  });
+
+  it("drop: the connection is reset without a response (APIConnectionError)", async () => {
+    await withServer({ rates: { drop: 1 } }, async (server, client) => {
+      await assert.rejects(
+        client.chat.completions.create(params("always-no", itemMessages(image))),
+        (error) => {
+          assert.ok(error instanceof APIConnectionError, String(error));
+          assert.ok(!(error instanceof APIConnectionTimeoutError));
+          return true;
+        },
+      );
+      assert.equal(server.stats().faults.drop, 1);
+    });
+  });
+
+  it("garbage: status 200 with a body that is not JSON (the SDK throws a SyntaxError)", async () => {
+    await withServer({ rates: { garbage: 1 } }, async (_, client) => {
+      await assert.rejects(
+        client.chat.completions.create(params("always-no", itemMessages(image))),
+        (error: unknown) => error instanceof SyntaxError,
+      );
+      const raw = await client.chat.completions.create(params("always-no", itemMessages(image))).asResponse();
+      assert.equal(raw.status, 200);
+      assert.equal(raw.headers.get("content-type"), "application/json");
+      const text = await raw.text();
+      assert.ok(text.startsWith('{"id":"chatcmpl-'), text);
+      assert.throws(() => JSON.parse(text), SyntaxError);
+    });
+  });
+
+  it("empty and filter: status 200 with choices: [] / content null and finish_reason content_filter", async () => {
+    await withServer({ rates: { empty: 1 } }, async (_, client) => {
+      const completion = await client.chat.completions.create(params("always-yes", itemMessages(image)));
+      assert.equal(completion.object, "chat.completion");
+      assert.deepEqual(completion.choices, []);
+    });
+    await withServer({ rates: { filter: 1 } }, async (_, client) => {
+      const completion = await client.chat.completions.create(
+        params("always-yes", itemMessages(image), { logprobs: true, top_logprobs: 2 }),
+      );
+      assert.deepEqual(completion.choices, [
+        {
+          index: 0,
+          message: { role: "assistant", content: null, refusal: null },
+          finish_reason: "content_filter",
+          logprobs: null,
+        },
+      ]);
+      assert.equal(completion.usage?.completion_tokens, 0);
+    });
+  });
+
+  it("faults only valid completion requests, and counts them apart from the answers", async () => {
+    await withServer({ rates: { "500": 0.5 }, seed: 1 }, async (server, client) => {
+      await assert.rejects(
+        client.chat.completions.create(params("always-no", [{ role: "user", content: "x" }])),
+        BadRequestError,
+      );
+      await assert.rejects(
+        client.chat.completions.create(params("unknown", itemMessages(image))),
+        NotFoundError,
+      );
+      assert.deepEqual(server.stats().byPrompt, {});
+
+      const key = promptKey("always-yes", [SENTENCE, imageBytes]);
+      const seen: Observed[] = [];
+      for (let attempt = 1; attempt <= 8; attempt++) {
+        seen.push(await observe(client, params("always-yes", itemMessages(image))));
+      }
+      const expected = [1, 2, 3, 4, 5, 6, 7, 8].map((a) =>
+        chooseFault({ rates: { "500": 0.5 }, seed: 1 }, key, a),
+      );
+      assert.deepEqual(
+        seen,
+        expected.map((kind) => kind ?? "ok"),
+      );
+      const faulted = expected.filter((kind) => kind !== null).length;
+      assert.ok(faulted > 0 && faulted < 8, "seed 1 mixes answers and faults on this question");
+      const stats = server.stats();
+      assert.equal(stats.requests, 10);
+      assert.deepEqual(stats.byPrompt, { [key]: 8 });
+      assert.deepEqual(stats.answeredByPrompt, { [key]: 8 - faulted });
+      assert.equal(stats.faults["500"], faulted);
+
+      // resetStats() clears the counters, not the attempt numbers: the sequence goes on with attempt 9.
+      server.resetStats();
+      assert.equal(
+        await observe(client, params("always-yes", itemMessages(image))),
+        chooseFault({ rates: { "500": 0.5 }, seed: 1 }, key, 9) ?? "ok",
+      );
+    });
+  });
+
+  it("draws each fault at about its rate, reproducibly per (seed, question, attempt)", async () => {
+    const rates = {
+      "429": 0.1,
+      "500": 0.05,
+      timeout: 0.02,
+      drop: 0.01,
+      garbage: 0.02,
+      empty: 0.03,
+      filter: 0.04,
+    };
+    const draws = 20_000;
+    const counts = new Map<FaultKind | null, number>();
+    for (let i = 0; i < draws; i++) {
+      const kind = chooseFault({ rates, seed: 7 }, `q${i % 5000}`, Math.floor(i / 5000) + 1);
+      counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    }
+    for (const kind of FAULT_KINDS) {
+      const expected = rates[kind] * draws;
+      const sd = Math.sqrt(draws * rates[kind] * (1 - rates[kind]));
+      const seen = counts.get(kind) ?? 0;
+      assert.ok(
+        Math.abs(seen - expected) < 4 * sd,
+        `${kind}: ${seen} of ${draws}, expected about ${expected}`,
+      );
+    }
+    assert.equal(chooseFault({ rates, seed: 7 }, "q1", 1), chooseFault({ rates, seed: 7 }, "q1", 1));
+    const sequence = (seed: number) =>
+      Array.from({ length: 200 }, (_, i) => chooseFault({ rates, seed }, `q${i}`, 1)).join();
+    assert.notEqual(sequence(7), sequence(8));
+    assert.equal(chooseFault({ rates: {} }, "q1", 1), null);
+    assert.equal(chooseFault({ rates: { "500": 1 } }, "q1", 1), "500");
+  });
+
+  it("serves the same faults on two servers with the same plan, over HTTP and concurrently", async () => {
+    // Cheap faults only (no hangs); each question asked twice in a row, questions in parallel.
+    const plan: FaultPlan = {
+      rates: { "429": 0.15, "500": 0.1, drop: 0.05, garbage: 0.05, empty: 0.05, filter: 0.05 },
+      seed: 7,
+      retryAfterMs: 0,
+    };
+    const questions = Array.from({ length: 150 }, (_, i) => `question ${i}`);
+    const run = async (): Promise<{ seen: Observed[][]; faults: Record<FaultKind, number> }> => {
+      let seen: Observed[][] = [];
+      let faults = {} as Record<FaultKind, number>;
+      await withServer(plan, async (server, client) => {
+        seen = await Promise.all(
+          questions.map(async (text) => {
+            const request = params("always-no", itemMessages(image, text));
+            return [await observe(client, request), await observe(client, request)];
+          }),
+        );
+        const stats = server.stats();
+        faults = stats.faults;
+        assert.equal(
+          Object.values(stats.byPrompt).reduce((a, b) => a + b, 0),
+          2 * questions.length,
+        );
+        const answered = seen.flat().filter((o) => o === "ok").length;
+        assert.equal(
+          Object.values(stats.answeredByPrompt).reduce((a, b) => a + b, 0),
+          answered,
+        );
+      });
+      return { seen, faults };
+    };
+    const first = await run();
+    const second = await run();
+    assert.deepEqual(second.seen, first.seen);
+    assert.deepEqual(second.faults, first.faults);
+
+    const predicted = questions.map((text) => {
+      const key = promptKey("always-no", [text, imageBytes]);
+      return [1, 2].map((attempt) => chooseFault(plan, key, attempt) ?? "ok");
+    });
+    assert.deepEqual(first.seen, predicted);
+    const total = 2 * questions.length;
+    for (const kind of FAULT_KINDS) {
+      const rate = plan.rates[kind] ?? 0;
+      const seen = first.seen.flat().filter((o) => o === kind).length;
+      assert.equal(first.faults[kind], seen, kind);
+      const sd = Math.sqrt(total * rate * (1 - rate));
+      assert.ok(Math.abs(seen - rate * total) <= 4 * sd + 1, `${kind}: ${seen} of ${total}`);
+    }
+    // Some question failed on its first attempt and was answered on its retry.
+    assert.ok(first.seen.some(([a, b]) => a !== "ok" && b === "ok"));
+  });
+
+  it("close() does not wait for hanging requests", async () => {
+    const server = await startReferenceModelServer({ faults: { rates: { timeout: 1 } } });
+    const client = new OpenAI({ baseURL: server.baseURL, apiKey: "unused", maxRetries: 0, timeout: 60_000 });
+    const pending = [0, 1, 2].map((i) =>
+      observe(client, params("always-yes", itemMessages(image, `hang ${i}`))).catch(
+        (error: unknown) => error,
+      ),
+    );
+    while (server.stats().faults.timeout < 3) await new Promise((r) => setTimeout(r, 10));
+    const started = performance.now();
+    await server.close();
+    const closeMs = performance.now() - started;
+    assert.ok(closeMs < 2000, `close() took ${closeMs} ms`);
+    // The connections were destroyed: every client sees a dropped connection, long before its timeout.
+    assert.deepEqual(await Promise.all(pending), ["drop", "drop", "drop"]);
+  });
+
+  it("validates the plan and parses the --faults syntax", async () => {
+    assert.deepEqual(
+      parseFaultRates("429=0.1, 500=0.05,timeout=0.02,garbage=0.02,drop=0.01,empty=0.0,filter=0"),
+      {
+        "429": 0.1,
+        "500": 0.05,
+        timeout: 0.02,
+        garbage: 0.02,
+        drop: 0.01,
+        empty: 0,
+        filter: 0,
+      },
+    );
+    for (const [spec, message] of [
+      ["503=0.1", /kind one of 429, 500, timeout/],
+      ["429", /expected kind=rate/],
+      ["429=0.1,429=0.2", /given twice/],
+      ["429=x", /\[0, 1\]/],
+      ["500=1.5", /\[0, 1\]/],
+      ["429=0.6,500=0.6", /sum to 1\.2/],
+    ] as const) {
+      assert.throws(() => parseFaultRates(spec), message, spec);
+    }
+    for (const faults of [
+      { rates: { "429": -0.1 } },
+      { rates: { "429": 0.7, drop: 0.7 } },
+      { rates: { nope: 0.1 } as Partial<Record<FaultKind, number>> },
+      { rates: {}, seed: 1.5 },
+      { rates: {}, retryAfterSeconds: 0.5 },
+      { rates: {}, retryAfterMs: -1 },
+      { rates: {}, maxHangMs: 0 },
+    ]) {
+      await assert.rejects(startReferenceModelServer({ faults }), RangeError, JSON.stringify(faults));
+    }
   });
 });
