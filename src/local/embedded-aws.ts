@@ -18,15 +18,26 @@ export interface EmbeddedAws {
   dynamodbEndpoint: string;
   /** The environment a handler sees: the standard AWS SDK endpoint variables plus mmsafe's own. */
   handlerEnv: Record<string, string>;
+  /** The pid of the child process hosting the servers. */
+  pid: number;
+  /** Stops the servers (closing dynalite's LevelDB) and waits for their process to exit. */
   close(): Promise<void>;
 }
 
 const SERVERS_ENTRY = new URL("./aws-servers-process.mjs", import.meta.url);
 
+/** How long {@link EmbeddedAws.close} waits for the servers to stop before killing their process. */
+const CLOSE_TIMEOUT_MS = 20_000;
+
 /**
  * Starts S3- and DynamoDB-compatible servers (s3rver, dynalite) on 127.0.0.1 with ephemeral ports, in a
  * child process of their own (so their work never delays the handlers' model calls), persisting under
  * `dataDir`, and creates the bucket and tables the pipeline uses.
+ *
+ * The child is tied to this process by its stdin pipe: it closes its servers and exits when the pipe
+ * closes, which the kernel does even when this process is killed with SIGKILL, so a crashed run leaves no
+ * server holding the ports or the LevelDB lock, and re-running the same run id resumes it (see
+ * aws-servers-process.mjs, which also waits for a lock still held by servers that are closing).
  */
 export async function startEmbeddedAws(dataDir: string): Promise<EmbeddedAws> {
   const child = spawn(
@@ -38,8 +49,12 @@ export async function startEmbeddedAws(dataDir: string): Promise<EmbeddedAws> {
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const ports = await new Promise<{ s3Port: number; dynamodbPort: number }>((resolve, reject) => {
     child.once("error", reject);
-    child.once("exit", (code) =>
-      reject(new Error(`the embedded AWS servers exited (code ${code}) before listening`)),
+    child.once("exit", (code, signal) =>
+      reject(
+        new Error(
+          `the embedded AWS servers (data in ${dataDir}) exited (${signal ?? `code ${code}`}) before listening`,
+        ),
+      ),
     );
     createInterface({ input: child.stdout }).once("line", (line) => resolve(JSON.parse(line)));
   });
@@ -95,9 +110,16 @@ export async function startEmbeddedAws(dataDir: string): Promise<EmbeddedAws> {
     s3Endpoint,
     dynamodbEndpoint,
     handlerEnv,
+    pid: child.pid ?? -1,
     async close() {
       child.stdin?.end(); // the child stops when its stdin closes, which also happens if this process dies
-      await exited;
+      // It exits on its own within its stop timeout; this only guards against a child that hangs.
+      const timer = setTimeout(() => child.kill("SIGKILL"), CLOSE_TIMEOUT_MS);
+      try {
+        await exited;
+      } finally {
+        clearTimeout(timer);
+      }
     },
   };
 }

@@ -281,7 +281,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   // Models: the configured ones, or the reference baselines on 127.0.0.1.
   let models = options.models;
   if (!models) {
-    s.baselines ??= await startReferenceModelServer({ latencyMs: options.baselineLatencyMs ?? 0 });
+    s.baselines ??= await startBaselines(s.home, options.baselineLatencyMs ?? 0, emit);
     const concurrency = options.baselineConcurrency ?? 16;
     models = ["always-yes", "always-no", "random"].map((name) => ({
       id: name,
@@ -393,6 +393,36 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
       reportCopied: Date.now() - started,
     },
   };
+}
+
+/**
+ * Starts the reference baselines on the port they had in the last run of this home (kept in
+ * `<home>/baselines-port`) when it is free. Their baseURL is part of a run's configuration, so a run
+ * started by one process (e.g. one that crashed) can only be resumed by another if the port is the same;
+ * if it is taken, a new port is used and recorded, and runs started on the old one cannot be resumed.
+ */
+async function startBaselines(
+  home: string,
+  latencyMs: number,
+  emit: (event: RunEvent) => void,
+): Promise<ReferenceServer> {
+  const file = path.join(home, "baselines-port");
+  const saved = Number.parseInt(await readFile(file, "utf8").catch(() => ""), 10);
+  let server: ReferenceServer | null = null;
+  if (Number.isInteger(saved) && saved > 0 && saved <= 65_535) {
+    server = await startReferenceModelServer({ port: saved, latencyMs }).catch(() => null);
+  }
+  server ??= await startReferenceModelServer({ latencyMs });
+  const port = new URL(server.baseURL).port;
+  if (port !== String(saved)) {
+    if (Number.isInteger(saved))
+      emit({
+        type: "info",
+        message: `port ${saved} of the reference baselines is taken: they now use ${port}, so runs started on ${saved} cannot be resumed`,
+      });
+    await writeFile(file, `${port}\n`);
+  }
+  return server;
 }
 
 /** Observes the Plan task's output (the planned verdict count) for the progress display. */
