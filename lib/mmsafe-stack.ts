@@ -175,14 +175,25 @@ export class PipelineFunction extends Construct {
   }
 }
 
+/** Why the objects below a prefix can only be granted by wildcard, where the general reason does not fit. */
+const PREFIX_WILDCARD_REASONS: Readonly<Record<string, string>> = {
+  [S3_PREFIXES.cache]:
+    "The response cache stores each model answer under cache/responses/<2 hex>/<SHA-256 of the request>.json; " +
+    "the keys are content hashes computed at run time, so the grant is the cache/ prefix, given to " +
+    "evaluate-shard only (the one step that calls models), and nothing else in the bucket.",
+};
+
 /** cdk-nag: object access below a prefix needs `<bucket>/<prefix>*`; each prefix is a pipeline area. */
 function acknowledgePrefixWildcards(role: iam.IRole, bucket: s3.Bucket, prefixes: readonly string[]): void {
-  acknowledgeWildcardResources(
-    role,
-    prefixes.map((prefix) => `${nagRef(bucket, "Arn")}/${prefix}*`),
-    "Object keys below the prefix are per dataset and per run, unknown at deploy time; access is limited to " +
-      "the prefixes of S3_PREFIXES this role's step reads or writes (asserted in tests/cdk/stack.test.ts).",
-  );
+  for (const prefix of prefixes) {
+    acknowledgeWildcardResources(
+      role,
+      [`${nagRef(bucket, "Arn")}/${prefix}*`],
+      PREFIX_WILDCARD_REASONS[prefix] ??
+        "Object keys below the prefix are per dataset and per run, unknown at deploy time; access is limited to " +
+          "the prefixes of S3_PREFIXES this role's step reads or writes (asserted in tests/cdk/stack.test.ts).",
+    );
+  }
 }
 
 /** A statement allowing `actions` on `<bucket>/<prefix>*` for each prefix. */
@@ -251,6 +262,8 @@ export class MmsafeStack extends Stack {
       enforceSSL: true,
       encryption: s3.BucketEncryption.S3_MANAGED,
       // runs/ holds per-run scratch data (manifest, shards, map results) that the report supersedes.
+      // cache/ (the response cache) has no expiry on purpose: it is shared by every run, and an expired answer
+      // would be paid for again; delete cache/ to start afresh.
       lifecycleRules: [
         { id: "ExpireRunScratchData", prefix: S3_PREFIXES.runs, expiration: Duration.days(30) },
       ],
@@ -290,7 +303,13 @@ export class MmsafeStack extends Stack {
       settings: PIPELINE_FUNCTIONS.evaluateShard,
       environment,
     });
-    this.evaluateShardFunction.allowRead(this.bucket, [S3_PREFIXES.datasets, S3_PREFIXES.runs]);
+    this.evaluateShardFunction.allowRead(this.bucket, [
+      S3_PREFIXES.datasets,
+      S3_PREFIXES.runs,
+      S3_PREFIXES.cache,
+    ]);
+    // The response cache: answers are looked up before a model call and stored after one.
+    this.evaluateShardFunction.allowWrite(this.bucket, [S3_PREFIXES.cache]);
     this.verdictsTable.grantReadWriteData(this.evaluateShardFunction.function);
     // Only evaluate-shard calls models, so only it may read their API keys.
     this.evaluateShardFunction.allowReadModelSecrets();

@@ -5,13 +5,21 @@ import { EnvOrSecretsKeySource } from "../../src/adapters/api-keys.ts";
 import { createHandlerRuntime } from "../../src/adapters/handler-runtime.ts";
 import { addDiffusionNoise } from "../../src/adapters/image-noise.ts";
 import { OpenAIModelClient } from "../../src/adapters/openai-model.ts";
+import { CachingModelClient } from "../../src/adapters/response-cache.ts";
 import { VerdictMetrics } from "../../src/adapters/verdict-metrics.ts";
 import { METRICS } from "../../src/core/observability.ts";
 import { evaluateShard, processWideGates } from "../../src/pipeline/evaluate-shard.ts";
 
 const runtime = createHandlerRuntime();
 // Keys: the model's apiKeyEnv variable if set, else its Secrets Manager secret (read once, cached).
-const models = new OpenAIModelClient(new EnvOrSecretsKeySource(process.env));
+// Answers go through the response cache under cache/ (skipped per shard when the event says cache: false).
+const models = new CachingModelClient(
+  new OpenAIModelClient(new EnvOrSecretsKeySource(process.env)),
+  runtime.store,
+  {
+    onWarning: (message, details) => runtime.logger.warn(message, details),
+  },
+);
 const gatesFor = processWideGates();
 const metrics = new Metrics({ namespace: METRICS.namespace, serviceName: METRICS.service });
 
@@ -61,6 +69,8 @@ export async function handler(event: unknown, context: Context) {
     logger.error("shard failed", error instanceof Error ? error : new Error(String(error)));
     throw error;
   } finally {
+    // Cache writes finish before the container may be frozen (and are counted in the run's usage).
+    await models.flush();
     recorder.flush();
     await runtime.recordUsage("evaluateShard", labels.runId, started);
   }

@@ -12,6 +12,11 @@ export interface CompletionOptions {
   topLogprobs?: number;
   /** A lower token cap than the model's maxTokens (e.g. when only the first answer token matters). */
   maxTokens?: number;
+  /**
+   * Whether the answer may come from, and go to, the response cache (default true). Only a caching client
+   * (adapters/response-cache.ts) reads it; it never changes the request.
+   */
+  cache?: boolean;
 }
 
 /** Asks a model one question. Never throws for endpoint faults: they become error outcomes. */
@@ -140,6 +145,7 @@ export class OpenAIModelClient implements ModelClient {
     const { client, apiKey } = await this.client(model);
     const logprobs =
       options.topLogprobs === undefined ? {} : { logprobs: true, top_logprobs: options.topLogprobs };
+    let rateLimited = 0;
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
       try {
@@ -195,18 +201,20 @@ export class OpenAIModelClient implements ModelClient {
           promptTokens,
           completionTokens,
           attempts: attempt,
+          rateLimited,
           logprobs: tokenLogprobs(choice.logprobs?.content),
         };
       } catch (error: unknown) {
         const latencyMs = performance.now() - started;
         const fault = classify(error);
+        if (fault.kind === "rate_limited") rateLimited++;
         if (fault.retryable && attempt < this.retry.maxAttempts) {
           await this.sleep(this.backoff(attempt, fault.retryAfterMs));
           continue;
         }
         // Endpoints echo (partly masked) keys in auth errors; the message goes into verdicts and reports.
         const message = redactKeys(fault.message, apiKey);
-        return { kind: "error", errorKind: fault.kind, message, latencyMs, attempts: attempt };
+        return { kind: "error", errorKind: fault.kind, message, latencyMs, attempts: attempt, rateLimited };
       }
     }
   }

@@ -18,7 +18,9 @@ export function headlineTable(rows: readonly Headline[]): string {
     "Balanced",
     "answered",
     "errors",
+    "skipped",
     "missing",
+    "cached",
   ];
   const body = rows.map((r) => [
     terminalSafe(r.modelId) + (r.kind === "baseline" ? " (baseline)" : ""),
@@ -30,7 +32,9 @@ export function headlineTable(rows: readonly Headline[]): string {
     formatPercent(r.balanced),
     String(r.answered),
     String(r.errored),
+    String(r.skipped ?? 0),
     String(r.missing),
+    String(r.cached ?? 0),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] ?? "").length)));
   const line = (cells: string[]) =>

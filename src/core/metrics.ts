@@ -30,6 +30,12 @@ export interface RowCounts {
   errored: number;
   /** Planned but no verdict (e.g. a shard that failed within the tolerated failure percentage). */
   missing: number;
+  /** Records of the selected categories that could not be evaluated (no or bad image, malformed record). */
+  skipped: number;
+  /** Answers taken from the response cache (no call made). */
+  cached: number;
+  /** Model calls repeated after a fault (attempts beyond the first). */
+  retries: number;
 }
 
 /** What the paper's Total hides: a balanced score, error rates, breakdowns and uncertainty (paper scoring). */
@@ -199,6 +205,7 @@ export function computeRow(
   strategy: Strategy,
   verdicts: readonly Verdict[],
   planned: number,
+  skipped = 0,
 ): ResultRow {
   const answered = verdicts.filter((v) => v.status === "answered");
   const errored = verdicts.filter((v) => v.status === "error");
@@ -222,6 +229,13 @@ export function computeRow(
       answered: answered.length,
       errored: errored.length,
       missing: Math.max(0, planned - answered.length - errored.length),
+      skipped,
+      cached: verdicts.filter((v) => v.cached).length,
+      // vcd makes two calls per verdict (clean and noised image): only attempts beyond those are retries.
+      retries: verdicts.reduce(
+        (sum, v) => sum + (v.cached ? 0 : Math.max(0, v.attempts - (strategy === "vcd" ? 2 : 1))),
+        0,
+      ),
     },
     paper: columns(answered, (v) => v.correctPaper === true),
     paperDetail: computePaperDetail(answered),

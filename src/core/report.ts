@@ -112,6 +112,8 @@ export interface Headline {
   answered: number;
   errored: number;
   missing: number;
+  skipped: number;
+  cached: number;
 }
 
 export function headlines(report: Report): Headline[] {
@@ -127,6 +129,8 @@ export function headlines(report: Report): Headline[] {
     answered: r.counts.answered,
     errored: r.counts.errored,
     missing: r.counts.missing,
+    skipped: r.counts.skipped,
+    cached: r.counts.cached,
   }));
 }
 
@@ -287,7 +291,7 @@ export function renderMarkdown(report: Report): string {
 
   out.push("## Accounting", "");
   out.push(
-    "Every planned item × model × strategy is answered, errored or missing; skipped records were never planned.",
+    "Every record of the selected categories, per model × strategy, is answered, errored (the pipeline could not get an answer; never scored), skipped (could not be evaluated; listed below) or missing (no verdict, e.g. a shard that failed within the tolerated percentage).",
     "",
   );
   const skipped = describeSkipped(run.dataset.skipped);
@@ -299,8 +303,9 @@ export function renderMarkdown(report: Report): string {
       .map(([k, n]) => `${escapeMarkdown(k)} × ${n}`)
       .join(", ");
     out.push(
-      `- ${label(r)} / ${r.strategy}: planned ${r.counts.planned} = answered ${r.counts.answered} + errored ${r.counts.errored}` +
-        ` + missing ${r.counts.missing}${kinds ? ` (errors: ${kinds})` : ""}; tokens ${r.usage.promptTokens} in / ${r.usage.completionTokens} out` +
+      `- ${label(r)} / ${r.strategy}: ${r.counts.planned + r.counts.skipped} records = answered ${r.counts.answered} + errored ${r.counts.errored}` +
+        ` + skipped ${r.counts.skipped} + missing ${r.counts.missing}${kinds ? ` (errors: ${kinds})` : ""}; ` +
+        `${r.counts.retries} retries; ${r.counts.cached} answers from the cache; tokens ${r.usage.promptTokens} in / ${r.usage.completionTokens} out` +
         `; latency p50 ${r.latencyMs.p50 ?? "–"} ms, p95 ${r.latencyMs.p95 ?? "–"} ms`,
     );
   }

@@ -16,6 +16,8 @@ export type ModelOutcome =
       attempts: number;
       /** Per-token log-probabilities, when they were requested and the endpoint returned them. */
       logprobs?: TokenLogprobs[] | null;
+      /** 429 responses met on the way (the adaptive concurrency backs off on them). */
+      rateLimited?: number;
       /** The answer came from the response cache: no call was made (tokens are then 0: nothing was paid). */
       cached?: boolean;
     }
@@ -27,6 +29,7 @@ export type ModelOutcome =
       attempts: number;
       promptTokens?: number;
       completionTokens?: number;
+      rateLimited?: number;
     };
 
 /**

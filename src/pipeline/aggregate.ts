@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
 import type { VerdictStore } from "../adapters/verdict-store.ts";
+import { goldLabel } from "../core/benchmark.ts";
 import { type AwsUsage, estimateAwsCost } from "../core/cost.ts";
 import { computeRow } from "../core/metrics.ts";
 import { detectRegression, type RegressionCheck, runSummary } from "../core/regression.ts";
@@ -59,6 +60,10 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
     deps.verdicts.listRun(runId),
   ]);
 
+  // Skipped records of the categories the run selected (records without a readable id count always).
+  const skipped = dataset.skipped.filter(
+    (r) => r.id === null || !run.categories || run.categories.includes(goldLabel(r.id).category),
+  ).length;
   const rows = run.models.flatMap((model) =>
     run.strategies.map((strategy) =>
       computeRow(
@@ -66,6 +71,7 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
         strategy,
         verdicts.filter((v) => v.modelId === model.id && v.strategy === strategy),
         run.plannedItems,
+        skipped,
       ),
     ),
   );

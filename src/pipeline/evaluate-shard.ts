@@ -3,6 +3,7 @@ import pLimit, { type LimitFunction } from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { CompletionOptions, ModelClient } from "../adapters/openai-model.ts";
 import type { VerdictStore } from "../adapters/verdict-store.ts";
+import { AimdLimit } from "../core/aimd.ts";
 import { buildChatMessages } from "../core/prompts.ts";
 import {
   type DatasetItem,
@@ -53,6 +54,10 @@ export interface ShardSummary {
   errored: number;
   /** Verdicts another attempt wrote first (a retry racing a slow attempt); none were overwritten. */
   duplicatesAvoided: number;
+  /** Model calls repeated after a fault (attempts beyond the first), over this invocation's calls. */
+  retries: number;
+  /** 429 responses met; each may have lowered the model's adaptive concurrency. */
+  rateLimited: number;
 }
 
 /**
@@ -63,6 +68,8 @@ export interface ShardSummary {
 export interface ModelGates {
   calls: LimitFunction;
   staging: LimitFunction;
+  /** Sets `calls.concurrency`: backs off on 429s, grows back on success, never above maxConcurrency. */
+  adaptive: AimdLimit;
 }
 
 /**
@@ -75,9 +82,14 @@ export function processWideGates(): (model: ModelConfig) => ModelGates {
   return (model) => {
     let gate = gates.get(model.id);
     if (!gate) {
-      gate = { calls: pLimit(model.maxConcurrency), staging: pLimit(2 * model.maxConcurrency) };
+      gate = {
+        calls: pLimit(model.maxConcurrency),
+        staging: pLimit(2 * model.maxConcurrency),
+        adaptive: new AimdLimit(model.maxConcurrency),
+      };
       gates.set(model.id, gate);
-    } else if (gate.calls.concurrency !== model.maxConcurrency) {
+    } else if (gate.adaptive.max !== model.maxConcurrency) {
+      gate.adaptive = new AimdLimit(model.maxConcurrency);
       gate.calls.concurrency = model.maxConcurrency;
       gate.staging.concurrency = 2 * model.maxConcurrency;
     }
@@ -219,7 +231,8 @@ async function ask(task: Task, images: ImageCache, vcd: VcdOptions, call: Call):
  * happen off the model slot, so calls never wait behind storage. Re-running the shard resumes it.
  */
 export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Promise<ShardSummary> {
-  const { runId, shard, models, strategies, vcd }: EvaluateShardEvent = evaluateShardEventSchema.parse(event);
+  const { runId, shard, models, strategies, vcd, cache }: EvaluateShardEvent =
+    evaluateShardEventSchema.parse(event);
   await Promise.all(models.map((model) => deps.models.prepare(model)));
   const items = parseShard(await deps.store.getText(shard.key), shard.key);
 
@@ -244,6 +257,8 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
     answered: 0,
     errored: 0,
     duplicatesAvoided: 0,
+    retries: 0,
+    rateLimited: 0,
   };
   const writes: Promise<void>[] = [];
   // Stop starting calls when a call that starts now might not finish in time; the retry resumes the rest.
@@ -251,11 +266,25 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
   let stoppedEarly = 0;
 
   /** One call in one of the model's slots; null when the shard is out of time before the call starts. */
-  const call = (task: Task, imageUrl: string, options?: CompletionOptions) =>
-    deps.gatesFor(task.model).calls(async () => {
+  const call = async (task: Task, imageUrl: string, options?: CompletionOptions) => {
+    const gate = deps.gatesFor(task.model);
+    const outcome = await gate.calls(async () => {
       if (deps.remainingMs() < budgetMs) return null;
-      return deps.models.complete(task.model, buildChatMessages(task.item, task.strategy, imageUrl), options);
+      // Every call, vcd's two included, says whether the response cache may answer it (false: --no-cache).
+      return deps.models.complete(task.model, buildChatMessages(task.item, task.strategy, imageUrl), {
+        ...options,
+        cache,
+      });
     });
+    if (outcome !== null && !(outcome.kind === "answer" && outcome.cached)) {
+      summary.retries += outcome.attempts - 1;
+      summary.rateLimited += outcome.rateLimited ?? 0;
+      const limit =
+        (outcome.rateLimited ?? 0) > 0 ? gate.adaptive.onRateLimited(Date.now()) : gate.adaptive.onSuccess();
+      if (gate.calls.concurrency !== limit) gate.calls.concurrency = limit;
+    }
+    return outcome;
+  };
 
   const runTask = async (task: Task): Promise<void> => {
     let asked: Asked | null;

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { isDeepStrictEqual } from "node:util";
+import { Validations } from "aws-cdk-lib";
 import { Match } from "aws-cdk-lib/assertions";
 import * as iam from "aws-cdk-lib/aws-iam";
 import { z } from "zod";
@@ -17,6 +18,7 @@ import { MODEL_ERROR_RATE_PERIOD } from "../../lib/pipeline-monitoring.ts";
 import { type DeployConfig, parseDeployConfig } from "../../src/core/deploy-config.ts";
 import { METRICS, RUN_EVENTS } from "../../src/core/observability.ts";
 import { executionInputSchema, modelConfigSchema } from "../../src/core/schemas.ts";
+import { responseCacheKey, S3_PREFIXES } from "../../src/core/storage-layout.ts";
 import {
   actionsOf,
   allowStatementsOfRole,
@@ -423,6 +425,89 @@ describe("model API key secrets", () => {
     );
     assert.equal(modelConfigSchema.safeParse({ ...model, apiKeySecret: "openai" }).success, false);
     assert.equal(modelConfigSchema.safeParse({ ...model, apiKeySecret: "other/openai" }).success, false);
+  });
+});
+
+describe("response cache", () => {
+  /** An object the cache writes: cache/responses/ab/ab00…0.json. */
+  const cacheObject = responseCacheKey(`ab${"0".repeat(62)}`);
+
+  /**
+   * "<role> <action>" for every identity-policy S3 action reaching `key`: an object ARN pattern of the data
+   * bucket covering it, s3:ListBucket on the bucket with an s3:prefix covering it, or a bare "*".
+   */
+  const accessTo = (synthesized: Synthesized, key: string): string[] => {
+    const bucketArn = getAtt(synthesized, synthesized.stack.bucket, "Arn");
+    const covers = (pattern: string) =>
+      new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*")}$`).test(key);
+    const patterns = (statement: Parameters<typeof resourcesOf>[0], action: string): string[] =>
+      resourcesOf(statement).flatMap((resource) => {
+        if (resource === "*") return ["*"];
+        if (action === "s3:ListBucket" && isDeepStrictEqual(resource, bucketArn)) {
+          const prefixes = z
+            .object({ StringLike: z.object({ "s3:prefix": z.union([z.string(), z.array(z.string())]) }) })
+            .safeParse(statement.Condition);
+          return prefixes.success ? [prefixes.data.StringLike["s3:prefix"]].flat() : ["*"];
+        }
+        const join = z
+          .object({ "Fn::Join": z.tuple([z.literal(""), z.tuple([z.unknown(), z.string()])]) })
+          .safeParse(resource);
+        if (join.success && isDeepStrictEqual(join.data["Fn::Join"][1][0], bucketArn))
+          return [join.data["Fn::Join"][1][1].replace(/^\//, "")];
+        return [];
+      });
+    return identityStatements(synthesized)
+      .filter(({ statement }) => statement.Effect === "Allow")
+      .flatMap(({ roles, statement }) =>
+        actionsOf(statement)
+          .filter((action) => action.startsWith("s3:"))
+          .filter((action) => patterns(statement, action).some(covers))
+          .flatMap((action) => roles.map((role) => `${role} ${action}`)),
+      )
+      .sort();
+  };
+
+  it("evaluate-shard, and no other role, may read, list and write cache/*", () => {
+    for (const synthesized of [full, minimal]) {
+      const evaluateShard = synthesized.logicalId(synthesized.stack.evaluateShardFunction.role);
+      assert.deepEqual(accessTo(synthesized, cacheObject), [
+        `${evaluateShard} s3:GetObject`,
+        `${evaluateShard} s3:ListBucket`,
+        `${evaluateShard} s3:PutObject`,
+      ]);
+    }
+  });
+
+  it("the walk above does see the other functions' grants (control: reports/ is aggregate's)", () => {
+    assert.deepEqual(accessTo(minimal, `${S3_PREFIXES.reports}run-1/report.json`), [
+      `${minimal.logicalId(minimal.stack.aggregateFunction.role)} s3:PutObject`,
+    ]);
+  });
+
+  it("acknowledges IAM5 for exactly <bucket>/cache/* on evaluate-shard's role, with its own reason", () => {
+    const resource = `<${minimal.logicalId(minimal.stack.bucket)}.Arn>/${S3_PREFIXES.cache}*`;
+    const acks = minimal.app.node.findAll().flatMap((construct) =>
+      construct.node.metadata
+        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+        .flatMap((entry) => Object.entries(entry.data as Record<string, string>))
+        .filter(([id]) => id.endsWith(`AwsSolutions-IAM5[Resource::${resource}]`))
+        .map(([, reason]) => ({ path: construct.node.path, reason })),
+    );
+    assert.ok(acks.length > 0, "no acknowledgement of the cache/ wildcard");
+    for (const { path, reason } of acks) {
+      assert.equal(path, minimal.stack.evaluateShardFunction.role.node.path);
+      assert.match(reason, /response cache/);
+    }
+  });
+
+  it("is never expired: the data bucket's lifecycle rules leave cache/ alone", () => {
+    const rules = z
+      .object({ LifecycleConfiguration: z.object({ Rules: z.array(z.object({ Prefix: z.string() })) }) })
+      .parse(full.propertiesOf(full.logicalId(full.stack.bucket))).LifecycleConfiguration.Rules;
+    assert.ok(rules.length > 0);
+    for (const rule of rules) {
+      assert.ok(rule.Prefix.length > 0 && !cacheObject.startsWith(rule.Prefix), `rule on "${rule.Prefix}"`);
+    }
   });
 });
 

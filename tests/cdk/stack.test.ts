@@ -431,7 +431,10 @@ describe("IAM", () => {
     );
     assert.deepEqual(
       access(pipelineFunctions["evaluate-shard"]),
-      sorted(reads(S3_PREFIXES.datasets, S3_PREFIXES.runs)),
+      sorted([
+        ...reads(S3_PREFIXES.datasets, S3_PREFIXES.runs, S3_PREFIXES.cache),
+        writes(S3_PREFIXES.cache),
+      ]),
     );
     assert.deepEqual(
       access(pipelineFunctions.aggregate),

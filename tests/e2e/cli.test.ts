@@ -37,7 +37,7 @@ describe("mmsafe CLI", () => {
     assert.match(stderr, /progress: 18\/18 verdicts/);
     assert.match(
       stdout,
-      /model\s+strategy\s+Typical\s+Attack\s+Over-Safe\s+Total\s+Balanced\s+answered\s+errors\s+missing/,
+      /model\s+strategy\s+Typical\s+Attack\s+Over-Safe\s+Total\s+Balanced\s+answered\s+errors\s+skipped\s+missing\s+cached/,
     );
     assert.match(stdout, /always-no \(baseline\)\s+baseline/);
     assert.match(stdout, /report: .*report\.md/);

@@ -85,7 +85,15 @@ describe("local pipeline, reference baselines on the generated sample", () => {
     assert.equal(new Set(verdicts.map((v) => v.verdictKey)).size, verdicts.length);
     assert.equal(first.baselineCalls, RUNNABLE * BASELINES);
     for (const r of report.rows)
-      assert.deepEqual(r.counts, { planned: RUNNABLE, answered: RUNNABLE, errored: 0, missing: 0 });
+      assert.deepEqual(r.counts, {
+        planned: RUNNABLE,
+        answered: RUNNABLE,
+        errored: 0,
+        missing: 0,
+        skipped: 4,
+        cached: 0,
+        retries: 0,
+      });
   });
 
   it("reports the records without an image as skipped, with the reason", async () => {
@@ -146,7 +154,9 @@ describe("local pipeline, failures", () => {
     const failed = await runLocal({
       home,
       reportsDir,
-      input: { runId, shardSize: 4, mapConcurrency: 1 },
+      // No response cache: the earlier run in this home answered the same questions, and this test counts
+      // what a resume pays.
+      input: { runId, shardSize: 4, mapConcurrency: 1, cache: false },
       onEvent,
     });
     assert.equal(failed.execution.status, "FAILED");
@@ -160,7 +170,11 @@ describe("local pipeline, failures", () => {
     const lastShardItems = RUNNABLE - 4 * lastShard;
     assert.equal(kept.length, (RUNNABLE - lastShardItems) * BASELINES);
 
-    const resumed = await runLocal({ home, reportsDir, input: { runId, shardSize: 4, mapConcurrency: 1 } });
+    const resumed = await runLocal({
+      home,
+      reportsDir,
+      input: { runId, shardSize: 4, mapConcurrency: 1, cache: false },
+    });
     assert.equal(
       resumed.execution.status,
       "SUCCEEDED",

@@ -125,7 +125,15 @@ describe("a run with two prompting strategies and vcd", () => {
 
   it("an endpoint that returns no log-probabilities gets clear vcd error verdicts, not a fallback", () => {
     const vcd = rowOf("no-logprobs", "vcd");
-    assert.deepEqual(vcd.counts, { planned: RUNNABLE, answered: 0, errored: RUNNABLE, missing: 0 });
+    assert.deepEqual(vcd.counts, {
+      planned: RUNNABLE,
+      answered: 0,
+      errored: RUNNABLE,
+      missing: 0,
+      skipped: 4,
+      cached: 0,
+      retries: 0,
+    });
     assert.deepEqual(vcd.errorsByKind, { logprobs_unavailable: RUNNABLE });
     assert.equal(rowOf("no-logprobs", "baseline").counts.answered, RUNNABLE);
   });

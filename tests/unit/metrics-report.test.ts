@@ -212,7 +212,16 @@ describe("computeRow: accounting, errors, cost and latency", () => {
 
   it("counts error verdicts apart and excludes them from accuracy", () => {
     const row = computeRow(model(), "baseline", mixed(), 6);
-    assert.deepEqual(row.counts, { planned: 6, answered: 3, errored: 3, missing: 0 });
+    // Each failure took 3 attempts: 2 retries each.
+    assert.deepEqual(row.counts, {
+      planned: 6,
+      answered: 3,
+      errored: 3,
+      missing: 0,
+      skipped: 0,
+      cached: 0,
+      retries: 6,
+    });
     assert.deepEqual(row.errorsByKind, { timeout: 2, http_429: 1 });
     // Each column only counts its answered item: typical 1/1, attack 1/1, over-safety 0/1.
     assert.deepEqual(row.paper.typical, { correct: 1, n: 1, accuracy: 100 });
@@ -222,11 +231,27 @@ describe("computeRow: accounting, errors, cost and latency", () => {
   });
 
   it("reports planned = answered + errored + missing", () => {
-    const row = computeRow(model(), "baseline", mixed(), 10);
-    assert.deepEqual(row.counts, { planned: 10, answered: 3, errored: 3, missing: 4 });
+    const row = computeRow(model(), "baseline", mixed(), 10, 2);
+    assert.deepEqual(row.counts, {
+      planned: 10,
+      answered: 3,
+      errored: 3,
+      missing: 4,
+      skipped: 2,
+      cached: 0,
+      retries: 6,
+    });
     assert.equal(row.counts.planned, row.counts.answered + row.counts.errored + row.counts.missing);
     const empty = computeRow(model(), "baseline", [], 4);
-    assert.deepEqual(empty.counts, { planned: 4, answered: 0, errored: 0, missing: 4 });
+    assert.deepEqual(empty.counts, {
+      planned: 4,
+      answered: 0,
+      errored: 0,
+      missing: 4,
+      skipped: 0,
+      cached: 0,
+      retries: 0,
+    });
     assert.equal(empty.paper.total, null);
   });
 
@@ -343,6 +368,8 @@ describe("buildReport and headlines", () => {
       answered: 14,
       errored: 0,
       missing: 0,
+      skipped: 0,
+      cached: 0,
     });
   });
 
@@ -505,7 +532,7 @@ describe("renderMarkdown", () => {
     assert.ok(accounting, md);
     assert.ok(
       accounting.includes(
-        "planned 7 = answered 6 + errored 1 + missing 0 (errors: bad\\|kind &lt;img src=x onerror=alert\\(1\\)&gt;\\` × 1)",
+        "7 records = answered 6 + errored 1 + skipped 0 + missing 0 (errors: bad\\|kind &lt;img src=x onerror=alert\\(1\\)&gt;\\` × 1)",
       ),
       accounting,
     );
@@ -519,7 +546,7 @@ describe("renderMarkdown", () => {
     assertIncludes(md, "Checksum `0123456789abcdef…`");
     assertIncludes(
       md,
-      "- always-no *(baseline)* / baseline: planned 6 = answered 6 + errored 0 + missing 0;",
+      "- always-no *(baseline)* / baseline: 6 records = answered 6 + errored 0 + skipped 0 + missing 0;",
     );
   });
 
