@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import { open, readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
+import pLimit from "p-limit";
+import sharp from "sharp";
 import { goldLabel, officialImageFolder } from "../core/benchmark.ts";
 import { detectImageType, IMAGE_TYPES, type ImageType } from "../core/image-type.ts";
 import { parsePromptFile, type RecordProblem } from "../core/prompt-file.ts";
@@ -9,6 +11,15 @@ import type { SkippedRecord } from "../core/schemas.ts";
 
 /** Images larger than this are refused (OpenAI-compatible endpoints reject them anyway). */
 export const MAX_IMAGE_BYTES = 20 * 1024 * 1024;
+
+/** Images checked at once (read, hashed, decoded); sharp decodes on libuv's pool of 4 threads. */
+const IMAGE_CONCURRENCY = 4;
+
+/** Images up to this many pixels are decoded at full size; larger ones are shrunk while decoding. */
+const SMALL_DECODE_PIXELS = 512 * 512;
+
+/** Longest decoder message kept in a skip detail (and in the hash cache). */
+const MAX_DECODE_MESSAGE = 120;
 
 /** The scenario labels shipped with mmsafe (recovered from the benchmark repository's earlier layout). */
 export const SHIPPED_SCENARIOS = new URL("../../datasets/mmsafeaware/scenarios.csv", import.meta.url);
@@ -54,22 +65,96 @@ async function readHead(file: string, bytes: number): Promise<Uint8Array> {
   }
 }
 
-/** Image hashes by absolute path, valid while size and mtime are unchanged (as git's index does). */
-export type ImageHashCache = Map<string, { size: number; mtimeMs: number; sha256: string }>;
+/** What is known about one image file while its size and mtime are unchanged. */
+export interface ImageHashEntry {
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+  /**
+   * Whether the image decodes: `true`, or the decoder's message (first line, shortened). Absent in entries
+   * written before decoding was checked; such entries are re-verified (and completed) on the next read.
+   */
+  decodes?: true | string;
+}
 
-async function sha256File(
+/**
+ * Image hashes and decode verdicts by absolute path, valid while size and mtime are unchanged (as git's
+ * index does). Stored as JSON by the local runner; entries without `decodes` are still accepted.
+ */
+export type ImageHashCache = Map<string, ImageHashEntry>;
+
+/** A cached entry that is still valid and complete for a file of this size and mtime. */
+function cachedEntry(
+  cache: ImageHashCache | undefined,
+  file: string,
+  size: number,
+  mtimeMs: number,
+): (ImageHashEntry & { decodes: true | string }) | undefined {
+  const entry = cache?.get(file);
+  if (!entry || entry.size !== size || entry.mtimeMs !== mtimeMs || typeof entry.sha256 !== "string")
+    return undefined;
+  const { decodes } = entry;
+  // Entries from before the decode check (or hand-edited ones) are verified again.
+  if (decodes !== true && typeof decodes !== "string") return undefined;
+  return { ...entry, decodes };
+}
+
+/** First line of a decoder message, at most {@link MAX_DECODE_MESSAGE} characters. */
+function shortMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const line = (message.split("\n")[0] ?? "").trim() || "unknown decoder error";
+  return line.length > MAX_DECODE_MESSAGE ? `${line.slice(0, MAX_DECODE_MESSAGE - 1)}…` : line;
+}
+
+/**
+ * Decodes the image (the first frame of an animation) so that the decoder reads all the pixel data: a
+ * truncated JPEG, PNG or GIF, or a broken PNG stream, fails; `true` if it decodes.
+ *
+ * `failOn: "truncated"` rejects truncated data and decoder errors that stop pixel data, and keeps images
+ * that only raise warnings: extraneous bytes before a JPEG marker (common in camera files) or a bad CRC on
+ * an intact PNG chunk, which sharp's default (`"warning"`) would refuse. Large images are shrunk to 32
+ * pixels while loading (about 10 ms for a 1024×1024 JPEG, where `stats()` takes about 60 ms, and memory
+ * stays small); small ones are decoded as they are, which saves the resize's fixed cost (about 1 ms).
+ */
+async function decodeVerdict(bytes: Buffer): Promise<true | string> {
+  try {
+    const image = sharp(bytes, { failOn: "truncated", sequentialRead: true });
+    const { width = 0, height = 0 } = await image.metadata();
+    const small = width * height <= SMALL_DECODE_PIXELS;
+    await (small ? image : image.resize(32, 32, { fit: "inside" })).raw().toBuffer();
+    return true;
+  } catch (error: unknown) {
+    return shortMessage(error);
+  }
+}
+
+/**
+ * The image's sha256 and decode verdict, from the cache when the file is unchanged, else read once.
+ *
+ * A fresh failure comes with `confirm`, to run once no other decode is in flight: libvips keeps one error
+ * buffer per process and a concurrent decode can clear it, so sharp may report a real failure as "Unknown
+ * error" (about one failure in six at 4 concurrent decodes; valid images are not affected). Decoding alone
+ * again gives the decoder's own message, which is what gets cached.
+ */
+async function inspectImage(
   file: string,
   size: number,
   mtimeMs: number,
   cache: ImageHashCache | undefined,
-): Promise<string> {
-  const cached = cache?.get(file);
-  if (cached && cached.size === size && cached.mtimeMs === mtimeMs) return cached.sha256;
-  const sha256 = createHash("sha256")
-    .update(await readFile(file))
-    .digest("hex");
-  cache?.set(file, { size, mtimeMs, sha256 });
-  return sha256;
+): Promise<{ sha256: string; decodes: true | string; confirm?: () => Promise<true | string> }> {
+  const cached = cachedEntry(cache, file, size, mtimeMs);
+  if (cached) return { sha256: cached.sha256, decodes: cached.decodes };
+  const bytes = await readFile(file);
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const decodes = await decodeVerdict(bytes);
+  cache?.set(file, { size, mtimeMs, sha256, decodes });
+  if (decodes === true) return { sha256, decodes };
+  const confirm = async () => {
+    const alone = await decodeVerdict(bytes);
+    cache?.set(file, { size, mtimeMs, sha256, decodes: alone });
+    return alone;
+  };
+  return { sha256, decodes, confirm };
 }
 
 /** Lists `<id>.<ext>` files of an image folder by id; other names are returned as ignored. */
@@ -101,8 +186,9 @@ async function imageFilesById(
 /**
  * Reads a dataset in the official MMSafeAware layout (`data/prompt.txt`, `data/images/`, `data/images2/`).
  * Each record's image is found by id with any extension and its type is detected from its bytes. Records
- * that cannot run — no image, an unreadable or oversized image, a malformed record — are returned as
- * skipped with the reason; nothing is dropped silently.
+ * that cannot run — no image, an empty, oversized, unrecognised or corrupt (undecodable) image, a malformed
+ * record — are returned as skipped with the reason; nothing is dropped silently. Images are read, hashed
+ * and decoded a few at a time; with `hashCache`, unchanged files are neither read nor decoded again.
  */
 export async function readOfficialDataset(
   dir: string,
@@ -134,51 +220,64 @@ export async function readOfficialDataset(
     reason: "are malformed in prompt.txt",
     detail: p.message,
   }));
-  const items: LocalItem[] = [];
   const recordIds = new Set(records.map((r) => r.id));
-  for (const record of records) {
-    const expected = officialImageFolder(record.id);
-    const other = expected === "images" ? "images2" : "images";
-    const candidates = folders[expected].get(record.id) ?? folders[other].get(record.id) ?? [];
-    const skip = (reason: string, detail: string) => skipped.push({ id: record.id, reason, detail });
-    if (candidates.length === 0) {
-      skip("have no image", `no data/${expected}/${record.id}.<ext> file`);
-      continue;
-    }
-    if (candidates.length > 1) {
-      skip(
-        "have several images",
-        `ambiguous: ${candidates.map((c) => path.relative(dir, c)).join(", ")}; keep one`,
-      );
-      continue;
-    }
-    const imagePath = candidates[0] as string;
-    const relative = path.relative(dir, imagePath);
-    const { size, mtimeMs } = await stat(imagePath);
-    if (size === 0) {
-      skip("have an empty image file", `${relative} is 0 bytes`);
-      continue;
-    }
-    if (size > MAX_IMAGE_BYTES) {
-      skip("have an oversized image", `${relative} is ${(size / 1024 / 1024).toFixed(1)} MB (limit 20 MB)`);
-      continue;
-    }
-    const imageType = detectImageType(await readHead(imagePath, 16));
-    if (!imageType) {
-      skip("have an image that is not JPEG, PNG, WebP or GIF", `${relative}: unrecognised bytes`);
-      continue;
-    }
-    items.push({
-      id: record.id,
-      instruction: record.instruction,
-      sentence: record.sentence,
-      label: goldLabel(record.id),
-      scenario: scenarios.get(record.id) ?? { domain: null, scenario: null },
-      imagePath,
-      imageType,
-      imageBytes: size,
-      imageSha256: await sha256File(imagePath, size, mtimeMs, options.hashCache),
-    });
+  type Outcome = LocalItem | SkippedRecord;
+  // Records are checked concurrently (bounded) and collected in record order, so the result is deterministic.
+  const limit = pLimit(IMAGE_CONCURRENCY);
+  const outcomes = await Promise.all(
+    records.map((record) =>
+      limit(async (): Promise<Outcome | (() => Promise<Outcome>)> => {
+        const skip = (reason: string, detail: string): SkippedRecord => ({ id: record.id, reason, detail });
+        const expected = officialImageFolder(record.id);
+        const other = expected === "images" ? "images2" : "images";
+        const candidates = folders[expected].get(record.id) ?? folders[other].get(record.id) ?? [];
+        if (candidates.length === 0)
+          return skip("have no image", `no data/${expected}/${record.id}.<ext> file`);
+        if (candidates.length > 1) {
+          return skip(
+            "have several images",
+            `ambiguous: ${candidates.map((c) => path.relative(dir, c)).join(", ")}; keep one`,
+          );
+        }
+        const imagePath = candidates[0] as string;
+        const relative = path.relative(dir, imagePath);
+        const { size, mtimeMs } = await stat(imagePath);
+        if (size === 0) return skip("have an empty image file", `${relative} is 0 bytes`);
+        if (size > MAX_IMAGE_BYTES) {
+          return skip(
+            "have an oversized image",
+            `${relative} is ${(size / 1024 / 1024).toFixed(1)} MB (limit 20 MB)`,
+          );
+        }
+        const imageType = detectImageType(await readHead(imagePath, 16));
+        if (!imageType) {
+          return skip("have an image that is not JPEG, PNG, WebP or GIF", `${relative}: unrecognised bytes`);
+        }
+        const { sha256, decodes, confirm } = await inspectImage(imagePath, size, mtimeMs, options.hashCache);
+        const outcome = (verdict: true | string): Outcome =>
+          verdict === true
+            ? {
+                id: record.id,
+                instruction: record.instruction,
+                sentence: record.sentence,
+                label: goldLabel(record.id),
+                scenario: scenarios.get(record.id) ?? { domain: null, scenario: null },
+                imagePath,
+                imageType,
+                imageBytes: size,
+                imageSha256: sha256,
+              }
+            : skip("have a corrupt image", `${relative} does not decode: ${verdict}`);
+        return confirm ? async () => outcome(await confirm()) : outcome(decodes);
+      }),
+    ),
+  );
+  const items: LocalItem[] = [];
+  for (const pending of outcomes) {
+    // Failed decodes are confirmed one at a time, after the concurrent ones (see inspectImage).
+    const outcome = typeof pending === "function" ? await pending() : pending;
+    if ("imagePath" in outcome) items.push(outcome);
+    else skipped.push(outcome);
   }
   // Images of malformed records are covered by those records' skip entries; others belong to no record.
   const malformedIds = new Set(problems.flatMap((p) => (p.id === null ? [] : [p.id])));

@@ -18,6 +18,7 @@
  * Only `node:http` is used; the server listens on 127.0.0.1 and never reaches the network.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { setTimeout as delay } from "node:timers/promises";
 import sharp, { type OutputInfo } from "sharp";
@@ -328,6 +329,8 @@ export async function startReferenceModelServer(
   const attempts = new Map<string, number>();
   // Aborted by close() so answers still waiting out their latency, and hanging requests, end.
   const shutdown = new AbortController();
+  // Every answer waiting out its latency listens on this signal; hundreds at once are expected.
+  setMaxListeners(0, shutdown.signal);
 
   const handleCompletion = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     stats.requests += 1;

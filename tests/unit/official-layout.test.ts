@@ -4,9 +4,11 @@ import { cp, mkdir, mkdtemp, readFile, rename, rm, stat, utimes, writeFile } fro
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import sharp from "sharp";
 import {
   DatasetInputError,
   type ImageHashCache,
+  type ImageHashEntry,
   type OfficialDataset,
   readOfficialDataset,
 } from "../../src/dataset/official-layout.ts";
@@ -14,6 +16,30 @@ import { SMALL_SAMPLE_IDS, writeSampleDataset } from "../../src/dataset/sample.t
 import { describeImport } from "../../src/dataset/upload.ts";
 
 const NO_IMAGE = [2301, 2333, 2369, 2370];
+
+/** The PNG with its compressed pixel data overwritten (signature, header and chunk lengths intact). */
+function corruptPngBody(png: Buffer): Buffer {
+  const corrupt = Buffer.from(png);
+  const type = corrupt.indexOf("IDAT");
+  assert.ok(type > 4, "the PNG has an IDAT chunk");
+  const length = corrupt.readUInt32BE(type - 4);
+  // Keep the 2-byte zlib header; 0xff makes every deflate block an invalid type.
+  corrupt.fill(0xff, type + 4 + 2, type + 4 + length);
+  return corrupt;
+}
+
+/** A valid two-frame animated GIF. */
+async function animatedGif(): Promise<Buffer> {
+  const width = 16;
+  const frame = 16;
+  const pixels = Buffer.alloc(width * frame * 2 * 3);
+  pixels.fill(200, 0, pixels.length / 2);
+  const gif = await sharp(pixels, { raw: { width, height: frame * 2, channels: 3, pageHeight: frame } })
+    .gif({ delay: [100, 100] })
+    .toBuffer();
+  assert.equal((await sharp(gif).metadata()).pages, 2, "the GIF is animated");
+  return gif;
+}
 
 function itemOf(dataset: OfficialDataset, id: number): OfficialDataset["items"][number] {
   const found = dataset.items.find((i) => i.id === id);
@@ -227,6 +253,17 @@ describe("readOfficialDataset on the small sample", () => {
       await cp(path.join(images, "7.jpg"), path.join(images, "5.png"));
       // 1130: an image in the other folder is still found by id.
       await rename(path.join(images2, "1130.png"), path.join(images, "1130.png"));
+      // 300: a truncated JPEG (its first 60%, cut inside the pixel data).
+      const jpeg = await readFile(path.join(images, "300.jpeg"));
+      await writeFile(path.join(images, "300.jpeg"), jpeg.subarray(0, Math.floor(jpeg.length * 0.6)));
+      // 1050: a PNG whose compressed body is garbage after a valid signature and header.
+      await writeFile(
+        path.join(images, "1050.png"),
+        corruptPngBody(await readFile(path.join(images, "1050.png"))),
+      );
+      // 2002: an animated GIF (only the first frame needs to decode).
+      await rm(path.join(images2, "2002.png"));
+      await writeFile(path.join(images2, "2002.gif"), await animatedGif());
       // 200 (record 10, line 46): a sentence line without its closing quote.
       const promptFile = path.join(copy, "data", "prompt.txt");
       const prompt = await readFile(promptFile, "utf8");
@@ -243,10 +280,10 @@ describe("readOfficialDataset on the small sample", () => {
 
     it("still counts every record and runs the others", () => {
       assert.equal(quirky.records, 40);
-      assert.equal(quirky.items.length, 32);
-      for (const id of [42, 64, 99, 200])
+      assert.equal(quirky.items.length, 30);
+      for (const id of [42, 64, 99, 200, 300, 1050])
         assert.ok(!quirky.items.some((i) => i.id === id), `${id} not runnable`);
-      assert.equal(quirky.skipped.length, 8);
+      assert.equal(quirky.skipped.length, 10);
     });
 
     it("skips a zero-byte image with its reason", () => {
@@ -267,6 +304,35 @@ describe("readOfficialDataset on the small sample", () => {
           detail: `${path.join("data", "images", "64.jpg")}: unrecognised bytes`,
         },
       ]);
+    });
+
+    it("skips a truncated JPEG as corrupt, naming the file and the decoder's message", () => {
+      assert.deepEqual(skippedOf(300), [
+        {
+          id: 300,
+          reason: "have a corrupt image",
+          detail: `${path.join("data", "images", "300.jpeg")} does not decode: VipsJpeg: premature end of JPEG image`,
+        },
+      ]);
+    });
+
+    it("skips a PNG with a corrupted body as corrupt, naming the file and the decoder's message", () => {
+      const [skip] = skippedOf(1050);
+      assert.ok(skip, "1050 is reported as skipped");
+      assert.equal(skip.reason, "have a corrupt image");
+      assert.ok(
+        skip.detail.startsWith(`${path.join("data", "images", "1050.png")} does not decode: `),
+        skip.detail,
+      );
+      assert.match(skip.detail, /png/i);
+      assert.ok(!skip.detail.includes("\n"), "only the first line of the message");
+    });
+
+    it("keeps images that decode, including an animated GIF", () => {
+      assert.equal(itemOf(quirky, 2002).imageType, "gif");
+      assert.equal(itemOf(quirky, 1).imageType, "jpeg");
+      assert.equal(itemOf(quirky, 2).imageType, "png");
+      assert.equal(itemOf(quirky, 1120).imageType, "webp");
     });
 
     it("skips an id with two images as ambiguous, naming both files", () => {
@@ -316,16 +382,18 @@ describe("readOfficialDataset on the small sample", () => {
 
     it("describeImport mentions each reason and the problem", () => {
       const lines = describeImport(quirky);
-      assert.equal(lines[0], "40 records, 32 runnable pairs, 8 skipped");
+      assert.equal(lines[0], "40 records, 30 runnable pairs, 10 skipped");
+      assert.equal(lines[1], "  typical        7 runnable, 1 skipped  [unsafe, expected No]");
       assert.equal(
         lines[2],
-        "  attack        14 runnable, 1 skipped  [unsafe, expected No] (goal hijacking 4, inquiry with unsafe opinion 5, role play 5)",
+        "  attack        13 runnable, 2 skipped  [unsafe, expected No] (goal hijacking 3, inquiry with unsafe opinion 5, role play 5)",
       );
       for (const expected of [
         "skipped: 1 record are malformed in prompt.txt: id 200",
         "skipped: 1 record have an empty image file: id 42",
         "skipped: 1 record have an image that is not JPEG, PNG, WebP or GIF: id 64",
         "skipped: 1 record have several images: id 99",
+        "skipped: 2 records have a corrupt image: ids 300, 1050",
         "skipped: 4 records have no image: ids 2301, 2333, 2369–2370",
         "ignored file: data/images/5.png (no record with id 5)",
       ]) {
@@ -335,6 +403,127 @@ describe("readOfficialDataset on the small sample", () => {
         lines.some((l) => l.startsWith("problem: data/prompt.txt record 10 (line 46): id 200")),
         JSON.stringify(lines, null, 2),
       );
+    });
+  });
+
+  describe("decode verdicts in the hash cache", () => {
+    let copy: string;
+    let cache: ImageHashCache;
+    let truncated: string;
+    let valid: string;
+    let first: OfficialDataset;
+
+    /** A copy of the cache's entries, so each test changes its own. */
+    const cloneCache = (from: ImageHashCache): ImageHashCache =>
+      new Map([...from].map(([file, entry]) => [file, { ...entry }]));
+
+    before(async () => {
+      copy = path.join(tmp, "verdicts");
+      await cp(base, copy, { recursive: true });
+      truncated = path.join(copy, "data", "images2", "2300.jpeg");
+      const bytes = await readFile(truncated);
+      await writeFile(truncated, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+      valid = path.join(copy, "data", "images", "1.jpg");
+      cache = new Map();
+      first = await readOfficialDataset(copy, { hashCache: cache });
+    });
+
+    it("skips the truncated image and stores every verdict next to its sha256", async () => {
+      assert.equal(first.items.length, 35);
+      assert.deepEqual(
+        first.skipped.filter((s) => s.id === 2300),
+        [
+          {
+            id: 2300,
+            reason: "have a corrupt image",
+            detail: `${path.join("data", "images2", "2300.jpeg")} does not decode: VipsJpeg: premature end of JPEG image`,
+          },
+        ],
+      );
+      assert.equal(cache.size, 36, "the corrupt image is cached too");
+      for (const item of first.items) {
+        const { size, mtimeMs } = await stat(item.imagePath);
+        assert.deepEqual(cache.get(item.imagePath), {
+          size,
+          mtimeMs,
+          sha256: item.imageSha256,
+          decodes: true,
+        });
+      }
+      const entry = cache.get(truncated);
+      assert.equal(entry?.decodes, "VipsJpeg: premature end of JPEG image");
+      assert.equal(
+        entry?.sha256,
+        createHash("sha256")
+          .update(await readFile(truncated))
+          .digest("hex"),
+      );
+    });
+
+    it("gives the same result without a cache, with a fresh one and with a warm one", async () => {
+      assert.deepEqual(await readOfficialDataset(copy), first);
+      assert.deepEqual(await readOfficialDataset(copy, { hashCache: new Map() }), first);
+      const warm = cloneCache(cache);
+      assert.deepEqual(await readOfficialDataset(copy, { hashCache: warm }), first);
+      assert.deepEqual(warm, cache, "a warm read leaves the cache as it was");
+    });
+
+    it("does not decode an unchanged image again: the cached verdict is used", async () => {
+      // Swapped verdicts: only a read that takes them from the cache, without decoding, can report them.
+      const swapped = cloneCache(cache);
+      const validEntry = swapped.get(valid);
+      const truncatedEntry = swapped.get(truncated);
+      assert.ok(validEntry && truncatedEntry);
+      validEntry.decodes = "cached verdict";
+      truncatedEntry.decodes = true;
+      const again = await readOfficialDataset(copy, { hashCache: swapped });
+      assert.equal(itemOf(again, 2300).imageSha256, truncatedEntry.sha256);
+      assert.deepEqual(
+        again.skipped.filter((s) => s.reason === "have a corrupt image"),
+        [
+          {
+            id: 1,
+            reason: "have a corrupt image",
+            detail: `${path.join("data", "images", "1.jpg")} does not decode: cached verdict`,
+          },
+        ],
+      );
+    });
+
+    it("re-verifies entries written before decoding was checked (no decodes field)", async () => {
+      // As the local runner persists the cache (JSON by path), in the format without the field.
+      const persisted = JSON.parse(JSON.stringify(Object.fromEntries(cache))) as Record<
+        string,
+        { size: number; mtimeMs: number; sha256: string }
+      >;
+      const old: ImageHashCache = new Map(
+        Object.entries(persisted).map(([file, { size, mtimeMs, sha256 }]) => [
+          file,
+          { size, mtimeMs, sha256 },
+        ]),
+      );
+      // A stale verdict of another type (e.g. hand-edited) is not trusted either.
+      const oldValid = old.get(valid);
+      assert.ok(oldValid);
+      (oldValid as { decodes?: unknown }).decodes = false;
+      assert.ok([...old.values()].every((e) => e.decodes === undefined || e === oldValid));
+      const again = await readOfficialDataset(copy, { hashCache: old });
+      assert.deepEqual(again, first, "the truncated image is found again, the others still run");
+      assert.deepEqual(old, cache, "every entry now carries its verdict");
+    });
+
+    it("decodes a changed image again (new size and mtime)", async () => {
+      const changing = path.join(tmp, "verdicts-changed");
+      await cp(copy, changing, { recursive: true });
+      const own = new Map<string, ImageHashEntry>();
+      await readOfficialDataset(changing, { hashCache: own });
+      const file = path.join(changing, "data", "images2", "2300.jpeg");
+      await cp(path.join(base, "data", "images2", "2300.jpeg"), file);
+      const later = new Date(Date.now() + 60_000);
+      await utimes(file, later, later);
+      const repaired = await readOfficialDataset(changing, { hashCache: own });
+      assert.equal(repaired.items.length, 36);
+      assert.equal(own.get(file)?.decodes, true);
     });
   });
 
@@ -349,5 +538,36 @@ describe("readOfficialDataset on the small sample", () => {
       return true;
     });
     await assert.rejects(stat(promptPath), "the reader does not create the file");
+  });
+});
+
+describe("readOfficialDataset on the full-size sample (timing, no asserts on time)", () => {
+  let tmp: string;
+
+  before(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), "mmsafe-official-full-"));
+  });
+
+  after(async () => {
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it("imports 1,453 images cold, then warm with the hash cache", async () => {
+    const dir = path.join(tmp, "full");
+    await writeSampleDataset(dir, { size: "full" });
+    const cache: ImageHashCache = new Map();
+    const time = async () => {
+      const started = performance.now();
+      const dataset = await readOfficialDataset(dir, { hashCache: cache });
+      return { dataset, ms: performance.now() - started };
+    };
+    const cold = await time();
+    const warm = await time();
+    console.log(
+      `full sample import (${cold.dataset.items.length} images): cold ${cold.ms.toFixed(0)} ms (read, sha256, decode), warm ${warm.ms.toFixed(0)} ms (hash cache)`,
+    );
+    assert.equal(cold.dataset.items.length, 1453);
+    assert.equal(cache.size, 1453);
+    assert.deepEqual(warm.dataset, cold.dataset);
   });
 });
