@@ -1,5 +1,7 @@
 import type { Context } from "aws-lambda";
+import { renderCharts } from "../../src/adapters/chart-render.ts";
 import { createHandlerRuntime } from "../../src/adapters/handler-runtime.ts";
+import { thumbnailDataUrl } from "../../src/adapters/thumbnails.ts";
 import { aggregate } from "../../src/pipeline/aggregate.ts";
 import { MMSAFE_VERSION } from "../../src/version.ts";
 
@@ -13,6 +15,9 @@ export async function handler(event: unknown, context: Context) {
     const output = await aggregate(event, {
       ...runtime,
       version: MMSAFE_VERSION,
+      // report.html: charts rendered to SVG and image thumbnails, both at report time.
+      renderCharts,
+      thumbnail: (bytes) => thumbnailDataUrl(bytes),
       // This invocation's usage up to the cost estimate; recorded on the run record afterwards.
       usageSoFar: () => ({ durationMs: performance.now() - started, aws: runtime.meter.snapshot() }),
     });

@@ -1,4 +1,5 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { access, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { createS3Client } from "../adapters/aws-clients.ts";
@@ -140,6 +141,17 @@ async function runCommand(options: RunOptions): Promise<number> {
     process.stdout.write(
       `report: ${path.join(result.reportDir ?? "", "report.md")}\n        ${path.join(result.reportDir ?? "", "report.json")}\n`,
     );
+    const page = path.join(result.reportDir ?? "", "report.html");
+    if (
+      result.reportDir &&
+      (await access(page).then(
+        () => true,
+        () => false,
+      ))
+    )
+      process.stdout.write(
+        `        ${page}  (open it: npm run mmsafe -- open ${result.runId}${options.reports === "reports" ? "" : ` --reports ${options.reports}`})\n`,
+      );
     process.stdout.write(`in the local bucket: ${result.output.report.json}\n`);
     process.stdout.write(`took ${(result.durationMs / 1000).toFixed(1)} s\n`);
     return EXIT.ok;
@@ -157,11 +169,19 @@ async function compareCommand(
   if (options.scoring !== "paper" && options.scoring !== "strict")
     throw new UsageError(`--scoring: "${options.scoring}" is not paper or strict`);
   const scoring = options.scoring;
-  const { compareLocal, parseSideSpec, CompareInputError } = await import("../local/compare-runs.ts");
+  const { compareLocalWithItems, parseSideSpec, CompareInputError } = await import(
+    "../local/compare-runs.ts"
+  );
   const { closeLocalSession } = await import("../local/runner.ts");
   try {
-    const comparison = await compareLocal(options.home, parseSideSpec(a), parseSideSpec(b), scoring);
+    const { comparison, items } = await compareLocalWithItems(
+      options.home,
+      parseSideSpec(a),
+      parseSideSpec(b),
+      scoring,
+    );
     const { comparisonTableLines, renderComparisonMarkdown } = await import("../core/compare.ts");
+    const { renderComparisonHtml } = await import("../core/compare-html.ts");
     process.stdout.write(`${comparisonTableLines(comparison).map(terminalSafe).join("\n")}\n`);
     const slug = (label: string) => label.replace(/[^A-Za-z0-9._-]+/g, "_");
     const dir = path.join(options.reports, "compare");
@@ -169,7 +189,10 @@ async function compareCommand(
     await mkdir(dir, { recursive: true });
     await writeFile(`${base}.md`, renderComparisonMarkdown(comparison));
     await writeFile(`${base}.json`, `${JSON.stringify(comparison, null, 2)}\n`);
-    process.stdout.write(`\ncomparison: ${base}.md\n            ${base}.json\n`);
+    await writeFile(`${base}.html`, renderComparisonHtml(comparison, items));
+    process.stdout.write(
+      `\ncomparison: ${base}.md\n            ${base}.json\n            ${base}.html (flipped items, filterable)\n`,
+    );
     return EXIT.ok;
   } catch (error: unknown) {
     if (error instanceof CompareInputError) throw new UsageError(error.message);
@@ -177,6 +200,46 @@ async function compareCommand(
   } finally {
     await closeLocalSession();
   }
+}
+
+/** A run id (as Plan accepts it): no path separator, so `<reports>/<runId>/` stays under `<reports>`. */
+const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+
+/**
+ * Opens a file with the desktop's default application, detached: the CLI neither waits for it nor fails
+ * when there is none (a server, a container); the path is printed anyway.
+ */
+function openWithDesktop(file: string): void {
+  const [command, args] =
+    process.platform === "darwin"
+      ? ["open", [file]]
+      : process.platform === "win32"
+        ? ["cmd", ["/c", "start", "", file]]
+        : ["xdg-open", [file]];
+  try {
+    const child = spawn(command, args, { detached: true, stdio: "ignore", windowsHide: true });
+    child.on("error", () => undefined);
+    child.unref();
+  } catch {
+    // No opener: the printed path is enough.
+  }
+}
+
+async function openCommand(runId: string, options: { reports: string; print?: boolean }): Promise<number> {
+  if (!RUN_ID_PATTERN.test(runId))
+    throw new UsageError(`"${runId}" is not a run id (1–64 letters, digits, '.', '_', ':' or '-')`);
+  const file = path.resolve(options.reports, runId, "report.html");
+  const found = await access(file).then(
+    () => true,
+    () => false,
+  );
+  if (!found) {
+    const out = path.resolve(options.reports) === path.resolve("reports") ? "" : ` --out ${options.reports}`;
+    throw new UsageError(`no report page at ${file}; write it with: mmsafe report ${runId} --local${out}`);
+  }
+  process.stdout.write(`${file}\n`);
+  if (process.stdout.isTTY && !options.print) openWithDesktop(file);
+  return EXIT.ok;
 }
 
 /** The `mmsafe` command line. */
@@ -264,6 +327,27 @@ Examples:
     )
     .action(async (a: string, b: string, options: { scoring: string; home: string; reports: string }) => {
       process.exitCode = await compareCommand(a, b, options);
+    });
+
+  program
+    .command("open <run-id>")
+    .description(
+      "Print the path of a run's report page (<reports>/<run-id>/report.html) and open it in the browser.",
+    )
+    .option("--reports <dir>", "where reports are copied (<dir>/<run-id>/)", "reports")
+    .option("--print", "only print the path (never start a browser)")
+    .addHelpText(
+      "after",
+      `
+The browser is started (xdg-open, open on macOS, start on Windows) only when stdout is a terminal; the
+command never waits for it. Exit code 2 when the run has no report page here.
+
+Examples:
+  $ npm run mmsafe -- open nightly-01
+  $ npm run mmsafe -- open nightly-01 --print        # just the path, e.g. for scripts`,
+    )
+    .action(async (runId: string, options: { reports: string; print?: boolean }) => {
+      process.exitCode = await openCommand(runId, options);
     });
 
   const dataset = program

@@ -1,10 +1,132 @@
 import cliProgress from "cli-progress";
 import type { RunEvent } from "../local/runner.ts";
 
-/** Shows a run's progress: a live bar on a terminal, a plain line every few seconds elsewhere (CI logs). */
+/** A `progress` event of a run. */
+export type ProgressEvent = Extract<RunEvent, { type: "progress" }>;
+
+/** Seconds between two plain progress lines (logs, CI). */
+export const PLAIN_LINE_INTERVAL_S = 5;
+
+/**
+ * Verdicts per second since the evaluation started (after upload and planning), not counting the verdicts
+ * a resumed run already had; 0 before any verdict.
+ */
+export function rate(event: ProgressEvent): number {
+  const seconds = (event.elapsedMs - event.runStartedMs) / 1000;
+  const done = event.done - event.alreadyDone;
+  return seconds > 0 && done > 0 ? done / seconds : 0;
+}
+
+/** Seconds left at the current rate: 0 when every planned verdict is written, null while the rate is 0. */
+export function eta(event: ProgressEvent): number | null {
+  const remaining = event.total - event.done;
+  if (remaining <= 0) return 0;
+  const r = rate(event);
+  return r > 0 ? Math.ceil(remaining / r) : null;
+}
+
+/** "–" (unknown), "6 s", "2 min 05 s", "1 h 02 min". */
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds)) return "–";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
+}
+
+/** 12,345 */
+export const formatCount = (n: number): string => n.toLocaleString("en-US");
+
+/** "$0.0123" (4 decimals below $10, else 2), or "–" when no model has prices. */
+export function formatCost(usd: number | null | undefined): string {
+  if (usd === null || usd === undefined) return "–";
+  return `$${usd.toFixed(usd < 10 ? 4 : 2)}`;
+}
+
+const percent = (done: number, total: number): string =>
+  total > 0 ? ((100 * done) / total).toFixed(1) : "0.0";
+
+/**
+ * The figures after the counts: errors, and when the runner gathered them, retries, tokens, cost and cached
+ * answers. `errors 1 · retries 3 · tokens 12,345 · cost $0.0123 · cached 0`
+ */
+export function formatStats(event: ProgressEvent): string {
+  const parts = [`errors ${formatCount(event.errors)}`];
+  if (event.retries !== undefined) parts.push(`retries ${formatCount(event.retries)}`);
+  if (event.tokens !== undefined) parts.push(`tokens ${formatCount(event.tokens)}`);
+  if (event.costUsd !== undefined) parts.push(`cost ${formatCost(event.costUsd)}`);
+  if (event.cached !== undefined) parts.push(`cached ${formatCount(event.cached)}`);
+  return parts.join(" · ");
+}
+
+/**
+ * The plain progress line (logs, CI):
+ * `progress: 120/216 verdicts (55.6%) · 14.2/s · ETA 6 s · errors 1 · retries 3 · tokens 12,345 ·
+ * cost $0.0123 · cached 0 · gpt-4o 60/108, claude 60/108` (one line; per model when the runner gathered it).
+ */
+export function formatProgressLine(event: ProgressEvent): string {
+  const parts = [
+    `progress: ${event.done}/${event.total} verdicts (${percent(event.done, event.total)}%)`,
+    `${rate(event).toFixed(1)}/s`,
+    `ETA ${formatDuration(eta(event))}`,
+    formatStats(event),
+  ];
+  if (event.models && event.models.length > 0)
+    parts.push(event.models.map((m) => `${m.id} ${m.done}/${m.total}`).join(", "));
+  return parts.join(" · ");
+}
+
+/** One line of the live display: a label, a bar of `value`/`total`, then `text`. */
+export interface BarRow {
+  label: string;
+  value: number;
+  total: number;
+  text: string;
+}
+
+/** Label column of the live display; longer model ids are cut with an ellipsis. */
+export const LABEL_WIDTH = 12;
+const BAR_SIZE = 16;
+
+const fitLabel = (label: string): string =>
+  label.length > LABEL_WIDTH ? `${label.slice(0, LABEL_WIDTH - 1)}…` : label.padEnd(LABEL_WIDTH);
+
+/**
+ * The live display's bar rows (≤ 80 columns each): one per model (`60/108  55.6% · errors 1 · $0.0061`),
+ * then the totals (`120/216 55.6% · 14.2/s · ETA 6 s`). The figures line ({@link formatStats}) goes below.
+ */
+export function barRows(event: ProgressEvent): BarRow[] {
+  const models = event.models ?? [];
+  const counts = [...models.map((m) => `${m.done}/${m.total}`), `${event.done}/${event.total}`];
+  const width = Math.max(...counts.map((c) => c.length));
+  const countsText = (done: number, total: number) =>
+    `${`${done}/${total}`.padEnd(width)} ${percent(done, total).padStart(5)}%`;
+  const rows: BarRow[] = models.map((m) => {
+    const parts = [countsText(m.done, m.total)];
+    if (m.errors > 0) parts.push(`errors ${formatCount(m.errors)}`);
+    if (m.costUsd !== null) parts.push(formatCost(m.costUsd));
+    return { label: fitLabel(m.id), value: m.done, total: m.total, text: parts.join(" · ") };
+  });
+  rows.push({
+    label: fitLabel(models.length > 0 ? "all models" : "verdicts"),
+    value: event.done,
+    total: event.total,
+    text: [
+      countsText(event.done, event.total),
+      `${rate(event).toFixed(1)}/s`,
+      `ETA ${formatDuration(eta(event))}`,
+    ].join(" · "),
+  });
+  return rows;
+}
+
+/** Shows a run's progress: live bars on a terminal, a plain line every few seconds elsewhere (CI logs). */
 export class ProgressDisplay {
-  private bar: cliProgress.SingleBar | null = null;
-  private lastLine = 0;
+  private multi: cliProgress.MultiBar | null = null;
+  private bars: cliProgress.SingleBar[] = [];
+  private lastLine = Number.NEGATIVE_INFINITY;
+  private lastDone = -1;
+  private lastErrors = -1;
 
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
@@ -34,46 +156,70 @@ export class ProgressDisplay {
   }
 
   private write(line: string): void {
-    if (this.bar) this.bar.stop();
-    this.bar = null;
-    this.stream.write(`${line}\n`);
+    // Above the live bars while they run (shown at their next redraw), else a plain line.
+    if (this.multi) this.multi.log(`${line}\n`);
+    else this.stream.write(`${line}\n`);
   }
 
-  private progress(event: Extract<RunEvent, { type: "progress" }>): void {
-    const seconds = event.elapsedMs / 1000;
-    const rate =
-      (event.done - event.alreadyDone) / Math.max(0.001, (event.elapsedMs - event.runStartedMs) / 1000);
-    const eta = rate > 0 ? Math.round((event.total - event.done) / rate) : null;
-    const payload = { errors: event.errors, rate: rate.toFixed(1), etaText: eta === null ? "–" : `${eta}s` };
+  private progress(event: ProgressEvent): void {
     if (this.stream.isTTY) {
-      if (!this.bar) {
-        this.bar = new cliProgress.SingleBar(
-          {
-            stream: this.stream,
-            format: "evaluating {bar} {value}/{total} verdicts | {rate}/s | ETA {etaText} | errors {errors}",
-            hideCursor: true,
-            clearOnComplete: false,
-          },
-          cliProgress.Presets.shades_classic,
-        );
-        this.bar.start(event.total, event.done, payload);
-      }
-      this.bar.setTotal(event.total);
-      this.bar.update(event.done, payload);
+      this.live(event);
       if (event.final) this.stop();
       return;
     }
-    if (event.final || seconds - this.lastLine >= 5) {
+    const seconds = event.elapsedMs / 1000;
+    // The final line is left out when the last one already said as much (a run that ended between lines).
+    const due = event.final
+      ? event.done !== this.lastDone || event.errors !== this.lastErrors
+      : seconds - this.lastLine >= PLAIN_LINE_INTERVAL_S;
+    if (due) {
       this.lastLine = seconds;
-      const percent = event.total > 0 ? ((100 * event.done) / event.total).toFixed(1) : "0.0";
-      this.stream.write(
-        `progress: ${event.done}/${event.total} verdicts (${percent}%), ${payload.rate}/s, ETA ${payload.etaText}, errors ${event.errors}\n`,
-      );
+      this.lastDone = event.done;
+      this.lastErrors = event.errors;
+      this.stream.write(`${formatProgressLine(event)}\n`);
     }
   }
 
+  private live(event: ProgressEvent): void {
+    const rows = barRows(event);
+    const stats = formatStats(event);
+    // The rows are fixed once planned; rebuild only if they change (another run's event, say).
+    if (this.multi && this.bars.length !== rows.length + 1) this.stop();
+    if (!this.multi) {
+      this.multi = new cliProgress.MultiBar(
+        {
+          stream: this.stream,
+          format: "{label} {bar} {text}",
+          barsize: BAR_SIZE,
+          hideCursor: true,
+          clearOnComplete: false,
+          linewrap: false,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bars = rows.map((row) => this.multi?.create(Math.max(1, row.total), row.value, row)).filter(isBar);
+      const statsBar = this.multi.create(
+        1,
+        0,
+        { text: stats },
+        { format: `${" ".repeat(LABEL_WIDTH + 1)}{text}` },
+      );
+      if (statsBar) this.bars.push(statsBar);
+      return;
+    }
+    rows.forEach((row, i) => {
+      const bar = this.bars[i];
+      bar?.setTotal(Math.max(1, row.total));
+      bar?.update(row.value, row);
+    });
+    this.bars[rows.length]?.update(0, { text: stats });
+  }
+
   stop(): void {
-    this.bar?.stop();
-    this.bar = null;
+    this.multi?.stop();
+    this.multi = null;
+    this.bars = [];
   }
 }
+
+const isBar = (bar: cliProgress.SingleBar | undefined): bar is cliProgress.SingleBar => bar !== undefined;

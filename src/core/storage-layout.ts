@@ -43,6 +43,7 @@ export const runMapResultsPrefix = (runId: string): string => `${runPrefix(runId
 export const reportPrefix = (runId: string): string => `${S3_PREFIXES.reports}${runId}/`;
 export const reportJsonKey = (runId: string): string => `${reportPrefix(runId)}report.json`;
 export const reportMarkdownKey = (runId: string): string => `${reportPrefix(runId)}report.md`;
+export const reportHtmlKey = (runId: string): string => `${reportPrefix(runId)}report.html`;
 export const responsesKey = (runId: string, modelId: string, strategy: string): string =>
   `${reportPrefix(runId)}responses/${modelId}.${strategy}.jsonl`;
 
@@ -94,6 +95,8 @@ export const PIPELINE_FUNCTIONS = {
     memoryMb: 1024,
     timeoutSeconds: 300,
     substitution: "AggregateFunctionArn",
+    // sharp makes report.html's thumbnails (native binaries, installed like evaluate-shard's).
+    nodeModules: ["sharp"],
   },
 } as const satisfies Record<
   string,

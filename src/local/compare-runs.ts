@@ -3,10 +3,14 @@
  * compares them item by item (core/compare.ts).
  */
 import { createDocumentClient } from "../adapters/aws-clients.ts";
+import type { ObjectStore } from "../adapters/object-store.ts";
 import { DynamoRunStore, type RunRecord } from "../adapters/run-store.ts";
 import { DynamoVerdictStore } from "../adapters/verdict-store.ts";
 import { type Comparison, compareVerdicts, type Scoring } from "../core/compare.ts";
-import type { Strategy } from "../core/schemas.ts";
+import type { ComparisonItem } from "../core/compare-html.ts";
+import type { DatasetItem, Strategy, Verdict } from "../core/schemas.ts";
+import { runShardKey } from "../core/storage-layout.ts";
+import { parseShard } from "../pipeline/dataset-io.ts";
 import { LOCAL_RESOURCES } from "./embedded-aws.ts";
 import { openLocalSession } from "./runner.ts";
 
@@ -73,7 +77,30 @@ export async function compareLocal(
   b: SideSpec,
   scoring: Scoring,
 ): Promise<Comparison> {
-  await openLocalSession(home);
+  return (await compareSides(home, a, b, scoring, false)).comparison;
+}
+
+/**
+ * {@link compareLocal}, plus what a page shows of each flipped item: its sentence (from run A's shards)
+ * and both sides' responses.
+ */
+export async function compareLocalWithItems(
+  home: string,
+  a: SideSpec,
+  b: SideSpec,
+  scoring: Scoring,
+): Promise<{ comparison: Comparison; items: ComparisonItem[] }> {
+  return compareSides(home, a, b, scoring, true);
+}
+
+async function compareSides(
+  home: string,
+  a: SideSpec,
+  b: SideSpec,
+  scoring: Scoring,
+  withItems: boolean,
+): Promise<{ comparison: Comparison; items: ComparisonItem[] }> {
+  const session = await openLocalSession(home);
   const client = createDocumentClient();
   const runs = new DynamoRunStore(client, LOCAL_RESOURCES.runsTable);
   const verdicts = new DynamoVerdictStore(client, LOCAL_RESOURCES.verdictsTable);
@@ -98,10 +125,55 @@ export async function compareLocal(
   const verdictsOf = async (runId: string, side: { modelId: string; strategy: Strategy }) =>
     (await verdicts.listRun(runId)).filter((v) => v.modelId === side.modelId && v.strategy === side.strategy);
   const [va, vb] = await Promise.all([verdictsOf(a.runId, sideA), verdictsOf(b.runId, sideB)]);
+  let comparison: Comparison;
   try {
-    return compareVerdicts(va, vb, { scoring, labelA: sideA.label, labelB: sideB.label });
+    comparison = compareVerdicts(va, vb, { scoring, labelA: sideA.label, labelB: sideB.label });
   } catch (error: unknown) {
     // No shared items, or sides from different datasets: a problem with what was asked, not a crash.
     throw new CompareInputError(error instanceof Error ? error.message : String(error), { cause: error });
   }
+  if (!withItems) return { comparison, items: [] };
+  const flipped = new Set(
+    Object.values(comparison.flips).flatMap((f) => [...f.rightToWrong, ...f.wrongToRight]),
+  );
+  const sentences = await flippedSentences(session.store, a.runId, runA.shards, flipped);
+  const responseOf = (side: readonly Verdict[]) => new Map(side.map((v) => [v.itemId, v.response]));
+  const [responsesA, responsesB] = [responseOf(va), responseOf(vb)];
+  const items: ComparisonItem[] = [...flipped]
+    .sort((x, y) => x - y)
+    .map((id) => {
+      const item = sentences.get(id);
+      return {
+        id,
+        sentence: item?.sentence ?? "",
+        category: item?.category ?? "",
+        answerA: responsesA.get(id) ?? null,
+        answerB: responsesB.get(id) ?? null,
+      };
+    });
+  return { comparison, items };
+}
+
+/** The dataset items of these ids, read from a run's shards (an absent or unreadable shard is skipped). */
+async function flippedSentences(
+  store: ObjectStore,
+  runId: string,
+  shards: number,
+  ids: ReadonlySet<number>,
+): Promise<Map<number, DatasetItem>> {
+  const found = new Map<number, DatasetItem>();
+  if (ids.size === 0) return found;
+  for (let index = 0; index < shards && found.size < ids.size; index++) {
+    const key = runShardKey(runId, index);
+    const text = await store.getTextIfExists(key).catch(() => null);
+    if (text === null) continue;
+    let items: DatasetItem[];
+    try {
+      items = parseShard(text, key);
+    } catch {
+      continue;
+    }
+    for (const item of items) if (ids.has(item.id)) found.set(item.id, item);
+  }
+  return found;
 }

@@ -125,6 +125,12 @@ export const REFERENCE_BASELINES: readonly { model: string; description: string 
       "same request always gets the same answer; use `random:<int>` for another seed.",
   },
   {
+    model: "hostile",
+    description:
+      'Answers "Yes." followed by HTML and script injection attempts: for checking that reports render model ' +
+      "output as inert text.",
+  },
+  {
     model: "noise-sensitive",
     description:
       'Answers "Yes." with p(Yes)=0.6, p(No)=0.4 when the image looks clean and p(Yes)=0.8, p(No)=0.2 when it ' +
@@ -290,6 +296,7 @@ interface ParsedRequest {
 
 type Baseline =
   | { kind: "always-yes" }
+  | { kind: "hostile" }
   | { kind: "always-no" }
   | { kind: "random"; seed: number }
   | { kind: "noise-sensitive" };
@@ -646,6 +653,7 @@ function resolveModel(model: string): { baseline: Baseline; reportsLogprobs: boo
 
 function resolveBaseline(model: string): Baseline | undefined {
   if (model === "always-yes") return { kind: "always-yes" };
+  if (model === "hostile") return { kind: "hostile" };
   if (model === "always-no") return { kind: "always-no" };
   if (model === "noise-sensitive") return { kind: "noise-sensitive" };
   if (model === "random") return { kind: "random", seed: 0 };
@@ -820,7 +828,7 @@ async function decide(parsed: ParsedRequest): Promise<Decision> {
     return { chosen: "Yes", probabilities: NOISE_SENSITIVE_PROBABILITIES[noisy ? "noisy" : "clean"] };
   }
   const chosen: Answer =
-    baseline.kind === "always-yes"
+    baseline.kind === "always-yes" || baseline.kind === "hostile"
       ? "Yes"
       : baseline.kind === "always-no"
         ? "No"
@@ -850,6 +858,22 @@ function answerLogprobs({ chosen, probabilities }: Decision, topLogprobs: number
   };
 }
 
+/**
+ * What the `hostile` model appends to its answer: markup that would run script if a report rendered model
+ * output as HTML. `window.__mmsafePwned` stays undefined when it is shown as text.
+ */
+export const HOSTILE_ANSWER_SUFFIX =
+  ' <script>window.__mmsafePwned=1</script><img src=x onerror="window.__mmsafePwned=2"><b>bold?</b> | `*md*` ]]>';
+
+function hostileToken(topLogprobs: number): { text: string; logprobs: TokenLogprob } {
+  const token: TopLogprob = {
+    token: HOSTILE_ANSWER_SUFFIX,
+    logprob: 0,
+    bytes: tokenBytes(HOSTILE_ANSWER_SUFFIX),
+  };
+  return { text: HOSTILE_ANSWER_SUFFIX, logprobs: { ...token, top_logprobs: [token].slice(0, topLogprobs) } };
+}
+
 function periodLogprobs(topLogprobs: number): TokenLogprob {
   const period: TopLogprob = { token: ".", logprob: 0, bytes: tokenBytes(".") };
   return { ...period, top_logprobs: [period].slice(0, topLogprobs) };
@@ -861,6 +885,7 @@ function answer(parsed: ParsedRequest, decision: Decision): ChatCompletionBody {
   const tokens = [
     { text: decision.chosen, logprobs: answerLogprobs(decision, topLogprobs) },
     { text: ".", logprobs: periodLogprobs(topLogprobs) },
+    ...(parsed.baseline.kind === "hostile" ? [hostileToken(topLogprobs)] : []),
   ];
   // Honour a token cap (VCD callers often ask for max_tokens: 1) the way a real model would.
   const limits = [request.max_tokens, request.max_completion_tokens].filter((v): v is number => v != null);

@@ -7,7 +7,8 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { Context } from "aws-lambda";
 import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
-import { type ModelConfig, planOutputSchema } from "../core/schemas.ts";
+import { tokenCost } from "../core/metrics.ts";
+import { type ModelConfig, type PlanOutput, planOutputSchema } from "../core/schemas.ts";
 import {
   type AslSubstitution,
   MODELS_CONFIG_KEY,
@@ -49,7 +50,104 @@ export type RunEvent =
       /** When the evaluation itself started (after upload and planning), in ms since the run began. */
       runStartedMs: number;
       final: boolean;
+      /** Per model, in the plan's order (absent when only counts were gathered, e.g. `mmsafe start`). */
+      models?: ModelProgress[];
+      /** Model calls repeated after a fault, over the verdicts not answered from the cache. */
+      retries?: number;
+      /** Prompt + completion tokens of the verdicts written so far. */
+      tokens?: number;
+      /** USD so far at the configured prices of the models that have them; null when none has. */
+      costUsd?: number | null;
+      /** Verdicts answered from the response cache. */
+      cached?: number;
     };
+
+/** One model's share of a run's progress. */
+export interface ModelProgress {
+  id: string;
+  /** Verdicts written for this model (all strategies). */
+  done: number;
+  /** Verdicts planned for this model (items × strategies). */
+  total: number;
+  errors: number;
+  tokens: number;
+  /** USD at the model's configured prices; null without prices. */
+  costUsd: number | null;
+}
+
+/** The attributes of a verdict the progress display needs (all a poll reads). */
+export interface VerdictProgressRow {
+  modelId: string;
+  strategy: string;
+  status: string;
+  attempts: number;
+  promptTokens: number;
+  completionTokens: number;
+  cached: boolean;
+}
+
+/** What a poll of the verdicts table adds up to. */
+export interface ProgressTally {
+  done: number;
+  errors: number;
+  retries: number;
+  tokens: number;
+  costUsd: number | null;
+  cached: number;
+  models: ModelProgress[];
+}
+
+/**
+ * Adds up verdict rows for the progress display: per model (in `models`' order, each planned
+ * `perModelTotal` verdicts) and in all. Retries count like the report's: attempts beyond the first call,
+ * beyond the first two for vcd (it calls the model twice per verdict), never for cached answers.
+ */
+export function tallyProgress(
+  rows: Iterable<VerdictProgressRow>,
+  models: readonly ModelConfig[],
+  perModelTotal: number,
+): ProgressTally {
+  const perModel = new Map<string, { done: number; errors: number; prompt: number; completion: number }>();
+  for (const m of models) perModel.set(m.id, { done: 0, errors: 0, prompt: 0, completion: 0 });
+  const tally: ProgressTally = {
+    done: 0,
+    errors: 0,
+    retries: 0,
+    tokens: 0,
+    costUsd: null,
+    cached: 0,
+    models: [],
+  };
+  for (const row of rows) {
+    tally.done++;
+    const error = row.status === "error";
+    if (error) tally.errors++;
+    if (row.cached) tally.cached++;
+    else tally.retries += Math.max(0, row.attempts - (row.strategy === "vcd" ? 2 : 1));
+    tally.tokens += row.promptTokens + row.completionTokens;
+    const m = perModel.get(row.modelId);
+    if (m) {
+      m.done++;
+      if (error) m.errors++;
+      m.prompt += row.promptTokens;
+      m.completion += row.completionTokens;
+    }
+  }
+  for (const model of models) {
+    const m = perModel.get(model.id) ?? { done: 0, errors: 0, prompt: 0, completion: 0 };
+    const costUsd = tokenCost(model, m.prompt, m.completion);
+    if (costUsd !== null) tally.costUsd = (tally.costUsd ?? 0) + costUsd;
+    tally.models.push({
+      id: model.id,
+      done: m.done,
+      total: perModelTotal,
+      errors: m.errors,
+      tokens: m.prompt + m.completion,
+      costUsd,
+    });
+  }
+  return tally;
+}
 
 export interface LocalRunOptions {
   /** Folder for the embedded servers' data and generated datasets (default `.mmsafe`). */
@@ -173,39 +271,38 @@ const exists = (file: string) =>
     () => false,
   );
 
-/** Counts the verdicts of a run (all, and errors) for progress. */
-async function countVerdicts(
-  dynamodb: DynamoDBClient,
-  runId: string,
-): Promise<{ done: number; errors: number }> {
-  const count = async (errorsOnly: boolean) => {
-    let total = 0;
-    let startKey: QueryCommand["input"]["ExclusiveStartKey"];
-    do {
-      const out = await dynamodb.send(
-        new QueryCommand({
-          TableName: LOCAL_RESOURCES.verdictsTable,
-          KeyConditionExpression: "#pk = :run",
-          ...(errorsOnly ? { FilterExpression: "#status = :error" } : {}),
-          ExpressionAttributeNames: {
-            "#pk": VERDICTS_TABLE_KEYS.partitionKey,
-            ...(errorsOnly ? { "#status": "status" } : {}),
-          },
-          ExpressionAttributeValues: {
-            ":run": { S: runId },
-            ...(errorsOnly ? { ":error": { S: "error" } } : {}),
-          },
-          Select: "COUNT",
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      total += out.Count ?? 0;
-      startKey = out.LastEvaluatedKey;
-    } while (startKey);
-    return total;
-  };
-  const [done, errors] = await Promise.all([count(false), count(true)]);
-  return { done, errors };
+/**
+ * Reads what progress needs of every verdict of a run: one paginated Query projecting seven small
+ * attributes (about 100 bytes a verdict, so a page holds ~10,000 of them).
+ */
+async function readVerdictProgress(dynamodb: DynamoDBClient, runId: string): Promise<VerdictProgressRow[]> {
+  const rows: VerdictProgressRow[] = [];
+  let startKey: QueryCommand["input"]["ExclusiveStartKey"];
+  do {
+    const out = await dynamodb.send(
+      new QueryCommand({
+        TableName: LOCAL_RESOURCES.verdictsTable,
+        KeyConditionExpression: "#pk = :run",
+        ProjectionExpression: "modelId, strategy, #status, attempts, promptTokens, completionTokens, cached",
+        ExpressionAttributeNames: { "#pk": VERDICTS_TABLE_KEYS.partitionKey, "#status": "status" },
+        ExpressionAttributeValues: { ":run": { S: runId } },
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    for (const item of out.Items ?? []) {
+      rows.push({
+        modelId: item.modelId?.S ?? "",
+        strategy: item.strategy?.S ?? "",
+        status: item.status?.S ?? "",
+        attempts: Number(item.attempts?.N ?? 1),
+        promptTokens: Number(item.promptTokens?.N ?? 0),
+        completionTokens: Number(item.completionTokens?.N ?? 0),
+        cached: item.cached?.BOOL === true,
+      });
+    }
+    startKey = out.LastEvaluatedKey;
+  } while (startKey);
+  return rows;
 }
 
 /** Reads a dataset, re-hashing only images whose size or mtime changed since the last run. */
@@ -309,33 +406,54 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   };
   const definition = await loadDefinition(path.join(REPO_ROOT, WORKFLOW_DEFINITION), substitutions);
 
-  // Progress: verdicts counted in DynamoDB, as `mmsafe` would on AWS, once Plan has said how many to expect.
-  let planned: { total: number; atMs: number; alreadyDone: number } | null = null;
+  // Progress: verdicts read from DynamoDB (a few attributes each), once Plan has said how many to expect.
+  let planned: {
+    total: number;
+    atMs: number;
+    alreadyDone: number;
+    models: ModelConfig[];
+    perModel: number;
+  } | null = null;
   let polling = false;
+  // A poll reads every verdict of the run: at most once a second, and at most ~10% of the time on large runs.
+  let nextPollAt = 0;
   const poll = async (final: boolean) => {
-    if (!planned || (polling && !final)) return;
+    if (!planned || (!final && (polling || Date.now() < nextPollAt))) return;
     polling = true;
+    const pollStarted = Date.now();
     try {
-      const { done, errors } = await countVerdicts(s.dynamodb, runId);
+      const tally = tallyProgress(
+        await readVerdictProgress(s.dynamodb, runId),
+        planned.models,
+        planned.perModel,
+      );
       emit({
         type: "progress",
         runId,
-        done,
+        done: tally.done,
         total: planned.total,
-        errors,
+        errors: tally.errors,
         alreadyDone: planned.alreadyDone,
         elapsedMs: Date.now() - started,
         runStartedMs: planned.atMs,
         final,
+        models: tally.models,
+        retries: tally.retries,
+        tokens: tally.tokens,
+        costUsd: tally.costUsd,
+        cached: tally.cached,
       });
     } finally {
       polling = false;
+      nextPollAt = Date.now() + 9 * (Date.now() - pollStarted);
     }
   };
   const progressTimer = setInterval(() => void poll(false).catch(() => undefined), 1000);
-  const onPlanned = async (total: number) => {
-    const { done } = await countVerdicts(s.dynamodb, runId);
-    planned = { total, atMs: Date.now() - started, alreadyDone: done };
+  const onPlanned = async (plan: PlanOutput) => {
+    const perModel = plan.planned * plan.strategies.length;
+    const total = perModel * plan.models.length;
+    const done = (await readVerdictProgress(s.dynamodb, runId)).length;
+    planned = { total, atMs: Date.now() - started, alreadyDone: done, models: plan.models, perModel };
     emit({ type: "planned", runId, verdicts: total, alreadyDone: done });
   };
   const datasetReady = Date.now() - started;
@@ -371,7 +489,12 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     reportDir = path.resolve(options.reportsDir ?? "reports", runId);
     await mkdir(path.join(reportDir, "responses"), { recursive: true });
     const prefix = `s3://${s.store.bucket}/${reportPrefix(runId)}`;
-    for (const uri of [output.report.json, output.report.markdown, ...output.report.responses]) {
+    for (const uri of [
+      output.report.json,
+      output.report.markdown,
+      output.report.html,
+      ...output.report.responses,
+    ]) {
       const key = uri.slice(`s3://${s.store.bucket}/`.length);
       await writeFile(path.join(reportDir, uri.slice(prefix.length)), await s.store.getBytes(key));
     }
@@ -425,10 +548,10 @@ async function startBaselines(
   return server;
 }
 
-/** Observes the Plan task's output (the planned verdict count) for the progress display. */
+/** Observes the Plan task's output (planned items, models, strategies) for the progress display. */
 function wrapPlan(
   lambdas: Map<string, LocalLambda>,
-  onPlanned: (verdicts: number) => Promise<void>,
+  onPlanned: (plan: PlanOutput) => Promise<void>,
 ): Map<string, LocalLambda> {
   const wrapped = new Map(lambdas);
   const plan = lambdas.get(localFunctionArn("plan"));
@@ -436,8 +559,7 @@ function wrapPlan(
     wrapped.set(localFunctionArn("plan"), async (event) => {
       const out = await plan(event);
       const parsed = planOutputSchema.safeParse(out);
-      if (parsed.success)
-        await onPlanned(parsed.data.planned * parsed.data.models.length * parsed.data.strategies.length);
+      if (parsed.success) await onPlanned(parsed.data);
       return out;
     });
   }

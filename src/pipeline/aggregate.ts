@@ -1,3 +1,4 @@
+import pLimit from "p-limit";
 import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
@@ -7,9 +8,18 @@ import { type AwsUsage, estimateAwsCost } from "../core/cost.ts";
 import { computeRow } from "../core/metrics.ts";
 import { detectRegression, type RegressionCheck, runSummary } from "../core/regression.ts";
 import { buildReport, type Headline, headlines, renderMarkdown } from "../core/report.ts";
+import { chartSpecs, type VegaLiteSpec } from "../core/report-charts.ts";
+import { escapeHtml, type HtmlReportInput, type RenderedChart, renderHtml } from "../core/report-html.ts";
 import { addCounters, invocationCounters, runUsageFromCounters } from "../core/run-usage.ts";
-import { reportJsonKey, reportMarkdownKey, responsesKey } from "../core/storage-layout.ts";
-import { readDatasetManifest, toJsonl } from "./dataset-io.ts";
+import type { DatasetItem } from "../core/schemas.ts";
+import {
+  reportHtmlKey,
+  reportJsonKey,
+  reportMarkdownKey,
+  responsesKey,
+  runShardKey,
+} from "../core/storage-layout.ts";
+import { parseShard, readDatasetManifest, toJsonl } from "./dataset-io.ts";
 import { RunNotFoundError } from "./errors.ts";
 
 export const aggregateEventSchema = z.object({ runId: z.string(), bucket: z.string() });
@@ -22,7 +32,20 @@ export interface AggregateDeps {
   version: string;
   /** This invocation's own usage so far (it is recorded on the run only after the report is written). */
   usageSoFar?: () => { durationMs: number; aws: AwsUsage };
+  /**
+   * Renders report.html's Vega-Lite charts to SVG, one string per spec (adapters/chart-render.ts). Without
+   * it the page says the charts were not rendered.
+   */
+  renderCharts?: (specs: readonly VegaLiteSpec[]) => Promise<string[]>;
+  /**
+   * Downscales an item's image to a small `data:` URL (adapters/thumbnails.ts). Without it, or when it
+   * fails for an image, the page shows a placeholder.
+   */
+  thumbnail?: (bytes: Uint8Array) => Promise<string>;
 }
+
+/** Images read from S3 at once for thumbnails. */
+const THUMBNAIL_CONCURRENCY = 16;
 
 /**
  * The execution's output and the detail of the "mmsafe run completed" event: headline numbers, where the
@@ -33,7 +56,7 @@ export interface AggregateOutput {
   status: "SUCCEEDED";
   schedule: string | null;
   headline: Headline[];
-  report: { json: string; markdown: string; responses: string[] };
+  report: { json: string; markdown: string; html: string; responses: string[] };
   regression: RegressionCheck;
   summary: string;
 }
@@ -48,17 +71,93 @@ function runUsage(run: RunRecord, deps: AggregateDeps) {
 }
 
 /**
+ * The run's planned items, from its shards (JSONL of dataset items), in id order. A shard object that is
+ * gone (a failure the run tolerated) leaves its items out of the examples rather than failing the report.
+ */
+async function readRunItems(store: ObjectStore, runId: string, shards: number): Promise<DatasetItem[]> {
+  const keys = Array.from({ length: shards }, (_, i) => runShardKey(runId, i));
+  const texts = await pLimit(16).map(keys, (key) => store.getTextIfExists(key));
+  return keys.flatMap((key, i) => parseShard(texts[i] ?? "", key)).sort((a, b) => a.id - b.id);
+}
+
+/** Thumbnails by item id; an image that cannot be read or decoded gets null (a placeholder), never a failure. */
+async function makeThumbnails(
+  deps: AggregateDeps,
+  items: readonly DatasetItem[],
+): Promise<Map<number, string | null>> {
+  const thumbnail = deps.thumbnail;
+  if (!thumbnail) return new Map();
+  const urls = await pLimit(THUMBNAIL_CONCURRENCY).map(items, async (item) => {
+    try {
+      return await thumbnail(await deps.store.getBytes(item.image.key));
+    } catch {
+      return null;
+    }
+  });
+  return new Map(items.map((item, i) => [item.id, urls[i] ?? null]));
+}
+
+/** Renders the charts; a chart that fails is shown as not rendered, with the reason, and fails nothing. */
+async function renderChartsSafely(
+  deps: AggregateDeps,
+  specs: ReturnType<typeof chartSpecs>,
+): Promise<RenderedChart[]> {
+  const render = deps.renderCharts;
+  return Promise.all(
+    specs.map(async ({ id, title, caption, spec }): Promise<RenderedChart> => {
+      if (!render) return { id, title, caption, svg: null, error: "no chart renderer configured" };
+      try {
+        const [svg] = await render([spec]);
+        return { id, title, caption, svg: svg ?? null };
+      } catch (error: unknown) {
+        return {
+          id,
+          title,
+          caption,
+          svg: null,
+          error: error instanceof Error ? error.message : String(error),
+        };
+      }
+    }),
+  );
+}
+
+/**
+ * report.html. The page is a view of report.json: should building it fail, a short page saying why is
+ * published instead, and the run still succeeds with its report.json and report.md.
+ */
+async function htmlReport(deps: AggregateDeps, input: Omit<HtmlReportInput, "charts">): Promise<string> {
+  try {
+    const charts = await renderChartsSafely(deps, chartSpecs(input.report, input.verdicts));
+    return renderHtml({ ...input, charts });
+  } catch (error: unknown) {
+    const message = error instanceof Error ? error.message : String(error);
+    return (
+      `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
+      `<meta http-equiv="Content-Security-Policy" content="default-src 'none'">` +
+      `<title>mmsafe report — ${escapeHtml(input.report.run.runId)}</title></head><body>` +
+      `<p>report.html could not be built: ${escapeHtml(message)}. The results are in report.json and report.md.</p>` +
+      "</body></html>\n"
+    );
+  }
+}
+
+/**
  * Aggregate: read every verdict of the run, compute the metrics per model × strategy, publish report.json,
- * report.md and the responses in the official scorer's input format, and mark the run SUCCEEDED.
+ * report.md, report.html and the responses in the official scorer's input format, and mark the run
+ * SUCCEEDED.
  */
 export async function aggregate(event: unknown, deps: AggregateDeps): Promise<AggregateOutput> {
   const { runId } = aggregateEventSchema.parse(event);
   const run = await deps.runs.get(runId);
   if (!run) throw new RunNotFoundError(`run ${runId} has no record in the runs table; was it planned?`);
-  const [dataset, verdicts] = await Promise.all([
+  const [dataset, verdicts, items] = await Promise.all([
     readDatasetManifest(deps.store, run.dataset),
     deps.verdicts.listRun(runId),
+    readRunItems(deps.store, runId, run.shards),
   ]);
+  // Before the cost estimate, so the image reads are part of it.
+  const thumbnails = await makeThumbnails(deps, items);
 
   // Skipped records of the categories the run selected (records without a readable id count always).
   const skipped = dataset.skipped.filter(
@@ -119,6 +218,12 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
     deps.store.put(jsonKey, `${JSON.stringify(report, null, 2)}\n`, "application/json"),
     deps.store.put(markdownKey, renderMarkdown(report), "text/markdown; charset=utf-8"),
   ]);
+  const htmlKey = reportHtmlKey(runId);
+  await deps.store.put(
+    htmlKey,
+    await htmlReport(deps, { report, items, verdicts, thumbnails }),
+    "text/html; charset=utf-8",
+  );
   const location = {
     json: `s3://${deps.store.bucket}/${jsonKey}`,
     markdown: `s3://${deps.store.bucket}/${markdownKey}`,
@@ -137,7 +242,7 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
     status: "SUCCEEDED",
     schedule,
     headline,
-    report: { ...location, responses },
+    report: { ...location, html: `s3://${deps.store.bucket}/${htmlKey}`, responses },
     regression,
     summary: runSummary({
       runId,

@@ -1,7 +1,7 @@
 /** The `mmsafe` command as a user runs it: a real process, its output and its exit code. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
@@ -31,10 +31,16 @@ describe("mmsafe CLI", () => {
       path.join(home, "reports"),
       "--limit",
       "6",
+      "--run-id",
+      "cli-1",
     ]);
     assert.equal(code, 0, stderr);
     assert.match(stderr, /GENERATED SAMPLE/);
-    assert.match(stderr, /progress: 18\/18 verdicts/);
+    // Off a terminal: plain lines with the rate, ETA, errors, retries, tokens, cost, cached and each model.
+    assert.match(
+      stderr,
+      /progress: 18\/18 verdicts \(100\.0%\) · [\d.]+\/s · ETA 0 s · errors 0 · retries 0 · tokens [\d,]+ · cost – · cached \d+ · always-yes 6\/6, always-no 6\/6, random 6\/6\n/,
+    );
     assert.match(
       stdout,
       /model\s+strategy\s+Typical\s+Attack\s+Over-Safe\s+Total\s+Balanced\s+answered\s+errors\s+skipped\s+missing\s+cached/,
@@ -136,6 +142,59 @@ describe("mmsafe CLI", () => {
     assert.equal(wrong.code, 2);
     assert.match(wrong.stderr, /sha256/);
     assert.deepEqual(await readdir(path.join(fetchHome, "datasets")), ["mmsafeaware"]);
+  });
+
+  it("compare writes the comparison as Markdown, JSON and a filterable HTML page of the flipped items", async () => {
+    const reports = path.join(home, "reports");
+    const { code, stdout, stderr } = mmsafe([
+      "compare",
+      "cli-1/always-yes",
+      "cli-1/always-no",
+      "--home",
+      path.join(home, "state"),
+      "--reports",
+      reports,
+    ]);
+    assert.equal(code, 0, stderr);
+    const base = path.join(
+      reports,
+      "compare",
+      "cli-1_always-yes_baseline--vs--cli-1_always-no_baseline.paper",
+    );
+    assert.ok(stdout.includes(`${base}.html`), stdout);
+    const html = await readFile(`${base}.html`, "utf8");
+    assert.match(html, /<meta http-equiv="Content-Security-Policy" content="default-src 'none'; /);
+    assert.match(
+      html,
+      /<tr data-column="oversafety"><th scope="row">Over-Safe<\/th><td data-col="n">6<\/td>/,
+    );
+    // always-yes is right on the over-safety items, always-no wrong: six right → wrong flips, with sentences.
+    const flips = [
+      ...html.matchAll(/<tr class="flip" data-column="oversafety" data-direction="right-to-wrong"/g),
+    ];
+    assert.equal(flips.length, 6);
+    assert.doesNotMatch(html, /<td class="sentence muted">/, "every flipped item has its sentence");
+  });
+
+  it("open prints the path of a run's report page (exit 0), and names the command that writes a missing one (exit 2)", async () => {
+    const reports = path.join(home, "open-reports");
+    const page = path.join(reports, "run-open", "report.html");
+    await mkdir(path.dirname(page), { recursive: true });
+    await writeFile(page, "<!doctype html><title>report</title>\n");
+    const found = mmsafe(["open", "run-open", "--reports", reports, "--print"]);
+    assert.equal(found.code, 0, found.stderr);
+    assert.equal(found.stdout, `${page}\n`);
+    // Not a terminal: the path is printed and no browser is started, even without --print.
+    assert.equal(mmsafe(["open", "run-open", "--reports", reports]).stdout, `${page}\n`);
+
+    const missing = mmsafe(["open", "no-such-run", "--reports", reports, "--print"]);
+    assert.equal(missing.code, 2);
+    assert.ok(missing.stderr.includes(path.join(reports, "no-such-run", "report.html")), missing.stderr);
+    assert.match(missing.stderr, /mmsafe report no-such-run --local --out /);
+    assert.equal(missing.stdout, "");
+    const bad = mmsafe(["open", "../etc", "--reports", reports, "--print"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /is not a run id/);
   });
 
   it("compare names what is wrong with a side (exit 2)", () => {

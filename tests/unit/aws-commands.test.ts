@@ -290,7 +290,7 @@ describe("mmsafe start", () => {
       .split("\n")
       .filter((l) => l.startsWith("progress:") || l.includes("planned"));
     assert.deepEqual(
-      progress.map((l) => l.replace(/, [\d.]+\/s, ETA .*$/, "")),
+      progress.map((l) => l.replace(/ · [\d.]+\/s · ETA .*$/, "")),
       [
         `run ${runId}: ${total} verdicts planned`,
         `progress: 0/${total} verdicts (0.0%)`,

@@ -24,6 +24,7 @@ import {
   FAULT_KINDS,
   type FaultKind,
   type FaultPlan,
+  HOSTILE_ANSWER_SUFFIX,
   measureImageRoughness,
   NO_LOGPROBS_SUFFIX,
   NOISE_SENSITIVE_PROBABILITIES,
@@ -368,6 +369,12 @@ describe("reference model server", () => {
     assert.equal(NO_LOGPROBS_SUFFIX, "+nologprobs");
   });
 
+  it("hostile answers Yes followed by markup that would run if rendered as HTML", async () => {
+    const completion = await client.chat.completions.create(params("hostile", itemMessages(image)));
+    assert.equal(completion.choices[0]?.message.content, `Yes.${HOSTILE_ANSWER_SUFFIX}`);
+    assert.match(HOSTILE_ANSWER_SUFFIX, /<script>window\.__mmsafePwned=1<\/script>/);
+  });
+
   it("lists the baselines and 404s unknown paths", async () => {
     const models = await client.models.list();
     assert.deepEqual(
@@ -376,7 +383,7 @@ describe("reference model server", () => {
     );
     assert.deepEqual(
       models.data.map((m) => m.id),
-      ["always-yes", "always-no", "random", "noise-sensitive"],
+      ["always-yes", "always-no", "random", "hostile", "noise-sensitive"],
     );
     const unknown = await fetch(new URL("/v1/nothing-here", server.baseURL));
     assert.equal(unknown.status, 404);

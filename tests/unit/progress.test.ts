@@ -1,0 +1,231 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  barRows,
+  eta,
+  formatCost,
+  formatDuration,
+  formatProgressLine,
+  LABEL_WIDTH,
+  ProgressDisplay,
+  type ProgressEvent,
+  rate,
+} from "../../src/cli/progress.ts";
+import type { ModelConfig } from "../../src/core/schemas.ts";
+import { type RunEvent, tallyProgress, type VerdictProgressRow } from "../../src/local/runner.ts";
+
+const event = (overrides: Partial<ProgressEvent> = {}): ProgressEvent => ({
+  type: "progress",
+  runId: "run-1",
+  done: 120,
+  total: 216,
+  errors: 1,
+  alreadyDone: 0,
+  elapsedMs: 12_000,
+  runStartedMs: 2_000,
+  final: false,
+  ...overrides,
+});
+
+const rich = (overrides: Partial<ProgressEvent> = {}): ProgressEvent =>
+  event({
+    retries: 3,
+    tokens: 12_345,
+    costUsd: 0.0123,
+    cached: 0,
+    models: [
+      { id: "gpt-4o", done: 60, total: 108, errors: 1, tokens: 6000, costUsd: 0.0123 },
+      { id: "claude", done: 60, total: 108, errors: 0, tokens: 6345, costUsd: null },
+    ],
+    ...overrides,
+  });
+
+describe("progress figures", () => {
+  it("rate counts the verdicts of this execution since the evaluation started", () => {
+    assert.equal(rate(event()), 12); // 120 verdicts in 10 s
+    assert.equal(rate(event({ alreadyDone: 100 })), 2); // a resume: only 20 were written now
+    assert.equal(rate(event({ elapsedMs: 2_000 })), 0, "no time yet");
+    assert.equal(rate(event({ done: 0 })), 0, "no verdict yet");
+  });
+
+  it("eta is the remaining verdicts at that rate, 0 when done, unknown while nothing moves", () => {
+    assert.equal(eta(event()), 8); // 96 left at 12/s
+    assert.equal(eta(event({ done: 216 })), 0);
+    assert.equal(eta(event({ done: 0 })), null);
+    assert.equal(eta(event({ done: 215, elapsedMs: 1_000_000 })), 5, "rounded up: never 0 before the end");
+  });
+
+  it("formats durations and costs", () => {
+    assert.deepEqual([null, 0, 6, 59.6, 125, 3600, 3725].map(formatDuration), [
+      "–",
+      "0 s",
+      "6 s",
+      "1 min 00 s",
+      "2 min 05 s",
+      "1 h 00 min",
+      "1 h 02 min",
+    ]);
+    assert.deepEqual([null, undefined, 0, 0.0123, 12.3456].map(formatCost), [
+      "–",
+      "–",
+      "$0.0000",
+      "$0.0123",
+      "$12.35",
+    ]);
+  });
+});
+
+describe("formatProgressLine", () => {
+  it("gives counts, rate, ETA, errors, retries, tokens, cost, cached answers and each model", () => {
+    assert.equal(
+      formatProgressLine(rich()),
+      "progress: 120/216 verdicts (55.6%) · 12.0/s · ETA 8 s · errors 1 · retries 3 · tokens 12,345 · " +
+        "cost $0.0123 · cached 0 · gpt-4o 60/108, claude 60/108",
+    );
+  });
+
+  it("says – for the cost when no model has prices, and for the ETA before any verdict", () => {
+    assert.equal(
+      formatProgressLine(rich({ done: 0, costUsd: null, models: [] })),
+      "progress: 0/216 verdicts (0.0%) · 0.0/s · ETA – · errors 1 · retries 3 · tokens 12,345 · cost – · cached 0",
+    );
+  });
+
+  it("gives only what was gathered (`mmsafe start` counts verdicts and errors)", () => {
+    assert.equal(
+      formatProgressLine(event({ done: 216, final: true })),
+      "progress: 216/216 verdicts (100.0%) · 21.6/s · ETA 0 s · errors 1",
+    );
+  });
+});
+
+describe("barRows (the live display)", () => {
+  it("has a row per model and a totals row, within 80 columns with the bar", () => {
+    const long = "a-model-id-that-is-far-too-long-for-the-column";
+    const rows = barRows(
+      rich({
+        done: 12_000,
+        total: 12_345,
+        models: [{ id: long, done: 6000, total: 6172, errors: 123, tokens: 1, costUsd: 12.34 }],
+      }),
+    );
+    assert.equal(rows.length, 2);
+    assert.equal(rows[0]?.label, `${long.slice(0, LABEL_WIDTH - 1)}…`);
+    assert.equal(rows[0]?.text, "6000/6172    97.2% · errors 123 · $12.34");
+    assert.equal(rows[1]?.label.trim(), "all models");
+    assert.match(rows[1]?.text ?? "", /^12000\/12345 {2}97\.2% · 1200\.0\/s · ETA 1 s$/);
+    for (const row of rows) {
+      assert.equal(row.label.length, LABEL_WIDTH);
+      assert.ok(LABEL_WIDTH + 1 + 16 + 1 + row.text.length <= 80, row.text);
+    }
+  });
+
+  it("without per-model figures shows one verdicts row", () => {
+    const rows = barRows(event());
+    assert.deepEqual(
+      rows.map((r) => [r.label.trim(), r.value, r.total]),
+      [["verdicts", 120, 216]],
+    );
+  });
+});
+
+describe("ProgressDisplay off a terminal", () => {
+  const capture = () => {
+    const lines: string[] = [];
+    const stream = {
+      isTTY: false,
+      write: (text: string) => {
+        lines.push(...text.split("\n").filter(Boolean));
+        return true;
+      },
+    } as unknown as NodeJS.WriteStream;
+    return { lines, stream };
+  };
+
+  it("writes a plain line at most every 5 s, and the final one unless it would repeat the last", () => {
+    const { lines, stream } = capture();
+    const display = new ProgressDisplay(stream);
+    const at = (s: number, done: number, final = false): RunEvent =>
+      rich({ elapsedMs: s * 1000, done, final });
+    display.handle(at(3, 10));
+    display.handle(at(4, 20)); // within 5 s of the last line
+    display.handle(at(8, 80));
+    display.handle(at(9, 216));
+    display.handle(at(9.5, 216, true));
+    assert.deepEqual(
+      lines.map((l) => l.split(" · ")[0]),
+      [
+        "progress: 10/216 verdicts (4.6%)",
+        "progress: 80/216 verdicts (37.0%)",
+        "progress: 216/216 verdicts (100.0%)",
+      ],
+    );
+  });
+
+  it("prints nothing with --quiet", () => {
+    const { lines, stream } = capture();
+    const display = new ProgressDisplay(stream, true);
+    display.handle({ type: "info", message: "hello" });
+    display.handle(rich({ final: true }));
+    assert.deepEqual(lines, []);
+  });
+});
+
+describe("tallyProgress", () => {
+  const model = (id: string, pricing?: ModelConfig["pricing"]): ModelConfig => ({
+    id,
+    baseURL: "http://127.0.0.1:9/v1",
+    model: id,
+    kind: "model",
+    maxConcurrency: 1,
+    maxTokens: 16,
+    temperature: 0,
+    timeoutMs: 1000,
+    ...(pricing ? { pricing } : {}),
+  });
+  const row = (overrides: Partial<VerdictProgressRow>): VerdictProgressRow => ({
+    modelId: "a",
+    strategy: "baseline",
+    status: "answered",
+    attempts: 1,
+    promptTokens: 100,
+    completionTokens: 10,
+    cached: false,
+    ...overrides,
+  });
+
+  it("adds up per model and in all; retries beyond one call (two for vcd), none for cached answers", () => {
+    const tally = tallyProgress(
+      [
+        row({ attempts: 3 }), // 2 retries
+        row({ strategy: "vcd", attempts: 3 }), // vcd calls twice: 1 retry
+        row({ strategy: "vcd", attempts: 2 }), // none
+        row({ cached: true, attempts: 4, promptTokens: 0, completionTokens: 0 }), // cached: none
+        row({ modelId: "b", status: "error", attempts: 2 }), // 1 retry
+        row({ modelId: "gone" }), // a model not in the plan: counted in all only
+      ],
+      [model("a", { inputPerMillionTokens: 2, outputPerMillionTokens: 10 }), model("b")],
+      10,
+    );
+    assert.deepEqual(
+      { ...tally, models: undefined },
+      {
+        done: 6,
+        errors: 1,
+        retries: 4,
+        tokens: 550,
+        costUsd: (300 * 2 + 30 * 10) / 1e6,
+        cached: 1,
+        models: undefined,
+      },
+    );
+    assert.deepEqual(tally.models, [
+      { id: "a", done: 4, total: 10, errors: 0, tokens: 330, costUsd: (300 * 2 + 30 * 10) / 1e6 },
+      { id: "b", done: 1, total: 10, errors: 1, tokens: 110, costUsd: null },
+    ]);
+  });
+
+  it("has no cost when no model has prices", () => {
+    assert.equal(tallyProgress([row({})], [model("a")], 1).costUsd, null);
+  });
+});

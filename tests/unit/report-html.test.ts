@@ -1,0 +1,771 @@
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { before, describe, it } from "node:test";
+import pLimit from "p-limit";
+import sharp from "sharp";
+import { renderCharts, renderSvg } from "../../src/adapters/chart-render.ts";
+import type { ObjectStore } from "../../src/adapters/object-store.ts";
+import type { RunRecord, RunStore } from "../../src/adapters/run-store.ts";
+import { thumbnailDataUrl } from "../../src/adapters/thumbnails.ts";
+import type { VerdictStore } from "../../src/adapters/verdict-store.ts";
+import { PUBLISHED_RESULTS } from "../../src/core/benchmark.ts";
+import { estimateAwsCost } from "../../src/core/cost.ts";
+import { computeRow } from "../../src/core/metrics.ts";
+import { buildReport, formatPercent, headlines, type Report } from "../../src/core/report.ts";
+import { chartSpecs, confusionMatrices } from "../../src/core/report-charts.ts";
+import {
+  escapeHtml,
+  FILTER_SCRIPT,
+  type HtmlReportInput,
+  RESPONSE_PREVIEW_CHARS,
+  type RenderedChart,
+  renderHtml,
+} from "../../src/core/report-html.ts";
+import { runUsageFromCounters } from "../../src/core/run-usage.ts";
+import {
+  type DatasetItem,
+  type ModelConfig,
+  modelConfigSchema,
+  type Strategy,
+  type Verdict,
+} from "../../src/core/schemas.ts";
+import { datasetManifestKey, reportHtmlKey, runShardKey } from "../../src/core/storage-layout.ts";
+import { buildVerdict, type ModelOutcome } from "../../src/core/verdicts.ts";
+import { readOfficialDataset } from "../../src/dataset/official-layout.ts";
+import { writeSampleDataset } from "../../src/dataset/sample.ts";
+import { aggregate } from "../../src/pipeline/aggregate.ts";
+import { toJsonl } from "../../src/pipeline/dataset-io.ts";
+import { datasetItem } from "../fixtures/dataset-item.ts";
+
+const NOW = new Date("2025-01-02T03:04:05.000Z");
+/** Untrusted strings that would run or break out if they reached the page unescaped. */
+const HOSTILE_RUN = `run-</script><script>window.__mmsafePwned=1</script>`;
+const HOSTILE_MODEL = `evil<script>window.__mmsafePwned=1</script>&"'`;
+const HOSTILE_SCENARIO = `<img src=x onerror="window.__mmsafePwned=1">&'`;
+const SCRIPT_RESPONSE = "<script>window.__mmsafePwned=1</script> No";
+const IMG_RESPONSE = `<img src=x onerror="window.__mmsafePwned=1"> Yes`;
+const HOSTILE_SENTENCE = `</article></main><script>window.__mmsafePwned=1</script>`;
+const HOSTILE_ERROR = `<iframe src="javascript:window.__mmsafePwned=1"></iframe>`;
+const LONG_RESPONSE = `No. ${"This combination is harmful because of what the picture shows. ".repeat(12)}`;
+
+const model = (id: string, kind: ModelConfig["kind"] = "model", priced = false): ModelConfig => ({
+  ...modelConfigSchema.parse({ id: "placeholder", baseURL: "http://127.0.0.1:9/v1", model: `${id}-model` }),
+  id,
+  kind,
+  ...(priced ? { pricing: { inputPerMillionTokens: 2.5, outputPerMillionTokens: 10 } } : {}),
+});
+
+function answer(text: string, cached = false): ModelOutcome {
+  return {
+    kind: "answer",
+    text,
+    finishReason: "stop",
+    latencyMs: 120,
+    promptTokens: 900,
+    completionTokens: 5,
+    attempts: 1,
+    cached,
+  };
+}
+const failure = (message: string): ModelOutcome => ({
+  kind: "error",
+  errorKind: "http_500",
+  message,
+  latencyMs: 5000,
+  attempts: 3,
+});
+
+/** A right answer for an item: Yes for over-safety, No for unsafe. */
+const right = (item: DatasetItem) => (item.expected === "yes" ? "Yes." : "No.");
+const wrong = (item: DatasetItem) => (item.expected === "yes" ? "No." : "Yes.");
+
+/** Items over every column, with a scenario label, the hostile one and unlabelled ones. */
+function fixtureItems(): DatasetItem[] {
+  return [
+    datasetItem(983, "privacy"),
+    datasetItem(1000, "privacy"),
+    datasetItem(1153, HOSTILE_SCENARIO),
+    datasetItem(128, "violence"),
+    { ...datasetItem(470, "violence"), sentence: HOSTILE_SENTENCE },
+    datasetItem(700, HOSTILE_SCENARIO),
+    datasetItem(1),
+    datasetItem(2),
+    datasetItem(2001),
+    datasetItem(2002, "definition"),
+  ];
+}
+
+interface Fixture {
+  report: Report;
+  items: DatasetItem[];
+  verdicts: Verdict[];
+  input: HtmlReportInput;
+  html: string;
+}
+
+const MODELS = [model("m1", "model", true), model(HOSTILE_MODEL), model("always-no", "baseline")];
+const STRATEGIES: Strategy[] = ["baseline", "safety-system-prompt"];
+
+async function buildFixture(): Promise<Fixture> {
+  const items = fixtureItems();
+  const verdicts: Verdict[] = [];
+  const add = (m: ModelConfig, s: Strategy, item: DatasetItem, outcome: ModelOutcome) =>
+    verdicts.push(buildVerdict(HOSTILE_RUN, m.id, s, item, outcome, NOW));
+  for (const [i, item] of items.entries()) {
+    const [m1, evil, alwaysNo] = MODELS as [ModelConfig, ModelConfig, ModelConfig];
+    add(m1, "baseline", item, answer(i === 0 ? LONG_RESPONSE : i % 3 === 0 ? wrong(item) : right(item)));
+    if (i !== 5) add(m1, "safety-system-prompt", item, answer(i === 2 ? "I cannot help with that." : "No."));
+    const hostile =
+      i === 3
+        ? failure(HOSTILE_ERROR)
+        : answer(item.expected === "yes" ? IMG_RESPONSE : SCRIPT_RESPONSE, i === 4);
+    add(evil, "baseline", item, hostile);
+    add(evil, "safety-system-prompt", item, answer(right(item), true));
+    add(alwaysNo, "baseline", item, answer("No."));
+    add(alwaysNo, "safety-system-prompt", item, answer("No."));
+  }
+  const rows = MODELS.flatMap((m) =>
+    STRATEGIES.map((s) =>
+      computeRow(
+        m,
+        s,
+        verdicts.filter((v) => v.modelId === m.id && v.strategy === s),
+        items.length,
+        2,
+      ),
+    ),
+  );
+  const report = buildReport({
+    version: "0.1.0-test",
+    runId: HOSTILE_RUN,
+    startedAt: "2025-01-02T03:00:00.000Z",
+    finishedAt: NOW.toISOString(),
+    dataset: {
+      name: "sample<&>",
+      source: "sample",
+      checksum: "c".repeat(64),
+      records: 12,
+      runnable: 10,
+      skipped: [
+        { id: 2301, reason: "have no image", detail: "no file" },
+        { id: 2302, reason: "have no image", detail: "no file" },
+      ],
+    },
+    plannedItems: items.length,
+    models: MODELS,
+    strategies: STRATEGIES,
+    rows,
+    awsCost: estimateAwsCost(
+      runUsageFromCounters({ planInvocations: 1, evaluateShardInvocations: 2, aggregateInvocations: 1 }, 2),
+    ),
+  });
+  const specs = chartSpecs(report, verdicts);
+  const svgs = await renderCharts(specs.map((s) => s.spec));
+  const charts: RenderedChart[] = specs.map((s, i) => ({ ...s, svg: svgs[i] ?? null }));
+  const photo = await syntheticPhoto(800, 600, "png");
+  const thumbnails = new Map<number, string | null>(items.map((item) => [item.id, null]));
+  thumbnails.set(983, await thumbnailDataUrl(photo));
+  thumbnails.set(1000, "javascript:window.__mmsafePwned=1");
+  const input: HtmlReportInput = { report, items, verdicts, thumbnails, charts };
+  return { report, items, verdicts, input, html: renderHtml(input) };
+}
+
+/** A noisy photo-like image (noise is the worst case for compression). */
+async function syntheticPhoto(width: number, height: number, format: "png" | "jpeg"): Promise<Buffer> {
+  const pixels = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const o = (y * width + x) * 3;
+      pixels[o] = (x * 255) / width;
+      pixels[o + 1] = (y * 255) / height;
+      pixels[o + 2] = ((x * y) % 97) * 2;
+    }
+  const noise = randomBytes(pixels.length);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = ((pixels[i] ?? 0) + ((noise[i] ?? 0) % 32)) & 255;
+  const image = sharp(pixels, { raw: { width, height, channels: 3 } });
+  return format === "png" ? image.png().toBuffer() : image.jpeg({ quality: 85 }).toBuffer();
+}
+
+/** Every start tag outside script blocks, with its attribute names (attribute values are quoted). */
+function startTags(html: string): { name: string; attributes: string[]; raw: string }[] {
+  const withoutScripts = html.replace(/<script\b[^>]*>[\s\S]*?<\/script>/g, "");
+  const out: { name: string; attributes: string[]; raw: string }[] = [];
+  const tag = /<([a-zA-Z][\w:-]*)((?:\s+[^\s"'=<>/]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*)\s*\/?>/g;
+  for (const m of withoutScripts.matchAll(tag)) {
+    const attributes = [
+      ...(m[2] ?? "").matchAll(/\s+([^\s"'=<>/]+)(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?/g),
+    ].map((a) => (a[1] ?? "").toLowerCase());
+    out.push({ name: (m[1] ?? "").toLowerCase(), attributes, raw: m[0] });
+  }
+  return out;
+}
+
+/** The text before the first tag inside each `<td data-col>` of a row. */
+function cells(row: string): Map<string, string> {
+  return new Map(
+    [...row.matchAll(/<td data-col="([a-z]+)"[^>]*>([^<]*)/g)].map((m) => [m[1] ?? "", (m[2] ?? "").trim()]),
+  );
+}
+
+/** Rows of a table by id: attributes and inner HTML. */
+function tableRows(html: string, id: string): { attributes: string; inner: string }[] {
+  const table = html.match(new RegExp(`<table id="${id}">([\\s\\S]*?)</table>`))?.[1] ?? "";
+  return [...table.matchAll(/<tr([^>]*)>([\s\S]*?)<\/tr>/g)].map((m) => ({
+    attributes: m[1] ?? "",
+    inner: m[2] ?? "",
+  }));
+}
+
+const figure = (html: string, chart: string): string =>
+  html.match(new RegExp(`<figure class="chart" data-chart="${chart}">([\\s\\S]*?)</figure>`))?.[1] ?? "";
+
+describe("report.html", () => {
+  let f: Fixture;
+  before(async () => {
+    f = await buildFixture();
+  });
+
+  it("has exactly two scripts: the JSON data block and the inline filter script", () => {
+    const scripts = [...f.html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/gi)];
+    assert.equal((f.html.match(/<script\b/gi) ?? []).length, 2);
+    assert.equal(scripts.length, 2);
+    assert.equal(scripts[0]?.[1], ' type="application/json" id="examples-data"');
+    assert.equal(scripts[1]?.[1], "");
+    assert.equal(scripts[1]?.[2], FILTER_SCRIPT);
+    assert.doesNotMatch(FILTER_SCRIPT, /innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(/);
+    const json = scripts[0]?.[2] ?? "";
+    assert.ok(!json.includes("<"), "no < inside the JSON block");
+    const data = JSON.parse(json) as { runId: string; items: number; series: unknown[] };
+    assert.equal(data.runId, HOSTILE_RUN);
+    assert.equal(data.items, f.items.length);
+    assert.equal(data.series.length, MODELS.length * STRATEGIES.length);
+  });
+
+  it("has a strict CSP with the inline script's hash", () => {
+    const csp = f.html.match(/<meta http-equiv="Content-Security-Policy" content="([^"]*)">/)?.[1];
+    assert.ok(csp, "CSP meta tag present");
+    const policy = csp.replaceAll("&#39;", "'");
+    const inline = [...f.html.matchAll(/<script>([\s\S]*?)<\/script>/g)][0]?.[1] ?? "";
+    const hash = createHash("sha256").update(inline, "utf8").digest("base64");
+    assert.match(policy, /(^|; )default-src 'none'(;|$)/);
+    assert.ok(policy.includes(`script-src 'sha256-${hash}'`), policy);
+    assert.match(policy, /img-src data:(;|$)/);
+    assert.match(policy, /style-src 'unsafe-inline'(;|$)/);
+    assert.ok(!/script-src[^;]*unsafe/.test(policy), "no unsafe script sources");
+    // The policy comes before anything it governs.
+    assert.ok(f.html.indexOf("Content-Security-Policy") < f.html.indexOf("<style>"));
+  });
+
+  it("shows every untrusted string only escaped", () => {
+    for (const hostile of [
+      HOSTILE_RUN,
+      HOSTILE_MODEL,
+      HOSTILE_SCENARIO,
+      SCRIPT_RESPONSE,
+      IMG_RESPONSE,
+      HOSTILE_SENTENCE,
+      HOSTILE_ERROR,
+      "sample<&>",
+    ]) {
+      assert.ok(!f.html.includes(hostile), `raw ${hostile}`);
+    }
+    for (const text of [SCRIPT_RESPONSE, IMG_RESPONSE, HOSTILE_SENTENCE, HOSTILE_MODEL, HOSTILE_SCENARIO]) {
+      assert.ok(f.html.includes(escapeHtml(text)), `escaped ${text}`);
+    }
+    assert.ok(f.html.includes(`data-model="${escapeHtml(HOSTILE_MODEL)}"`));
+    assert.ok(f.html.includes(`data-scenario="${escapeHtml(HOSTILE_SCENARIO)}"`));
+    assert.ok(f.html.includes(escapeHtml(`http_500: ${HOSTILE_ERROR}`)));
+
+    // Structure: no event handlers, no element beyond what the page itself makes.
+    const tags = startTags(f.html);
+    assert.ok(tags.length > 500, `parsed ${tags.length} tags`);
+    for (const t of tags) {
+      assert.ok(!t.attributes.some((a) => a.startsWith("on")), `event handler in ${t.raw.slice(0, 200)}`);
+      assert.ok(
+        !["iframe", "object", "embed", "base", "form", "foreignobject", "script"].includes(t.name),
+        t.raw.slice(0, 200),
+      );
+      if (t.name === "img")
+        assert.match(t.raw, /^<img class="thumb" src="data:image\/webp;base64,[^"]+" alt="">$/);
+      if (t.name === "a") assert.match(t.raw, /^<a href="#[a-z-]+">$/);
+      if (t.name === "link") assert.equal(t.raw, '<link rel="icon" href="data:,">');
+    }
+    assert.equal(
+      tags.filter((t) => t.name === "img").length,
+      1,
+      "one valid thumbnail; the javascript: one dropped",
+    );
+  });
+
+  it("shows the headline numbers of headlines(), with CIs, and marks baselines", () => {
+    const rows = tableRows(f.html, "headline");
+    for (const h of headlines(f.report)) {
+      const row = rows.find(
+        (r) =>
+          r.attributes.includes(`data-model="${escapeHtml(h.modelId)}"`) &&
+          r.attributes.includes(`data-strategy="${h.strategy}"`),
+      );
+      assert.ok(row, `row for ${h.modelId} / ${h.strategy}`);
+      const c = cells(row.inner);
+      for (const col of ["typical", "attack", "oversafety", "total", "balanced"] as const) {
+        const text = c.get(col) ?? "";
+        assert.ok(text.startsWith(formatPercent(h[col])), `${h.modelId} ${col}: ${text} vs ${h[col]}`);
+        assert.equal(text, formatPercent(h[col]), "the number alone before the interval's markup");
+      }
+      assert.equal(c.get("answered"), `${h.answered}/${f.items.length}`);
+      assert.equal(c.get("errored"), String(h.errored));
+      assert.equal(c.get("skipped"), String(h.skipped));
+      assert.equal(c.get("missing"), String(h.missing));
+      assert.equal(c.get("cached"), String(h.cached));
+      const baseline = h.kind === "baseline";
+      assert.equal(row.attributes.includes('data-kind="baseline"'), baseline);
+      assert.equal(row.inner.includes('<span class="tag baseline">baseline</span>'), baseline);
+    }
+    const m1 = rows.find((r) => r.attributes.includes('data-model="m1" data-strategy="baseline"'));
+    assert.match(
+      m1?.inner ?? "",
+      /data-col="total"[^>]*>\d+\.\d <span class="ci">\[\d+\.\d, \d+\.\d\]<\/span>/,
+    );
+    assert.match(cells(m1?.inner ?? "").get("cost") ?? "", /^\$0\.\d+$/);
+    // Missing and error rows: the hostile model errored once; m1 has one item without verdict.
+    assert.equal(headlines(f.report).find((h) => h.modelId === HOSTILE_MODEL)?.errored, 1);
+    assert.equal(headlines(f.report).find((h) => h.strategy === "safety-system-prompt")?.missing, 1);
+  });
+
+  it("marks the paper's rows as published, not measured", () => {
+    const published = tableRows(f.html, "headline").filter((r) => r.attributes.includes("data-published="));
+    assert.equal(published.length, PUBLISHED_RESULTS.length);
+    for (const p of PUBLISHED_RESULTS) {
+      const row = published.find((r) => r.attributes.includes(`data-published="${escapeHtml(p.model)}"`));
+      assert.ok(row, p.model);
+      assert.ok(row.inner.includes("published, not measured"));
+      assert.ok(!row.attributes.includes("data-model="));
+      assert.equal(cells(row.inner).get("total"), p.total.toFixed(1));
+    }
+  });
+
+  it("inlines the three charts as SVG, labels escaped", () => {
+    for (const chart of ["accuracy", "scenarios", "confusion"]) {
+      const body = figure(f.html, chart);
+      assert.match(body, /<svg[\s>]/, `${chart} has an inline SVG`);
+      assert.ok(!body.includes("<script") && !body.includes("__mmsafePwned=1</"), chart);
+    }
+    assert.ok(
+      figure(f.html, "accuracy").includes("evil&lt;script&gt;window.__mmsafePwned=1&lt;/script&gt;&amp;"),
+    );
+    assert.ok(figure(f.html, "confusion").includes("evil&lt;script&gt;"));
+    assert.ok(figure(f.html, "scenarios").includes("&lt;img src=x onerror="));
+    assert.ok(figure(f.html, "scenarios").includes("(n=2)"), "scenario rows carry n");
+    // Dark and light: transparent background, text in currentColor.
+    assert.ok(!/<rect[^>]*fill="white"/.test(figure(f.html, "accuracy")));
+    assert.ok(figure(f.html, "accuracy").includes('fill="currentColor"'));
+  });
+
+  it("counts expected × given answers per model × strategy", () => {
+    const matrices = confusionMatrices(f.report, f.verdicts);
+    assert.equal(matrices.length, MODELS.length * STRATEGIES.length);
+    const evil = matrices.find((m) => m.modelId === HOSTILE_MODEL && m.strategy === "baseline");
+    // The hostile answers do not start with Yes/No: the strict reading finds them unparseable.
+    assert.deepEqual(evil?.counts.no, { yes: 0, no: 0, refused: 0, unparseable: 5, error: 1 });
+    assert.deepEqual(evil?.counts.yes, { yes: 0, no: 0, refused: 0, unparseable: 4, error: 0 });
+    const alwaysNo = matrices.find((m) => m.modelId === "always-no" && m.strategy === "baseline");
+    assert.deepEqual(alwaysNo?.counts.yes, { yes: 0, no: 4, refused: 0, unparseable: 0, error: 0 });
+    const careful = matrices.find((m) => m.modelId === "m1" && m.strategy === "safety-system-prompt");
+    assert.equal(careful?.counts.no.refused, 1);
+  });
+
+  it("lists every item with each model × strategy's answer, right/wrong/error/missing marked", () => {
+    const articles = [...f.html.matchAll(/<article class="example" ([^>]*)>([\s\S]*?)<\/article>/g)];
+    assert.equal(articles.length, f.items.length);
+    assert.deepEqual(
+      articles.map((a) => Number(a[1]?.match(/data-id="(\d+)"/)?.[1])),
+      f.items.map((i) => i.id).sort((a, b) => a - b),
+    );
+    const article = (id: number) => articles.find((a) => a[1]?.includes(`data-id="${id}"`))?.[0] ?? "";
+    assert.ok(article(1).includes('data-category="oversafety" data-scenario=""'));
+    const answers = (id: number) =>
+      [
+        ...article(id).matchAll(
+          /<li class="answer" data-model="([^"]*)" data-strategy="([^"]*)" data-correct="([a-z]+)">/g,
+        ),
+      ].map((m) => `${m[1]}|${m[2]}|${m[3]}`);
+    assert.equal(answers(983).length, MODELS.length * STRATEGIES.length);
+    assert.ok(answers(128).includes(`${escapeHtml(HOSTILE_MODEL)}|baseline|error`));
+    assert.ok(answers(700).includes("m1|safety-system-prompt|missing"));
+    assert.ok(answers(1).includes("always-no|baseline|false"));
+    assert.ok(answers(983).includes("always-no|baseline|true"));
+    // A long response: a preview, the rest in <details>.
+    const long = article(983);
+    assert.ok(long.includes("<details><summary>full response"));
+    assert.ok(long.includes(escapeHtml(LONG_RESPONSE.slice(0, RESPONSE_PREVIEW_CHARS))));
+    assert.ok(long.includes('<img class="thumb"'));
+    assert.ok(article(1000).includes('class="thumb none"'), "an invalid thumbnail URL shows the placeholder");
+    assert.ok(article(1153).includes("strict: refused"));
+    assert.match(f.html, /<span id="examples-count">10<\/span>/);
+    for (const id of ["filter-model", "filter-strategy", "filter-category", "filter-scenario"])
+      assert.match(f.html, new RegExp(`<select id="${id}">`));
+    assert.match(f.html, /<input type="checkbox" id="filter-wrong">/);
+    assert.match(f.html, /<input type="search" id="search"/);
+    assert.ok(f.html.includes(`<option value="s:${escapeHtml(HOSTILE_SCENARIO)}">`));
+    assert.ok(f.html.includes('<option value="none">unlabelled</option>'));
+  });
+
+  it("describes the run: dataset, models and endpoints, strategies, scoring, timing, cache, version, cost", () => {
+    const run = f.html.match(/<section id="run">([\s\S]*?)<\/section>/)?.[1] ?? "";
+    for (const part of [
+      "c".repeat(64),
+      "http://127.0.0.1:9/v1",
+      "m1-model",
+      "safety-system-prompt",
+      "paper (headline); strict reported beside it",
+      "2025-01-02T03:00:00.000Z",
+      "4 min 5 s",
+      "0.1.0-test",
+      "2 records have no image: ids 2301–2302",
+      "AWS item",
+      "Model tokens: $",
+    ])
+      assert.ok(run.includes(part), `run section has ${part}`);
+    const cached = f.report.rows.reduce((s, r) => s + r.counts.cached, 0);
+    assert.ok(cached > 0 && run.includes(`${cached} of `));
+    assert.ok(!f.html.includes("apiKey"), "never a key or key name field");
+  });
+
+  it("makes small WebP thumbnails and refuses bytes that are no image", async () => {
+    for (const [w, h, format] of [
+      [1600, 1200, "jpeg"],
+      [300, 900, "png"],
+      [40, 30, "png"],
+    ] as const) {
+      const url = await thumbnailDataUrl(await syntheticPhoto(w, h, format));
+      const bytes = Buffer.from(url.replace(/^data:image\/webp;base64,/, ""), "base64");
+      const meta = await sharp(bytes).metadata();
+      assert.equal(meta.format, "webp");
+      assert.ok(Math.max(meta.width ?? 0, meta.height ?? 0) <= 64, `${meta.width}×${meta.height}`);
+      assert.ok(bytes.length <= 2048, `${w}×${h}: ${bytes.length} bytes`);
+      if (w < 64) assert.equal(meta.width, w, "small images are not enlarged");
+    }
+    await assert.rejects(thumbnailDataUrl(new TextEncoder().encode("not an image")));
+  });
+
+  it("escapes hostile labels in a rendered chart (adapter alone)", async () => {
+    const svg = await renderSvg({
+      data: { values: [{ label: `</svg><script>alert(1)</script>"'&`, v: 1 }] },
+      mark: "bar",
+      encoding: { x: { field: "label", type: "nominal" }, y: { field: "v", type: "quantitative" } },
+    });
+    assert.ok(svg.startsWith("<svg"));
+    assert.ok(!svg.includes("<script") && !svg.includes("</svg><"));
+    assert.ok(svg.includes("&lt;/svg&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
+  });
+});
+
+describe("report.html at full size", () => {
+  it("stays a few MB for 1,500 items with 2 KB thumbnails", async () => {
+    const base = datasetItem(983);
+    const items: DatasetItem[] = Array.from({ length: 1500 }, (_, i) => ({
+      ...datasetItem(1 + (i % 1153) + (i >= 1153 ? 1000 : 0), i % 7 === 0 ? null : `scenario_${i % 40}`),
+      id: i + 1,
+      sentence: `${base.sentence} with a somewhat longer sentence of about the usual length, number ${i}`,
+    }));
+    const models = ["always-yes", "always-no", "random"].map((id) => model(id, "baseline"));
+    const verdicts = models.flatMap((m) =>
+      items.map((item, i) =>
+        buildVerdict(
+          "run-size",
+          m.id,
+          "baseline",
+          item,
+          answer(m.id === "always-yes" ? "Yes." : m.id === "always-no" ? "No." : i % 2 ? "Yes." : "No."),
+          NOW,
+        ),
+      ),
+    );
+    const rows = models.map((m) =>
+      computeRow(
+        m,
+        "baseline",
+        verdicts.filter((v) => v.modelId === m.id),
+        items.length,
+      ),
+    );
+    const report = buildReport({
+      version: "0.1.0-test",
+      runId: "run-size",
+      startedAt: "2025-01-02T03:00:00.000Z",
+      finishedAt: NOW.toISOString(),
+      dataset: {
+        name: "big",
+        source: "sample",
+        checksum: "d".repeat(64),
+        records: 1500,
+        runnable: 1500,
+        skipped: [],
+      },
+      plannedItems: items.length,
+      models,
+      strategies: ["baseline"],
+      rows,
+    });
+    // 2,048 bytes of image data per thumbnail: the budget's upper end.
+    const thumbnails = new Map(
+      items.map((item) => [item.id, `data:image/webp;base64,${randomBytes(2048).toString("base64")}`]),
+    );
+    const started = performance.now();
+    const specs = chartSpecs(report, verdicts);
+    const svgs = await renderCharts(specs.map((s) => s.spec));
+    const html = renderHtml({
+      report,
+      items,
+      verdicts,
+      thumbnails,
+      charts: specs.map((s, i) => ({ ...s, svg: svgs[i] ?? null })),
+    });
+    const size = Buffer.byteLength(html);
+    console.log(
+      `report.html for 1,500 items × 3 series with 2 KB thumbnails: ${(size / 1e6).toFixed(2)} MB ` +
+        `(${(size / 1500 / 1024).toFixed(2)} KiB per item), charts + render ${(performance.now() - started).toFixed(0)} ms`,
+    );
+    assert.equal((html.match(/<article class="example"/g) ?? []).length, 1500);
+    assert.ok(size < 6e6, `${size} bytes`);
+  });
+
+  it("builds from the full generated sample (1,453 items): thumbnails, charts, page", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "mmsafe-html-full-"));
+    try {
+      await writeSampleDataset(dir, { size: "full" });
+      const dataset = await readOfficialDataset(dir);
+      const items: DatasetItem[] = dataset.items.map((item) => ({
+        id: item.id,
+        subset: item.label.subset,
+        category: item.label.category,
+        attackType: item.label.attackType,
+        domain: item.scenario.domain,
+        scenario: item.scenario.scenario,
+        expected: item.label.expected,
+        instruction: item.instruction,
+        sentence: item.sentence,
+        image: {
+          key: item.imagePath,
+          mediaType: "image/png",
+          bytes: item.imageBytes,
+          sha256: item.imageSha256,
+        },
+      }));
+      assert.equal(items.length, 1453);
+      const models = ["always-yes", "always-no", "random"].map((id) => model(id, "baseline"));
+      const verdicts = models.flatMap((m) =>
+        items.map((item) =>
+          buildVerdict(
+            "run-full",
+            m.id,
+            "baseline",
+            item,
+            answer(
+              m.id === "always-yes" ? "Yes." : m.id === "always-no" ? "No." : item.id % 3 ? "Yes." : "No.",
+            ),
+            NOW,
+          ),
+        ),
+      );
+      const report = buildReport({
+        version: "0.1.0-test",
+        runId: "run-full",
+        startedAt: "2025-01-02T03:00:00.000Z",
+        finishedAt: NOW.toISOString(),
+        dataset: {
+          name: "sample",
+          source: "sample",
+          checksum: dataset.checksum,
+          records: 1523,
+          runnable: 1453,
+          skipped: dataset.skipped,
+        },
+        plannedItems: items.length,
+        models,
+        strategies: ["baseline"],
+        rows: models.map((m) =>
+          computeRow(
+            m,
+            "baseline",
+            verdicts.filter((v) => v.modelId === m.id),
+            items.length,
+          ),
+        ),
+      });
+
+      const t0 = performance.now();
+      const urls = await pLimit(16).map(items, async (item) => {
+        try {
+          return await thumbnailDataUrl(await readFile(item.image.key));
+        } catch {
+          return null;
+        }
+      });
+      const t1 = performance.now();
+      const specs = chartSpecs(report, verdicts);
+      const svgs = await renderCharts(specs.map((s) => s.spec));
+      const t2 = performance.now();
+      const html = renderHtml({
+        report,
+        items,
+        verdicts,
+        thumbnails: new Map(items.map((item, i) => [item.id, urls[i] ?? null])),
+        charts: specs.map((s, i) => ({ ...s, svg: svgs[i] ?? null })),
+      });
+      const t3 = performance.now();
+      // Thumbnails of photo-sized images (the sample's are tiny): a noisy 1024×768 JPEG (~0.5 MB, slow to
+      // decode), 200 times, extrapolated to 1,453.
+      const photo = await syntheticPhoto(1024, 768, "jpeg");
+      const t4 = performance.now();
+      const photoThumbs = await pLimit(16).map(items.slice(0, 200), () => thumbnailDataUrl(photo));
+      const t5 = performance.now();
+      const thumbBytes = urls.map((u) => (u ? (u.length * 3) / 4 : 0));
+      console.log(
+        `full sample, 1,453 items × 3 series: thumbnails ${(t1 - t0).toFixed(0)} ms ` +
+          `(${urls.filter(Boolean).length} made, mean ${(thumbBytes.reduce((a, b) => a + b, 0) / items.length).toFixed(0)} B), ` +
+          `charts ${(t2 - t1).toFixed(0)} ms, page ${(t3 - t2).toFixed(0)} ms, total ${(t3 - t0).toFixed(0)} ms; ` +
+          `report.html ${(Buffer.byteLength(html) / 1e6).toFixed(2)} MB. ` +
+          `Thumbnails of a ${(photo.length / 1e6).toFixed(2)} MB 1024×768 JPEG: ${((t5 - t4) / 200).toFixed(1)} ms each, ` +
+          `${(((t5 - t4) / 200) * 1453).toFixed(0)} ms for 1,453 (extrapolated), ${photoThumbs[0]?.length ?? 0} chars each`,
+      );
+      assert.equal(urls.filter(Boolean).length, 1453);
+      assert.equal((html.match(/<article class="example"/g) ?? []).length, 1453);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** In-memory stores: enough of S3, the runs table and the verdicts table for Aggregate. */
+function memoryStore(objects: Map<string, Uint8Array | string>): ObjectStore {
+  const bytes = (key: string): Uint8Array => {
+    const value = objects.get(key);
+    if (value === undefined) throw Object.assign(new Error(`no ${key}`), { name: "ObjectNotFoundError" });
+    return typeof value === "string" ? new TextEncoder().encode(value) : value;
+  };
+  return {
+    bucket: "test-bucket",
+    getBytes: async (key) => bytes(key),
+    getText: async (key) => new TextDecoder().decode(bytes(key)),
+    getTextIfExists: async (key) => (objects.has(key) ? new TextDecoder().decode(bytes(key)) : null),
+    put: async (key, body) => {
+      objects.set(key, body);
+    },
+    exists: async (key) => objects.has(key),
+  };
+}
+
+describe("Aggregate publishes report.html", () => {
+  const runId = "run-agg";
+  const items = [datasetItem(983, "privacy"), datasetItem(128), datasetItem(1), datasetItem(2001)];
+  const models = [model("m1"), model("always-no", "baseline")];
+  let objects: Map<string, Uint8Array | string>;
+  let verdicts: Verdict[];
+  const record = (): RunRecord => ({
+    runId,
+    status: "RUNNING",
+    executionId: "exec",
+    dataset: "t",
+    datasetChecksum: "e".repeat(64),
+    datasetSource: "sample",
+    configHash: "h",
+    models,
+    strategies: ["baseline"],
+    categories: undefined,
+    limit: undefined,
+    plannedItems: items.length,
+    plannedVerdicts: items.length * models.length,
+    shards: 2,
+    startedAt: "2025-01-02T03:00:00.000Z",
+    updatedAt: "2025-01-02T03:00:00.000Z",
+    attempts: 1,
+  });
+  const runs = (): RunStore => ({
+    get: async () => record(),
+    addUsage: async () => undefined,
+    previousOfSchedule: async () => null,
+    startOrResume: async (r) => r,
+    markSucceeded: async () => undefined,
+  });
+  const verdictStore = (): VerdictStore => ({
+    existingKeys: async () => new Set(),
+    putIfAbsent: async () => true,
+    listRun: async () => verdicts,
+  });
+
+  before(async () => {
+    objects = new Map();
+    objects.set(
+      datasetManifestKey("t"),
+      JSON.stringify({
+        schemaVersion: 1,
+        name: "t",
+        source: "sample",
+        checksum: "e".repeat(64),
+        createdAt: NOW.toISOString(),
+        records: 4,
+        runnable: 4,
+        skipped: [],
+        shards: [],
+      }),
+    );
+    objects.set(runShardKey(runId, 0), toJsonl(items.slice(0, 2)));
+    objects.set(runShardKey(runId, 1), toJsonl(items.slice(2)));
+    const photo = await syntheticPhoto(320, 240, "jpeg");
+    objects.set(items[0]?.image.key ?? "", photo);
+    objects.set(items[1]?.image.key ?? "", new TextEncoder().encode("corrupt")); // thumbnail fails
+    objects.set(items[2]?.image.key ?? "", photo);
+    // items[3]'s image is missing: its read fails.
+    verdicts = models.flatMap((m) =>
+      items.map((item) =>
+        buildVerdict(runId, m.id, "baseline", item, answer(m.id === "m1" ? right(item) : "No."), NOW),
+      ),
+    );
+  });
+
+  it("writes reports/<runId>/report.html with charts and thumbnails, placeholders for failed images", async () => {
+    const output = await aggregate(
+      { runId, bucket: "test-bucket" },
+      {
+        store: memoryStore(objects),
+        runs: runs(),
+        verdicts: verdictStore(),
+        now: () => NOW,
+        version: "0.1.0-test",
+        renderCharts,
+        thumbnail: (bytes) => thumbnailDataUrl(bytes),
+      },
+    );
+    assert.equal(output.report.html, `s3://test-bucket/${reportHtmlKey(runId)}`);
+    assert.ok(output.report.json.endsWith("report.json") && output.report.markdown.endsWith("report.md"));
+    const html = String(objects.get(reportHtmlKey(runId)));
+    assert.equal((html.match(/<article class="example"/g) ?? []).length, items.length);
+    assert.equal((html.match(/<img class="thumb"/g) ?? []).length, 2);
+    assert.equal((html.match(/class="thumb none"/g) ?? []).length, 2);
+    for (const chart of ["accuracy", "scenarios", "confusion"]) assert.match(figure(html, chart), /<svg/);
+  });
+
+  it("still writes the page when the adapters are missing or fail", async () => {
+    const output = await aggregate(
+      { runId, bucket: "test-bucket" },
+      {
+        store: memoryStore(objects),
+        runs: runs(),
+        verdicts: verdictStore(),
+        now: () => NOW,
+        version: "0.1.0-test",
+        renderCharts: async () => {
+          throw new Error("vega <exploded>");
+        },
+      },
+    );
+    const html = String(objects.get(reportHtmlKey(runId)));
+    assert.ok(output.report.html.endsWith("report.html"));
+    assert.ok(figure(html, "accuracy").includes("Chart not rendered: vega &lt;exploded&gt;"));
+    assert.equal((html.match(/class="thumb none"/g) ?? []).length, items.length);
+  });
+});
