@@ -28,6 +28,8 @@ export class VerdictMetrics {
 
   /** Publishes what was recorded (call it even when the invocation fails, so errors are counted). */
   flush(): void {
+    // An invocation that wrote nothing (a resumed shard) has nothing to publish; Powertools would warn.
+    if (this.perModel.size === 0) return;
     for (const [modelId, counts] of this.perModel) {
       const single = this.metrics.singleMetric();
       single.addDimension(METRICS.modelDimension, modelId);
