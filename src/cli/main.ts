@@ -4,6 +4,7 @@ import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
+import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
 import { CATEGORIES } from "../core/benchmark.ts";
 import { describeZodError, type ModelConfig, modelsFileSchema, STRATEGIES } from "../core/schemas.ts";
 import { DEFAULT_DATASET } from "../core/storage-layout.ts";
@@ -454,6 +455,7 @@ Examples:
         options.name,
         options.sample ? "sample" : "official",
         new Date(),
+        { thumbnail: thumbnailDataUrl },
       );
       process.stdout.write(
         result.uploaded

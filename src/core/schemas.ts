@@ -133,6 +133,12 @@ export const datasetItemSchema = z
     instruction: z.string().min(1),
     sentence: z.string().min(1),
     image: imageRefSchema,
+    /** A small preview for the HTML report, made once at upload (so runs don't re-read every image). */
+    thumbnail: z
+      .string()
+      .max(8192)
+      .regex(/^data:image\/(webp|jpeg|png);base64,[A-Za-z0-9+/]+=*$/)
+      .optional(),
   })
   .strict();
 export type DatasetItem = z.infer<typeof datasetItemSchema>;

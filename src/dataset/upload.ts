@@ -74,6 +74,7 @@ export async function uploadDataset(
   name: string,
   source: DatasetManifest["source"],
   now: Date,
+  options: { thumbnail?: (bytes: Uint8Array) => Promise<string> } = {},
 ): Promise<UploadResult> {
   const manifestKey = datasetManifestKey(name);
   const existing = await store.getTextIfExists(manifestKey);
@@ -108,14 +109,21 @@ export async function uploadDataset(
 
   // One image in memory per upload slot; images are read from disk when their slot comes.
   const limit = pLimit(16);
+  const thumbnails = new Map<number, string>();
   await limit.map(dataset.items, async (item) => {
     const stored = storedImageType(item.imageType);
-    await store.put(
-      datasetImageKey(name, item.id, stored.extension),
-      await readFile(item.imagePath),
-      stored.mediaType,
-    );
+    const bytes = await readFile(item.imagePath);
+    await store.put(datasetImageKey(name, item.id, stored.extension), bytes, stored.mediaType);
+    if (options.thumbnail) {
+      // A preview that cannot be made only costs the report its picture of this item.
+      const url = await options.thumbnail(bytes).catch(() => null);
+      if (url !== null && url.length <= 8192) thumbnails.set(item.id, url);
+    }
   });
+  for (const item of items) {
+    const url = thumbnails.get(item.id);
+    if (url !== undefined) item.thumbnail = url;
+  }
   const shards: DatasetManifest["shards"] = [];
   for (let start = 0, index = 0; start < items.length; start += DATASET_SHARD_SIZE, index++) {
     shards.push({

@@ -7,6 +7,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { Context } from "aws-lambda";
 import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
+import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
 import { tokenCost } from "../core/metrics.ts";
 import { type ModelConfig, type PlanOutput, planOutputSchema } from "../core/schemas.ts";
 import {
@@ -367,6 +368,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     datasetName,
     sample ? "sample" : "official",
     new Date(),
+    { thumbnail: thumbnailDataUrl },
   );
   emit({
     type: "info",
@@ -418,6 +420,8 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   // A poll reads every verdict of the run: at most once a second, and at most ~10% of the time on large runs.
   let nextPollAt = 0;
   const poll = async (final: boolean) => {
+    // Nobody listening (benchmarks, tests): no verdict reads competing with the run.
+    if (!options.onEvent) return;
     if (!planned || (!final && (polling || Date.now() < nextPollAt))) return;
     polling = true;
     const pollStarted = Date.now();
@@ -452,7 +456,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   const onPlanned = async (plan: PlanOutput) => {
     const perModel = plan.planned * plan.strategies.length;
     const total = perModel * plan.models.length;
-    const done = (await readVerdictProgress(s.dynamodb, runId)).length;
+    const done = options.onEvent ? (await readVerdictProgress(s.dynamodb, runId)).length : 0;
     planned = { total, atMs: Date.now() - started, alreadyDone: done, models: plan.models, perModel };
     emit({ type: "planned", runId, verdicts: total, alreadyDone: done });
   };

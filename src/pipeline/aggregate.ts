@@ -86,8 +86,10 @@ async function makeThumbnails(
   items: readonly DatasetItem[],
 ): Promise<Map<number, string | null>> {
   const thumbnail = deps.thumbnail;
-  if (!thumbnail) return new Map();
   const urls = await pLimit(THUMBNAIL_CONCURRENCY).map(items, async (item) => {
+    // Made at upload: no image read, no resize.
+    if (item.thumbnail) return item.thumbnail;
+    if (!thumbnail) return null;
     try {
       return await thumbnail(await deps.store.getBytes(item.image.key));
     } catch {
