@@ -120,6 +120,22 @@ describe("local pipeline, reference baselines on the generated sample", () => {
     }
   });
 
+  it("carries each item's thumbnail, made once at upload, into the run and the HTML report", async () => {
+    const session = await openLocalSession(home);
+    const shard = await session.store.getText(runShardKey("e2e-baselines", 0));
+    const items = shard
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { thumbnail?: string });
+    assert.ok(items.length > 0);
+    for (const item of items) {
+      assert.match(item.thumbnail ?? "", /^data:image\/(webp|jpeg|png);base64,/);
+      assert.ok((item.thumbnail ?? "").length <= 8192);
+    }
+    const html = await readFile(path.join(first.reportDir ?? "", "report.html"), "utf8");
+    assert.ok(html.includes(items[0]?.thumbnail ?? "missing"), "the report shows the uploaded thumbnail");
+  });
+
   it("marks the run SUCCEEDED with its headline in the runs table", async () => {
     const run = await new DynamoRunStore(createDocumentClient(), LOCAL_RESOURCES.runsTable).get(
       "e2e-baselines",
