@@ -14,7 +14,6 @@
  * - One `<tr class="flip" data-column data-direction data-id>` per flipped item in `<table id="flips">`;
  *   filtered-out rows get the `hidden` attribute.
  */
-import { createHash } from "node:crypto";
 import { CATEGORIES, type Category } from "./benchmark.ts";
 import {
   COLUMN_LABELS,
@@ -25,6 +24,7 @@ import {
   SIGNIFICANCE_LEVEL,
 } from "./compare.ts";
 import { formatPercent } from "./report.ts";
+import { scriptHash as cspHash, escapeHtml } from "./report-html.ts";
 
 /** What the page shows of a flipped item; without it, an item is listed by id only. */
 export interface ComparisonItem {
@@ -46,20 +46,7 @@ const DIRECTION_LABELS: Record<FlipDirection, string> = {
   "wrong-to-right": "wrong → right",
 };
 
-/** Escapes text for HTML text content and quoted attribute values. */
-function escapeHtml(text: string): string {
-  return text
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&#39;");
-}
 const e = escapeHtml;
-
-/** The CSP source of an inline element: 'sha256-<base64>' of its exact text. */
-const cspHash = (text: string): string =>
-  `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`;
 
 const STYLE = `
 :root { color-scheme: light dark; --fg: #1b1f24; --bg: #ffffff; --muted: #57606a; --line: #d0d7de;

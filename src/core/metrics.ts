@@ -197,6 +197,14 @@ export function tokenCost(model: ModelConfig, promptTokens: number, completionTo
 }
 
 /**
+ * Model calls a verdict repeated after faults. vcd makes two calls per verdict (clean and noised image):
+ * only attempts beyond those are retries; a cached answer made no call at all.
+ */
+export function retriesOf(v: { attempts: number; strategy: string; cached: boolean }): number {
+  return v.cached ? 0 : Math.max(0, v.attempts - (v.strategy === "vcd" ? 2 : 1));
+}
+
+/**
  * Metrics of one model × strategy over its verdicts. Error verdicts are counted apart and never scored:
  * accuracies are over answered items only.
  */
@@ -231,11 +239,7 @@ export function computeRow(
       missing: Math.max(0, planned - answered.length - errored.length),
       skipped,
       cached: verdicts.filter((v) => v.cached).length,
-      // vcd makes two calls per verdict (clean and noised image): only attempts beyond those are retries.
-      retries: verdicts.reduce(
-        (sum, v) => sum + (v.cached ? 0 : Math.max(0, v.attempts - (strategy === "vcd" ? 2 : 1))),
-        0,
-      ),
+      retries: verdicts.reduce((sum, v) => sum + retriesOf(v), 0),
     },
     paper: columns(answered, (v) => v.correctPaper === true),
     paperDetail: computePaperDetail(answered),

@@ -122,8 +122,16 @@ async function compareSides(
   const sideA = resolveSide(a, runA);
   const sideB = resolveSide(b, runB);
   if (sideA.label === sideB.label) throw new CompareInputError(`both sides are ${sideA.label}`);
-  const verdictsOf = async (runId: string, side: { modelId: string; strategy: Strategy }) =>
-    (await verdicts.listRun(runId)).filter((v) => v.modelId === side.modelId && v.strategy === side.strategy);
+  // Two sides of one run (two models or strategies) read its verdicts once.
+  const runVerdicts = new Map<string, ReturnType<typeof verdicts.listRun>>();
+  const verdictsOf = async (runId: string, side: { modelId: string; strategy: Strategy }) => {
+    let all = runVerdicts.get(runId);
+    if (!all) {
+      all = verdicts.listRun(runId);
+      runVerdicts.set(runId, all);
+    }
+    return (await all).filter((v) => v.modelId === side.modelId && v.strategy === side.strategy);
+  };
   const [va, vb] = await Promise.all([verdictsOf(a.runId, sideA), verdictsOf(b.runId, sideB)]);
   let comparison: Comparison;
   try {

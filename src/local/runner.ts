@@ -8,7 +8,7 @@ import type { Context } from "aws-lambda";
 import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
-import { tokenCost } from "../core/metrics.ts";
+import { retriesOf, tokenCost } from "../core/metrics.ts";
 import { type ModelConfig, type PlanOutput, planOutputSchema } from "../core/schemas.ts";
 import {
   type AslSubstitution,
@@ -124,7 +124,7 @@ export function tallyProgress(
     const error = row.status === "error";
     if (error) tally.errors++;
     if (row.cached) tally.cached++;
-    else tally.retries += Math.max(0, row.attempts - (row.strategy === "vcd" ? 2 : 1));
+    tally.retries += retriesOf(row);
     tally.tokens += row.promptTokens + row.completionTokens;
     const m = perModel.get(row.modelId);
     if (m) {

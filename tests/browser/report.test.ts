@@ -15,6 +15,7 @@ import { formatPercent, type Report } from "../../src/core/report.ts";
 import type { ModelConfig } from "../../src/core/schemas.ts";
 import { type ReferenceServer, startReferenceModelServer } from "../../src/local/reference-model-server.ts";
 import { closeLocalSession, type LocalRunResult, runLocal } from "../../src/local/runner.ts";
+import { referenceModel } from "../fixtures/reference-models.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -51,16 +52,8 @@ describe("HTML report in Chromium", {
   before(async () => {
     home = await mkdtemp(path.join(os.tmpdir(), "mmsafe-browser-"));
     server = await startReferenceModelServer();
-    const model = (id: string, name: string, kind: ModelConfig["kind"] = "model"): ModelConfig => ({
-      id,
-      baseURL: server.baseURL,
-      model: name,
-      kind,
-      maxConcurrency: 8,
-      maxTokens: 64,
-      temperature: 0,
-      timeoutMs: 10_000,
-    });
+    const model = (id: string, name: string, kind: ModelConfig["kind"] = "model") =>
+      referenceModel(server, id, name, { kind });
     result = await runLocal({
       home,
       reportsDir: path.join(home, "reports"),

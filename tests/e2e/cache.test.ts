@@ -26,6 +26,7 @@ import {
   startReferenceModelServer,
 } from "../../src/local/reference-model-server.ts";
 import { closeLocalSession, type LocalRunResult, runLocal } from "../../src/local/runner.ts";
+import { referenceModel } from "../fixtures/reference-models.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -49,16 +50,7 @@ interface Run {
 }
 const runs: Record<"a" | "b" | "c" | "d", Run> = {} as Record<"a" | "b" | "c" | "d", Run>;
 
-const model = (id: string): ModelConfig => ({
-  id,
-  baseURL: server.baseURL,
-  model: id,
-  kind: "model",
-  maxConcurrency: 8,
-  maxTokens: 64,
-  temperature: 0,
-  timeoutMs: 10_000,
-});
+const model = (id: string): ModelConfig => referenceModel(server, id, id);
 
 async function run(runId: string, models: string[], extra: Record<string, boolean> = {}): Promise<Run> {
   server.resetStats();

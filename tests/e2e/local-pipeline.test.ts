@@ -23,6 +23,7 @@ import {
   runLocal,
 } from "../../src/local/runner.ts";
 import { officialScore, readResponses } from "../fixtures/official-scorer.ts";
+import { teeStdout } from "../fixtures/stdout.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 // Handlers read this once when loaded: INFO so the secrets test has real log lines to search.
@@ -221,13 +222,8 @@ describe("local pipeline, secrets", () => {
     const secret = "sk-mmsafe-test-9f8e7d6c5b4a";
     process.env.MMSAFE_E2E_KEY = secret;
     const server = await startReferenceModelServer();
-    const written: string[] = [];
-    const originalWrite = process.stdout.write.bind(process.stdout);
     // Capture everything the handlers log (Powertools writes JSON lines to stdout).
-    process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
-      written.push(String(chunk));
-      return originalWrite(chunk, ...rest);
-    }) as typeof process.stdout.write;
+    const stdout = teeStdout();
     let result: LocalRunResult;
     try {
       result = await runLocal({
@@ -249,7 +245,7 @@ describe("local pipeline, secrets", () => {
         input: { runId: "e2e-secret", limit: 5 },
       });
     } finally {
-      process.stdout.write = originalWrite;
+      stdout.restore();
       await server.close();
     }
     assert.equal(
@@ -258,11 +254,11 @@ describe("local pipeline, secrets", () => {
       `${result.execution.error}: ${result.execution.cause}`,
     );
     assert.equal(result.output?.headline[0]?.answered, 5);
-    assert.match(written.join(""), /"message":"shard evaluated"/, "the handlers' logs were captured");
+    assert.match(stdout.text(), /"message":"shard evaluated"/, "the handlers' logs were captured");
 
     const places: [string, string][] = [
       ["execution output", JSON.stringify(result.execution.output)],
-      ["logs", written.join("")],
+      ["logs", stdout.text()],
       ["verdicts", JSON.stringify(await verdictsOf("e2e-secret"))],
       [
         "run record",
@@ -286,8 +282,7 @@ describe("local pipeline, secrets", () => {
       }
     }
     assert.ok(
-      written.join("").includes("MMSAFE_E2E_KEY") ||
-        places.some(([, text]) => text.includes("MMSAFE_E2E_KEY")),
+      stdout.text().includes("MMSAFE_E2E_KEY") || places.some(([, text]) => text.includes("MMSAFE_E2E_KEY")),
       "the key's variable name is recorded",
     );
     for (const [where, text] of places) assert.ok(!text.includes(secret), `the API key leaked into ${where}`);

@@ -18,6 +18,8 @@ import { LOCAL_RESOURCES } from "../../src/local/embedded-aws.ts";
 import { type ReferenceServer, startReferenceModelServer } from "../../src/local/reference-model-server.ts";
 import { closeLocalSession, type LocalRunResult, runLocal } from "../../src/local/runner.ts";
 import type { AggregateOutput } from "../../src/pipeline/aggregate.ts";
+import { referenceModel } from "../fixtures/reference-models.ts";
+import { teeStdout } from "../fixtures/stdout.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 // Handlers read this once when loaded: INFO so the leak check has real log lines to search.
@@ -36,17 +38,8 @@ after(async () => {
   await rm(home, { recursive: true, force: true });
 });
 
-const model = (reference: string, extra: Partial<ModelConfig> = {}): ModelConfig => ({
-  id: "prod",
-  baseURL: server.baseURL,
-  model: reference,
-  kind: "model",
-  maxConcurrency: 8,
-  maxTokens: 16,
-  temperature: 0,
-  timeoutMs: 10_000,
-  ...extra,
-});
+const model = (reference: string, extra: Partial<ModelConfig> = {}): ModelConfig =>
+  referenceModel(server, "prod", reference, { maxTokens: 16, ...extra });
 
 async function run(runId: string, models: ModelConfig[], input: Record<string, string | number> = {}) {
   const result = await runLocal({ home, reportsDir, models, input: { runId, ...input } });
@@ -143,12 +136,7 @@ describe("API keys from Secrets Manager", () => {
     secrets
       .on(GetSecretValueCommand)
       .resolves({ Name: "mmsafe/prod", SecretString: JSON.stringify({ apiKey: key }) });
-    const written: string[] = [];
-    const originalWrite = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
-      written.push(String(chunk));
-      return originalWrite(chunk, ...rest);
-    }) as typeof process.stdout.write;
+    const stdout = teeStdout();
     let result: LocalRunResult;
     try {
       result = await run("secret-1", [model("always-no", { apiKeySecret: "mmsafe/prod" })], {
@@ -156,7 +144,7 @@ describe("API keys from Secrets Manager", () => {
         limit: 12,
       });
     } finally {
-      process.stdout.write = originalWrite;
+      stdout.restore();
       secrets.restore();
     }
     assert.equal(
@@ -174,14 +162,14 @@ describe("API keys from Secrets Manager", () => {
       LOCAL_RESOURCES.verdictsTable,
     ).listRun("secret-1");
     const places: [string, string][] = [
-      ["logs", written.join("")],
+      ["logs", stdout.text()],
       ["verdicts", JSON.stringify(verdicts)],
       ["events", JSON.stringify(result.events)],
       ["execution output", JSON.stringify(result.execution.output)],
       ["report.json", await readFile(path.join(result.reportDir ?? "", "report.json"), "utf8")],
       ["report.md", await readFile(path.join(result.reportDir ?? "", "report.md"), "utf8")],
     ];
-    assert.match(written.join(""), /"message":"shard evaluated"/, "the handlers' logs were captured");
+    assert.match(stdout.text(), /"message":"shard evaluated"/, "the handlers' logs were captured");
     for (const [where, text] of places) assert.ok(!text.includes(key), `the API key leaked into ${where}`);
   });
 });

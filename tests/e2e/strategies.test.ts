@@ -12,7 +12,6 @@ import { createDocumentClient } from "../../src/adapters/aws-clients.ts";
 import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
 import { exactMcNemar } from "../../src/core/compare.ts";
 import type { Report } from "../../src/core/report.ts";
-import type { ModelConfig } from "../../src/core/schemas.ts";
 import { compareLocal } from "../../src/local/compare-runs.ts";
 import { LOCAL_RESOURCES } from "../../src/local/embedded-aws.ts";
 import {
@@ -22,6 +21,7 @@ import {
 } from "../../src/local/reference-model-server.ts";
 import { closeLocalSession, type LocalRunResult, runLocal } from "../../src/local/runner.ts";
 import { officialScore, readResponses } from "../fixtures/official-scorer.ts";
+import { referenceModel } from "../fixtures/reference-models.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -42,16 +42,7 @@ const close = (actual: number | null | undefined, expected: number, what: string
 
 before(async () => {
   server = await startReferenceModelServer();
-  const model = (id: string, name: string): ModelConfig => ({
-    id,
-    baseURL: server.baseURL,
-    model: name,
-    kind: "model",
-    maxConcurrency: 8,
-    maxTokens: 64,
-    temperature: 0,
-    timeoutMs: 10_000,
-  });
+  const model = (id: string, name: string) => referenceModel(server, id, name);
   result = await runLocal({
     home,
     reportsDir: path.join(home, "reports"),
