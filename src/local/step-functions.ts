@@ -12,7 +12,8 @@ import aslValidator from "asl-validator";
 import { ExecutionError, StateMachine, type StateMachineDefinition } from "aws-local-stepfunctions";
 import pLimit from "p-limit";
 
-// aws-local-stepfunctions 3 calls Promise.withResolvers, which Node 20 lacks.
+// aws-local-stepfunctions 3 calls Promise.withResolvers (Node 22+). Kept so that a run on an unsupported
+// Node 20, which the CLI warns about, still works.
 if (!("withResolvers" in Promise)) {
   Object.defineProperty(Promise, "withResolvers", {
     value<T>() {
