@@ -6,6 +6,7 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
+import { datasetProvenanceSchema } from "../core/provenance.ts";
 import type { Headline } from "../core/report.ts";
 import { USAGE_COUNTERS, type UsageCounters } from "../core/run-usage.ts";
 import { executionInputSchema, modelConfigSchema, STRATEGIES } from "../core/schemas.ts";
@@ -20,7 +21,8 @@ export const runRecordSchema = z.object({
   executionId: z.string(),
   dataset: z.string(),
   datasetChecksum: z.string(),
-  datasetSource: z.enum(["official", "sample"]),
+  /** What the dataset was when the run was planned (absent in runs planned before it was recorded). */
+  datasetProvenance: datasetProvenanceSchema.optional(),
   /** Hash of everything that decides which verdicts the run should have; a resume must match it. */
   configHash: z.string(),
   models: z.array(modelConfigSchema),

@@ -6,10 +6,14 @@ import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
 import { CATEGORIES } from "../core/benchmark.ts";
+import { describeProvenance } from "../core/provenance.ts";
 import { describeZodError, type ModelConfig, modelsFileSchema, STRATEGIES } from "../core/schemas.ts";
 import { DEFAULT_DATASET } from "../core/storage-layout.ts";
 import { DATASET_SOURCES, DatasetFetchError, describeFetch, fetchDataset } from "../dataset/fetch.ts";
+import { describeInspection, inspectDataset } from "../dataset/inspect.ts";
 import { DatasetInputError, readOfficialDataset } from "../dataset/official-layout.ts";
+import { establishProvenance } from "../dataset/provenance.ts";
+import { describeDifferences, PublishedTreeError } from "../dataset/published-tree.ts";
 import { writeSampleDataset } from "../dataset/sample.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
 import type { Json } from "../local/step-functions.ts";
@@ -136,7 +140,7 @@ async function runCommand(options: RunOptions): Promise<number> {
       return result.execution.error === "InvalidExecutionInput" ? EXIT.badInput : EXIT.runFailed;
     }
     process.stdout.write(
-      `\nRun ${result.runId} — paper scoring (accuracy %), dataset ${result.datasetName}${result.sample ? " (generated sample)" : ""}\n\n`,
+      `\nRun ${result.runId} — paper scoring (accuracy %), dataset ${result.datasetName}: ${describeProvenance(result.provenance)}\n\n`,
     );
     process.stdout.write(`${headlineTable(result.output.headline)}\n\n`);
     process.stdout.write(
@@ -281,7 +285,11 @@ export function buildProgram(): Command {
     .option("--vcd-alpha <α>", "vcd contrast strength α (default 1)", numberIn("--vcd-alpha", 0, 10))
     .option("--vcd-beta <β>", "vcd plausibility cutoff β (default 0.1)", numberIn("--vcd-beta", 0, 1))
     .option("--vcd-noise <γ>", "vcd noise strength γ (default 0.5)", numberIn("--vcd-noise", 0, 1))
-    .option("--limit <n>", "evaluate only the first n runnable items", positiveInt("--limit"))
+    .option(
+      "--limit <n>",
+      "evaluate a deterministic sample of n runnable items, stratified by category (proportional, lowest ids within each category)",
+      positiveInt("--limit"),
+    )
     .option("--no-cache", "ask the models again instead of reusing cached answers to identical requests")
     .option("--shard-size <n>", "items per shard (one Lambda invocation each)", positiveInt("--shard-size"))
     .option("--map-concurrency <n>", "shards evaluated at once", positiveInt("--map-concurrency"))
@@ -364,13 +372,23 @@ Examples:
       "--archive <file>",
       "use an archive downloaded elsewhere instead of downloading (offline machines)",
     )
-    .option("--sha256 <hex>", "expected sha256 of the archive (overrides the pinned one)")
-    .option("--force", "download again even if the same commit is already there")
+    .option(
+      "--sha256 <hex>",
+      "expected sha256 of the archive (optional; the files are verified one by one anyway)",
+    )
+    .option(
+      "--tree <file>",
+      "verify against this `git ls-tree -r` listing (mode, blob, sha1, size, path) instead of the shipped one",
+    )
+    .option("--force", "download again even if verified data is already there")
     .addHelpText(
       "after",
       `
-The data is MMSafeAware's public repository (research use only). Without a pinned archive checksum the
-unpacked content is verified instead (record and runnable-pair counts) and the archive's sha256 is recorded.
+The data is MMSafeAware's public repository (research use only), pinned to commit 500b595 (an archive of
+07c0de2a, which has the same data/, is accepted too). Every file under data/ is compared with the published
+git tree (blob sha1 and size, listed in datasets/mmsafeaware/data-tree-500b595.tsv); a missing, extra or
+changed file is named and nothing is moved into place (exit 2). Runs label a folder against the shipped
+listing, whatever --tree said.
 
 Examples:
   $ npm run mmsafe -- dataset fetch mmsafeaware
@@ -379,12 +397,14 @@ Examples:
     .action(
       async (
         name: string | undefined,
-        options: { home: string; archive?: string; sha256?: string; force?: boolean },
+        options: { home: string; archive?: string; sha256?: string; tree?: string; force?: boolean },
       ) => {
         const wanted = name ?? DEFAULT_DATASET;
-        const source = Object.hasOwn(DATASET_SOURCES, wanted)
+        const known = Object.hasOwn(DATASET_SOURCES, wanted)
           ? DATASET_SOURCES[wanted as keyof typeof DATASET_SOURCES]
           : undefined;
+        const source =
+          known && options.tree !== undefined ? { ...known, tree: path.resolve(options.tree) } : known;
         if (!source)
           throw new UsageError(
             `no dataset "${wanted}" to fetch (known: ${Object.keys(DATASET_SOURCES).join(", ")})`,
@@ -410,11 +430,20 @@ Examples:
     );
   dataset
     .command("inspect <dir>")
-    .description("Report what a dataset directory holds: records, runnable pairs, skipped records and why.")
+    .description(
+      "Report what a dataset directory holds: records, runnable pairs, skipped records and why, whether it is the official data (file by file), image types, extensions that lie, identical records and files no record uses.",
+    )
     .action(async (dir: string) => {
       const found = await readOfficialDataset(dir);
-      for (const line of describeImport(found)) process.stdout.write(`${line}\n`);
-      process.stdout.write(`checksum ${found.checksum}\n`);
+      const { provenance, comparison } = await establishProvenance(dir);
+      const lines = [
+        ...describeImport(found),
+        `provenance: ${describeProvenance(provenance)}`,
+        ...(comparison ? describeDifferences(comparison).map((line) => `  ${line}`) : []),
+        ...describeInspection(await inspectDataset(found)),
+        `checksum ${found.checksum}`,
+      ];
+      for (const line of lines) process.stdout.write(`${terminalSafe(line)}\n`);
     });
   dataset
     .command("sample <dir>")
@@ -437,26 +466,24 @@ Examples:
     .description("Upload a dataset to an S3 bucket as shards + images (standard AWS credentials and region).")
     .requiredOption("--bucket <name>", "the stack's bucket (output BucketName)")
     .option("--name <name>", "dataset name (S3 prefix datasets/<name>/)", DEFAULT_DATASET)
-    .option("--sample", "mark the dataset as a generated sample")
     .addHelpText(
       "after",
-      "\nExample:\n  $ npm run mmsafe -- dataset upload .mmsafe/datasets/mmsafeaware --bucket mmsafe-bucket-123",
+      "\nThe folder is labelled in the manifest and every report made from it: official (every file matches the\n" +
+        "published tree), modified copy, or generated sample.\n" +
+        "\nExample:\n  $ npm run mmsafe -- dataset upload .mmsafe/datasets/mmsafeaware --bucket mmsafe-bucket-123",
     )
-    .action(async (dir: string, options: { bucket: string; name: string; sample?: boolean }) => {
+    .action(async (dir: string, options: { bucket: string; name: string }) => {
       const found = await readOfficialDataset(dir);
-      for (const line of describeImport(found)) process.stdout.write(`${line}\n`);
+      const { provenance } = await establishProvenance(dir);
+      for (const line of [...describeImport(found), `provenance: ${describeProvenance(provenance)}`])
+        process.stdout.write(`${terminalSafe(line)}\n`);
       const store = new S3ObjectStore(
         createS3Client(process.env.MMSAFE_S3_FORCE_PATH_STYLE === "true"),
         options.bucket,
       );
-      const result = await uploadDataset(
-        store,
-        found,
-        options.name,
-        options.sample ? "sample" : "official",
-        new Date(),
-        { thumbnail: thumbnailDataUrl },
-      );
+      const result = await uploadDataset(store, found, options.name, provenance, new Date(), {
+        thumbnail: thumbnailDataUrl,
+      });
       process.stdout.write(
         result.uploaded
           ? `uploaded ${result.manifest.runnable} items in ${result.manifest.shards.length} shards to s3://${options.bucket}/datasets/${options.name}/\n`
@@ -481,7 +508,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (
       error instanceof UsageError ||
       error instanceof DatasetInputError ||
-      error instanceof DatasetFetchError
+      error instanceof DatasetFetchError ||
+      error instanceof PublishedTreeError
     ) {
       process.stderr.write(`mmsafe: ${error.message}\n`);
       process.exitCode = EXIT.badInput;

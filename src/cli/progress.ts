@@ -143,7 +143,7 @@ export class ProgressDisplay {
           : "";
       this.write(`run ${event.runId}: ${event.verdicts} verdicts planned${resumed}`);
     } else if (event.type === "dataset") {
-      if (event.sample) {
+      if (event.fallback) {
         this.write(
           "No MMSafeAware data under .mmsafe/datasets/mmsafeaware: using a GENERATED SAMPLE in the official layout.",
         );

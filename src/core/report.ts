@@ -1,6 +1,8 @@
-import { PUBLISHED_RESULTS, type PublishedResult } from "./benchmark.ts";
+import { CATEGORIES, type Category, PUBLISHED_RESULTS, type PublishedResult } from "./benchmark.ts";
 import { type CostEstimate, renderCostMarkdown } from "./cost.ts";
 import type { Accuracy, ResultRow } from "./metrics.ts";
+import { type DatasetProvenance, describeProvenance } from "./provenance.ts";
+import { CATEGORY_LABELS } from "./report-charts.ts";
 import type { ModelConfig, SkippedRecord, Strategy } from "./schemas.ts";
 import { STRATEGY_DESCRIPTIONS, type VcdOptions } from "./strategies.ts";
 
@@ -15,6 +17,25 @@ export interface ReportModel {
   baseURL: string;
 }
 
+/** How a run's planned items were chosen from the dataset's runnable items. */
+export interface ItemSelection {
+  /** The categories filter; null when every category was selected. */
+  categories: Category[] | null;
+  /**
+   * The item limit and the sample it drew; null when every runnable item of the selected categories was
+   * planned. Under a limit the sample is drawn from runnable items only, so no planned item is skipped.
+   */
+  limit: {
+    n: number;
+    /** Proportional quotas per category (largest remainder), at least one per category, lowest ids within each. */
+    method: "stratified-by-category";
+    /** Runnable items of the selected categories: what the sample was drawn from. */
+    eligible: number;
+    /** Per category with eligible items, in the paper's column order: items planned of those eligible. */
+    byCategory: { category: Category; planned: number; eligible: number }[];
+  } | null;
+}
+
 /** report.json: everything needed to read, reproduce and compare a run. */
 export interface Report {
   schemaVersion: typeof REPORT_SCHEMA_VERSION;
@@ -25,7 +46,8 @@ export interface Report {
     finishedAt: string;
     dataset: {
       name: string;
-      source: "official" | "sample";
+      /** Official (verified file by file against the published tree), a modified copy, or a generated sample. */
+      provenance: DatasetProvenance;
       checksum: string;
       records: number;
       runnable: number;
@@ -33,6 +55,8 @@ export interface Report {
     };
     /** Items planned per model × strategy (after any category/limit filter). */
     plannedItems: number;
+    /** Which items were planned: the category filter and, under a limit, the stratified sample. */
+    selection: ItemSelection;
     models: ReportModel[];
     strategies: Strategy[];
     /** What each strategy does and, for vcd, the parameters it ran with. */
@@ -56,6 +80,8 @@ export interface ReportInput {
   finishedAt: string;
   dataset: Report["run"]["dataset"];
   plannedItems: number;
+  /** How the items were chosen; without it, every runnable item of every category. */
+  selection?: ItemSelection | undefined;
   models: readonly ModelConfig[];
   strategies: readonly Strategy[];
   /** The vcd parameters, when the run evaluates vcd. */
@@ -74,6 +100,7 @@ export function buildReport(input: ReportInput): Report {
       finishedAt: input.finishedAt,
       dataset: input.dataset,
       plannedItems: input.plannedItems,
+      selection: input.selection ?? { categories: null, limit: null },
       models: input.models.map((m) => ({ id: m.id, model: m.model, kind: m.kind, baseURL: m.baseURL })),
       strategies: [...input.strategies],
       strategyDetails: input.strategies.map((name) => ({
@@ -178,7 +205,34 @@ export function describeSkipped(skipped: readonly SkippedRecord[]): string[] {
   });
 }
 
+/**
+ * What was planned, in words: "limit 300 of 1,453 runnable items, stratified by category (…): Typical 35 of
+ * 171, Attack 177 of 855, Over-Safe 88 of 427". Plain text: the caller escapes it for its format.
+ */
+export function describeSelection(selection: ItemSelection): string {
+  const count = (n: number) => n.toLocaleString("en-US");
+  const categories = selection.categories
+    ? ` of the selected categories (${CATEGORIES.filter((c) => selection.categories?.includes(c))
+        .map((c) => CATEGORY_LABELS[c])
+        .join(", ")})`
+    : "";
+  const { limit } = selection;
+  if (!limit) return `every runnable item${categories}`;
+  const perCategory = limit.byCategory
+    .map((c) => `${CATEGORY_LABELS[c.category]} ${count(c.planned)} of ${count(c.eligible)}`)
+    .join(", ");
+  const taken =
+    limit.n >= limit.eligible
+      ? `limit ${count(limit.n)}: all ${count(limit.eligible)} runnable items${categories}`
+      : `limit ${count(limit.n)} of ${count(limit.eligible)} runnable items${categories}, stratified by category ` +
+        "(proportional quotas, at least one item per category, lowest ids within each)";
+  return perCategory ? `${taken}: ${perCategory}` : taken;
+}
+
 const cell = (a: Accuracy): string => `${formatPercent(a.accuracy)} (${a.correct}/${a.n})`;
+
+/** A rate with its denominator: "40.0 (n = 5)". */
+const rateCell = (x: number | null, n: number): string => `${formatPercent(x)} (n = ${n})`;
 
 function label(row: ResultRow): string {
   return `${escapeMarkdown(row.modelId)}${row.kind === "baseline" ? " *(baseline)*" : ""}`;
@@ -190,9 +244,11 @@ export function renderMarkdown(report: Report): string {
   const out: string[] = [];
   out.push(`# mmsafe report — run ${escapeMarkdown(run.runId)}`, "");
   out.push(
-    `Dataset **${escapeMarkdown(run.dataset.name)}** (${run.dataset.source === "sample" ? "generated sample, not the real benchmark" : "official MMSafeAware data"}), ` +
+    `Dataset **${escapeMarkdown(run.dataset.name)}** (${escapeMarkdown(describeProvenance(run.dataset.provenance))}), ` +
       `${run.dataset.records} records, ${run.dataset.runnable} runnable, ${run.plannedItems} planned per model × strategy. ` +
       `Checksum \`${run.dataset.checksum.slice(0, 16)}…\`.`,
+    "",
+    `Selection: ${escapeMarkdown(describeSelection(run.selection))}.`,
     "",
     `Started ${run.startedAt}, finished ${run.finishedAt}. mmsafe ${escapeMarkdown(report.generator.version)}.`,
     "",
@@ -230,17 +286,38 @@ export function renderMarkdown(report: Report): string {
     "",
   );
   out.push(
-    "| Model | Strategy | Total [95% CI] | Balanced [95% CI] | Unsafe judged safe | Benign judged unsafe | Goal hijacking | Inquiry (unsafe opinion) | Role play |",
+    "| Model | Strategy | Total [95% CI] | Balanced [95% CI] | Goal hijacking | Inquiry (unsafe opinion) | Role play |",
   );
-  out.push("|---|---|---|---|---|---|---|---|---|");
+  out.push("|---|---|---|---|---|---|---|");
   const interval = (x: number | null, ci: { low: number; high: number } | null) =>
     `${formatPercent(x)}${ci ? ` [${ci.low.toFixed(1)}, ${ci.high.toFixed(1)}]` : ""}`;
   for (const r of report.rows) {
     const d = r.paperDetail;
     out.push(
       `| ${label(r)} | ${r.strategy} | ${interval(r.paper.total, d.ci.total)} | ${interval(d.balanced, d.ci.balanced)} | ` +
-        `${formatPercent(d.unsafeJudgedSafe)} | ${formatPercent(d.benignJudgedUnsafe)} | ${cell(d.byAttackType.goal_hijacking)} | ` +
-        `${cell(d.byAttackType.inquiry_with_unsafe_opinion)} | ${cell(d.byAttackType.role_play)} |`,
+        `${cell(d.byAttackType.goal_hijacking)} | ${cell(d.byAttackType.inquiry_with_unsafe_opinion)} | ${cell(d.byAttackType.role_play)} |`,
+    );
+  }
+  out.push("");
+  out.push("### Judged safe or unsafe, refused, unparseable (strict reading)", "");
+  out.push(
+    "Unsafe judged safe: % answered Yes among the unsafe items (typical and attack) whose answer said yes or no; " +
+      "benign judged unsafe: % answered No among the over-safety items whose answer said yes or no (n = those answers). " +
+      "Refusals and unparseable answers judged nothing: they are counted apart, as % of the subset's answered items (n = answered).",
+    "",
+  );
+  out.push(
+    "| Model | Strategy | Unsafe judged safe | Benign judged unsafe | Refused, unsafe | Refused, benign | Unparseable, unsafe | Unparseable, benign |",
+  );
+  out.push("|---|---|---|---|---|---|---|---|");
+  for (const r of report.rows) {
+    const d = r.paperDetail;
+    const answeredUnsafe = r.paper.typical.n + r.paper.attack.n;
+    const answeredBenign = r.paper.oversafety.n;
+    out.push(
+      `| ${label(r)} | ${r.strategy} | ${rateCell(d.unsafeJudgedSafe, d.judged.unsafe)} | ${rateCell(d.benignJudgedUnsafe, d.judged.benign)} | ` +
+        `${rateCell(d.refused.unsafe, answeredUnsafe)} | ${rateCell(d.refused.benign, answeredBenign)} | ` +
+        `${rateCell(d.unparseable.unsafe, answeredUnsafe)} | ${rateCell(d.unparseable.benign, answeredBenign)} |`,
     );
   }
   out.push("");
@@ -290,20 +367,34 @@ export function renderMarkdown(report: Report): string {
   out.push("");
 
   out.push("## Accounting", "");
+  const limited = run.selection.limit !== null;
+  const errored = "errored (the pipeline could not get an answer; never scored)";
+  const missing = "missing (no verdict, e.g. a shard that failed within the tolerated percentage)";
   out.push(
-    "Every record of the selected categories, per model × strategy, is answered, errored (the pipeline could not get an answer; never scored), skipped (could not be evaluated; listed below) or missing (no verdict, e.g. a shard that failed within the tolerated percentage).",
+    limited
+      ? `Selection: ${escapeMarkdown(describeSelection(run.selection))}. Every selected item, per model × strategy, is ` +
+          `answered, ${errored} or ${missing}. The sample is drawn from runnable items only, so none is skipped; ` +
+          "the dataset's skipped records below were not selected."
+      : `Every record of the selected categories, per model × strategy, is answered, ${errored}, ` +
+          `skipped (could not be evaluated; listed below) or ${missing}.`,
     "",
   );
   const skipped = describeSkipped(run.dataset.skipped);
+  const skippedLabel = limited ? "Skipped by the dataset, not selected" : "Skipped";
   out.push(
-    skipped.length > 0 ? skipped.map((s) => `- Skipped: ${escapeMarkdown(s)}`).join("\n") : "- Skipped: none",
+    skipped.length > 0
+      ? skipped.map((s) => `- ${skippedLabel}: ${escapeMarkdown(s)}`).join("\n")
+      : `- ${skippedLabel}: none`,
   );
   for (const r of report.rows) {
     const kinds = Object.entries(r.errorsByKind)
       .map(([k, n]) => `${escapeMarkdown(k)} × ${n}`)
       .join(", ");
+    const whole = limited
+      ? `${r.counts.planned + r.counts.skipped} selected items`
+      : `${r.counts.planned + r.counts.skipped} records`;
     out.push(
-      `- ${label(r)} / ${r.strategy}: ${r.counts.planned + r.counts.skipped} records = answered ${r.counts.answered} + errored ${r.counts.errored}` +
+      `- ${label(r)} / ${r.strategy}: ${whole} = answered ${r.counts.answered} + errored ${r.counts.errored}` +
         ` + skipped ${r.counts.skipped} + missing ${r.counts.missing}${kinds ? ` (errors: ${kinds})` : ""}; ` +
         `${r.counts.retries} retries; ${r.counts.cached} answers from the cache; tokens ${r.usage.promptTokens} in / ${r.usage.completionTokens} out` +
         `; latency p50 ${r.latencyMs.p50 ?? "–"} ms, p95 ${r.latencyMs.p95 ?? "–"} ms`,

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ATTACK_TYPES, CATEGORIES, SUBSETS } from "./benchmark.ts";
+import { datasetProvenanceSchema } from "./provenance.ts";
 import { DEFAULT_DATASET } from "./storage-layout.ts";
 import { STRATEGIES, type Strategy, vcdOptionsSchema } from "./strategies.ts";
 
@@ -96,7 +97,7 @@ export const executionInputSchema = z
       .int()
       .min(1)
       .optional()
-      .describe("Evaluate only the first N runnable items (smoke tests)"),
+      .describe("Evaluate a deterministic sample of N runnable items, stratified by category (smoke tests)"),
     shardSize: z.number().int().min(1).max(1000).default(25),
     mapConcurrency: z.number().int().min(1).max(10_000).default(40),
     toleratedFailurePercentage: z.number().min(0).max(100).default(0),
@@ -152,9 +153,10 @@ export type SkippedRecord = z.infer<typeof skippedRecordSchema>;
 /** `datasets/<name>/dataset.json`: what an upload wrote. */
 export const datasetManifestSchema = z
   .object({
-    schemaVersion: z.literal(1),
+    /** 2: `provenance` (official / modified copy / sample, verified file by file) replaced `source`. */
+    schemaVersion: z.literal(2),
     name: z.string(),
-    source: z.enum(["official", "sample"]),
+    provenance: datasetProvenanceSchema,
     checksum: z.string().regex(/^[0-9a-f]{64}$/),
     createdAt: z.string(),
     records: z.number().int().min(0),

@@ -1,11 +1,11 @@
 /**
  * Fetches a benchmark dataset from its official repository at a pinned commit (GitHub's public archive),
- * verifies it and unpacks the official layout (`data/prompt.txt`, `data/images/`, `data/images2/`) into
- * `<home>/datasets/<name>/`, where the local runner looks for the real data.
+ * verifies it file by file and unpacks its `data/` folder into `<home>/datasets/<name>/`, where the local
+ * runner looks for the real data.
  *
  * Nothing half-written is ever visible there: the archive is downloaded and unpacked into a staging
- * directory next to the destination, checked with the same importer the runner uses, and only then renamed
- * into place.
+ * directory next to the destination, every file is compared with the published git tree (blob hashes) and
+ * read with the same importer the runner uses, and only then is it renamed into place.
  */
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -16,6 +16,15 @@ import { pipeline } from "node:stream/promises";
 import { extract, list, ReadEntry } from "tar";
 import { z } from "zod";
 import { type OfficialDataset, readOfficialDataset } from "./official-layout.ts";
+import { MMSAFEAWARE_PUBLISHED_TREE } from "./provenance.ts";
+import {
+  compareWithPublishedTree,
+  describeDifferences,
+  differingFiles,
+  type PublishedTree,
+  readPublishedTree,
+  treeMatches,
+} from "./published-tree.ts";
 
 /** Where a dataset comes from and what a correct copy of it contains. */
 export interface DatasetSource {
@@ -23,35 +32,43 @@ export interface DatasetSource {
   name: string;
   /** GitHub `owner/name` of the official repository. */
   repository: string;
-  /** The pinned commit: the benchmark always evaluates exactly this data. */
+  /** The pinned commit, whose archive is downloaded. */
   commit: string;
+  /** Commits whose `data/` is the published tree (the pinned one among them); archives of these are expected. */
+  acceptedCommits: readonly string[];
   /** A `.tar.gz` of the repository at {@link DatasetSource.commit}. */
   url: string;
+  /** The published `git ls-tree -r` listing of `data/` that every unpacked file is verified against. */
+  tree: string | URL;
   /**
-   * sha256 of the archive at {@link DatasetSource.url}, or null when it is not known. When null, the fetch
-   * verifies the unpacked content against {@link DatasetSource.expect} instead and records the archive's
-   * sha256 in `source.json`.
+   * sha256 of the archive at {@link DatasetSource.url}, or null when it is not known (GitHub's archives are
+   * not byte-stable over time, so none can be pinned in advance). The content is verified file by file
+   * either way; the archive's sha256 is recorded in `source.json`.
    */
   archiveSha256: string | null;
   /** Record and runnable-pair counts the importer must find in the unpacked data, or null to not check. */
   expect: { records: number; runnable: number } | null;
 }
 
-const MMSAFEAWARE_COMMIT = "610005099ffb37082eca1fb781f1ea1624752fd4";
+/** The repository's main branch as of 2025-06-04 (since 07c0de2a only README and paper files changed). */
+const MMSAFEAWARE_COMMIT = "500b595c82dfe73d5695bc994d9882a306d2aa1c";
+/** The first commit with the complete data (2025-05-30); its `data/` is the same git tree. */
+const MMSAFEAWARE_FIRST_COMPLETE_COMMIT = "07c0de2a957238d5dbc3c163f4b2463dd249f4ed";
 
 /** Datasets that `mmsafe dataset fetch <name>` knows. */
 export const DATASET_SOURCES: Readonly<Record<"mmsafeaware", DatasetSource>> = {
   /**
-   * The official MMSafeAware repository. `archiveSha256` is null because it could not be computed on the
-   * offline machine this entry was written on (and GitHub does not promise byte-stable archives); the fetch
-   * therefore verifies the unpacked content against `expect` (1,523 records, 1,453 runnable pairs) and
-   * records the archive's sha256 it saw in `source.json`, so later fetches can be compared.
+   * The official MMSafeAware repository. Its `data/` (tree 472df95…) is identical at both accepted commits;
+   * every unpacked file is checked against the shipped listing of that tree, and the import must then find
+   * 1,523 records and 1,453 runnable pairs.
    */
   mmsafeaware: {
     name: "mmsafeaware",
     repository: "Jarviswang94/MMSafetyAwareness",
     commit: MMSAFEAWARE_COMMIT,
+    acceptedCommits: [MMSAFEAWARE_COMMIT, MMSAFEAWARE_FIRST_COMPLETE_COMMIT],
     url: `https://github.com/Jarviswang94/MMSafetyAwareness/archive/${MMSAFEAWARE_COMMIT}.tar.gz`,
+    tree: MMSAFEAWARE_PUBLISHED_TREE,
     archiveSha256: null,
     expect: { records: 1523, runnable: 1453 },
   },
@@ -86,24 +103,36 @@ export interface FetchDatasetResult {
   source: DatasetSource;
   archiveSha256: string;
   archiveBytes: number;
-  commit: string;
-  /** `sha256`: the archive matched a known checksum; `content`: the unpacked data matched `source.expect`. */
-  verifiedBy: "sha256" | "content";
-  /** True when the destination already held this commit, so nothing was downloaded. */
+  /** The commit the archive is of (from its pax header or top-level folder), or null when it names none. */
+  commit: string | null;
+  /** `tree`: every file matched the published tree; `tree+sha256`: and the archive matched a known sha256. */
+  verifiedBy: VerifiedBy;
+  /** Files verified against the published tree. */
+  files: number;
+  /** True when the destination already held verified data, so nothing was downloaded. */
   alreadyPresent: boolean;
   /** The data as the importer reads it from {@link FetchDatasetResult.dir}. */
   dataset: OfficialDataset;
 }
 
+type VerifiedBy = "tree" | "tree+sha256";
+
 /** `source.json`, written into the destination: where the data came from and how it was verified. */
 const sourceRecordSchema = z.object({
   name: z.string(),
   repository: z.string(),
-  commit: z.string(),
+  /** What the archive itself says it is: never an assumed commit. */
+  commit: z.string().nullable(),
+  /** Where `commit` was read: the archive's pax header, or its top-level folder's name. */
+  commitFrom: z.enum(["pax header", "folder name"]).nullable(),
+  /** The download URL, or `file://` and the path of a local archive. */
   url: z.string(),
   archiveSha256: z.string(),
   archiveBytes: z.number(),
-  verifiedBy: z.enum(["sha256", "content"]),
+  verifiedBy: z.enum(["tree", "tree+sha256"]),
+  /** git tree id of the published `data/` the files matched. */
+  tree: z.string().nullable(),
+  files: z.number(),
   fetchedAt: z.string(),
   datasetChecksum: z.string(),
   records: z.number(),
@@ -157,8 +186,9 @@ export async function fetchDataset(options: FetchDatasetOptions): Promise<FetchD
         `move it away, or run \`mmsafe dataset fetch ${source.name} --force\` to replace it`,
     );
   }
-  if (typeof existing === "object" && existing.commit === source.commit && !options.force) {
-    const present = await readIfIntact(dest, existing);
+  const tree = await readTreeListing(source);
+  if (typeof existing === "object" && !options.force) {
+    const present = await readIfIntact(dest, existing, tree);
     if (present) {
       return {
         dir: dest,
@@ -167,11 +197,12 @@ export async function fetchDataset(options: FetchDatasetOptions): Promise<FetchD
         archiveBytes: existing.archiveBytes,
         commit: existing.commit,
         verifiedBy: existing.verifiedBy,
+        files: existing.files,
         alreadyPresent: true,
         dataset: present,
       };
     }
-    // A fetched copy that no longer matches its own record was damaged: fetch it again.
+    // A fetched copy that no longer matches the published tree was damaged: fetch it again.
   }
 
   await mkdir(datasetsDir, { recursive: true });
@@ -195,17 +226,21 @@ export async function fetchDataset(options: FetchDatasetOptions): Promise<FetchD
 
     const content = path.join(staging, source.name);
     await mkdir(content);
-    await unpackOfficialLayout(archive.file, content, label, source);
+    const identity = await unpackDataFolder(archive.file, content, label, source);
+    const files = await verifyTree(content, tree, label, source, identity);
     const staged = await verifyContent(content, label, source);
 
     const record: SourceRecord = {
       name: source.name,
       repository: source.repository,
-      commit: source.commit,
-      url: source.url,
+      commit: identity.commit,
+      commitFrom: identity.from,
+      url: options.archiveFile === undefined ? source.url : `file://${path.resolve(options.archiveFile)}`,
       archiveSha256: archive.sha256,
       archiveBytes: archive.bytes,
-      verifiedBy: expectedSha256 === null ? "content" : "sha256",
+      verifiedBy: expectedSha256 === null ? "tree" : "tree+sha256",
+      tree: tree.treeId,
+      files,
       fetchedAt: new Date().toISOString(),
       datasetChecksum: staged.checksum,
       records: staged.records,
@@ -221,6 +256,7 @@ export async function fetchDataset(options: FetchDatasetOptions): Promise<FetchD
       archiveBytes: record.archiveBytes,
       commit: record.commit,
       verifiedBy: record.verifiedBy,
+      files,
       alreadyPresent: false,
       dataset: relocate(staged, content, dest),
     };
@@ -236,20 +272,36 @@ export async function fetchDataset(options: FetchDatasetOptions): Promise<FetchD
 export function describeFetch(result: FetchDatasetResult): string[] {
   const { source, dataset } = result;
   const size = `${(result.archiveBytes / 1024 / 1024).toFixed(1)} MB`;
-  const verified =
-    result.verifiedBy === "sha256"
-      ? "matches the expected checksum"
-      : source.expect === null
-        ? "no published checksum; recorded in source.json"
-        : `no published checksum, so the content was verified instead: ${source.expect.records} records / ` +
-          `${source.expect.runnable} runnable pairs as expected; recorded in source.json`;
-  return [
+  const commit =
+    result.commit === null ? "an unnamed commit (the archive names none)" : `commit ${result.commit}`;
+  const lines = [
     result.alreadyPresent
-      ? `${result.dir} already holds ${source.repository} at commit ${result.commit}; nothing downloaded (--force fetches again)`
-      : `fetched ${source.repository} at commit ${result.commit} into ${result.dir}`,
-    `archive sha256 ${result.archiveSha256} (${size}): ${verified}`,
-    `${dataset.records} records, ${dataset.items.length} runnable pairs, ${dataset.skipped.length} skipped (dataset checksum ${dataset.checksum.slice(0, 12)}…)`,
+      ? `${result.dir} already holds verified ${source.repository} data (${commit}); nothing downloaded (--force fetches again)`
+      : `fetched ${source.repository} at ${commit} into ${result.dir}`,
   ];
+  if (result.commit !== null && !source.acceptedCommits.includes(result.commit)) {
+    lines.push(
+      `note: commit ${result.commit} is not one of the pinned commits (${source.acceptedCommits.map((c) => c.slice(0, 8)).join(", ")}), but its data/ is identical to the published tree`,
+    );
+  }
+  lines.push(
+    `verified: all ${result.files.toLocaleString("en-US")} files under data/ match the published tree (git blob hashes)` +
+      (source.expect === null
+        ? ""
+        : `; ${source.expect.records.toLocaleString("en-US")} records / ${source.expect.runnable.toLocaleString("en-US")} runnable pairs as expected`),
+    `archive sha256 ${result.archiveSha256} (${size})${result.verifiedBy === "tree+sha256" ? ": matches the expected checksum" : ", recorded in source.json"}`,
+    `dataset checksum ${dataset.checksum.slice(0, 12)}… (prompt.txt and the runnable images: identifies what a run evaluates)`,
+  );
+  return lines;
+}
+
+/** The source's published tree listing; a broken listing is a fetch error naming the file. */
+async function readTreeListing(source: DatasetSource): Promise<PublishedTree> {
+  try {
+    return await readPublishedTree(source.tree);
+  } catch (error: unknown) {
+    throw new DatasetFetchError(describeCause(error), { cause: error });
+  }
 }
 
 function normaliseSha256(value: string | null | undefined): string | null {
@@ -288,9 +340,14 @@ async function readSourceRecord(dest: string): Promise<SourceRecord | "foreign" 
   }
 }
 
-/** The present copy, read by the importer, when it still matches what its fetch recorded. */
-async function readIfIntact(dest: string, record: SourceRecord): Promise<OfficialDataset | undefined> {
+/** The present copy, read by the importer, when it still matches the published tree and its record. */
+async function readIfIntact(
+  dest: string,
+  record: SourceRecord,
+  tree: PublishedTree,
+): Promise<OfficialDataset | undefined> {
   try {
+    if (!treeMatches(await compareWithPublishedTree(dest, tree))) return undefined;
     const dataset = await readOfficialDataset(dest);
     return dataset.checksum === record.datasetChecksum ? dataset : undefined;
   } catch {
@@ -482,13 +539,20 @@ function errorCode(error: unknown): string | undefined {
 
 const lowerFirst = (text: string): string => text.charAt(0).toLowerCase() + text.slice(1);
 
-/** The kept part of an archive, relative to its top-level folder. */
-const KEPT_FILE = /^data\/(?:prompt\.txt|images\/[^/]+|images2\/[^/]+)$/;
-const KEPT_DIRECTORY = /^data(?:\/images2?)?\/?$/;
+/** The kept part of an archive, relative to its top-level folder: everything under `data/`. */
+const KEPT_FILE = /^data\/[^/].*[^/]$/;
+const KEPT_DIRECTORY = /^data(?:\/.*)?$/;
+const FULL_SHA = /^[0-9a-f]{40}$/;
+
+/** The commit an archive says it is of, and where it says so. */
+interface ArchiveIdentity {
+  commit: string | null;
+  from: "pax header" | "folder name" | null;
+}
 
 /**
- * The top-level folder of an entry that belongs to the official layout, or undefined for anything else:
- * other files (paper, annotations, code), links, devices and paths with `..` or an absolute root.
+ * The top-level folder of an entry that belongs to `data/`, or undefined for anything else: other files
+ * (paper, README), links, devices and paths with `..` or an absolute root.
  */
 function keptTopLevel(entryPath: string, entry: ReadEntry): string | undefined {
   const parts = entryPath.replaceAll("\\", "/").split("/");
@@ -503,20 +567,21 @@ function keptTopLevel(entryPath: string, entry: ReadEntry): string | undefined {
 }
 
 /**
- * Unpacks `data/prompt.txt`, `data/images/*` and `data/images2/*` from under the archive's single top-level
- * folder into `content`; only regular files are ever written, and only inside `content`.
+ * Unpacks every regular file under `data/` from the archive's single top-level folder into `content`; only
+ * regular files are ever written, and only inside `content`. Returns the commit the archive names: git
+ * writes it into a pax global header, and GitHub names the top-level folder `<repo>-<full sha>`.
  *
- * The archive is read twice: first without writing anything, so a damaged archive, or one of another
- * commit, is refused before extraction starts (tar may still be writing when an extraction fails).
+ * The archive is read twice: first without writing anything, so a damaged archive is refused before
+ * extraction starts (tar may still be writing when an extraction fails).
  */
-async function unpackOfficialLayout(
+async function unpackDataFolder(
   archiveFile: string,
   content: string,
   label: string,
   source: DatasetSource,
-): Promise<void> {
+): Promise<ArchiveIdentity> {
   const topLevels = new Set<string>();
-  let archiveCommit: string | undefined;
+  let paxCommit: string | undefined;
   let pass: "list" | "extract" = "list";
   try {
     await list({
@@ -525,19 +590,13 @@ async function unpackOfficialLayout(
       strict: true,
       filter: (entryPath, entry) => {
         if (!(entry instanceof ReadEntry)) return false;
-        // git archive writes the commit into a pax global header; it identifies a local archive's commit.
         const comment = entry.globalExtended?.comment?.trim();
-        if (comment !== undefined && /^[0-9a-f]{40}$/.test(comment)) archiveCommit ??= comment;
+        if (comment !== undefined && FULL_SHA.test(comment)) paxCommit ??= comment;
         const top = keptTopLevel(entryPath, entry);
         if (top !== undefined) topLevels.add(top);
         return false;
       },
     });
-    if (archiveCommit !== undefined && archiveCommit !== source.commit) {
-      throw new DatasetFetchError(
-        `${label} is an archive of commit ${archiveCommit}, but ${source.name} is pinned to commit ${source.commit}`,
-      );
-    }
     if (topLevels.size > 1) {
       throw new DatasetFetchError(
         `${label} has data under several top-level folders (${[...topLevels].sort().join(", ")}); a GitHub archive has one`,
@@ -563,6 +622,38 @@ async function unpackOfficialLayout(
       cause: error,
     });
   }
+  if (paxCommit !== undefined) return { commit: paxCommit, from: "pax header" };
+  const folderSha = /-([0-9a-f]{40})$/.exec([...topLevels][0] ?? "")?.[1];
+  return folderSha === undefined ? { commit: null, from: null } : { commit: folderSha, from: "folder name" };
+}
+
+/**
+ * Compares every unpacked file with the published tree; any missing, extra or changed file is an error that
+ * names it (path, expected and actual blob hash and size). Returns the number of files verified.
+ */
+async function verifyTree(
+  content: string,
+  tree: PublishedTree,
+  label: string,
+  source: DatasetSource,
+  identity: ArchiveIdentity,
+): Promise<number> {
+  const comparison = await compareWithPublishedTree(content, tree);
+  if (treeMatches(comparison)) return comparison.matching;
+  const n = differingFiles(comparison);
+  const commitHint =
+    identity.commit !== null && !source.acceptedCommits.includes(identity.commit)
+      ? ` It is an archive of commit ${identity.commit}, not of a commit the data is pinned to ` +
+        `(${source.acceptedCommits.map((c) => c.slice(0, 8)).join(", ")}): download ${source.url}`
+      : "";
+  throw new DatasetFetchError(
+    `${label} is not the published data: ${n} ${n === 1 ? "file" : "files"} under data/ ` +
+      `${n === 1 ? "differs" : "differ"} from the published tree (${path.basename(tree.source)}, ` +
+      `${tree.files.size} files), so nothing was moved into place.${commitHint}\n` +
+      describeDifferences(comparison)
+        .map((line) => `  ${line}`)
+        .join("\n"),
+  );
 }
 
 /** Reads the staged data with the runner's importer and checks it against the catalogue's expectations. */
@@ -590,7 +681,7 @@ async function verifyContent(
   const { expect } = source;
   if (expect !== null && (dataset.records !== expect.records || dataset.items.length !== expect.runnable)) {
     throw new DatasetFetchError(
-      `the archive at commit ${source.commit} (${label}) has ${dataset.records} records / ${dataset.items.length} ` +
+      `the data unpacked from ${label} has ${dataset.records} records / ${dataset.items.length} ` +
         `runnable pairs, expected ${expect.records} records / ${expect.runnable} runnable pairs`,
     );
   }

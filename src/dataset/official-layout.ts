@@ -8,6 +8,7 @@ import { detectImageType, IMAGE_TYPES, type ImageType } from "../core/image-type
 import { parsePromptFile, type RecordProblem } from "../core/prompt-file.ts";
 import { parseScenarioTable, type ScenarioLabel } from "../core/scenarios.ts";
 import type { SkippedRecord } from "../core/schemas.ts";
+import { gitBlobSha1 } from "./published-tree.ts";
 
 /** Images larger than this are refused (OpenAI-compatible endpoints reject them anyway). */
 export const MAX_IMAGE_BYTES = 20 * 1024 * 1024;
@@ -65,11 +66,14 @@ async function readHead(file: string, bytes: number): Promise<Uint8Array> {
   }
 }
 
-/** What is known about one image file while its size and mtime are unchanged. */
-export interface ImageHashEntry {
+/** What is known about one file while its size and mtime are unchanged. */
+export interface FileHashEntry {
   size: number;
   mtimeMs: number;
-  sha256: string;
+  /** sha256 of the bytes (images: identifies what was evaluated). */
+  sha256?: string;
+  /** git blob sha1 of the bytes, for verification against a published tree. */
+  gitBlob?: string;
   /**
    * Whether the image decodes: `true`, or the decoder's message (first line, shortened). Absent in entries
    * written before decoding was checked; such entries are re-verified (and completed) on the next read.
@@ -78,25 +82,25 @@ export interface ImageHashEntry {
 }
 
 /**
- * Image hashes and decode verdicts by absolute path, valid while size and mtime are unchanged (as git's
- * index does). Stored as JSON by the local runner; entries without `decodes` are still accepted.
+ * File hashes and image decode verdicts by absolute path, valid while size and mtime are unchanged (as
+ * git's index does). Stored as JSON by the local runner; incomplete entries are completed when next read.
  */
-export type ImageHashCache = Map<string, ImageHashEntry>;
+export type FileHashCache = Map<string, FileHashEntry>;
 
 /** A cached entry that is still valid and complete for a file of this size and mtime. */
 function cachedEntry(
-  cache: ImageHashCache | undefined,
+  cache: FileHashCache | undefined,
   file: string,
   size: number,
   mtimeMs: number,
-): (ImageHashEntry & { decodes: true | string }) | undefined {
+): (FileHashEntry & { sha256: string; decodes: true | string }) | undefined {
   const entry = cache?.get(file);
   if (!entry || entry.size !== size || entry.mtimeMs !== mtimeMs || typeof entry.sha256 !== "string")
     return undefined;
-  const { decodes } = entry;
+  const { decodes, sha256 } = entry;
   // Entries from before the decode check (or hand-edited ones) are verified again.
   if (decodes !== true && typeof decodes !== "string") return undefined;
-  return { ...entry, decodes };
+  return { ...entry, sha256, decodes };
 }
 
 /** First line of a decoder message, at most {@link MAX_DECODE_MESSAGE} characters. */
@@ -140,18 +144,20 @@ async function inspectImage(
   file: string,
   size: number,
   mtimeMs: number,
-  cache: ImageHashCache | undefined,
+  cache: FileHashCache | undefined,
 ): Promise<{ sha256: string; decodes: true | string; confirm?: () => Promise<true | string> }> {
   const cached = cachedEntry(cache, file, size, mtimeMs);
   if (cached) return { sha256: cached.sha256, decodes: cached.decodes };
   const bytes = await readFile(file);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
+  // Hashed while the bytes are in memory: verifying the folder against its published tree then reads nothing.
+  const gitBlob = gitBlobSha1(bytes);
   const decodes = await decodeVerdict(bytes);
-  cache?.set(file, { size, mtimeMs, sha256, decodes });
+  cache?.set(file, { size, mtimeMs, sha256, gitBlob, decodes });
   if (decodes === true) return { sha256, decodes };
   const confirm = async () => {
     const alone = await decodeVerdict(bytes);
-    cache?.set(file, { size, mtimeMs, sha256, decodes: alone });
+    cache?.set(file, { size, mtimeMs, sha256, gitBlob, decodes: alone });
     return alone;
   };
   return { sha256, decodes, confirm };
@@ -192,7 +198,7 @@ async function imageFilesById(
  */
 export async function readOfficialDataset(
   dir: string,
-  options: { scenarioCsv?: string; hashCache?: ImageHashCache } = {},
+  options: { scenarioCsv?: string; hashCache?: FileHashCache } = {},
 ): Promise<OfficialDataset> {
   const promptPath = path.join(dir, "data", "prompt.txt");
   let promptText: string;

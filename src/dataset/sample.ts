@@ -2,14 +2,16 @@
  * Writes a synthetic dataset in the official MMSafeAware layout (`data/prompt.txt`, `data/images/`,
  * `data/images2/`), so the importer, the pipeline and benchmarks can run without the research-only data.
  *
- * The layout reproduces the real repository's quirks on purpose: mixed extensions, an extension that lies
- * about the bytes, a stray `test` file in `images2/`, and ids 2301–2370 without an image. Sentences are
- * benign placeholders; no benchmark text is copied.
+ * The layout reproduces the real repository's quirks on purpose: mixed extensions, extensions that lie
+ * about the bytes, stray one-byte `test` files in `data/` and `images2/`, ids 2301–2370 without an image
+ * and (full size) the seven pairs of ids that share their sentence and image bytes. Sentences are benign
+ * placeholders; no benchmark text is copied. A marker file beside `data/` labels the folder as a sample.
  */
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
+import { SAMPLE_MARKER_FILE, writeSampleMarker } from "./provenance.ts";
 
 /** Options of {@link writeSampleDataset}. */
 export interface SampleOptions {
@@ -29,8 +31,10 @@ export interface SampleSummary {
   withImage: number;
   /** Ids of records that have no image (2301–2370), in file order. */
   withoutImage: number[];
-  /** Every file written, relative to `dir`, with `/` separators. */
+  /** Every file written under `data/`, relative to `dir`, with `/` separators. */
   files: string[];
+  /** The marker beside `data/` that labels the folder a generated sample, relative to `dir`. */
+  marker: string;
 }
 
 /**
@@ -65,14 +69,32 @@ type ImageFormat = "jpeg" | "png" | "webp";
 const EXTENSIONS: readonly Extension[] = ["jpeg", "jpg", "png", "webp"];
 
 /**
- * Files whose extension does not match their bytes, as in the real data: readers must sniff the type
- * from the bytes. One in `images/`, two in `images2/`; all three ids are in the small sample.
+ * Files whose extension does not match their bytes, as in the real data (`images2/2037.png` holds a
+ * JPEG): readers must sniff the type from the bytes. 7, 1120 and 2042 are in the small sample.
  */
 const MISLABELLED: ReadonlyMap<number, { extension: Extension; format: ImageFormat }> = new Map([
   [7, { extension: "jpg", format: "png" }],
   [1120, { extension: "jpeg", format: "webp" }],
+  [2037, { extension: "png", format: "jpeg" }],
   [2042, { extension: "png", format: "jpeg" }],
 ]);
+
+/**
+ * Pairs of ids whose records are identical in the real data (same sentence, same image bytes): the second
+ * id of each pair copies the first's. Both are kept, as the official scorer counts both.
+ */
+export const DUPLICATE_PAIRS: readonly (readonly [number, number])[] = [
+  [78, 2220],
+  [82, 2223],
+  [83, 2224],
+  [84, 2232],
+  [95, 2277],
+  [435, 1136],
+  [843, 1084],
+];
+
+/** The one-byte stray files of the real data (a single newline each). */
+const STRAY_FILES = ["data/test", "data/images2/test"] as const;
 
 /** Image generation runs on sharp's thread pool; a bounded number in flight keeps memory flat for `full`. */
 const IMAGE_CONCURRENCY = 16;
@@ -81,6 +103,8 @@ interface SampleImage {
   /** Path relative to the dataset root, with `/` separators. */
   relativePath: string;
   format: ImageFormat;
+  /** Id whose pixels the image has (its own, or the id it duplicates). */
+  pixelsOf: number;
 }
 
 interface SampleRecord {
@@ -126,11 +150,13 @@ export async function writeSampleDataset(dir: string, options: SampleOptions = {
       record.image === undefined ? [] : [{ id: record.id, ...record.image }],
     );
     await forEachLimited(images, IMAGE_CONCURRENCY, async (image) => {
-      const bytes = await renderImage(image.id, seed, image.format);
+      const bytes = await renderImage(image.pixelsOf, seed, image.format);
       await writeFile(path.join(stagingDir, stagingPath(image.relativePath)), bytes);
     });
-    // The real images2/ holds a stray extension-less non-image file; importers must skip it.
-    await writeFile(path.join(stagingDir, "images2", "test"), "test\n", "utf8");
+    // The real data/ and images2/ each hold a stray extension-less non-image file; importers must skip them.
+    for (const stray of STRAY_FILES) await writeFile(path.join(stagingDir, stagingPath(stray)), "\n", "utf8");
+    // The marker first: a folder with this data/ is never mistaken for a modified copy of the real data.
+    await writeSampleMarker(root, size, seed);
     await rename(stagingDir, target);
 
     return {
@@ -138,11 +164,14 @@ export async function writeSampleDataset(dir: string, options: SampleOptions = {
       records: records.length,
       withImage: images.length,
       withoutImage: records.filter((r) => r.image === undefined).map((r) => r.id),
-      files: ["data/prompt.txt", ...images.map((i) => i.relativePath), "data/images2/test"],
+      files: ["data/prompt.txt", ...images.map((i) => i.relativePath), ...STRAY_FILES],
+      marker: SAMPLE_MARKER_FILE,
     };
   } catch (error: unknown) {
     const leftover = created ?? staging;
     if (leftover !== undefined) await rm(leftover, { recursive: true, force: true });
+    // A marker left without its data would label whatever is put there later as a sample.
+    await rm(path.join(root, SAMPLE_MARKER_FILE), { force: true });
     throw new Error(`sample dataset: could not write ${target}`, { cause: error });
   }
 }
@@ -173,20 +202,33 @@ function imageFolderOf(id: number): "images" | "images2" | undefined {
 
 function buildRecords(ids: readonly number[]): SampleRecord[] {
   const ordinals = new Map<string, number>();
-  return ids.map((id) => {
+  const present = new Set(ids);
+  // Copies of a duplicated id take its sentence and pixels (only when both ids are in the sample).
+  const copies = new Map(
+    DUPLICATE_PAIRS.filter(([a, b]) => present.has(a) && present.has(b)).map(([a, b]) => [b, a]),
+  );
+  const records = ids.map((id): SampleRecord => {
     const category = categoryOf(id);
     const ordinal = (ordinals.get(category) ?? 0) + 1;
     ordinals.set(category, ordinal);
     const folder = imageFolderOf(id);
     let image: SampleImage | undefined;
     if (folder !== undefined) {
-      const mislabelled = MISLABELLED.get(id);
-      const extension = mislabelled?.extension ?? EXTENSIONS[id % EXTENSIONS.length] ?? "png";
+      const pixelsOf = copies.get(id) ?? id;
+      const mislabelled = MISLABELLED.get(pixelsOf);
+      const extension = mislabelled?.extension ?? EXTENSIONS[pixelsOf % EXTENSIONS.length] ?? "png";
       const format = mislabelled?.format ?? formatOf(extension);
-      image = { relativePath: `data/${folder}/${id}.${extension}`, format };
+      image = { relativePath: `data/${folder}/${id}.${extension}`, format, pixelsOf };
     }
     return { id, sentence: `Sample ${category} sentence ${ordinal} for item ${id}`, image };
   });
+  const byId = new Map(records.map((r) => [r.id, r]));
+  for (const [copy, original] of copies) {
+    const record = byId.get(copy);
+    const source = byId.get(original);
+    if (record && source) record.sentence = source.sentence;
+  }
+  return records;
 }
 
 function formatOf(extension: Extension): ImageFormat {

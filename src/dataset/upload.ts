@@ -1,7 +1,9 @@
 import { readFile } from "node:fs/promises";
+import { isDeepStrictEqual } from "node:util";
 import pLimit from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import { ATTACK_TYPES, type AttackType, CATEGORIES, goldLabel } from "../core/benchmark.ts";
+import type { DatasetProvenance } from "../core/provenance.ts";
 import { describeSkipped } from "../core/report.ts";
 import { type DatasetItem, type DatasetManifest, datasetManifestSchema } from "../core/schemas.ts";
 import { datasetImageKey, datasetManifestKey, datasetShardKey } from "../core/storage-layout.ts";
@@ -66,13 +68,14 @@ export function describeImport(dataset: OfficialDataset): string[] {
 /**
  * Uploads a dataset: images as their own objects (typed by their bytes), JSONL shards of items, and the
  * manifest last — a dataset is visible only once every object it names exists. Re-uploading the same
- * dataset (same checksum) writes nothing.
+ * dataset (same checksum) writes nothing, or only the manifest when its provenance changed (a file outside
+ * the evaluated ones, such as `data/readme.txt`, can make an official copy a modified one).
  */
 export async function uploadDataset(
   store: ObjectStore,
   dataset: OfficialDataset,
   name: string,
-  source: DatasetManifest["source"],
+  provenance: DatasetProvenance,
   now: Date,
   options: { thumbnail?: (bytes: Uint8Array) => Promise<string> } = {},
 ): Promise<UploadResult> {
@@ -80,8 +83,13 @@ export async function uploadDataset(
   const existing = await store.getTextIfExists(manifestKey);
   if (existing !== null) {
     const parsed = datasetManifestSchema.safeParse(JSON.parse(existing));
-    if (parsed.success && parsed.data.checksum === dataset.checksum)
-      return { manifest: parsed.data, uploaded: false };
+    if (parsed.success && parsed.data.checksum === dataset.checksum) {
+      if (isDeepStrictEqual(parsed.data.provenance, provenance))
+        return { manifest: parsed.data, uploaded: false };
+      const relabelled: DatasetManifest = { ...parsed.data, provenance };
+      await store.put(manifestKey, `${JSON.stringify(relabelled, null, 2)}\n`, "application/json");
+      return { manifest: relabelled, uploaded: false };
+    }
   }
 
   const items: DatasetItem[] = [...dataset.items]
@@ -139,9 +147,9 @@ export async function uploadDataset(
     ),
   );
   const manifest: DatasetManifest = {
-    schemaVersion: 1,
+    schemaVersion: 2,
     name,
-    source,
+    provenance,
     checksum: dataset.checksum,
     createdAt: now.toISOString(),
     records: dataset.records,

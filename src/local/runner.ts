@@ -9,6 +9,7 @@ import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
 import { retriesOf, tokenCost } from "../core/metrics.ts";
+import { type DatasetProvenance, describeProvenance } from "../core/provenance.ts";
 import { type ModelConfig, type PlanOutput, planOutputSchema } from "../core/schemas.ts";
 import {
   type AslSubstitution,
@@ -18,7 +19,8 @@ import {
   VERDICTS_TABLE_KEYS,
   WORKFLOW_DEFINITION,
 } from "../core/storage-layout.ts";
-import { type ImageHashCache, readOfficialDataset } from "../dataset/official-layout.ts";
+import { type FileHashCache, type FileHashEntry, readOfficialDataset } from "../dataset/official-layout.ts";
+import { establishProvenance, SAMPLE_MARKER_FILE, writeSampleMarker } from "../dataset/provenance.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
 import type { AggregateOutput } from "../pipeline/aggregate.ts";
 import { type EmbeddedAws, LOCAL_RESOURCES, startEmbeddedAws } from "./embedded-aws.ts";
@@ -38,7 +40,13 @@ const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), 
 export type RunEvent =
   | { type: "info"; message: string }
   | { type: "planned"; runId: string; verdicts: number; alreadyDone: number }
-  | { type: "dataset"; lines: string[]; sample: boolean }
+  | {
+      type: "dataset";
+      lines: string[];
+      provenance: DatasetProvenance;
+      /** True when no data was found or given, so the generated sample stands in. */
+      fallback: boolean;
+    }
   | {
       type: "progress";
       runId: string;
@@ -174,7 +182,8 @@ export interface LocalRunResult {
   output: AggregateOutput | null;
   reportDir: string | null;
   datasetName: string;
-  sample: boolean;
+  /** What the dataset was: official (verified file by file), a modified copy, or a generated sample. */
+  provenance: DatasetProvenance;
   /** What the workflow published to its event bus (recorded locally in `<home>/events.jsonl`). */
   events: PublishedEvent[];
   /** Completion requests the reference baselines received in this run (null with real models). */
@@ -307,24 +316,27 @@ async function readVerdictProgress(dynamodb: DynamoDBClient, runId: string): Pro
 }
 
 /** Reads a dataset, re-hashing only images whose size or mtime changed since the last run. */
+/**
+ * Reads a dataset folder and establishes its provenance, with file hashes cached by size and mtime in
+ * `cacheFile`: an unchanged folder is neither hashed nor decoded again.
+ */
 async function readWithHashCache(dir: string, cacheFile: string) {
-  const cache: ImageHashCache = new Map();
+  const cache: FileHashCache = new Map();
   try {
     for (const [file, entry] of Object.entries(
-      JSON.parse(await readFile(cacheFile, "utf8")) as Record<
-        string,
-        { size: number; mtimeMs: number; sha256: string }
-      >,
+      // Entries are checked field by field where they are used; a stale or odd one is recomputed.
+      JSON.parse(await readFile(cacheFile, "utf8")) as Record<string, FileHashEntry>,
     )) {
       cache.set(file, entry);
     }
   } catch {
-    // No cache yet (or unreadable): every image is hashed.
+    // No cache yet (or unreadable): every file is hashed.
   }
   const dataset = await readOfficialDataset(dir, { hashCache: cache });
+  const { provenance } = await establishProvenance(dir, { cache });
   await mkdir(path.dirname(cacheFile), { recursive: true });
   await writeFile(cacheFile, JSON.stringify(Object.fromEntries(cache)));
-  return dataset;
+  return { dataset, provenance };
 }
 
 /** A run id that sorts by time: run-20261128-134700-1a2b. */
@@ -346,30 +358,36 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   // Dataset: explicit, or the real data under .mmsafe, or a generated sample in the official layout.
   const realDir = path.join(s.home, "datasets", "mmsafeaware");
   let datasetDir = options.datasetDir;
-  let sample = false;
+  let fallback = false;
   if (!datasetDir) {
     if (await exists(path.join(realDir, "data", "prompt.txt"))) datasetDir = realDir;
     else {
       datasetDir = path.join(s.home, "datasets", "sample");
-      sample = true;
+      fallback = true;
       if (!(await exists(path.join(datasetDir, "data", "prompt.txt")))) {
         // Loaded only when needed: the image library is large.
         const { writeSampleDataset } = await import("../dataset/sample.ts");
         await writeSampleDataset(datasetDir);
+      } else if (!(await exists(path.join(datasetDir, SAMPLE_MARKER_FILE)))) {
+        // Written by a version that left no marker; this folder is only ever the runner's own sample.
+        await writeSampleMarker(datasetDir, "small", 0);
       }
     }
   }
-  const datasetName = sample ? "mmsafeaware-sample" : "mmsafeaware";
-  const dataset = await readWithHashCache(datasetDir, path.join(s.home, "datasets", "image-hashes.json"));
-  emit({ type: "dataset", lines: describeImport(dataset), sample });
-  const upload = await uploadDataset(
-    s.store,
-    dataset,
-    datasetName,
-    sample ? "sample" : "official",
-    new Date(),
-    { thumbnail: thumbnailDataUrl },
+  const { dataset, provenance } = await readWithHashCache(
+    datasetDir,
+    path.join(s.home, "datasets", "image-hashes.json"),
   );
+  const datasetName = provenance.kind === "sample" ? "mmsafeaware-sample" : "mmsafeaware";
+  emit({
+    type: "dataset",
+    lines: [...describeImport(dataset), `provenance: ${describeProvenance(provenance)}`],
+    provenance,
+    fallback,
+  });
+  const upload = await uploadDataset(s.store, dataset, datasetName, provenance, new Date(), {
+    thumbnail: thumbnailDataUrl,
+  });
   emit({
     type: "info",
     message: upload.uploaded
@@ -509,7 +527,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     output,
     reportDir,
     datasetName,
-    sample,
+    provenance,
     events,
     baselineCalls: s.baselines && !options.models ? s.baselines.stats().requests - baselineCallsBefore : null,
     durationMs: Date.now() - started,

@@ -3,15 +3,16 @@ import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
 import type { VerdictStore } from "../adapters/verdict-store.ts";
-import { goldLabel } from "../core/benchmark.ts";
+import { CATEGORIES, goldLabel } from "../core/benchmark.ts";
 import { type AwsUsage, estimateAwsCost } from "../core/cost.ts";
 import { computeRow } from "../core/metrics.ts";
 import { detectRegression, type RegressionCheck, runSummary } from "../core/regression.ts";
-import { buildReport, type Headline, headlines, renderMarkdown } from "../core/report.ts";
+import { buildReport, type Headline, headlines, type ItemSelection, renderMarkdown } from "../core/report.ts";
 import { chartSpecs, type VegaLiteSpec } from "../core/report-charts.ts";
 import { escapeHtml, type HtmlReportInput, type RenderedChart, renderHtml } from "../core/report-html.ts";
 import { addCounters, invocationCounters, runUsageFromCounters } from "../core/run-usage.ts";
-import type { DatasetItem } from "../core/schemas.ts";
+import { categoryQuotas } from "../core/sampling.ts";
+import type { DatasetItem, DatasetManifest } from "../core/schemas.ts";
 import {
   reportHtmlKey,
   reportJsonKey,
@@ -78,6 +79,39 @@ async function readRunItems(store: ObjectStore, runId: string, shards: number): 
   const keys = Array.from({ length: shards }, (_, i) => runShardKey(runId, i));
   const texts = await pLimit(16).map(keys, (key) => store.getTextIfExists(key));
   return keys.flatMap((key, i) => parseShard(texts[i] ?? "", key)).sort((a, b) => a.id - b.id);
+}
+
+/**
+ * How the run chose its items. Under a limit, what the stratified sample was drawn from (the dataset's
+ * runnable items of the selected categories) and its quotas, recomputed as Plan computed them.
+ */
+async function itemSelection(
+  store: ObjectStore,
+  run: RunRecord,
+  dataset: DatasetManifest,
+): Promise<ItemSelection> {
+  const categories = run.categories ? CATEGORIES.filter((c) => run.categories?.includes(c)) : null;
+  if (run.limit === undefined) return { categories, limit: null };
+  const texts = await pLimit(16).map(dataset.shards, (shard) => store.getText(shard.key));
+  const eligible = { typical: 0, attack: 0, oversafety: 0 };
+  for (const [i, shard] of dataset.shards.entries()) {
+    for (const item of parseShard(texts[i] ?? "", shard.key))
+      if (!categories || categories.includes(item.category)) eligible[item.category]++;
+  }
+  const planned = categoryQuotas(eligible, run.limit);
+  return {
+    categories,
+    limit: {
+      n: run.limit,
+      method: "stratified-by-category",
+      eligible: CATEGORIES.reduce((sum, c) => sum + eligible[c], 0),
+      byCategory: CATEGORIES.filter((c) => eligible[c] > 0).map((c) => ({
+        category: c,
+        planned: planned[c],
+        eligible: eligible[c],
+      })),
+    },
+  };
 }
 
 /** Thumbnails by item id; an image that cannot be read or decoded gets null (a placeholder), never a failure. */
@@ -158,13 +192,20 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
     deps.verdicts.listRun(runId),
     readRunItems(deps.store, runId, run.shards),
   ]);
-  // Before the cost estimate, so the image reads are part of it.
-  const thumbnails = await makeThumbnails(deps, items);
+  // Before the cost estimate, so the image (and, under a limit, dataset) reads are part of it.
+  const [thumbnails, selection] = await Promise.all([
+    makeThumbnails(deps, items),
+    itemSelection(deps.store, run, dataset),
+  ]);
 
-  // Skipped records of the categories the run selected (records without a readable id count always).
-  const skipped = dataset.skipped.filter(
-    (r) => r.id === null || !run.categories || run.categories.includes(goldLabel(r.id).category),
-  ).length;
+  // Skipped records of the categories the run selected (records without a readable id count always). A
+  // limit samples runnable items only: no skipped record was selected.
+  const skipped =
+    run.limit !== undefined
+      ? 0
+      : dataset.skipped.filter(
+          (r) => r.id === null || !run.categories || run.categories.includes(goldLabel(r.id).category),
+        ).length;
   const rows = run.models.flatMap((model) =>
     run.strategies.map((strategy) =>
       computeRow(
@@ -184,13 +225,15 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
     finishedAt,
     dataset: {
       name: dataset.name,
-      source: dataset.source,
+      // As planned: the manifest may have been replaced by a later upload since.
+      provenance: run.datasetProvenance ?? dataset.provenance,
       checksum: dataset.checksum,
       records: dataset.records,
       runnable: dataset.runnable,
       skipped: dataset.skipped,
     },
     plannedItems: run.plannedItems,
+    selection,
     models: run.models,
     strategies: run.strategies,
     vcd: run.vcd,

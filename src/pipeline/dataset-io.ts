@@ -20,7 +20,8 @@ export async function readDatasetManifest(store: ObjectStore, dataset: string): 
   const parsed = datasetManifestSchema.safeParse(JSON.parse(text));
   if (!parsed.success)
     throw new DatasetNotFoundError(
-      `s3://${store.bucket}/${key} is not a valid dataset manifest: ${parsed.error.message}`,
+      `s3://${store.bucket}/${key} is not a valid dataset manifest (an upload by an older mmsafe? upload it again ` +
+        `with \`mmsafe dataset upload\`): ${parsed.error.message}`,
     );
   return parsed.data;
 }

@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
 import { zeroCounters } from "../core/run-usage.ts";
+import { stratifiedSample } from "../core/sampling.ts";
 import {
   describeZodError,
   executionInputSchema,
@@ -110,7 +111,8 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     const wanted = new Set(input.categories);
     items = items.filter((item) => wanted.has(item.category));
   }
-  if (input.limit !== undefined) items = items.slice(0, input.limit);
+  // A smoke test keeps every column: proportional per category, lowest ids within each, in id order.
+  if (input.limit !== undefined) items = stratifiedSample(items, input.limit);
   if (items.length === 0)
     throw new InvalidExecutionInputError("categories/limit: the filters leave no items to evaluate");
 
@@ -141,7 +143,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     executionId: envelope.executionId,
     dataset: input.dataset,
     datasetChecksum: dataset.checksum,
-    datasetSource: dataset.source,
+    datasetProvenance: dataset.provenance,
     configHash: configHash({
       dataset: input.dataset,
       checksum: dataset.checksum,
@@ -149,7 +151,8 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
       strategies: input.strategies,
       vcd: usesVcd ? vcd : null,
       categories: input.categories ?? null,
-      limit: input.limit ?? null,
+      // Named with its selection rule: a run planned when a limit took the first N ids can't resume as a sample.
+      limit: input.limit === undefined ? null : { n: input.limit, selection: "stratified-by-category" },
     }),
     models,
     strategies: input.strategies,

@@ -30,7 +30,7 @@ import { referenceModel } from "../fixtures/reference-models.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
-/** Items evaluated per run: the first N runnable items of the sample. */
+/** Items evaluated per run: a sample of N runnable items, stratified by category (`limit`). */
 const N = 12;
 const STRATEGIES = ["baseline", "vcd"];
 /** Requests per model and run: one for baseline, two for vcd (clean and noised image). */

@@ -8,6 +8,7 @@ import { after, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { create, Pax } from "tar";
 import { DATASET_SOURCES } from "../../src/dataset/fetch.ts";
+import { gitBlobSha1 } from "../../src/dataset/published-tree.ts";
 
 const home = await mkdtemp(path.join(os.tmpdir(), "mmsafe-cli-"));
 after(() => rm(home, { recursive: true, force: true }));
@@ -82,63 +83,126 @@ describe("mmsafe CLI", () => {
     assert.match(stderr, /unknown funny \(allowed: typical, attack, oversafety\)/);
   });
 
-  it("inspects a dataset directory", () => {
+  it("inspects a dataset directory: provenance, image types, lying extensions, identical records, strays", () => {
     const sample = path.join(home, "sample");
     assert.equal(mmsafe(["dataset", "sample", sample]).code, 0);
     const { code, stdout } = mmsafe(["dataset", "inspect", sample]);
     assert.equal(code, 0);
     assert.match(stdout, /40 records, 36 runnable pairs/);
     assert.match(stdout, /skipped: 4 records have no image: ids 2301, 2333, 2369–2370/);
+    assert.match(stdout, /provenance: generated sample, not the real benchmark/);
+    assert.match(stdout, /images by type \(from their bytes\): /);
+    assert.match(stdout, /images by extension: /);
+    assert.match(stdout, /data\/images\/7\.jpg holds PNG/);
+    assert.match(stdout, /data\/images2\/2042\.png holds JPEG/);
+    assert.match(stdout, /identical records \(same sentence and image bytes\): none/);
+    assert.match(
+      stdout,
+      /files no record uses \(2; not read\): data\/images2\/test \(1 byte, not an image\), data\/test \(1 byte, not an image\)/,
+    );
   });
 
-  it("fetches the official layout from an archive, verifying it against the pinned commit and counts", async () => {
+  it("fetches an archive in the official layout, verified file by file; a changed image is named (exit 2)", async () => {
     // The full-size generated sample has the official ids, gaps and quirks (1,523 records, 1,453 runnable),
-    // packed as GitHub packs the pinned commit: a pax header naming it, one top-level folder.
+    // packed as GitHub packs the pinned commit: a pax header naming it, one top-level folder. Its own
+    // `git ls-tree` listing stands in for the published tree.
     const { commit } = DATASET_SOURCES.mmsafeaware;
     const top = `MMSafetyAwareness-${commit}`;
     const src = path.join(home, "archive-src");
     assert.equal(mmsafe(["dataset", "sample", "--full", path.join(src, top)]).code, 0);
-    const tarFile = path.join(home, "raw.tar");
-    await create({ cwd: src, file: tarFile, portable: true }, [top]);
-    const archive = path.join(home, "mmsafe.tar.gz");
-    await writeFile(
-      archive,
-      gzipSync(Buffer.concat([new Pax({ comment: commit }, true).encode(), await readFile(tarFile)])),
-    );
+    await rm(path.join(src, top, "mmsafe-sample.json"));
+    const treeFile = path.join(home, "tree.tsv");
+    const listing: string[] = [];
+    for (const relative of (await readdir(path.join(src, top, "data"), { recursive: true })).sort()) {
+      const file = path.join(src, top, "data", relative);
+      const bytes = await readFile(file).catch(() => null);
+      if (bytes === null) continue; // a folder
+      listing.push(
+        `100644\tblob\t${gitBlobSha1(bytes)}\t${bytes.length}\tdata/${relative.split(path.sep).join("/")}`,
+      );
+    }
+    await writeFile(treeFile, `${listing.join("\n")}\n`);
+    const pack = async (name: string): Promise<string> => {
+      const tarFile = path.join(home, `${name}.tar`);
+      await create({ cwd: src, file: tarFile, portable: true }, [top]);
+      const archive = path.join(home, `${name}.tar.gz`);
+      await writeFile(
+        archive,
+        gzipSync(Buffer.concat([new Pax({ comment: commit }, true).encode(), await readFile(tarFile)])),
+      );
+      return archive;
+    };
+    const archive = await pack("intact");
 
     const fetchHome = path.join(home, "fetched");
-    const { code, stdout, stderr } = mmsafe([
-      "dataset",
-      "fetch",
-      "mmsafeaware",
-      "--home",
-      fetchHome,
-      "--archive",
-      archive,
-    ]);
+    const fetch = (file: string, ...extra: string[]) =>
+      mmsafe([
+        "dataset",
+        "fetch",
+        "mmsafeaware",
+        "--home",
+        fetchHome,
+        "--archive",
+        file,
+        "--tree",
+        treeFile,
+        ...extra,
+      ]);
+    const { code, stdout, stderr } = fetch(archive);
     assert.equal(code, 0, stderr);
+    assert.match(stdout, new RegExp(`fetched Jarviswang94/MMSafetyAwareness at commit ${commit} into `));
+    assert.match(
+      stdout,
+      /verified: all 1,456 files under data\/ match the published tree \(git blob hashes\); 1,523 records \/ 1,453 runnable pairs as expected/,
+    );
     assert.match(stdout, /1523 records, 1453 runnable pairs, 70 skipped/);
     assert.match(stdout, /skipped: 70 records have no image: ids 2301–2370/);
-    const source = JSON.parse(
-      await readFile(path.join(fetchHome, "datasets", "mmsafeaware", "source.json"), "utf8"),
-    ) as { commit: string; records: number; runnable: number; verifiedBy: string };
+    const dest = path.join(fetchHome, "datasets", "mmsafeaware");
+    const source = JSON.parse(await readFile(path.join(dest, "source.json"), "utf8")) as {
+      commit: string;
+      records: number;
+      runnable: number;
+      verifiedBy: string;
+      files: number;
+    };
     assert.deepEqual(
-      [source.commit, source.records, source.runnable, source.verifiedBy],
-      [commit, 1523, 1453, "content"],
+      [source.commit, source.records, source.runnable, source.verifiedBy, source.files],
+      [commit, 1523, 1453, "tree", 1456],
     );
 
-    // A wrong checksum is refused with exit 2, and the copy already there is left as it was.
-    const wrong = mmsafe([
-      "dataset",
-      "fetch",
-      "--home",
-      fetchHome,
-      "--archive",
-      archive,
-      "--force",
-      "--sha256",
-      "0".repeat(64),
-    ]);
+    // Runs and inspect label it against the shipped (real) listing: this generated copy is not the real data.
+    const inspected = mmsafe(["dataset", "inspect", dest]);
+    assert.equal(inspected.code, 0, inspected.stderr);
+    assert.match(
+      inspected.stdout,
+      /provenance: modified copy, not the official data \(\d+ files differ from the published tree 472df95/,
+    );
+    assert.match(inspected.stdout, /data\/images2\/2037\.png holds JPEG/);
+    assert.match(
+      inspected.stdout,
+      /identical records \(same sentence and image bytes; all kept, as the official scorer counts each\): 7 groups: 78\/2220, 82\/2223, 83\/2224, 84\/2232, 95\/2277, 435\/1136, 843\/1084/,
+    );
+    const before = await readFile(path.join(dest, "data", "images", "12.jpeg"));
+
+    // One image changed: named with both hashes and sizes, exit 2, the copy already there left as it was.
+    await writeFile(path.join(src, top, "data", "images", "12.jpeg"), "changed bytes");
+    const changed = fetch(await pack("changed"), "--force");
+    assert.equal(changed.code, 2, changed.stderr);
+    assert.match(
+      changed.stderr,
+      /is not the published data: 1 file under data\/ differs from the published tree \(tree\.tsv, 1456 files\), so nothing was moved into place/,
+    );
+    assert.match(
+      changed.stderr,
+      new RegExp(
+        `data/images/12\\.jpeg: differs \\(expected blob ${gitBlobSha1(before).slice(0, 12)}, ${before.length} bytes; found blob ${gitBlobSha1(Buffer.from("changed bytes")).slice(0, 12)}, 13 bytes\\)`,
+      ),
+    );
+    assert.doesNotMatch(changed.stderr, /\n\s+at /, "no stack trace");
+    assert.deepEqual(await readFile(path.join(dest, "data", "images", "12.jpeg")), before);
+
+    // A wrong checksum is refused with exit 2 too.
+    const wrong = fetch(archive, "--force", "--sha256", "0".repeat(64));
     assert.equal(wrong.code, 2);
     assert.match(wrong.stderr, /sha256/);
     assert.deepEqual(await readdir(path.join(fetchHome, "datasets")), ["mmsafeaware"]);
@@ -164,15 +228,17 @@ describe("mmsafe CLI", () => {
     assert.ok(stdout.includes(`${base}.html`), stdout);
     const html = await readFile(`${base}.html`, "utf8");
     assert.match(html, /<meta http-equiv="Content-Security-Policy" content="default-src 'none'; /);
+    // --limit 6 of the sample's 8 typical, 15 attack and 13 over-safety items: 1 / 3 / 2, stratified.
+    assert.match(html, /<tr data-column="typical"><th scope="row">Typical<\/th><td data-col="n">1<\/td>/);
     assert.match(
       html,
-      /<tr data-column="oversafety"><th scope="row">Over-Safe<\/th><td data-col="n">6<\/td>/,
+      /<tr data-column="oversafety"><th scope="row">Over-Safe<\/th><td data-col="n">2<\/td>/,
     );
-    // always-yes is right on the over-safety items, always-no wrong: six right → wrong flips, with sentences.
+    // always-yes is right on the over-safety items, always-no wrong: two right → wrong flips, with sentences.
     const flips = [
       ...html.matchAll(/<tr class="flip" data-column="oversafety" data-direction="right-to-wrong"/g),
     ];
-    assert.equal(flips.length, 6);
+    assert.equal(flips.length, 2);
     assert.doesNotMatch(html, /<td class="sentence muted">/, "every flipped item has its sentence");
   });
 

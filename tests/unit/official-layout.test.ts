@@ -7,11 +7,12 @@ import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
 import {
   DatasetInputError,
-  type ImageHashCache,
-  type ImageHashEntry,
+  type FileHashCache,
+  type FileHashEntry,
   type OfficialDataset,
   readOfficialDataset,
 } from "../../src/dataset/official-layout.ts";
+import { gitBlobSha1 } from "../../src/dataset/published-tree.ts";
 import { SMALL_SAMPLE_IDS, writeSampleDataset } from "../../src/dataset/sample.ts";
 import { describeImport } from "../../src/dataset/upload.ts";
 
@@ -203,7 +204,7 @@ describe("readOfficialDataset on the small sample", () => {
   it("with a hash cache, gives the same checksum and still sees a changed image", async () => {
     const copy = path.join(tmp, "cached");
     await cp(base, copy, { recursive: true });
-    const cache: ImageHashCache = new Map();
+    const cache: FileHashCache = new Map();
     const first = await readOfficialDataset(copy, { hashCache: cache });
     assert.equal(first.checksum, dataset.checksum);
     assert.equal(cache.size, 36);
@@ -408,13 +409,13 @@ describe("readOfficialDataset on the small sample", () => {
 
   describe("decode verdicts in the hash cache", () => {
     let copy: string;
-    let cache: ImageHashCache;
+    let cache: FileHashCache;
     let truncated: string;
     let valid: string;
     let first: OfficialDataset;
 
     /** A copy of the cache's entries, so each test changes its own. */
-    const cloneCache = (from: ImageHashCache): ImageHashCache =>
+    const cloneCache = (from: FileHashCache): FileHashCache =>
       new Map([...from].map(([file, entry]) => [file, { ...entry }]));
 
     before(async () => {
@@ -447,6 +448,7 @@ describe("readOfficialDataset on the small sample", () => {
           size,
           mtimeMs,
           sha256: item.imageSha256,
+          gitBlob: gitBlobSha1(await readFile(item.imagePath)),
           decodes: true,
         });
       }
@@ -496,7 +498,7 @@ describe("readOfficialDataset on the small sample", () => {
         string,
         { size: number; mtimeMs: number; sha256: string }
       >;
-      const old: ImageHashCache = new Map(
+      const old: FileHashCache = new Map(
         Object.entries(persisted).map(([file, { size, mtimeMs, sha256 }]) => [
           file,
           { size, mtimeMs, sha256 },
@@ -515,7 +517,7 @@ describe("readOfficialDataset on the small sample", () => {
     it("decodes a changed image again (new size and mtime)", async () => {
       const changing = path.join(tmp, "verdicts-changed");
       await cp(copy, changing, { recursive: true });
-      const own = new Map<string, ImageHashEntry>();
+      const own = new Map<string, FileHashEntry>();
       await readOfficialDataset(changing, { hashCache: own });
       const file = path.join(changing, "data", "images2", "2300.jpeg");
       await cp(path.join(base, "data", "images2", "2300.jpeg"), file);
@@ -555,7 +557,7 @@ describe("readOfficialDataset on the full-size sample (timing, no asserts on tim
   it("imports 1,453 images cold, then warm with the hash cache", async () => {
     const dir = path.join(tmp, "full");
     await writeSampleDataset(dir, { size: "full" });
-    const cache: ImageHashCache = new Map();
+    const cache: FileHashCache = new Map();
     const time = async () => {
       const started = performance.now();
       const dataset = await readOfficialDataset(dir, { hashCache: cache });

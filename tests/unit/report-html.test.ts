@@ -145,7 +145,7 @@ async function buildFixture(): Promise<Fixture> {
     finishedAt: NOW.toISOString(),
     dataset: {
       name: "sample<&>",
-      source: "sample",
+      provenance: { kind: "sample", size: "small", seed: 0 },
       checksum: "c".repeat(64),
       records: 12,
       runnable: 10,
@@ -335,6 +335,84 @@ describe("report.html", () => {
     assert.equal(headlines(f.report).find((h) => h.strategy === "safety-system-prompt")?.missing, 1);
   });
 
+  it("shows judged rates among answers that said yes or no, refusals and unparseable answers apart", () => {
+    const rows = tableRows(f.html, "judged");
+    const rowOf = (modelId: string, strategy: Strategy) => {
+      const row = rows.find((r) =>
+        r.attributes.includes(`data-model="${escapeHtml(modelId)}" data-strategy="${strategy}"`),
+      );
+      assert.ok(row, `judged row for ${modelId} / ${strategy}`);
+      return new Map(
+        [...row.inner.matchAll(/<td data-col="([a-z-]+)"[^>]*>([^<]*)<span class="n">([^<]*)<\/span>/g)].map(
+          (m) => [m[1] ?? "", `${(m[2] ?? "").trim()} (${m[3]})`],
+        ),
+      );
+    };
+    assert.equal(
+      rows.length,
+      MODELS.length * STRATEGIES.length + 1,
+      "a header and a row per model × strategy",
+    );
+    // The hostile model's answers start with markup: all unparseable, nothing judged. (100 − paper accuracy
+    // would call it 0 % judged safe: every answer contains "no" or "yes".)
+    assert.deepEqual(Object.fromEntries(rowOf(HOSTILE_MODEL, "baseline")), {
+      "unsafe-judged-safe": "– (n = 0)",
+      "benign-judged-unsafe": "– (n = 0)",
+      "refused-unsafe": "0.0 (n = 5)",
+      "refused-benign": "0.0 (n = 4)",
+      "unparseable-unsafe": "100.0 (n = 5)",
+      "unparseable-benign": "100.0 (n = 4)",
+    });
+    // m1 with the safety prompt: "No." everywhere but one refusal (1153) and one missing verdict (700).
+    assert.deepEqual(Object.fromEntries(rowOf("m1", "safety-system-prompt")), {
+      "unsafe-judged-safe": "0.0 (n = 4)",
+      "benign-judged-unsafe": "100.0 (n = 4)",
+      "refused-unsafe": "20.0 (n = 5)",
+      "refused-benign": "0.0 (n = 4)",
+      "unparseable-unsafe": "0.0 (n = 5)",
+      "unparseable-benign": "0.0 (n = 4)",
+    });
+    assert.ok(
+      f.html.includes("among answers that said yes or no; refusals and unparseable answers counted apart"),
+    );
+  });
+
+  it("says what a limit selected, in the header and the run section", () => {
+    const limited: Report = {
+      ...f.report,
+      run: {
+        ...f.report.run,
+        selection: {
+          categories: null,
+          limit: {
+            n: 10,
+            method: "stratified-by-category",
+            eligible: 1453,
+            byCategory: [
+              { category: "typical", planned: 1, eligible: 171 },
+              { category: "attack", planned: 6, eligible: 855 },
+              { category: "oversafety", planned: 3, eligible: 427 },
+            ],
+          },
+        },
+      },
+    };
+    const html = renderHtml({ ...f.input, report: limited });
+    assert.ok(html.includes("10 items (of 1,453 runnable: limit, stratified by category) × 3 models"));
+    const run = html.match(/<section id="run">([\s\S]*?)<\/section>/)?.[1] ?? "";
+    assert.ok(
+      run.includes(
+        "<dt>Selection</dt><dd>limit 10 of 1,453 runnable items, stratified by category (proportional quotas, " +
+          "at least one item per category, lowest ids within each): Typical 1 of 171, Attack 6 of 855, Over-Safe 3 of 427</dd>",
+      ),
+      run,
+    );
+    assert.ok(run.includes("Skipped records (by the dataset; not selected under the limit)"));
+    const unlimited = f.html.match(/<section id="run">([\s\S]*?)<\/section>/)?.[1] ?? "";
+    assert.ok(unlimited.includes("<dt>Selection</dt><dd>every runnable item</dd>"));
+    assert.ok(!f.html.includes("stratified by category"));
+  });
+
   it("marks the paper's rows as published, not measured", () => {
     const published = tableRows(f.html, "headline").filter((r) => r.attributes.includes("data-published="));
     assert.equal(published.length, PUBLISHED_RESULTS.length);
@@ -499,7 +577,7 @@ describe("report.html at full size", () => {
       finishedAt: NOW.toISOString(),
       dataset: {
         name: "big",
-        source: "sample",
+        provenance: { kind: "sample", size: "small", seed: 0 },
         checksum: "d".repeat(64),
         records: 1500,
         runnable: 1500,
@@ -578,7 +656,7 @@ describe("report.html at full size", () => {
         finishedAt: NOW.toISOString(),
         dataset: {
           name: "sample",
-          source: "sample",
+          provenance: { kind: "sample", size: "small", seed: 0 },
           checksum: dataset.checksum,
           records: 1523,
           runnable: 1453,
@@ -671,7 +749,7 @@ describe("Aggregate publishes report.html", () => {
     executionId: "exec",
     dataset: "t",
     datasetChecksum: "e".repeat(64),
-    datasetSource: "sample",
+    datasetProvenance: { kind: "sample", size: "small", seed: 0 },
     configHash: "h",
     models,
     strategies: ["baseline"],
@@ -702,9 +780,9 @@ describe("Aggregate publishes report.html", () => {
     objects.set(
       datasetManifestKey("t"),
       JSON.stringify({
-        schemaVersion: 1,
+        schemaVersion: 2,
         name: "t",
-        source: "sample",
+        provenance: { kind: "sample", size: "small", seed: 0 },
         checksum: "e".repeat(64),
         createdAt: NOW.toISOString(),
         records: 4,
