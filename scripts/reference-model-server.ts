@@ -11,11 +11,17 @@
  * `--retry-after` / `--retry-after-ms` set the headers of a 429 (`none` leaves `retry-after-ms` out);
  * `--max-hang-ms` caps how long a `timeout` fault hangs before dropping the connection.
  *
+ * Answers that are untrusted rather than failed are chosen per model by a suffix of its name (see
+ * `MODEL_SUFFIXES`): `always-yes+echokey` echoes the request's bearer token (verbatim and masked),
+ * `always-no+huge` answers with 2 MiB whose decision is at the very end, `random+badusage` reports invalid
+ * token counts; `+nologprobs` ignores `logprobs`. They combine: `always-no+huge+badusage`.
+ *
  * Prints the base URL on stdout (one line, to be captured by the caller) and stops on SIGINT/SIGTERM.
  */
 import { parseArgs } from "node:util";
 import {
   type FaultPlan,
+  MODEL_SUFFIXES,
   NO_LOGPROBS_SUFFIX,
   parseFaultRates,
   REFERENCE_BASELINES,
@@ -91,7 +97,8 @@ async function main(): Promise<void> {
   if (faults !== undefined) process.stderr.write(`injecting faults: ${JSON.stringify(faults)}\n`);
   process.stderr.write(
     `reference models: ${REFERENCE_BASELINES.map((b) => b.model).join(", ")}, random:<int>; ` +
-      `append ${NO_LOGPROBS_SUFFIX} to any of them for an endpoint that ignores logprobs\n`,
+      `append ${NO_LOGPROBS_SUFFIX} to any of them for an endpoint that ignores logprobs, ` +
+      `or ${MODEL_SUFFIXES.filter((s) => s !== NO_LOGPROBS_SUFFIX).join(", ")} for untrusted answers (key echo, 2 MiB, bad usage)\n`,
   );
 
   const stop = (signal: NodeJS.Signals): void => {

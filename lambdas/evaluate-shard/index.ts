@@ -8,20 +8,39 @@ import { OpenAIModelClient } from "../../src/adapters/openai-model.ts";
 import { CachingModelClient } from "../../src/adapters/response-cache.ts";
 import { VerdictMetrics } from "../../src/adapters/verdict-metrics.ts";
 import { METRICS } from "../../src/core/observability.ts";
-import { evaluateShard, processWideGates } from "../../src/pipeline/evaluate-shard.ts";
+import { describeZodError, type Verdict } from "../../src/core/schemas.ts";
+import { HANDLER_ENV } from "../../src/core/storage-layout.ts";
+import { checkModels, evaluateShard, processWideGates } from "../../src/pipeline/evaluate-shard.ts";
 
 const runtime = createHandlerRuntime();
+/**
+ * MMSAFE_LOG_ERROR_VERDICTS: "true" (the default, on Lambda) logs a structured WARN line per error
+ * verdict; the local runner sets "false" because its progress display sums the errors up per model.
+ */
+const handlerLogging = z
+  .object({ [HANDLER_ENV.logErrorVerdicts]: z.enum(["true", "false"]).default("true") })
+  .safeParse(process.env);
+if (!handlerLogging.success)
+  throw new Error(describeZodError(handlerLogging.error, "the handler's environment"));
+const logErrorVerdicts = handlerLogging.data[HANDLER_ENV.logErrorVerdicts] === "true";
+
 // Keys: the model's apiKeyEnv variable if set, else its Secrets Manager secret (read once, cached).
 // Answers go through the response cache under cache/ (skipped per shard when the event says cache: false).
 const models = new CachingModelClient(
-  new OpenAIModelClient(new EnvOrSecretsKeySource(process.env)),
+  new OpenAIModelClient(
+    new EnvOrSecretsKeySource(process.env),
+    undefined,
+    undefined,
+    // What an endpoint sent that could not be used as is (e.g. invalid token counts): a WARN line on Lambda;
+    // locally the report counts them.
+    logErrorVerdicts ? (message, details) => runtime.logger.warn(message, details) : undefined,
+  ),
   runtime.store,
   {
     onWarning: (message, details) => runtime.logger.warn(message, details),
   },
 );
 const gatesFor = processWideGates();
-const metrics = new Metrics({ namespace: METRICS.namespace, serviceName: METRICS.service });
 
 /** Just enough of the event to label log lines before it is validated. */
 const eventLabels = z.object({
@@ -30,7 +49,10 @@ const eventLabels = z.object({
   models: z.array(z.object({ id: z.string() })).catch([]),
 });
 
-/** EvaluateShard task: one verdict per item × model × strategy of the shard that has none yet. */
+/**
+ * EvaluateShard task: one verdict per item × model × strategy of the shard that has none yet (or an error
+ * verdict, on a resume). With `checkModels: true` (the CheckModels task), one question per model first.
+ */
 export async function handler(event: unknown, context: Context) {
   const started = performance.now();
   const labels = eventLabels.parse(event ?? {});
@@ -43,17 +65,23 @@ export async function handler(event: unknown, context: Context) {
     },
   });
   logger.addContext(context);
-  const recorder = new VerdictMetrics(metrics);
+  // One Metrics buffer per invocation: the local runner runs shards concurrently in this module, and a
+  // shared buffer would be published (and emptied) by whichever shard ends first, leaving the others to
+  // publish nothing (Powertools' "No application metrics to publish" warning). On Lambda it costs nothing.
+  const recorder = new VerdictMetrics(
+    new Metrics({ namespace: METRICS.namespace, serviceName: METRICS.service }),
+  );
+  const check = typeof event === "object" && event !== null && "checkModels" in event;
   try {
-    const summary = await evaluateShard(event, {
+    const deps = {
       ...runtime,
       models,
       gatesFor,
       noiseImage: addDiffusionNoise,
       remainingMs: () => context.getRemainingTimeInMillis(),
-      onVerdict: (verdict) => {
+      onVerdict: (verdict: Verdict) => {
         recorder.record(verdict);
-        if (verdict.status === "error")
+        if (verdict.status === "error" && logErrorVerdicts)
           logger.warn("error verdict", {
             model: verdict.modelId,
             strategy: verdict.strategy,
@@ -62,11 +90,20 @@ export async function handler(event: unknown, context: Context) {
             attempts: verdict.attempts,
           });
       },
-    });
+    };
+    if (check) {
+      const checked = await checkModels(event, deps);
+      logger.info("models checked", { ...checked });
+      return checked;
+    }
+    const summary = await evaluateShard(event, deps);
     logger.info("shard evaluated", { ...summary });
     return summary;
   } catch (error: unknown) {
-    logger.error("shard failed", error instanceof Error ? error : new Error(String(error)));
+    logger.error(
+      check ? "model check failed" : "shard failed",
+      error instanceof Error ? error : new Error(String(error)),
+    );
     throw error;
   } finally {
     // Cache writes finish before the container may be frozen (and are counted in the run's usage).

@@ -69,8 +69,17 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async put(key: string, body: Uint8Array | string, contentType: string): Promise<void> {
+    const bytes = typeof body === "string" ? Buffer.from(body, "utf8") : body;
     await this.client.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Body: bytes,
+        // Always stated: the SDK leaves Content-Length out for an empty body (an empty responses file, say)
+        // and then warns about a "Stream of unknown length".
+        ContentLength: bytes.byteLength,
+        ContentType: contentType,
+      }),
     );
   }
 

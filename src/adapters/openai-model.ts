@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import OpenAI from "openai";
 import type { ChatMessage } from "../core/prompts.ts";
+import { redactSecret, redactSequence } from "../core/redaction.ts";
 import type { ModelConfig } from "../core/schemas.ts";
 import type { TokenLogprobs } from "../core/vcd.ts";
 import type { ModelOutcome } from "../core/verdicts.ts";
@@ -19,22 +20,52 @@ export interface CompletionOptions {
   cache?: boolean;
 }
 
-/** Asks a model one question. Never throws for endpoint faults: they become error outcomes. */
+/** A model's answer, as a {@link ModelClient} returns it. */
+export type ModelAnswer = Extract<ModelOutcome, { kind: "answer" }>;
+
+/**
+ * Asks a model one question. Never throws for endpoint faults: they become error outcomes. What it returns
+ * holds no trace of the model's key (answers, error messages and log-probability tokens are redacted).
+ */
 export interface ModelClient {
   /** Resolves what calling the model needs (its key); throws ModelConfigError when it cannot be called. */
   prepare(model: ModelConfig): Promise<void>;
   complete(model: ModelConfig, messages: ChatMessage[], options?: CompletionOptions): Promise<ModelOutcome>;
+  /**
+   * Removes the model's key from an answer this client did not just produce (one read from the response
+   * cache, which may predate redaction of answers). Clients that hold no key may leave it out.
+   */
+  redactAnswer?(model: ModelConfig, answer: ModelAnswer): Promise<ModelAnswer>;
 }
+
+/** Told about what the endpoint sent that could not be used as is (e.g. invalid token counts). */
+export type ModelWarning = (message: string, details: Record<string, unknown>) => void;
+
+/**
+ * Most tokens one call can plausibly count, prompt or completion (no context window comes near); above it
+ * a count is taken as garbage, like a negative or fractional one.
+ */
+export const MAX_TOKENS_PER_CALL = 100_000_000;
 
 export { ModelConfigError };
 
 export interface RetryPolicy {
   maxAttempts: number;
+  /**
+   * Attempts when the endpoint answers 429 (it is there, and says when to come back): more than for other
+   * faults, so a rate-limit storm delays answers rather than turning them into errors. Default maxAttempts.
+   */
+  rateLimitedAttempts?: number;
   baseDelayMs: number;
   maxDelayMs: number;
 }
 
-const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 20_000 };
+const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 4,
+  rateLimitedAttempts: 12,
+  baseDelayMs: 500,
+  maxDelayMs: 20_000,
+};
 
 /** Classifies a failed call: the kind recorded on the error verdict, and whether trying again may help. */
 function classify(error: unknown): {
@@ -69,16 +100,6 @@ function classify(error: unknown): {
   return { kind: "malformed_response", retryable: true, retryAfterMs: null, message };
 }
 
-/**
- * Removes API keys from text: the model's own key verbatim, and anything shaped like a provider key
- * (`sk-…`, including OpenAI's masked `sk-abc***xyz` echo).
- */
-export function redactKeys(text: string, apiKey: string): string {
-  let out = apiKey.length >= 8 ? text.split(apiKey).join("[redacted]") : text;
-  out = out.replace(/\bsk-[A-Za-z0-9_*.-]{3,}/g, "sk-[redacted]");
-  return out;
-}
-
 /** The SDK's per-token log-probabilities in the core's shape; null when the endpoint returned none. */
 function tokenLogprobs(
   content:
@@ -92,6 +113,70 @@ function tokenLogprobs(
     logprob: t.logprob,
     top: (t.top_logprobs ?? []).map(({ token, logprob }) => ({ token, logprob })),
   }));
+}
+
+/**
+ * An answer without any trace of `apiKey` (see core/redaction.ts): its text, its finish reason and its
+ * log-probability tokens (the chosen tokens redacted as a sequence, so a key spread over several is caught).
+ */
+export function redactAnswer(answer: ModelAnswer, apiKey: string | null): ModelAnswer {
+  const logprobs = answer.logprobs ?? null;
+  const chosen = logprobs
+    ? redactSequence(
+        logprobs.map((t) => t.token),
+        apiKey,
+      )
+    : [];
+  return {
+    ...answer,
+    text: redactSecret(answer.text, apiKey),
+    finishReason: answer.finishReason === null ? null : redactSecret(answer.finishReason, apiKey),
+    logprobs:
+      logprobs?.map((t, i) => ({
+        ...t,
+        token: chosen[i] ?? redactSecret(t.token, apiKey),
+        top: t.top.map((alt) => ({ ...alt, token: redactSecret(alt.token, apiKey) })),
+      })) ?? null,
+  };
+}
+
+/** A token count the endpoint reported, or null when it is not a plausible one (missing, fractional, negative, absurd). */
+function tokenCount(value: unknown): number | null {
+  return typeof value === "number" &&
+    Number.isSafeInteger(value) &&
+    value >= 0 &&
+    value <= MAX_TOKENS_PER_CALL
+    ? value
+    : null;
+}
+
+/** How a reported value looks, for a warning: short, and never more than a few characters of a string. */
+function describeValue(value: unknown): string {
+  if (value === undefined) return "missing";
+  if (typeof value === "string") return `a string of ${value.length} characters`;
+  if (typeof value === "number" || typeof value === "boolean" || value === null) return String(value);
+  return Array.isArray(value) ? "an array" : "an object";
+}
+
+/**
+ * The token counts of a response's `usage`, each null when the endpoint reported none or an invalid one (so
+ * a bad count cannot reach the verdicts, whose schema Aggregate enforces), with what was wrong.
+ */
+export function tokenUsage(usage: unknown): {
+  promptTokens: number | null;
+  completionTokens: number | null;
+  problem: string | null;
+} {
+  const fields = typeof usage === "object" && usage !== null ? (usage as Record<string, unknown>) : {};
+  const promptTokens = tokenCount(fields.prompt_tokens);
+  const completionTokens = tokenCount(fields.completion_tokens);
+  if (promptTokens !== null && completionTokens !== null)
+    return { promptTokens, completionTokens, problem: null };
+  const problem =
+    typeof usage !== "object" || usage === null
+      ? "no usage reported"
+      : `usage.prompt_tokens ${describeValue(fields.prompt_tokens)}, usage.completion_tokens ${describeValue(fields.completion_tokens)}`;
+  return { promptTokens, completionTokens, problem };
 }
 
 function retryAfterMs(headers: Headers | undefined): number | null {
@@ -111,10 +196,15 @@ function retryAfterMs(headers: Headers | undefined): number | null {
 export class OpenAIModelClient implements ModelClient {
   private readonly clients = new Map<string, OpenAI>();
 
+  /**
+   * @param onWarning told, once per response, when the endpoint's token counts were missing or invalid (they
+   *   are recorded as null: unknown); the report counts those verdicts.
+   */
   constructor(
     private readonly keys: ApiKeySource,
     private readonly retry: RetryPolicy = DEFAULT_RETRY,
     private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+    private readonly onWarning: ModelWarning = () => undefined,
   ) {}
 
   /** Fails fast, before any call, with a clear message when a model's key cannot be found. */
@@ -122,19 +212,37 @@ export class OpenAIModelClient implements ModelClient {
     await this.client(model);
   }
 
+  async redactAnswer(model: ModelConfig, answer: ModelAnswer): Promise<ModelAnswer> {
+    const { apiKey } = await this.client(model);
+    return redactAnswer(answer, apiKey);
+  }
+
   /**
    * One SDK client per endpoint and key (keyed by a hash of the key, so a rotated secret gets a new client
-   * and the key itself is never a map key).
+   * and the key itself is never a map key). `apiKey` is null when the model has none configured.
    */
-  private async client(model: ModelConfig): Promise<{ client: OpenAI; apiKey: string }> {
-    const apiKey = (await this.keys.keyFor(model)) ?? "no-key-configured";
-    const cacheKey = `${model.baseURL}\u0000${createHash("sha256").update(apiKey).digest("hex")}`;
+  private async client(model: ModelConfig): Promise<{ client: OpenAI; apiKey: string | null }> {
+    const apiKey = (await this.keys.keyFor(model)) ?? null;
+    // The SDK insists on a key; endpoints without auth ignore this one (and it is no secret to redact).
+    const sent = apiKey ?? "no-key-configured";
+    const cacheKey = `${model.baseURL}\u0000${createHash("sha256").update(sent).digest("hex")}`;
     let client = this.clients.get(cacheKey);
     if (!client) {
-      client = new OpenAI({ baseURL: model.baseURL, apiKey, maxRetries: 0 });
+      client = new OpenAI({ baseURL: model.baseURL, apiKey: sent, maxRetries: 0 });
       this.clients.set(cacheKey, client);
     }
     return { client, apiKey };
+  }
+
+  /** The response's token counts, validated; a warning when they were unusable. */
+  private usageOf(model: ModelConfig, usage: unknown, apiKey: string | null) {
+    const { promptTokens, completionTokens, problem } = tokenUsage(usage);
+    if (problem !== null)
+      this.onWarning("the endpoint reported no valid token counts; recorded as unknown (null)", {
+        model: model.id,
+        problem: redactSecret(problem, apiKey),
+      });
+    return { promptTokens, completionTokens };
   }
 
   async complete(
@@ -160,8 +268,8 @@ export class OpenAIModelClient implements ModelClient {
           { timeout: model.timeoutMs },
         );
         const latencyMs = performance.now() - started;
-        const promptTokens = completion.usage?.prompt_tokens ?? 0;
-        const completionTokens = completion.usage?.completion_tokens ?? 0;
+        // Validated here, where the response enters: a bad count would otherwise fail Aggregate forever.
+        const { promptTokens, completionTokens } = this.usageOf(model, completion.usage, apiKey);
         const choice = completion.choices?.[0];
         if (!choice) {
           if (attempt < this.retry.maxAttempts) {
@@ -178,7 +286,9 @@ export class OpenAIModelClient implements ModelClient {
             completionTokens,
           };
         }
-        const text = choice.message?.content ?? choice.message?.refusal ?? null;
+        // Typed by the SDK, but whatever the endpoint sent: only a string is an answer.
+        const content: unknown = choice.message?.content ?? choice.message?.refusal ?? null;
+        const text = typeof content === "string" ? content : null;
         if (text === null) {
           const filtered = choice.finish_reason === "content_filter";
           return {
@@ -193,27 +303,35 @@ export class OpenAIModelClient implements ModelClient {
             completionTokens,
           };
         }
-        return {
-          kind: "answer",
-          text,
-          finishReason: choice.finish_reason ?? null,
-          latencyMs,
-          promptTokens,
-          completionTokens,
-          attempts: attempt,
-          rateLimited,
-          logprobs: tokenLogprobs(choice.logprobs?.content),
-        };
+        // Endpoints echo keys inside answers too; nothing of one may reach the cache, verdicts or reports.
+        return redactAnswer(
+          {
+            kind: "answer",
+            text,
+            finishReason: typeof choice.finish_reason === "string" ? choice.finish_reason : null,
+            latencyMs,
+            promptTokens,
+            completionTokens,
+            attempts: attempt,
+            rateLimited,
+            logprobs: tokenLogprobs(choice.logprobs?.content),
+          },
+          apiKey,
+        );
       } catch (error: unknown) {
         const latencyMs = performance.now() - started;
         const fault = classify(error);
         if (fault.kind === "rate_limited") rateLimited++;
-        if (fault.retryable && attempt < this.retry.maxAttempts) {
+        const attempts =
+          fault.kind === "rate_limited"
+            ? (this.retry.rateLimitedAttempts ?? this.retry.maxAttempts)
+            : this.retry.maxAttempts;
+        if (fault.retryable && attempt < attempts) {
           await this.sleep(this.backoff(attempt, fault.retryAfterMs));
           continue;
         }
         // Endpoints echo (partly masked) keys in auth errors; the message goes into verdicts and reports.
-        const message = redactKeys(fault.message, apiKey);
+        const message = redactSecret(fault.message, apiKey);
         return { kind: "error", errorKind: fault.kind, message, latencyMs, attempts: attempt, rateLimited };
       }
     }

@@ -6,6 +6,12 @@
  * Only answers are stored, never errors (a rate limit or an outage must not be replayed). An entry that
  * cannot be read or parsed is a miss and is overwritten by the fresh answer. A cached answer comes back with
  * `cached: true` and no tokens (nothing was paid); the entry keeps the original usage.
+ *
+ * An entry holds the full answer text, not the bounded copy a verdict stores (S3 objects have no 400 KB
+ * limit), so a hit gives exactly the verdict, scores included, that the call gave; an entry above
+ * {@link MAX_CACHE_ENTRY_BYTES} is not stored at all rather than stored cut. What is stored is what the inner
+ * client returned, already without the model's key; a hit is redacted again by the inner client (entries
+ * written before answers were redacted), and an entry that still held a trace of the key is rewritten.
  */
 import { z } from "zod";
 import { type CacheRequest, cacheKeyOf, cacheRequest } from "../core/cache-key.ts";
@@ -14,10 +20,16 @@ import type { ModelConfig } from "../core/schemas.ts";
 import { responseCacheKey } from "../core/storage-layout.ts";
 import type { ModelOutcome } from "../core/verdicts.ts";
 import type { ObjectStore } from "./object-store.ts";
-import type { CompletionOptions, ModelClient } from "./openai-model.ts";
+import type { CompletionOptions, ModelAnswer, ModelClient } from "./openai-model.ts";
 
 /** Version of the entry format below; an entry of another version is a miss (and is overwritten). */
 export const CACHE_ENTRY_VERSION = 1;
+
+/**
+ * Largest entry stored, in bytes of JSON: a few MB of answer text. Bigger answers (far beyond any token cap)
+ * are not cached, so no entry ever holds a cut answer that would score differently from the call.
+ */
+export const MAX_CACHE_ENTRY_BYTES = 8 * 1024 * 1024;
 
 const tokenLogprobsSchema = z
   .object({
@@ -39,9 +51,9 @@ export const cacheEntrySchema = z
         text: z.string(),
         finishReason: z.string().nullable(),
         logprobs: z.array(tokenLogprobsSchema).nullable(),
-        /** Usage and latency of the call that paid for the answer (what every hit saves). */
-        promptTokens: z.number().int().min(0),
-        completionTokens: z.number().int().min(0),
+        /** Usage and latency of the call that paid for the answer (what every hit saves); null: not reported. */
+        promptTokens: z.number().int().min(0).nullable(),
+        completionTokens: z.number().int().min(0).nullable(),
         latencyMs: z.number().min(0),
       })
       .strict(),
@@ -50,7 +62,7 @@ export const cacheEntrySchema = z
   .strict();
 export type CacheEntry = z.infer<typeof cacheEntrySchema>;
 
-type Answer = Extract<ModelOutcome, { kind: "answer" }>;
+type Answer = ModelAnswer;
 
 /** Options of {@link CachingModelClient}. */
 export interface CachingModelClientOptions {
@@ -169,9 +181,34 @@ export class CachingModelClient implements ModelClient {
   ): Promise<{ outcome: ModelOutcome; stored: Promise<void> }> {
     const started = performance.now();
     const hit = await this.lookup(key);
-    if (hit)
-      return { outcome: cachedOutcome(hit.answer, performance.now() - started), stored: Promise.resolve() };
+    if (hit) {
+      const outcome = cachedOutcome(hit.answer, performance.now() - started);
+      return this.redactHit(key, request, model, hit, outcome);
+    }
     return this.callAndStore(key, request, model, messages, options);
+  }
+
+  /**
+   * A hit as the inner client would return it now: without the model's key. An entry that held a trace of it
+   * (written before answers were redacted) is rewritten redacted, keeping its usage.
+   */
+  private async redactHit(
+    key: string,
+    request: CacheRequest,
+    model: ModelConfig,
+    entry: CacheEntry,
+    outcome: Answer,
+  ): Promise<{ outcome: ModelOutcome; stored: Promise<void> }> {
+    if (!this.inner.redactAnswer) return { outcome, stored: Promise.resolve() };
+    const redacted = await this.inner.redactAnswer(model, outcome);
+    const shown = (a: Answer) => JSON.stringify([a.text, a.finishReason, a.logprobs ?? null]);
+    if (shown(redacted) === shown(outcome)) return { outcome: redacted, stored: Promise.resolve() };
+    this.warn("response cache entry held a trace of the model's key; rewritten without it", {
+      key: responseCacheKey(key),
+    });
+    const { promptTokens, completionTokens, latencyMs } = entry.answer;
+    const stored = this.write(key, request, { ...redacted, promptTokens, completionTokens, latencyMs });
+    return { outcome: redacted, stored };
   }
 
   private async lookup(key: string): Promise<CacheEntry | null> {
@@ -219,6 +256,13 @@ export class CachingModelClient implements ModelClient {
       createdAt: this.now().toISOString(),
     };
     const body = JSON.stringify(entry);
+    if (Buffer.byteLength(body) > MAX_CACHE_ENTRY_BYTES) {
+      this.warn("answer too large to cache; not stored (the verdict keeps its head, scored on all of it)", {
+        key: objectKey,
+        characters: outcome.text.length,
+      });
+      return Promise.resolve();
+    }
     // What could not be read back (e.g. a non-finite log-probability, which JSON turns into null) is not
     // stored: it would be a miss forever, and a warning on every lookup.
     if (!parseCacheEntry(body, key)) {

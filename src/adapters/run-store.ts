@@ -14,11 +14,24 @@ import { RUNS_TABLE_KEYS } from "../core/storage-layout.ts";
 import { vcdOptionsSchema } from "../core/strategies.ts";
 import { isConditionalCheckFailed } from "./dynamo-errors.ts";
 
+/**
+ * How a run stands. RUNNING while an execution works on it; SUCCEEDED once Aggregate wrote its report;
+ * FAILED when a step failed (the workflow's MarkRunFailed); INTERRUPTED when the local runner was stopped
+ * (Ctrl-C, SIGTERM). A FAILED or INTERRUPTED run resumes like a RUNNING one: the same runId again.
+ */
+export const RUN_STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "INTERRUPTED"] as const;
+
+/** The local process working on a run (recorded by the local runner; absent on AWS). */
+export const runOwnerSchema = z.object({ pid: z.number().int(), host: z.string() });
+export type RunOwner = z.infer<typeof runOwnerSchema>;
+
 /** The run record: one item per run in the runs table. */
 export const runRecordSchema = z.object({
   runId: z.string(),
-  status: z.enum(["RUNNING", "SUCCEEDED", "FAILED"]),
+  status: z.enum(RUN_STATUSES),
   executionId: z.string(),
+  /** Locally, the runner process that works on the run, so a listing can tell a live run from a dead one. */
+  owner: runOwnerSchema.optional(),
   dataset: z.string(),
   datasetChecksum: z.string(),
   /** What the dataset was when the run was planned (absent in runs planned before it was recorded). */
@@ -60,7 +73,11 @@ export interface RunStore {
   addUsage(runId: string, counters: UsageCounters): Promise<void>;
   /** The latest SUCCEEDED run of a schedule that started before `startedBefore`, or null. */
   previousOfSchedule(schedule: string, startedBefore: string): Promise<RunRecord | null>;
-  /** Records a new run, or re-opens an existing one with the same configuration (a resume). */
+  /**
+   * Records a new run, or re-opens an existing one with the same configuration (a resume), whatever its
+   * status: RUNNING (a crashed process), FAILED, INTERRUPTED or SUCCEEDED. The record is replaced as RUNNING,
+   * without the previous error or owner.
+   */
   startOrResume(record: RunRecord): Promise<RunRecord>;
   markSucceeded(
     runId: string,
@@ -168,6 +185,52 @@ export class DynamoRunStore implements RunStore {
       throw error;
     }
     return next;
+  }
+
+  /**
+   * Names the local process that works on a RUNNING run (Plan's record does not know it). Returns false when
+   * the run is not RUNNING (or not recorded).
+   */
+  async recordOwner(runId: string, owner: RunOwner): Promise<boolean> {
+    return this.updateIfRunning(runId, "SET #owner = :owner", { "#owner": "owner" }, { ":owner": owner });
+  }
+
+  /**
+   * Marks a RUNNING run INTERRUPTED (the local runner was stopped), with why in `error`/`cause`; its verdicts
+   * stay, and the same runId resumes it. A run that already ended (SUCCEEDED, FAILED) is left as it is:
+   * returns false then, or when there is no such run.
+   */
+  async markInterrupted(runId: string, at: string, cause: string): Promise<boolean> {
+    return this.updateIfRunning(
+      runId,
+      "SET #status = :interrupted, updatedAt = :at, #error = :error, #cause = :cause",
+      { "#error": "error", "#cause": "cause" },
+      { ":interrupted": "INTERRUPTED", ":at": at, ":error": "Interrupted", ":cause": cause },
+    );
+  }
+
+  private async updateIfRunning(
+    runId: string,
+    update: string,
+    names: Record<string, string>,
+    values: Record<string, unknown>,
+  ): Promise<boolean> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { [PK]: runId },
+          UpdateExpression: update,
+          ConditionExpression: "attribute_exists(#pk) AND #status = :running",
+          ExpressionAttributeNames: { "#pk": PK, "#status": "status", ...names },
+          ExpressionAttributeValues: { ":running": "RUNNING", ...values },
+        }),
+      );
+      return true;
+    } catch (error: unknown) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
   }
 
   async markSucceeded(

@@ -18,8 +18,9 @@ export class VerdictMetrics {
     m.addMetric(METRICS.modelErrors, MetricUnit.Count, verdict.status === "error" ? 1 : 0);
     if (verdict.status === "answered")
       m.addMetric(METRICS.modelLatency, MetricUnit.Milliseconds, verdict.latencyMs);
-    m.addMetric(METRICS.promptTokens, MetricUnit.Count, verdict.promptTokens);
-    m.addMetric(METRICS.completionTokens, MetricUnit.Count, verdict.completionTokens);
+    // Null: the endpoint reported no valid count (the report counts those verdicts apart).
+    m.addMetric(METRICS.promptTokens, MetricUnit.Count, verdict.promptTokens ?? 0);
+    m.addMetric(METRICS.completionTokens, MetricUnit.Count, verdict.completionTokens ?? 0);
     const counts = this.perModel.get(verdict.modelId) ?? { verdicts: 0, errors: 0 };
     counts.verdicts++;
     if (verdict.status === "error") counts.errors++;

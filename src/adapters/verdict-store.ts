@@ -9,17 +9,38 @@ import { type Verdict, verdictSchema } from "../core/schemas.ts";
 import { VERDICTS_TABLE_KEYS } from "../core/storage-layout.ts";
 import { isConditionalCheckFailed } from "./dynamo-errors.ts";
 
-/** Verdict persistence. One verdict per (run, model, strategy, item), never overwritten. */
+/** What a stored verdict says about whether its item must be asked again. */
+export interface ExistingVerdict {
+  status: Verdict["status"];
+  /** Evaluations of the item so far (1 for a verdict written before this was recorded). */
+  runAttempts: number;
+  /** Model calls made for it so far. */
+  attempts: number;
+  /** When it was written (ISO 8601). */
+  createdAt: string;
+}
+
+/**
+ * Verdict persistence: one verdict per (run, model, strategy, item). An answer is never overwritten; an
+ * error verdict may be replaced by the outcome of a later attempt (a resume), once.
+ */
 export interface VerdictStore {
-  /** Which of these verdict keys of the run already have a verdict. */
-  existingKeys(runId: string, verdictKeys: readonly string[]): Promise<Set<string>>;
-  /** Writes the verdict unless one exists; returns false when it already existed (a retry or a race). */
-  putIfAbsent(verdict: Verdict): Promise<boolean>;
+  /** The verdicts these keys of the run already have (status and attempt counts), by key. */
+  existing(runId: string, verdictKeys: readonly string[]): Promise<Map<string, ExistingVerdict>>;
+  /**
+   * Writes the verdict. With `replacing` null, only if the key has none; with the error verdict it replaces,
+   * only if that error verdict is still there unchanged (same runAttempts), so two racing attempts leave
+   * exactly one verdict. Returns false when another attempt wrote first.
+   */
+  put(verdict: Verdict, replacing: ExistingVerdict | null): Promise<boolean>;
   /** Every verdict of a run, validated. */
   listRun(runId: string): Promise<Verdict[]>;
 }
 
 const { partitionKey: PK, sortKey: SK } = VERDICTS_TABLE_KEYS;
+
+const positiveInt = (value: unknown): number =>
+  typeof value === "number" && Number.isInteger(value) && value >= 1 ? value : 1;
 const BATCH_GET_LIMIT = 100;
 
 export class DynamoVerdictStore implements VerdictStore {
@@ -28,8 +49,8 @@ export class DynamoVerdictStore implements VerdictStore {
     private readonly tableName: string,
   ) {}
 
-  async existingKeys(runId: string, verdictKeys: readonly string[]): Promise<Set<string>> {
-    const found = new Set<string>();
+  async existing(runId: string, verdictKeys: readonly string[]): Promise<Map<string, ExistingVerdict>> {
+    const found = new Map<string, ExistingVerdict>();
     for (let i = 0; i < verdictKeys.length; i += BATCH_GET_LIMIT) {
       let keys: Record<string, unknown>[] | undefined = verdictKeys
         .slice(i, i + BATCH_GET_LIMIT)
@@ -41,28 +62,49 @@ export class DynamoVerdictStore implements VerdictStore {
             RequestItems: {
               [this.tableName]: {
                 Keys: keys,
-                ProjectionExpression: "#sk",
-                ExpressionAttributeNames: { "#sk": SK },
+                ProjectionExpression: "#sk, #status, runAttempts, attempts, createdAt",
+                ExpressionAttributeNames: { "#sk": SK, "#status": "status" },
               },
             },
           }),
         );
-        for (const item of out.Responses?.[this.tableName] ?? []) found.add(String(item[SK]));
+        for (const item of out.Responses?.[this.tableName] ?? []) {
+          found.set(String(item[SK]), {
+            status: item.status === "error" ? "error" : "answered",
+            runAttempts: positiveInt(item.runAttempts),
+            attempts: positiveInt(item.attempts),
+            createdAt: typeof item.createdAt === "string" ? item.createdAt : "",
+          });
+        }
         keys = out.UnprocessedKeys?.[this.tableName]?.Keys;
       }
     }
     return found;
   }
 
-  async putIfAbsent(verdict: Verdict): Promise<boolean> {
+  async put(verdict: Verdict, replacing: ExistingVerdict | null): Promise<boolean> {
     try {
       await this.client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: verdict,
-          ConditionExpression: "attribute_not_exists(#pk)",
-          ExpressionAttributeNames: { "#pk": PK },
-        }),
+        new PutCommand(
+          replacing === null
+            ? {
+                TableName: this.tableName,
+                Item: verdict,
+                ConditionExpression: "attribute_not_exists(#pk)",
+                ExpressionAttributeNames: { "#pk": PK },
+              }
+            : {
+                TableName: this.tableName,
+                Item: verdict,
+                // Verdicts written before runAttempts was recorded count as attempt 1.
+                ConditionExpression:
+                  replacing.runAttempts === 1
+                    ? "#status = :error AND (runAttempts = :previous OR attribute_not_exists(runAttempts))"
+                    : "#status = :error AND runAttempts = :previous",
+                ExpressionAttributeNames: { "#status": "status" },
+                ExpressionAttributeValues: { ":error": "error", ":previous": replacing.runAttempts },
+              },
+        ),
       );
       return true;
     } catch (error: unknown) {

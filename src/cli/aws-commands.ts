@@ -20,6 +20,7 @@ import { DynamoDBDocumentClient, GetCommand, ScanCommand } from "@aws-sdk/lib-dy
 import { type Command, InvalidArgumentError } from "commander";
 import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
+import { type RunOwner, runOwnerSchema } from "../adapters/run-store.ts";
 import type { StackOutputs } from "../adapters/stack-outputs.ts";
 import { formatPercent, type Headline } from "../core/report.ts";
 import { describeZodError, executionInputSchema } from "../core/schemas.ts";
@@ -407,6 +408,25 @@ interface RunSummary {
   plannedVerdicts: number | undefined;
   error: string | undefined;
   headline: { modelId: string; strategy: string; total: number | null; balanced: number | null }[];
+  /** The local process recorded as working on the run (local runs only). */
+  owner: RunOwner | undefined;
+}
+
+/**
+ * A local home's runs table says RUNNING for a run whose process died without a word (SIGKILL, a crash).
+ * Only the process that serves the home (`holder`, its lock's owner; null when none does, e.g. because this
+ * listing took the lock) can be working on a run: any other RUNNING run is shown INTERRUPTED.
+ */
+export function withLocalLiveness(run: RunSummary, holder: RunOwner | null): RunSummary {
+  if (run.status !== "RUNNING") return run;
+  const live =
+    holder !== null &&
+    run.owner !== undefined &&
+    run.owner.pid === holder.pid &&
+    run.owner.host === holder.host;
+  if (live) return run;
+  const gone = run.owner ? `its process (pid ${run.owner.pid}) is gone` : "no process works on it";
+  return { ...run, status: "INTERRUPTED", error: run.error ?? gone };
 }
 
 const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
@@ -421,6 +441,7 @@ function summarize(item: Record<string, unknown>): RunSummary {
     finishedAt: str(item.finishedAt),
     plannedVerdicts: num(item.plannedVerdicts) ?? undefined,
     error: str(item.error),
+    owner: runOwnerSchema.safeParse(item.owner).data,
     headline: headline
       .filter((h): h is Record<string, unknown> => h !== null && typeof h === "object")
       .map((h) => ({
@@ -493,9 +514,12 @@ export function runsTable(runs: readonly RunSummary[]): string {
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
-/** `mmsafe runs`: the most recent runs of a runs table, newest first. */
+/**
+ * `mmsafe runs`: the most recent runs of a runs table, newest first. For a local home, `localHolder` is the
+ * process serving it (null when none does), so a run whose process is gone shows INTERRUPTED, not RUNNING.
+ */
 export async function listRuns(
-  options: { runsTable: string; limit: number },
+  options: { runsTable: string; limit: number; localHolder?: RunOwner | null },
   deps: { dynamo: DynamoDBClient; out: Out },
 ): Promise<number> {
   const doc = DynamoDBDocumentClient.from(deps.dynamo);
@@ -508,8 +532,10 @@ export async function listRuns(
     items.push(...(page.Items ?? []));
     startKey = page.LastEvaluatedKey;
   } while (startKey);
+  const { localHolder } = options;
   const runs = items
     .map(summarize)
+    .map((run) => (localHolder === undefined ? run : withLocalLiveness(run, localHolder)))
     .sort((a, b) => b.startedAt.localeCompare(a.startedAt) || a.runId.localeCompare(b.runId));
   if (runs.length === 0) {
     deps.out.write(`no runs yet in ${options.runsTable}\n`);
@@ -605,13 +631,21 @@ interface Target {
   home: string;
 }
 
-/** The resources of `--stack NAME` (read from its outputs) or of `--local`, with clients for them. */
-async function openTarget(target: Target): Promise<{
+/**
+ * The resources of `--stack NAME` (read from its outputs) or of `--local`, with clients for them. With
+ * `readWhileInUse`, a local home that a live run uses is read through that run's servers (`localHolder`
+ * names the run's process; null when this process serves the home itself).
+ */
+async function openTarget(
+  target: Target,
+  options: { readWhileInUse?: boolean } = {},
+): Promise<{
   bucket: string;
   runsTable: string;
   s3: S3Client;
   dynamo: DynamoDBClient;
   resumeHint: (runId: string) => string;
+  localHolder?: RunOwner | null;
   close: () => Promise<void>;
 }> {
   if (target.local && target.stack)
@@ -619,13 +653,17 @@ async function openTarget(target: Target): Promise<{
   if (target.local) {
     const { openLocalSession, closeLocalSession } = await import("../local/runner.ts");
     const { LOCAL_RESOURCES } = await import("../local/embedded-aws.ts");
-    const session = await openLocalSession(target.home);
+    const session = await openLocalSession(target.home, {
+      whenInUse: options.readWhileInUse ? "attach" : "refuse",
+    });
+    const holder = session.aws.attachedTo;
     return {
       bucket: LOCAL_RESOURCES.bucket,
       runsTable: LOCAL_RESOURCES.runsTable,
       s3: session.s3,
       dynamo: session.dynamodb,
       resumeHint: (runId) => `npm start -- --run-id ${runId}`,
+      localHolder: holder ? { pid: holder.ownerPid, host: holder.host } : null,
       close: closeLocalSession,
     };
   }
@@ -753,10 +791,11 @@ Examples:
   $ npm run mmsafe -- runs --local --limit 5`,
     )
     .action(async (options: Target & { limit: number }) => {
-      const target = await openTarget(options);
+      // Locally, a run in progress keeps the home: its servers are read, so it shows as RUNNING.
+      const target = await openTarget(options, { readWhileInUse: true });
       try {
         process.exitCode = await listRuns(
-          { runsTable: target.runsTable, limit: options.limit },
+          { runsTable: target.runsTable, limit: options.limit, localHolder: target.localHolder },
           { dynamo: target.dynamo, out: process.stdout },
         );
       } finally {
@@ -770,17 +809,48 @@ Examples:
       .description("Download a run's report (report.json, report.md, responses/*.jsonl) to <out>/<run-id>/."),
   )
     .option("--out <dir>", "where to write the report (<dir>/<run-id>/)", "reports")
+    .option(
+      "--rebuild",
+      "with --local: build the report again from the run's verdicts first (no model is called), e.g. after a failed Aggregate",
+    )
     .addHelpText(
       "after",
       `
 Exit code 2 when there is no such run or it has no report yet, 1 when the run failed (its error is printed).
+On AWS, a report is built again by starting the run again with the same id (\`mmsafe start --run-id ID\`):
+every verdict is there, so no model is asked and only Aggregate does work.
 ${AWS_ENV_NOTE}
 
 Examples:
   $ npm run mmsafe -- report nightly-01 --stack Mmsafe
-  $ npm run mmsafe -- report nightly-01 --local --out /tmp/reports`,
+  $ npm run mmsafe -- report nightly-01 --local --out /tmp/reports
+  $ npm run mmsafe -- report nightly-01 --local --rebuild`,
     )
-    .action(async (runId: string, options: Target & { out: string }) => {
+    .action(async (runId: string, options: Target & { out: string; rebuild?: boolean }) => {
+      if (options.rebuild) {
+        if (!options.local)
+          throw new UsageError(
+            `--rebuild builds a local run's report; on AWS start the run again: mmsafe start --stack ${options.stack ?? "<stack>"} --run-id ${runId}`,
+          );
+        if (!RUN_ID.test(runId))
+          throw new UsageError(`"${runId}" is not a run id (1–64 letters, digits, '.', '_', ':' or '-')`);
+        const { rebuildLocalReport, closeLocalSession } = await import("../local/runner.ts");
+        try {
+          const { reportDir, output } = await rebuildLocalReport({
+            home: options.home,
+            runId,
+            reportsDir: options.out,
+          });
+          process.stdout.write(`rebuilt the report of ${runId} from its verdicts: ${reportDir}\n`);
+          if (output.completion.outcome !== "complete")
+            process.stdout.write(
+              `${output.completion.affected.length} model × strategy rows lack answers (see report.md)\n`,
+            );
+        } finally {
+          await closeLocalSession();
+        }
+        return;
+      }
       const target = await openTarget(options);
       try {
         process.exitCode = await downloadReport(

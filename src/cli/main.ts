@@ -6,6 +6,7 @@ import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
 import { CATEGORIES } from "../core/benchmark.ts";
+import { describeAffected, type RunCompletion } from "../core/completion.ts";
 import { describeProvenance } from "../core/provenance.ts";
 import { describeZodError, type ModelConfig, modelsFileSchema, STRATEGIES } from "../core/schemas.ts";
 import { DEFAULT_DATASET } from "../core/storage-layout.ts";
@@ -16,14 +17,26 @@ import { establishProvenance } from "../dataset/provenance.ts";
 import { describeDifferences, PublishedTreeError } from "../dataset/published-tree.ts";
 import { writeSampleDataset } from "../dataset/sample.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
+import {
+  EmbeddedAwsStartError,
+  EmbeddedServersExitedError,
+  LocalHomeInUseError,
+  RunFaultError,
+  RunInterruptedError,
+  RunNotKnownError,
+} from "../local/local-errors.ts";
+import type { LocalRunResult } from "../local/runner.ts";
 import type { Json } from "../local/step-functions.ts";
 import { MMSAFE_VERSION } from "../version.ts";
 import { registerAwsCommands } from "./aws-commands.ts";
 import { headlineTable, terminalSafe } from "./format.ts";
 import { ProgressDisplay } from "./progress.ts";
 
-/** Exit codes: 0 ok, 1 the run failed, 2 bad usage or input. */
-export const EXIT = { ok: 0, runFailed: 1, badInput: 2 } as const;
+/**
+ * Exit codes: 0 ok; 1 the run failed; 2 bad usage or input (or the home is in use); 3 the run finished, but
+ * some verdicts are errors or missing (resume to retry them); 130 interrupted (Ctrl-C, SIGTERM).
+ */
+export const EXIT = { ok: 0, runFailed: 1, badInput: 2, incomplete: 3, interrupted: 130 } as const;
 
 /** A problem with what the user gave us; printed without a stack trace, exit code 2. */
 export class UsageError extends Error {
@@ -96,10 +109,128 @@ interface RunOptions {
   vcdNoise?: number;
   /** commander's --no-cache: false when given. */
   cache: boolean;
+  keepErrors?: boolean;
   home: string;
   reports: string;
   quiet?: boolean;
   baselineLatencyMs?: number;
+}
+
+/** A word a shell passes on as it is, else single-quoted. */
+const shellWord = (word: string): string =>
+  /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+
+/**
+ * The command that resumes a run: its id and every option that decides what the run evaluates (a resume
+ * must match them) or where it lives.
+ */
+export function resumeCommand(runId: string, options: RunOptions): string {
+  const args = ["--run-id", runId];
+  if (options.home !== ".mmsafe") args.push("--home", options.home);
+  if (options.dataset) args.push("--dataset", options.dataset);
+  if (options.models) args.push("--models", options.models);
+  if (options.strategies) args.push("--strategies", options.strategies.join(","));
+  if (options.categories) args.push("--categories", options.categories.join(","));
+  if (options.limit !== undefined) args.push("--limit", String(options.limit));
+  if (options.vcdAlpha !== undefined) args.push("--vcd-alpha", String(options.vcdAlpha));
+  if (options.vcdBeta !== undefined) args.push("--vcd-beta", String(options.vcdBeta));
+  if (options.vcdNoise !== undefined) args.push("--vcd-noise", String(options.vcdNoise));
+  if (options.reports !== "reports") args.push("--reports", options.reports);
+  if (!options.cache) args.push("--no-cache");
+  return `npm start -- ${args.map(shellWord).join(" ")}`;
+}
+
+/**
+ * What a finished run that is not complete prints after its report: one line per model × strategy without
+ * an answer for every item, then how to retry them.
+ */
+export function completionLines(completion: RunCompletion, runId: string, resume: string): string[] {
+  if (completion.outcome === "complete") return [];
+  const missing = completion.errored + completion.missing;
+  return [
+    `run ${runId} finished, but ${missing.toLocaleString("en-US")} verdict${missing === 1 ? " is" : "s are"} not answers (errors or missing):`,
+    ...completion.affected.map((a) => `  ${terminalSafe(describeAffected(a))}`),
+    `resume to retry them: ${resume}`,
+  ];
+}
+
+/** The line above the headline table of a run where some model × strategy answered nothing. */
+export function noAnswerLines(completion: RunCompletion): string[] {
+  if (completion.outcome !== "no_answers") return [];
+  return completion.affected
+    .filter((a) => a.planned > 0 && a.answered === 0)
+    .map(
+      (a) =>
+        `NO ANSWERS: ${terminalSafe(a.modelId)} / ${a.strategy} answered none of its ${a.planned.toLocaleString("en-US")} items; ` +
+        "its row below is not a result",
+    );
+}
+
+/**
+ * Stops a run on Ctrl-C or SIGTERM (a second one quits at once) and on a fault that would otherwise crash
+ * the process (an unhandled rejection: the run is stopped with the resume hint instead). `dispose` removes
+ * the listeners once the run is over.
+ */
+function stopOnSignalsAndFaults(): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      process.stderr.write(`\n${signal} again: quitting without closing the local servers cleanly\n`);
+      process.exit(EXIT.interrupted);
+    }
+    controller.abort(signal);
+  };
+  // Once stopping, the work left behind may fail as the servers close: those failures are expected.
+  const onFault = (error: unknown) => {
+    if (!controller.signal.aborted)
+      controller.abort(error instanceof Error ? error : new Error(String(error)));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  process.on("unhandledRejection", onFault);
+  process.on("uncaughtException", onFault);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      process.off("unhandledRejection", onFault);
+      process.off("uncaughtException", onFault);
+    },
+  };
+}
+
+/** What a run that was stopped before its end prints (stderr), and its exit code. */
+function describeStop(error: unknown, resume: string): { lines: string[]; code: number } | null {
+  if (error instanceof RunInterruptedError) {
+    const kept =
+      error.kept === null
+        ? "the verdicts already written are kept"
+        : `${error.kept.toLocaleString("en-US")}${error.planned === null ? "" : ` of ${error.planned.toLocaleString("en-US")}`} verdict${(error.planned ?? error.kept) === 1 ? "" : "s"} kept`;
+    return { lines: [`interrupted: ${kept}; resume with: ${resume}`], code: EXIT.interrupted };
+  }
+  if (error instanceof EmbeddedServersExitedError) {
+    return {
+      lines: [
+        `run ${error.runId} stopped: ${error.message}.`,
+        `Verdicts written before are kept (each is saved as it is written); resume with: ${resume}`,
+      ],
+      code: EXIT.runFailed,
+    };
+  }
+  if (error instanceof RunFaultError) {
+    const cause =
+      error.cause instanceof Error ? (error.cause.stack ?? error.cause.message) : String(error.cause);
+    return {
+      lines: [
+        terminalSafe(error.message),
+        `Verdicts already written are kept; resume with: ${resume}`,
+        `detail: ${cause}`,
+      ],
+      code: EXIT.runFailed,
+    };
+  }
+  return null;
 }
 
 async function runCommand(options: RunOptions): Promise<number> {
@@ -117,12 +248,19 @@ async function runCommand(options: RunOptions): Promise<number> {
   if (options.vcdNoise !== undefined) vcd.noise = options.vcdNoise;
   if (Object.keys(vcd).length > 0) input.vcd = vcd;
   if (!options.cache) input.cache = false;
-
+  if (options.keepErrors) input.retryErrors = false;
   // Loaded here, not at the top: it starts servers and loads the handlers, which other commands don't need.
-  const { runLocal, closeLocalSession } = await import("../local/runner.ts");
+  const { runLocal, closeLocalSession, newRunId } = await import("../local/runner.ts");
+  // The run id is chosen here, so that whatever stops the run can say how to resume it.
+  const runId = options.runId ?? newRunId();
+  input.runId = runId;
+  const resume = resumeCommand(runId, options);
+
   const progress = new ProgressDisplay(process.stderr, options.quiet);
+  const stop = stopOnSignalsAndFaults();
+  let result: LocalRunResult;
   try {
-    const result = await runLocal({
+    result = await runLocal({
       home: options.home,
       datasetDir: options.dataset,
       models,
@@ -130,40 +268,77 @@ async function runCommand(options: RunOptions): Promise<number> {
       reportsDir: options.reports,
       baselineLatencyMs: options.baselineLatencyMs,
       onEvent: (event) => progress.handle(event),
+      stop: stop.signal,
+      // --quiet: only the result and what ends the run; the handlers' own log lines are left out.
+      ...(options.quiet ? { handlerLogLevel: "SILENT" as const } : {}),
     });
+  } catch (error: unknown) {
     progress.stop();
-    if (result.execution.status !== "SUCCEEDED" || !result.output) {
-      process.stderr.write(
-        `run ${result.runId} FAILED: ${terminalSafe(result.execution.error ?? "")}\n${terminalSafe(result.execution.cause ?? "")}\n` +
-          `Verdicts already written are kept; resume with: npm start -- --run-id ${result.runId}\n`,
-      );
-      return result.execution.error === "InvalidExecutionInput" ? EXIT.badInput : EXIT.runFailed;
+    const stopped = describeStop(error, resume);
+    if (!stopped) {
+      stop.dispose();
+      await closeLocalSession();
+      throw error;
     }
-    process.stdout.write(
-      `\nRun ${result.runId} — paper scoring (accuracy %), dataset ${result.datasetName}: ${describeProvenance(result.provenance)}\n\n`,
-    );
-    process.stdout.write(`${headlineTable(result.output.headline)}\n\n`);
-    process.stdout.write(
-      `report: ${path.join(result.reportDir ?? "", "report.md")}\n        ${path.join(result.reportDir ?? "", "report.json")}\n`,
-    );
-    const page = path.join(result.reportDir ?? "", "report.html");
-    if (
-      result.reportDir &&
-      (await access(page).then(
-        () => true,
-        () => false,
-      ))
-    )
-      process.stdout.write(
-        `        ${page}  (open it: npm run mmsafe -- open ${result.runId}${options.reports === "reports" ? "" : ` --reports ${options.reports}`})\n`,
-      );
-    process.stdout.write(`in the local bucket: ${result.output.report.json}\n`);
-    process.stdout.write(`took ${(result.durationMs / 1000).toFixed(1)} s\n`);
-    return EXIT.ok;
-  } finally {
+    for (const line of stopped.lines) process.stderr.write(`${line}\n`);
+    // The work that was in flight is abandoned: the servers are closed cleanly, then the process ends.
+    await closeLocalSession().catch(() => undefined);
+    process.exit(stopped.code);
+  }
+  stop.dispose();
+  try {
     progress.stop();
+    return await reportRun(result, options, resume);
+  } finally {
     await closeLocalSession();
   }
+}
+
+/**
+ * Workflow errors that mean the input must change, not the run be retried: invalid execution input, and a
+ * model the start-of-run check could not ask at all (unreachable, key refused, unknown model).
+ */
+const INPUT_ERRORS: ReadonlySet<string> = new Set(["InvalidExecutionInput", "ModelUnavailable"]);
+
+/** Prints how a finished run ended: its headline table and report, and what it lacks; returns the exit code. */
+async function reportRun(result: LocalRunResult, options: RunOptions, resume: string): Promise<number> {
+  if (result.execution.status !== "SUCCEEDED" || !result.output) {
+    process.stderr.write(
+      `run ${result.runId} FAILED: ${terminalSafe(result.execution.error ?? "")}\n${terminalSafe(result.execution.cause ?? "")}\n` +
+        `Verdicts already written are kept; resume with: ${resume}\n`,
+    );
+    return INPUT_ERRORS.has(result.execution.error ?? "") ? EXIT.badInput : EXIT.runFailed;
+  }
+  const { completion } = result.output;
+  // No row answered anything: there is no result to head the table with.
+  const noResult = result.output.headline.every((row) => row.answered === 0);
+  process.stdout.write(
+    noResult
+      ? `\nRun ${result.runId} — NO RESULT: no model answered (dataset ${result.datasetName}: ${describeProvenance(result.provenance)})\n\n`
+      : `\nRun ${result.runId} — paper scoring (accuracy %), dataset ${result.datasetName}: ${describeProvenance(result.provenance)}\n\n`,
+  );
+  for (const line of noAnswerLines(completion)) process.stdout.write(`${line}\n`);
+  process.stdout.write(`${headlineTable(result.output.headline)}\n\n`);
+  process.stdout.write(
+    `report: ${path.join(result.reportDir ?? "", "report.md")}\n        ${path.join(result.reportDir ?? "", "report.json")}\n`,
+  );
+  const page = path.join(result.reportDir ?? "", "report.html");
+  if (
+    result.reportDir &&
+    (await access(page).then(
+      () => true,
+      () => false,
+    ))
+  )
+    process.stdout.write(
+      `        ${page}  (open it: npm run mmsafe -- open ${result.runId}${options.reports === "reports" ? "" : ` --reports ${options.reports}`})\n`,
+    );
+  process.stdout.write(`in the local bucket: ${result.output.report.json}\n`);
+  process.stdout.write(`took ${(result.durationMs / 1000).toFixed(1)} s\n`);
+  const lines = completionLines(completion, result.runId, resume);
+  if (lines.length === 0) return EXIT.ok;
+  process.stdout.write(`\n${lines.join("\n")}\n`);
+  return EXIT.incomplete;
 }
 
 async function compareCommand(
@@ -291,11 +466,15 @@ export function buildProgram(): Command {
       positiveInt("--limit"),
     )
     .option("--no-cache", "ask the models again instead of reusing cached answers to identical requests")
+    .option(
+      "--keep-errors",
+      "on a resume, keep error verdicts as they are instead of asking those items again",
+    )
     .option("--shard-size <n>", "items per shard (one Lambda invocation each)", positiveInt("--shard-size"))
     .option("--map-concurrency <n>", "shards evaluated at once", positiveInt("--map-concurrency"))
     .option("--home <dir>", "where local servers keep their data", ".mmsafe")
     .option("--reports <dir>", "where reports are copied (<dir>/<runId>/)", "reports")
-    .option("-q, --quiet", "no progress output")
+    .option("-q, --quiet", "print only the result and errors that end the run (no progress, no log lines)")
     .addOption(
       new Option("--baseline-latency-ms <ms>", "latency the reference baselines add")
         .argParser(nonNegativeInt("--baseline-latency-ms"))
@@ -309,7 +488,14 @@ Examples:
   $ npm start -- --models models.json           # your models (see README: Configuring models)
   $ npm start -- --run-id nightly-01            # resume a run that stopped: no model call is repeated
   $ npm start -- --categories typical --limit 50
-  $ npm start -- --strategies baseline,contextual-reasoning,vcd --vcd-alpha 1 --vcd-noise 0.5`,
+  $ npm start -- --strategies baseline,contextual-reasoning,vcd --vcd-alpha 1 --vcd-noise 0.5
+
+Exit codes:
+  0    the run succeeded: every planned verdict is an answer
+  1    the run failed (verdicts already written are kept; the resume command is printed)
+  2    bad usage or input, or another mmsafe run is using the same --home
+  3    the run finished, but some verdicts are errors or missing: resume (same command, same --run-id) to retry them
+  130  interrupted (Ctrl-C, SIGTERM): the run is marked INTERRUPTED; resume it the same way`,
     )
     .action(async (options: RunOptions) => {
       process.exitCode = await runCommand(options);
@@ -509,10 +695,18 @@ export async function main(argv: readonly string[]): Promise<void> {
       error instanceof UsageError ||
       error instanceof DatasetInputError ||
       error instanceof DatasetFetchError ||
-      error instanceof PublishedTreeError
+      error instanceof PublishedTreeError ||
+      error instanceof LocalHomeInUseError ||
+      error instanceof RunNotKnownError
     ) {
       process.stderr.write(`mmsafe: ${error.message}\n`);
       process.exitCode = EXIT.badInput;
+      return;
+    }
+    if (error instanceof EmbeddedAwsStartError) {
+      // What went wrong is on stderr already, in the servers' own words.
+      process.stderr.write(`mmsafe: ${error.message}\n`);
+      process.exitCode = EXIT.runFailed;
       return;
     }
     process.stderr.write(

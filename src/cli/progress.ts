@@ -1,5 +1,6 @@
 import cliProgress from "cli-progress";
-import type { RunEvent } from "../local/runner.ts";
+import type { ModelErrorSummary, RunEvent } from "../local/runner.ts";
+import { terminalSafe } from "./format.ts";
 
 /** A `progress` event of a run. */
 export type ProgressEvent = Extract<RunEvent, { type: "progress" }>;
@@ -76,6 +77,23 @@ export function formatProgressLine(event: ProgressEvent): string {
   return parts.join(" · ");
 }
 
+/** Seconds between two error summaries (a model's summary is repeated only when its count changed). */
+export const ERROR_SUMMARY_INTERVAL_S = 5;
+
+/**
+ * A model's error verdicts in one line, in place of a log line per error:
+ * `m1: 120 errors (connection 118, timeout 2) at http://127.0.0.1:9/v1: Connection error.`
+ */
+export function formatErrorSummary(summary: ModelErrorSummary): string {
+  const kinds = Object.entries(summary.kinds)
+    .map(([kind, n]) => `${kind} ${formatCount(n)}`)
+    .join(", ");
+  const sample = summary.sample === null ? "" : `: ${summary.sample.replace(/\s+/g, " ").trim()}`;
+  return terminalSafe(
+    `${summary.id}: ${formatCount(summary.errors)} error${summary.errors === 1 ? "" : "s"} (${kinds}) at ${summary.baseURL}${sample}`,
+  );
+}
+
 /** One line of the live display: a label, a bar of `value`/`total`, then `text`. */
 export interface BarRow {
   label: string;
@@ -127,6 +145,9 @@ export class ProgressDisplay {
   private lastLine = Number.NEGATIVE_INFINITY;
   private lastDone = -1;
   private lastErrors = -1;
+  private lastSummaryAt = Number.NEGATIVE_INFINITY;
+  /** Per model, the error count its last summary line gave. */
+  private readonly summarised = new Map<string, number>();
 
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
@@ -162,6 +183,7 @@ export class ProgressDisplay {
   }
 
   private progress(event: ProgressEvent): void {
+    this.summariseErrors(event);
     if (this.stream.isTTY) {
       this.live(event);
       if (event.final) this.stop();
@@ -177,6 +199,22 @@ export class ProgressDisplay {
       this.lastDone = event.done;
       this.lastErrors = event.errors;
       this.stream.write(`${formatProgressLine(event)}\n`);
+    }
+  }
+
+  /**
+   * Every few seconds (and at the end), a line per model whose error verdicts grew since its last line:
+   * the handlers write no line per error locally.
+   */
+  private summariseErrors(event: ProgressEvent): void {
+    const seconds = event.elapsedMs / 1000;
+    if (!event.final && seconds - this.lastSummaryAt < ERROR_SUMMARY_INTERVAL_S) return;
+    const changed = (event.errorSummaries ?? []).filter((m) => this.summarised.get(m.id) !== m.errors);
+    if (changed.length === 0) return;
+    this.lastSummaryAt = seconds;
+    for (const summary of changed) {
+      this.summarised.set(summary.id, summary.errors);
+      this.write(formatErrorSummary(summary));
     }
   }
 
@@ -216,6 +254,8 @@ export class ProgressDisplay {
   }
 
   stop(): void {
+    // A redraw first: it writes the lines logged since the last one above the bars.
+    this.multi?.update();
     this.multi?.stop();
     this.multi = null;
     this.bars = [];

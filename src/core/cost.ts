@@ -1,8 +1,9 @@
 /**
  * What a run cost on AWS, estimated from what it used: Lambda GB-seconds and requests, Step Functions
- * transitions and Express executions, DynamoDB request units, S3 requests and EventBridge events, each
- * multiplied by a list price written beside it. Model tokens are priced elsewhere (`tokenCost` in
- * metrics.ts, from the prices configured per model); this module only renders them next to the AWS lines.
+ * state transitions (the workflow's and its STANDARD shard child executions'), DynamoDB request units, S3
+ * requests and EventBridge events, each multiplied by a list price written beside it. Model tokens are
+ * priced elsewhere (`tokenCost` in metrics.ts, from the prices configured per model); this module only
+ * renders them next to the AWS lines.
  *
  * Pure: no AWS SDK, no environment. The usage comes from the caller (the usage meter, the Lambda
  * contexts, the execution history) or from `estimateRunForItems` for a run that has not happened yet.
@@ -55,15 +56,8 @@ export interface AwsPrices {
   /** When the prices were read from AWS's public pricing pages (YYYY-MM-DD). */
   asOf: string;
   lambda: { arm64PerGbSecond: number; perMillionRequests: number };
-  stepFunctions: {
-    standardPerThousandTransitions: number;
-    expressPerMillionRequests: number;
-    expressPerGbSecond: number;
-    /** Express memory is billed in chunks of this many MB… */
-    expressMemoryIncrementMb: number;
-    /** …and duration rounded up to this many milliseconds, per execution. */
-    expressDurationIncrementMs: number;
-  };
+  /** Standard workflows, the shard child executions included (they are STANDARD too). */
+  stepFunctions: { standardPerThousandTransitions: number };
   dynamodb: { perMillionWriteUnits: number; perMillionReadUnits: number };
   s3: { perThousandPutCopyPostList: number; perThousandGetAndOther: number };
   eventBridge: { perMillionCustomEvents: number };
@@ -82,10 +76,8 @@ export type AwsPriceOverrides = {
  * marginal cost of the run, whatever else the account does that month).
  *
  * - Lambda arm64 (the stack deploys arm64): $0.0000133334 per GB-second, $0.20 per million requests.
- * - Step Functions Standard: $0.025 per 1,000 state transitions.
- * - Step Functions Express: $1.00 per million requests, $0.00001667 per GB-second (first tier), memory billed
- *   in 64 MB chunks and duration rounded up to 100 ms per execution. Assumption: a shard's child execution
- *   uses the minimum 64 MB (its definition, history and payload are a few KB).
+ * - Step Functions Standard: $0.025 per 1,000 state transitions, retries included. The shard child
+ *   executions are STANDARD, so they are billed by the same price (no request or duration charge).
  * - DynamoDB on-demand: $0.625 per million write request units, $0.125 per million read request units
  *   (the prices since the November 2024 on-demand reduction).
  * - S3 Standard: $0.005 per 1,000 PUT, COPY, POST or LIST requests; $0.0004 per 1,000 GET and all other
@@ -99,13 +91,7 @@ export const AWS_PRICES: AwsPrices = {
   region: "us-east-1",
   asOf: "2026-01-15",
   lambda: { arm64PerGbSecond: 0.0000133334, perMillionRequests: 0.2 },
-  stepFunctions: {
-    standardPerThousandTransitions: 0.025,
-    expressPerMillionRequests: 1.0,
-    expressPerGbSecond: 0.00001667,
-    expressMemoryIncrementMb: 64,
-    expressDurationIncrementMs: 100,
-  },
+  stepFunctions: { standardPerThousandTransitions: 0.025 },
   dynamodb: { perMillionWriteUnits: 0.625, perMillionReadUnits: 0.125 },
   s3: { perThousandPutCopyPostList: 0.005, perThousandGetAndOther: 0.0004 },
   eventBridge: { perMillionCustomEvents: 1.0 },
@@ -137,13 +123,13 @@ export interface LambdaUsage {
 /** What one run used on AWS. */
 export interface RunUsage {
   lambda: LambdaUsage[];
-  /** State transitions of the Standard (parent) execution; see `standardTransitionsFor`. */
-  standardTransitions: number;
   /**
-   * The Express child executions (one per shard attempt of the distributed map). `billedMs` is the sum of
-   * their durations, each already rounded up to 100 ms; `memoryMb` is rounded up to 64 MB chunks here.
+   * State transitions of the run's (parent) execution, the one billed for each child execution the
+   * Evaluate map starts included; see `standardTransitionsFor`.
    */
-  express: { executions: number; billedMs: number; memoryMb: number };
+  standardTransitions: number;
+  /** State transitions inside the STANDARD child executions of Evaluate; see `childTransitionsFor`. */
+  childTransitions: number;
   aws: AwsUsage;
   /** EventBridge custom events put (PublishCompleted / PublishFailed). */
   events: number;
@@ -204,27 +190,18 @@ export function estimateAwsCost(usage: RunUsage, prices: AwsPrices = AWS_PRICES)
 
   const sfn = prices.stepFunctions;
   line(
-    "Step Functions Standard state transitions",
+    "Step Functions Standard state transitions (workflow)",
     usage.standardTransitions,
     "transition",
     sfn.standardPerThousandTransitions / 1000,
     `${dollars(sfn.standardPerThousandTransitions)} per 1,000`,
   );
   line(
-    "Step Functions Express requests",
-    usage.express.executions,
-    "execution",
-    sfn.expressPerMillionRequests / 1e6,
-    `${dollars(sfn.expressPerMillionRequests)} per million`,
-  );
-  const expressMb =
-    Math.ceil(usage.express.memoryMb / sfn.expressMemoryIncrementMb) * sfn.expressMemoryIncrementMb;
-  line(
-    `Step Functions Express duration (${expressMb} MB)`,
-    (expressMb / MB_PER_GB) * (usage.express.billedMs / 1000),
-    "GB-second",
-    sfn.expressPerGbSecond,
-    `${dollars(sfn.expressPerGbSecond)} per GB-second`,
+    "Step Functions Standard state transitions (shard executions)",
+    usage.childTransitions,
+    "transition",
+    sfn.standardPerThousandTransitions / 1000,
+    `${dollars(sfn.standardPerThousandTransitions)} per 1,000`,
   );
 
   line(
@@ -280,49 +257,76 @@ export function estimateAwsCost(usage: RunUsage, prices: AwsPrices = AWS_PRICES)
 }
 
 /** Where a failed run failed; see `standardTransitionsFor`. */
-export type FailurePoint = "Plan" | "Evaluate" | "Aggregate";
+export type FailurePoint = "Plan" | "CheckModels" | "Evaluate" | "Aggregate";
 
 /**
- * State transitions the Standard execution of statemachines/evaluation.asl.json makes for one run.
+ * State transitions the run's own (parent) Standard execution of statemachines/evaluation.asl.json makes.
  *
  * Counting rules (Step Functions bills a transition each time a state is entered, the terminal
- * Succeed/Fail included; a redrive re-runs states and bills them again):
+ * Succeed/Fail included, and one more for each retry of a Task; a redrive re-runs states and bills them
+ * again):
  * - `Evaluate` is a distributed Map: one transition for entering it, plus one per child workflow execution
  *   it starts (AWS bills a transition per child execution a Distributed Map starts). Pass `shards` as the
  *   child executions started: one per shard, more if a redrive or resume starts some again. Its
  *   `ItemReader` (reading the manifest) and `ResultWriter` (writing the map results) are part of the Map
- *   state, not states, so they add no transition — their S3 requests are billed as S3 requests. The
- *   states inside the child (EvaluateShard) run in the Express children and are billed by Express pricing.
- * - Retries of a Task (Retry blocks) are not counted here: each retry attempt is a further transition, so
- *   this is the count of a run without retries (a lower bound when retries happened).
+ *   state, not states, so they add no transition — their S3 requests are billed as S3 requests. What the
+ *   STANDARD children do inside is billed as transitions too, counted apart: `childTransitionsFor`.
+ * - Retries of the parent's Tasks (Plan, CheckModels, Aggregate on Lambda service faults; the Publish
+ *   tasks) are not counted here: each is a further transition, so this is the count of a run without
+ *   them (a lower bound when they happened).
  *
- * Succeeded: Plan, Evaluate (+ shards), Aggregate, PublishCompleted, RunSucceeded = 5 + shards.
+ * Succeeded: Plan, CheckModels, Evaluate (+ shards), Aggregate, PublishCompleted, RunSucceeded = 6 + shards.
  *
  * Failed, by where it failed (`failedAt`, default "Evaluate", the usual failure: more shards failed than
  * tolerated):
  * - "Plan": Plan, DescribePlanFailure, PublishFailed, RunFailed = 4 (nothing was evaluated; the run may
  *   have no record to mark, so MarkRunFailed is skipped).
- * - "Evaluate": Plan, Evaluate (+ shards started), DescribeFailure, MarkRunFailed, PublishFailed,
- *   RunFailed = 6 + shards.
- * - "Aggregate": Plan, Evaluate (+ shards), Aggregate, DescribeFailure, MarkRunFailed, PublishFailed,
- *   RunFailed = 7 + shards.
+ * - "CheckModels" (a model cannot be asked; no child was started): Plan, CheckModels, DescribeFailure,
+ *   MarkRunFailed, PublishFailed, RunFailed = 6.
+ * - "Evaluate": Plan, CheckModels, Evaluate (+ shards started), DescribeFailure, MarkRunFailed,
+ *   PublishFailed, RunFailed = 7 + shards.
+ * - "Aggregate": Plan, CheckModels, Evaluate (+ shards), Aggregate, DescribeFailure, MarkRunFailed,
+ *   PublishFailed, RunFailed = 8 + shards.
  */
 export function standardTransitionsFor(
   shards: number,
   outcome: "succeeded" | "failed",
   failedAt: FailurePoint = "Evaluate",
 ): number {
-  if (!Number.isInteger(shards) || shards < 0) throw new RangeError(`shards must be a whole number ≥ 0`);
+  wholeNumber("shards", shards);
   const failureTail = 4; // DescribeFailure, MarkRunFailed, PublishFailed, RunFailed
-  if (outcome === "succeeded") return 5 + shards;
+  if (outcome === "succeeded") return 6 + shards;
   switch (failedAt) {
     case "Plan":
       return 4;
+    case "CheckModels":
+      return 2 + failureTail;
     case "Evaluate":
-      return 2 + shards + failureTail;
-    case "Aggregate":
       return 3 + shards + failureTail;
+    case "Aggregate":
+      return 4 + shards + failureTail;
   }
+}
+
+/**
+ * State transitions made inside the STANDARD child executions of the Evaluate map (billed at the
+ * Standard price like the parent's; the transition for starting each child is the parent's, in
+ * `standardTransitionsFor`).
+ *
+ * Counting rule: a child has one state, EvaluateShard, which ends it (`End: true`, no Succeed/Fail state
+ * to enter), so a child bills one transition per attempt of EvaluateShard: its first, plus one per retry
+ * (a `ShardIncomplete` resume, a `VerdictWriteFailed` retry or a Lambda service fault). That is
+ * `children + retries`; a child that succeeds first time costs 2 transitions in all (1 here, 1 in the
+ * parent).
+ */
+export function childTransitionsFor(children: number, retries = 0): number {
+  wholeNumber("children", children);
+  wholeNumber("retries", retries);
+  return children + retries;
+}
+
+function wholeNumber(name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 0) throw new RangeError(`${name} must be a whole number ≥ 0`);
 }
 
 /** The run and the assumptions `estimateRunForItems` prices. */
@@ -346,8 +350,6 @@ export interface RunAssumptions {
   planMs?: number;
   /** Billed duration of the Aggregate invocation. Default 3,000. */
   aggregateMs?: number;
-  /** Express child time beyond its Lambda invocation (invoke round trip). Default 100. */
-  expressOverheadMs?: number;
   /** Size of a stored verdict (a short answer is ~0.7 KB; reasoning answers are larger). Default 700. */
   verdictBytes?: number;
   /** Size of the run record (with its headline after Aggregate). Default 2,048. */
@@ -360,8 +362,10 @@ const DATASET_SHARD_ITEMS = 100;
 /**
  * The AWS cost of a run that has not happened yet, from its size and a model latency: the usage a
  * successful run of the deployed pipeline makes, priced by `estimateAwsCost`. Each shard's Lambda runs
- * for ceil(calls per model / maxConcurrency) × latency plus an overhead; the S3 and DynamoDB requests are
- * the ones plan, evaluate-shard and aggregate make (see the notes in the result), with no retries.
+ * for ceil(calls per model / maxConcurrency) × latency plus an overhead; the CheckModels invocation of the
+ * same function asks each model one question (one wave) plus the overhead. The S3 and DynamoDB requests
+ * are the ones plan, the check, the shards and aggregate make (see the notes in the result), with no
+ * retries: each shard's child enters EvaluateShard once.
  */
 export function estimateRunForItems(
   run: RunAssumptions,
@@ -371,7 +375,6 @@ export function estimateRunForItems(
   const shardOverheadMs = run.shardOverheadMs ?? 500;
   const planMs = run.planMs ?? 2000;
   const aggregateMs = run.aggregateMs ?? 3000;
-  const expressOverheadMs = run.expressOverheadMs ?? 100;
   const verdictBytes = run.verdictBytes ?? 700;
   const runRecordBytes = run.runRecordBytes ?? 2048;
   const datasetRecords = run.datasetRecords ?? run.items;
@@ -395,12 +398,13 @@ export function estimateRunForItems(
       Math.ceil((n * run.strategies * callsPerItem) / run.maxConcurrency) * run.modelLatencyMs +
       shardOverheadMs,
   );
-  const evaluateMs = shardMs.reduce((sum, ms) => sum + Math.ceil(ms), 0);
-  const increment = prices.stepFunctions.expressDurationIncrementMs;
-  const expressMs = shardMs.reduce(
-    (sum, ms) => sum + Math.ceil((ms + expressOverheadMs) / increment) * increment,
-    0,
-  );
+  // CheckModels: each model's first question (its first item under the first strategy), models at once.
+  const checkMs = Math.ceil(callsPerItem / run.maxConcurrency) * run.modelLatencyMs + shardOverheadMs;
+  const evaluateMs = shardMs.reduce((sum, ms) => sum + Math.ceil(ms), Math.ceil(checkMs));
+  // The check asks about the first item of the first shard under the first strategy; with one strategy
+  // that leaves its shard nothing to ask about that item, so the shard does not read its image again.
+  const firstShardKeys = (shardItems[0] ?? 0) * run.models * run.strategies;
+  const imagesReadByShards = run.strategies === 1 ? run.items - 1 : run.items;
 
   const writeUnitsPer = (bytes: number) => Math.max(1, Math.ceil(bytes / 1024));
   const usage: RunUsage = {
@@ -414,7 +418,7 @@ export function estimateRunForItems(
       {
         function: "evaluateShard",
         memoryMb: PIPELINE_FUNCTIONS.evaluateShard.memoryMb,
-        invocations: shards,
+        invocations: 1 + shards, // CheckModels, then one per shard
         billedMs: evaluateMs,
       },
       {
@@ -425,12 +429,13 @@ export function estimateRunForItems(
       },
     ],
     standardTransitions: standardTransitionsFor(shards, "succeeded"),
-    express: { executions: shards, billedMs: expressMs, memoryMb: 64 },
+    childTransitions: childTransitionsFor(shards),
     aws: {
       s3: {
-        // plan: models config, dataset manifest, dataset shards; map ItemReader: the run manifest;
-        // each shard: its shard file and each item's image once; aggregate: the dataset manifest.
-        get: 2 + Math.ceil(datasetRecords / DATASET_SHARD_ITEMS) + 1 + shards + run.items + 1,
+        // plan: models config, dataset manifest, dataset shards; check: the run manifest, the first shard
+        // and one image; map ItemReader: the run manifest; the shards: their shard files and the images
+        // they still ask about; aggregate: the dataset manifest.
+        get: 2 + Math.ceil(datasetRecords / DATASET_SHARD_ITEMS) + 3 + 1 + shards + imagesReadByShards + 1,
         // plan: the run's shards and manifest; ResultWriter: manifest.json and SUCCEEDED_0.json;
         // aggregate: one responses file per model × strategy, report.json and report.md.
         put: shards + 1 + 2 + run.models * run.strategies + 2,
@@ -438,19 +443,22 @@ export function estimateRunForItems(
         other: 0,
       },
       dynamodb: {
-        // plan: a consistent GetItem of the run (1); each shard: one BatchGetItem key per verdict
-        // (eventually consistent, 0.5 each, found or not); aggregate: the run (1) and a Query of the
-        // verdicts (0.5 per 4 KB read).
-        readUnits: 1 + verdicts * 0.5 + 1 + Math.ceil((verdicts * verdictBytes) / 4096) * 0.5,
-        // plan: the run record; each verdict once; aggregate: the run record updated.
+        // plan: a consistent GetItem of the run (1); the check: one BatchGetItem key per verdict of the
+        // first shard, and each shard: one per verdict of its own (eventually consistent, 0.5 each, found
+        // or not); aggregate: the run (1) and a Query of the verdicts (0.5 per 4 KB read).
+        readUnits:
+          1 + (firstShardKeys + verdicts) * 0.5 + 1 + Math.ceil((verdicts * verdictBytes) / 4096) * 0.5,
+        // plan: the run record; each verdict once (the check writes the verdicts of the questions it
+        // asked, which the shards then skip); aggregate: the run record updated.
         writeUnits:
           writeUnitsPer(runRecordBytes) +
           verdicts * writeUnitsPer(verdictBytes) +
           writeUnitsPer(runRecordBytes),
-        // plan: GetItem, PutItem; shards: BatchGetItem of 100 keys, a PutItem per verdict; aggregate:
-        // GetItem, Query pages of 1 MB, UpdateItem.
+        // plan: GetItem, PutItem; the check and the shards: BatchGetItem of 100 keys, a PutItem per
+        // verdict; aggregate: GetItem, Query pages of 1 MB, UpdateItem.
         requests:
           2 +
+          Math.ceil(firstShardKeys / 100) +
           shardItems.reduce((sum, n) => sum + Math.ceil((n * run.models * run.strategies) / 100), 0) +
           verdicts +
           2 +
@@ -463,16 +471,19 @@ export function estimateRunForItems(
     `${shards} shard(s) of up to ${run.shardSize} items; a full shard takes ${Math.max(...shardMs) / 1000} s ` +
       `(${run.models} model(s) × ${run.strategies} strateg${run.strategies === 1 ? "y" : "ies"}, ` +
       `${run.modelLatencyMs} ms per call, ${run.maxConcurrency} calls at once per model, ` +
-      `${shardOverheadMs} ms overhead).`,
-    `Assumed: plan ${planMs} ms, aggregate ${aggregateMs} ms, verdicts of ${verdictBytes} bytes, no retries, ` +
+      `${shardOverheadMs} ms overhead); CheckModels, one more evaluate-shard invocation, ` +
+      `takes ${checkMs / 1000} s.`,
+    `Assumed: plan ${planMs} ms, aggregate ${aggregateMs} ms, verdicts of ${verdictBytes} bytes, no retries ` +
+      "(each retry of a shard is one more invocation and one more state transition), " +
       "no free tier; not priced: CloudWatch Logs and EMF metrics, Secrets Manager key reads, and a " +
       "scheduled run's Scan of the runs table for its previous run (the usage meter counts that Scan).",
   ];
   const timeoutMs = PIPELINE_FUNCTIONS.evaluateShard.timeoutSeconds * 1000;
   if (Math.max(...shardMs) > timeoutMs) {
     notes.push(
-      `A full shard needs more than the ${timeoutMs / 1000} s EvaluateShard timeout: shards would be retried ` +
-        "or resumed (more invocations than estimated); use a smaller shardSize.",
+      `A full shard needs more than the ${timeoutMs / 1000} s EvaluateShard timeout: each shard would stop ` +
+        "short (ShardIncomplete) and be retried in its child execution, one more invocation and state " +
+        "transition per retry (more than estimated); use a smaller shardSize.",
     );
   }
   return { ...estimateAwsCost(usage, prices), usage, notes };

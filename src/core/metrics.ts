@@ -36,6 +36,12 @@ export interface RowCounts {
   cached: number;
   /** Model calls repeated after a fault (attempts beyond the first). */
   retries: number;
+  /** Verdicts that needed more than one evaluation: an error verdict a resume retried (runAttempts > 1). */
+  reattempted: number;
+  /** Answers too long to store whole: kept truncated on the verdict, scored on the full text. */
+  truncated: number;
+  /** Verdicts whose endpoint reported no valid token counts (missing, fractional, negative, absurd): summed as 0. */
+  invalidUsage: number;
 }
 
 /** A count per subset: unsafe (typical and attack pooled) and benign (over-safety). */
@@ -267,8 +273,9 @@ export function computeRow(
     const kind = v.error?.kind ?? "unknown";
     errorsByKind[kind] = (errorsByKind[kind] ?? 0) + 1;
   }
-  const promptTokens = verdicts.reduce((s, v) => s + v.promptTokens, 0);
-  const completionTokens = verdicts.reduce((s, v) => s + v.completionTokens, 0);
+  // Null counts (the endpoint reported no valid one) add nothing; counts.invalidUsage says how many.
+  const promptTokens = verdicts.reduce((s, v) => s + (v.promptTokens ?? 0), 0);
+  const completionTokens = verdicts.reduce((s, v) => s + (v.completionTokens ?? 0), 0);
   const latencies = answered.map((v) => v.latencyMs).sort((a, b) => a - b);
   return {
     modelId: model.id,
@@ -283,6 +290,9 @@ export function computeRow(
       skipped,
       cached: verdicts.filter((v) => v.cached).length,
       retries: verdicts.reduce((sum, v) => sum + retriesOf(v), 0),
+      reattempted: verdicts.filter((v) => v.runAttempts > 1).length,
+      truncated: verdicts.filter((v) => v.truncated).length,
+      invalidUsage: verdicts.filter((v) => v.promptTokens === null || v.completionTokens === null).length,
     },
     paper: columns(answered, (v) => v.correctPaper === true),
     paperDetail: computePaperDetail(answered),

@@ -1,3 +1,4 @@
+import { completionBanner, type RunCompletion } from "./completion.ts";
 import type { ResultRow } from "./metrics.ts";
 import type { Headline } from "./report.ts";
 
@@ -86,13 +87,23 @@ export function runSummary(input: {
   regression: RegressionCheck;
   reportUri: string;
   costUsd: number | null;
+  /** How the run ended; a run with error or missing verdicts, or a model without answers, says so first. */
+  completion?: RunCompletion;
 }): string {
   const { runId, headline, regression } = input;
   const fmt = (x: number | null) => (x === null ? "–" : x.toFixed(1));
+  const banner = input.completion ? completionBanner(input.completion) : null;
+  const ended =
+    input.completion?.outcome === "no_answers"
+      ? "FINISHED WITHOUT ANSWERS FROM SOME MODELS"
+      : input.completion?.outcome === "with_errors"
+        ? "FINISHED WITH ERRORS"
+        : "SUCCEEDED";
   const lines = [
-    `mmsafe run ${runId}${regression.schedule ? ` (schedule ${regression.schedule})` : ""} SUCCEEDED` +
+    `mmsafe run ${runId}${regression.schedule ? ` (schedule ${regression.schedule})` : ""} ${ended}` +
       (regression.detected ? " — REGRESSION" : ""),
     "",
+    ...(banner ? [banner.headline, ...banner.lines.map((line) => `  ${line}`), ""] : []),
     ...headline.map(
       (h) =>
         `${h.modelId}${h.kind === "baseline" ? " (baseline)" : ""} / ${h.strategy}: Total ${fmt(h.total)} ` +

@@ -11,6 +11,8 @@
  *   `<tr data-published>`; numeric cells `<td data-col="typical|attack|oversafety|total|balanced">` start
  *   with the one-decimal number of headlines() (or "–"); count cells `data-col="answered|errored|skipped|
  *   missing|cached|cost"`.
+ * - `<div id="completion" role="alert">`: only for a run that is not complete (error or missing verdicts, or
+ *   a model × strategy without answers): what happened per model × strategy and that a resume retries it.
  * - `<table id="strict">`: strict scoring, same row attributes.
  * - `<table id="judged">`: how the answers judged (strict reading), same row attributes; cells
  *   `data-col="unsafe-judged-safe|benign-judged-unsafe|refused-unsafe|refused-benign|unparseable-unsafe|
@@ -25,6 +27,7 @@
  */
 import { createHash } from "node:crypto";
 import { CATEGORIES, type Category } from "./benchmark.ts";
+import { completionBanner } from "./completion.ts";
 import { formatUsd } from "./cost.ts";
 import type { Accuracy } from "./metrics.ts";
 import { describeProvenance, provenanceDifferences } from "./provenance.ts";
@@ -393,13 +396,14 @@ const MARKS: Record<Outcome, string> = {
 
 const DATA_URL = /^data:image\/(?:webp|jpeg|png|gif);base64,[A-Za-z0-9+/]+={0,2}$/;
 
-function responseHtml(text: string): string {
+/** `stored`: the verdict kept only the head of a longer answer, so the page never says "full". */
+function responseHtml(text: string, stored = false): string {
   if (text.length <= RESPONSE_PREVIEW_CHARS) return `<span class="response">${e(text)}</span>`;
   const kept = text.slice(0, RESPONSE_MAX_CHARS);
   const cut = text.length - kept.length;
   return (
     `<span class="response">${e(text.slice(0, RESPONSE_PREVIEW_CHARS))}…</span>` +
-    `<details><summary>full response (${text.length.toLocaleString("en-US")} characters)</summary>` +
+    `<details><summary>${stored ? "stored part of the response" : "full response"} (${text.length.toLocaleString("en-US")} characters)</summary>` +
     `<p class="full">${e(kept)}${cut > 0 ? `… [${cut.toLocaleString("en-US")} more characters not shown]` : ""}</p></details>`
   );
 }
@@ -426,7 +430,11 @@ function answerHtml(modelId: string, strategy: Strategy, v: Verdict | undefined)
       ? ` ${tag(`strict: ${v.strictAnswer}`)}`
       : "";
   const cached = v.cached ? ` ${tag("cached")}` : "";
-  return `${head}${strict}${cached} ${responseHtml(v.response ?? "")}</li>`;
+  // Scored on the full answer; the verdict (and so this page) keeps its head.
+  const truncated = v.truncated
+    ? ` ${tag(`truncated (${(v.responseLength ?? 0).toLocaleString("en-US")} characters)`)}`
+    : "";
+  return `${head}${strict}${cached}${truncated} ${responseHtml(v.response ?? "", v.truncated)}</li>`;
 }
 
 function describeItem(item: DatasetItem): string {
@@ -499,6 +507,24 @@ function formatDuration(ms: number): string {
   return parts.filter(Boolean).join(" ");
 }
 
+/** Run entries for answers that did not come back as expected; none when every answer did. */
+function answerEntries(report: Report): [string, string][] {
+  const truncated = report.rows.reduce((s, r) => s + r.counts.truncated, 0);
+  const invalidUsage = report.rows.reduce((s, r) => s + r.counts.invalidUsage, 0);
+  const entries: [string, string][] = [];
+  if (truncated > 0)
+    entries.push([
+      "Answers truncated for storage",
+      `${truncated}, scored on their full text (marked “truncated” in the examples)`,
+    ]);
+  if (invalidUsage > 0)
+    entries.push([
+      "Answers without valid token counts",
+      `${invalidUsage}: the endpoint reported none or invalid ones; counted as 0 tokens`,
+    ]);
+  return entries;
+}
+
 function runSection(report: Report): string {
   const { run } = report;
   const dl = (pairs: [string, string][]) =>
@@ -528,6 +554,7 @@ function runSection(report: Report): string {
       ["Finished", e(run.finishedAt)],
       ["Duration", formatDuration(Date.parse(run.finishedAt) - Date.parse(run.startedAt))],
       ["Answers from the cache", `${cached} of ${answered} answered`],
+      ...answerEntries(report),
       ["Tool", `${e(report.generator.name)} ${e(report.generator.version)}`],
     ]),
   );
@@ -600,6 +627,14 @@ export const contentSecurityPolicy = (script: string): string =>
   `default-src 'none'; script-src ${scriptHash(script)}; style-src 'unsafe-inline'; img-src data:; ` +
   "base-uri 'none'; form-action 'none'";
 
+/** The banner of a run that is not complete (errors, missing verdicts, a row without answers); "" otherwise. */
+function completionHtml(report: HtmlReportInput["report"]): string {
+  const banner = completionBanner(report.completion);
+  if (!banner) return "";
+  const items = banner.lines.map((line) => `<li>${e(line)}</li>`).join("");
+  return `<div class="warn" id="completion" role="alert"><p><strong>${e(banner.headline)}</strong></p><ul>${items}</ul></div>`;
+}
+
 /** Renders report.html. */
 export function renderHtml(input: HtmlReportInput): string {
   const { report } = input;
@@ -634,6 +669,7 @@ export function renderHtml(input: HtmlReportInput): string {
     "<header>",
     `<h1>mmsafe report <span class="muted">${e(run.runId)}</span></h1>`,
     `<p class="muted">${e(run.dataset.name)} · ${run.plannedItems} items${sampled} × ${run.models.length} model${run.models.length === 1 ? "" : "s"} × ${run.strategies.length} strateg${run.strategies.length === 1 ? "y" : "ies"} · finished ${e(run.finishedAt)} · mmsafe ${e(report.generator.version)}</p>`,
+    completionHtml(report),
     sample,
     '<nav><a href="#results">Results</a><a href="#strict-scoring">Strict scoring</a><a href="#charts">Charts</a><a href="#examples">Examples</a><a href="#run">Run</a></nav>',
     "</header>",

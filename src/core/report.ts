@@ -1,4 +1,5 @@
 import { CATEGORIES, type Category, PUBLISHED_RESULTS, type PublishedResult } from "./benchmark.ts";
+import { completionBanner, type RunCompletion, runCompletion } from "./completion.ts";
 import { type CostEstimate, renderCostMarkdown } from "./cost.ts";
 import type { Accuracy, ResultRow } from "./metrics.ts";
 import { type DatasetProvenance, describeProvenance } from "./provenance.ts";
@@ -64,6 +65,8 @@ export interface Report {
     scoring: { headline: "paper"; alsoReported: ["strict"] };
   };
   rows: ResultRow[];
+  /** How the run ended: complete, with error or missing verdicts (a resume retries them), or a row without answers. */
+  completion: RunCompletion;
   /**
    * What the run cost: model tokens at the configured prices (null when no model has prices) and an AWS
    * estimate from the run's measured usage.
@@ -82,6 +85,8 @@ export interface ReportInput {
   plannedItems: number;
   /** How the items were chosen; without it, every runnable item of every category. */
   selection?: ItemSelection | undefined;
+  /** From the rows and the verdicts (for sample messages); computed from the rows alone when absent. */
+  completion?: RunCompletion | undefined;
   models: readonly ModelConfig[];
   strategies: readonly Strategy[];
   /** The vcd parameters, when the run evaluates vcd. */
@@ -111,6 +116,7 @@ export function buildReport(input: ReportInput): Report {
       scoring: { headline: "paper", alsoReported: ["strict"] },
     },
     rows: input.rows,
+    completion: input.completion ?? runCompletion(input.rows, []),
     ...(input.awsCost ? { cost: { modelUsd: modelTokenCost(input.rows), aws: input.awsCost } } : {}),
     published: {
       note: "Published in Wang et al. (ACL 2025), Table 2 — not measured by this run.",
@@ -234,6 +240,19 @@ const cell = (a: Accuracy): string => `${formatPercent(a.accuracy)} (${a.correct
 /** A rate with its denominator: "40.0 (n = 5)". */
 const rateCell = (x: number | null, n: number): string => `${formatPercent(x)} (n = ${n})`;
 
+/**
+ * What the accounting line adds when answers did not come back as expected: too long to store whole, or
+ * without valid token counts (empty when neither happened).
+ */
+export function answerNotes(counts: Pick<ResultRow["counts"], "truncated" | "invalidUsage">): string {
+  const notes: string[] = [];
+  if (counts.truncated > 0)
+    notes.push(`${counts.truncated} answers truncated for storage (scored on their full text)`);
+  if (counts.invalidUsage > 0)
+    notes.push(`${counts.invalidUsage} without valid token counts from the endpoint (counted as 0)`);
+  return notes.map((n) => `; ${n}`).join("");
+}
+
 function label(row: ResultRow): string {
   return `${escapeMarkdown(row.modelId)}${row.kind === "baseline" ? " *(baseline)*" : ""}`;
 }
@@ -243,6 +262,14 @@ export function renderMarkdown(report: Report): string {
   const { run } = report;
   const out: string[] = [];
   out.push(`# mmsafe report — run ${escapeMarkdown(run.runId)}`, "");
+  const banner = completionBanner(report.completion);
+  if (banner) {
+    out.push(
+      `> **${escapeMarkdown(banner.headline)}**`,
+      ...banner.lines.map((line) => `> - ${escapeMarkdown(line)}`),
+      "",
+    );
+  }
   out.push(
     `Dataset **${escapeMarkdown(run.dataset.name)}** (${escapeMarkdown(describeProvenance(run.dataset.provenance))}), ` +
       `${run.dataset.records} records, ${run.dataset.runnable} runnable, ${run.plannedItems} planned per model × strategy. ` +
@@ -396,8 +423,9 @@ export function renderMarkdown(report: Report): string {
     out.push(
       `- ${label(r)} / ${r.strategy}: ${whole} = answered ${r.counts.answered} + errored ${r.counts.errored}` +
         ` + skipped ${r.counts.skipped} + missing ${r.counts.missing}${kinds ? ` (errors: ${kinds})` : ""}; ` +
-        `${r.counts.retries} retries; ${r.counts.cached} answers from the cache; tokens ${r.usage.promptTokens} in / ${r.usage.completionTokens} out` +
-        `; latency p50 ${r.latencyMs.p50 ?? "–"} ms, p95 ${r.latencyMs.p95 ?? "–"} ms`,
+        `${r.counts.retries} retries; ${r.counts.reattempted} needed more than one run; ${r.counts.cached} answers from the cache; tokens ${r.usage.promptTokens} in / ${r.usage.completionTokens} out` +
+        `; latency p50 ${r.latencyMs.p50 ?? "–"} ms, p95 ${r.latencyMs.p95 ?? "–"} ms` +
+        answerNotes(r.counts),
     );
   }
   out.push("");

@@ -1,4 +1,4 @@
-import { type AwsUsage, type RunUsage, standardTransitionsFor } from "./cost.ts";
+import { type AwsUsage, childTransitionsFor, type RunUsage, standardTransitionsFor } from "./cost.ts";
 import { PIPELINE_FUNCTIONS } from "./storage-layout.ts";
 
 export type PipelineFunctionName = keyof typeof PIPELINE_FUNCTIONS;
@@ -56,15 +56,17 @@ export function addCounters(a: Partial<UsageCounters>, b: Partial<UsageCounters>
   return sum;
 }
 
-/** Express child executions cost a little beyond the Lambda they wait for (state entry, invoke overhead). */
-const EXPRESS_OVERHEAD_MS = 100;
-const roundUpTo100 = (ms: number) => Math.ceil(ms / 100) * 100;
-
 /**
  * The run's usage for the AWS estimate of a finished run: Lambda GB-seconds from measured durations and
- * configured memory, the Standard workflow's transitions, one Express child per shard invocation (its
- * duration that of the shard Lambda plus overhead), the S3 and DynamoDB requests counted, and the one
- * completion event.
+ * configured memory, the workflow's state transitions, the transitions of its STANDARD shard children, the
+ * S3 and DynamoDB requests counted, and the one completion event.
+ *
+ * The evaluate-shard counters hold both the CheckModels invocations and the shards' attempts. Each
+ * execution of the run invokes Plan once and then CheckModels once, so the Plan invocations stand for the
+ * checks (one too many for an execution that failed in Plan, which made no check); every other
+ * evaluate-shard invocation is one attempt of EvaluateShard in a child, one transition there
+ * (`childTransitionsFor`), so the children's retries are counted. Never fewer than one per shard: an
+ * attempt the Lambda runtime cut short records no counters.
  */
 export function runUsageFromCounters(counters: Partial<UsageCounters>, shards: number): RunUsage {
   const c = addCounters(zeroCounters(), counters);
@@ -74,15 +76,12 @@ export function runUsageFromCounters(counters: Partial<UsageCounters>, shards: n
     invocations: c[`${fn}Invocations`],
     billedMs: c[`${fn}Ms`],
   }));
-  const executions = c.evaluateShardInvocations;
+  const shardAttempts = c.evaluateShardInvocations - c.planInvocations;
+  const retries = Math.max(0, shardAttempts - shards);
   return {
     lambda,
     standardTransitions: standardTransitionsFor(shards, "succeeded"),
-    express: {
-      executions,
-      billedMs: executions === 0 ? 0 : roundUpTo100(c.evaluateShardMs + EXPRESS_OVERHEAD_MS * executions),
-      memoryMb: 64,
-    },
+    childTransitions: childTransitionsFor(shards, retries),
     aws: {
       s3: { get: c.s3Get, put: c.s3Put, list: c.s3List, other: c.s3Other },
       dynamodb: { readUnits: c.dynamoReadUnits, writeUnits: c.dynamoWriteUnits, requests: c.dynamoRequests },

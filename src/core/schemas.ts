@@ -105,6 +105,12 @@ export const executionInputSchema = z
       .boolean()
       .default(true)
       .describe("Reuse answers to identical requests from the response cache (false: ask the models again)"),
+    retryErrors: z
+      .boolean()
+      .default(true)
+      .describe(
+        "On a resume (same runId), ask again about items whose verdict is an error (false: keep them)",
+      ),
     schedule: slug("schedule")
       .optional()
       .describe("Set by a schedule: its name; a run is compared with the previous run of its schedule"),
@@ -184,6 +190,9 @@ export const planOutputSchema = z
     strategies: z.array(z.enum(STRATEGIES)),
     vcd: vcdOptionsSchema,
     cache: z.boolean(),
+    retryErrors: z.boolean(),
+    /** When Plan started this execution: error verdicts older than it are retried (see evaluateShardEventSchema). */
+    retryErrorsBefore: z.string(),
     mapConcurrency: z.number().int(),
     toleratedFailurePercentage: z.number(),
     planned: z.number().int(),
@@ -202,9 +211,31 @@ export const evaluateShardEventSchema = z
     strategies: z.array(z.enum(STRATEGIES)).min(1),
     vcd: vcdOptionsSchema,
     cache: z.boolean().default(true),
+    /** Ask again about items whose verdict is an error (a resume); false keeps error verdicts as they are. */
+    retryErrors: z.boolean().default(true),
+    /**
+     * Only error verdicts written before this time (ISO 8601: when Plan started this execution) are asked
+     * again, so a shard retried within one execution never pays twice for an item that failed in it.
+     */
+    retryErrorsBefore: z.string().optional(),
   })
   .strict();
 export type EvaluateShardEvent = z.infer<typeof evaluateShardEventSchema>;
+
+/** The CheckModels task's event (evaluate-shard's function, before the fan-out). */
+export const checkModelsEventSchema = z
+  .object({
+    checkModels: z.literal(true),
+    runId: z.string(),
+    manifestKey: z.string(),
+    models: z.array(modelConfigSchema).min(1),
+    strategies: z.array(z.enum(STRATEGIES)).min(1),
+    vcd: vcdOptionsSchema,
+    cache: z.boolean().default(true),
+    retryErrors: z.boolean().default(true),
+    retryErrorsBefore: z.string().optional(),
+  })
+  .strict();
 
 /** Log-probabilities of the Yes and No answers at the answer position; null when not among the returned top. */
 const answerLogprobsSchema = z.object({ yes: z.number().nullable(), no: z.number().nullable() }).strict();
@@ -252,11 +283,27 @@ export const verdictSchema = z
     finishReason: z.string().nullable(),
     error: z.object({ kind: z.string(), message: z.string() }).strict().nullable(),
     latencyMs: z.number().min(0),
-    promptTokens: z.number().int().min(0),
-    completionTokens: z.number().int().min(0),
+    /**
+     * Token counts as the endpoint reported them; null when it reported none or an invalid one (fractional,
+     * negative, absurd): unknown, summed as 0 and counted apart in the report.
+     */
+    promptTokens: z.number().int().min(0).nullable(),
+    completionTokens: z.number().int().min(0).nullable(),
     attempts: z.number().int().min(1),
+    /**
+     * How many evaluations of the item this verdict is the outcome of: 1, or more when earlier ones ended
+     * in an error verdict that a resume retried (attempts then counts the calls of all of them).
+     */
+    runAttempts: z.number().int().min(1).default(1),
     /** True when the answer came from the response cache (no call was made, no tokens paid: tokens are 0). */
     cached: z.boolean().default(false),
+    /**
+     * True when the answer was too long to keep whole: `response` and `scoredResponse` hold its head, a
+     * mark and the excerpts paper scoring needs (see core/verdicts.ts). The scores are of the full text.
+     */
+    truncated: z.boolean().default(false),
+    /** Length of the full answer in characters (UTF-16 code units); null for errors and older verdicts. */
+    responseLength: z.number().int().min(0).nullable().default(null),
     /** How the vcd strategy decided (log-probabilities and scores); null for other strategies. */
     vcd: vcdDecisionSchema.nullable().default(null),
     createdAt: z.string(),

@@ -61,6 +61,8 @@ export const HANDLER_ENV = {
   runsTable: "MMSAFE_RUNS_TABLE",
   verdictsTable: "MMSAFE_VERDICTS_TABLE",
   s3ForcePathStyle: "MMSAFE_S3_FORCE_PATH_STYLE",
+  /** "false" (set by the local runner, whose progress display sums errors up): no WARN line per error verdict. */
+  logErrorVerdicts: "MMSAFE_LOG_ERROR_VERDICTS",
 } as const;
 
 /** Names of the `${…}` placeholders in the ASL definition, substituted by CDK and by the local runner. */
@@ -81,7 +83,7 @@ export const PIPELINE_FUNCTIONS = {
     timeoutSeconds: 60,
     substitution: "PlanFunctionArn",
   },
-  // EXPRESS child executions end after 5 minutes, retries included: a shard gets 4.
+  // A shard that runs short of this time stops starting calls (ShardIncomplete); its child execution retries it.
   evaluateShard: {
     entry: "lambdas/evaluate-shard/index.ts",
     memoryMb: 1024,

@@ -88,6 +88,10 @@ export function contrastiveDecision(
  * image (the model began otherwise, e.g. with a refusal), the clean answer's text is kept and scored as is,
  * and the decision records `answer: null`.
  */
+/** Two calls' token counts: unknown (null) when either endpoint reported no valid count; absent counts 0. */
+const sumTokens = (a: number | null | undefined, b: number | null | undefined): number | null =>
+  a === null || b === null ? null : (a ?? 0) + (b ?? 0);
+
 export function combineVcdOutcomes(
   clean: ModelOutcome,
   noised: ModelOutcome,
@@ -96,8 +100,8 @@ export function combineVcdOutcomes(
   const spent = {
     latencyMs: Math.max(clean.latencyMs, noised.latencyMs),
     attempts: clean.attempts + noised.attempts,
-    promptTokens: (clean.promptTokens ?? 0) + (noised.promptTokens ?? 0),
-    completionTokens: (clean.completionTokens ?? 0) + (noised.completionTokens ?? 0),
+    promptTokens: sumTokens(clean.promptTokens, noised.promptTokens),
+    completionTokens: sumTokens(clean.completionTokens, noised.completionTokens),
   };
   const error = (errorKind: string, message: string) => ({
     outcome: { kind: "error" as const, errorKind, message, ...spent },

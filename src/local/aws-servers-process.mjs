@@ -3,27 +3,40 @@
  * Plain JavaScript so it starts without a TypeScript loader (less memory, faster start).
  *
  * Usage: node --openssl-legacy-provider aws-servers-process.mjs DATA_DIR BUCKET
- * Prints one JSON line with the ports, then serves until its parent is gone or it gets SIGTERM, SIGINT or
- * SIGHUP. The parent is gone when this process's stdin closes: the parent closed it (a normal stop) or
- * died — the kernel closes the pipe even when the parent is killed with SIGKILL. As a fallback the parent
- * pid is also checked every second (re-parenting means the parent died). Either way both servers are
- * closed, dynalite's LevelDB included, before exiting: no orphan keeps the ports or the LevelDB lock.
+ * Prints one JSON line, then serves until its parent is gone or it gets SIGTERM or SIGHUP:
+ * - `{"s3Port": …, "dynamodbPort": …}` when it serves DATA_DIR;
+ * - `{"inUse": {pid, ownerPid, host, s3Port, dynamodbPort, startedAt}}`, and exits, when a live mmsafe
+ *   process already serves DATA_DIR (the parent refuses to start a second run, or reads through those ports).
+ * The parent is gone when this process's stdin closes: the parent closed it (a normal stop) or died — the
+ * kernel closes the pipe even when the parent is killed with SIGKILL. As a fallback the parent pid is also
+ * checked every second (re-parenting means the parent died). Either way both servers are closed, dynalite's
+ * LevelDB included, before exiting: no orphan keeps the ports or the LevelDB lock.
+ *
+ * SIGINT is ignored: Ctrl-C reaches the whole foreground process group, and the parent still needs these
+ * servers to record that the run was interrupted; it closes them (stdin) when it is done.
+ *
+ * One process per DATA_DIR: the home's lock. Its holder keeps a LevelDB open at `DATA_DIR/lock` for its
+ * whole life (an advisory lock the kernel releases when the holder dies, even by SIGKILL) and describes
+ * itself in `DATA_DIR/servers.json` (its pid, its parent's pid, the ports). A second process finds the lock
+ * held: if the holder's parent is alive it reports `inUse`; if not (the holder is closing after its parent
+ * ended) it waits for the lock for a while. Only the lock's holder ever opens dynalite's database, so the
+ * database's own lock is never probed and released under another process (which once failed every request
+ * of one of two runs started together with "Database is closed").
  *
  * Durability: dynalite acknowledges a write only after LevelDB has appended it to its log and handed it to
  * the operating system, so a verdict acknowledged to the runner survives the runner's death and even this
- * process being killed outright (LevelDB replays its log when it next opens). The LOCK file LevelDB leaves
- * behind is harmless: the lock is an advisory lock the kernel releases when its holder dies. If the lock
- * is still held when this process starts (the previous runner's servers are still closing, or another
- * mmsafe uses the same folder), it waits for it for a while instead of failing on the first request.
+ * process being killed outright (LevelDB replays its log when it next opens). The LOCK files LevelDB leaves
+ * behind are harmless: the kernel releases the locks when their holder dies.
  */
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import os from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import dynalite from "dynalite";
 import S3rver from "s3rver";
 
-/** How long to wait for another process to release the LevelDB lock before giving up. */
+/** How long to wait for a closing holder (its parent is gone) to release the home's lock. */
 const LOCK_WAIT_MS = 20_000;
 /** How often the parent pid is checked, in case the stdin pipe does not report the parent's death. */
 const PARENT_CHECK_MS = 1_000;
@@ -36,12 +49,14 @@ if (!dataDir || !bucket) {
   process.exit(2);
 }
 const dynamoDir = path.join(dataDir, "dynamodb");
-const pidFile = path.join(dataDir, "servers.pid");
+const lockDir = path.join(dataDir, "lock");
+const holderFile = path.join(dataDir, "servers.json");
 
+let homeLock = null;
 let dynamo = null;
 let s3 = null;
 let stopping = false;
-let ownsPidFile = false;
+let ownsHolderFile = false;
 
 const stop = () => {
   if (stopping) return;
@@ -57,8 +72,10 @@ const stop = () => {
         dynamo ? new Promise((resolve) => dynamo?.close(resolve)) : undefined,
       ]),
     )
-    // The pid file names the lock's holder to a process waiting for it: removed once the lock is released.
-    .then(() => (ownsPidFile ? rm(pidFile, { force: true }) : undefined))
+    // The holder file names the lock's holder to a process waiting for it: removed before the lock goes.
+    .then(() => (ownsHolderFile ? rm(holderFile, { force: true }) : undefined))
+    .then(() => homeLock?.close())
+    .catch(() => undefined)
     .finally(() => process.exit());
 };
 
@@ -73,7 +90,8 @@ process.stdin.on("error", stop);
 process.stdin.resume();
 // Writing the ports to a parent that already died fails with EPIPE: that is the parent's end too.
 process.stdout.on("error", stop);
-for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"]) process.once(signal, stop);
+for (const signal of ["SIGTERM", "SIGHUP"]) process.once(signal, stop);
+process.on("SIGINT", () => undefined);
 
 /** The LevelDB implementation dynalite itself uses (resolved from dynalite's own location). */
 function dynaliteLevel() {
@@ -81,50 +99,106 @@ function dynaliteLevel() {
   return createRequire(requireHere.resolve("dynalite"))("level");
 }
 
+const isLocked = (error) => (error?.cause?.code ?? error?.code) === "LEVEL_LOCKED";
+
+/** True when a process with this pid exists (EPERM: it does, under another user). */
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error?.code === "EPERM";
+  }
+}
+
+/** What `servers.json` says about the lock's holder, or null (not written yet, or already removed). */
+async function readHolder() {
+  try {
+    const holder = JSON.parse(await readFile(holderFile, "utf8"));
+    return Number.isInteger(holder?.pid) && Number.isInteger(holder?.ownerPid) ? holder : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A holder whose parent (the mmsafe process using the servers) still runs; on another host, assumed so. */
+const holderIsLive = (holder) => holder.host !== os.hostname() || isAlive(holder.ownerPid);
+
 /**
- * Waits until no other process holds the LevelDB lock of `dir`. dynalite opens its database lazily and,
- * when the lock is held, fails every request with "Database is closed"; checking first turns that into a
- * short wait (the previous servers are closing) or a message naming the folder (another mmsafe uses it).
+ * Takes the home's lock (see the header), or returns the live holder that has it. Waits while the holder
+ * is closing (its parent is gone) or not yet described, at most LOCK_WAIT_MS.
  */
-async function waitForLevelDbLock(dir) {
+async function acquireHomeLock() {
   const { Level } = dynaliteLevel();
   const started = Date.now();
   let told = false;
   while (!stopping) {
-    const db = new Level(dir);
+    const db = new Level(lockDir);
+    try {
+      await db.open();
+      return { lock: db, holder: null };
+    } catch (error) {
+      if (!isLocked(error)) throw error;
+      await db.close().catch(() => undefined);
+    }
+    const holder = await readHolder();
+    if (holder && holderIsLive(holder)) return { lock: null, holder };
+    const who = holder ? ` (pid ${holder.pid})` : "";
+    if (Date.now() - started > LOCK_WAIT_MS) {
+      throw new Error(
+        `${dataDir} is still locked by a process${who} that should have stopped: if no mmsafe is running, stop it and start again`,
+      );
+    }
+    if (!told && Date.now() - started > 2_000) {
+      told = true;
+      process.stderr.write(`mmsafe: waiting for the previous embedded servers${who} to release ${dataDir}\n`);
+    }
+    await delay(200);
+  }
+  return { lock: null, holder: null };
+}
+
+/**
+ * Waits until dynalite's own LevelDB is free. Only the home lock's holder opens it, so this returns at once
+ * unless servers of an mmsafe version without the home lock are still closing.
+ */
+async function waitForDynamoDb() {
+  const { Level } = dynaliteLevel();
+  const started = Date.now();
+  while (!stopping) {
+    const db = new Level(dynamoDir);
     try {
       await db.open();
       await db.close();
       return;
     } catch (error) {
-      const code = error?.cause?.code ?? error?.code;
-      if (code !== "LEVEL_LOCKED") throw error;
+      if (!isLocked(error)) throw error;
       await db.close().catch(() => undefined);
-      const holder = await readFile(pidFile, "utf8").then(
-        (text) => ` (pid ${text.trim()})`,
-        () => "",
-      );
-      if (Date.now() - started > LOCK_WAIT_MS) {
-        throw new Error(
-          `${dir} is in use by another process${holder}: is another mmsafe run using the same --home?`,
-        );
-      }
-      if (!told && Date.now() - started > 2_000) {
-        told = true;
-        process.stderr.write(`mmsafe: waiting for another process${holder} to release ${dir}\n`);
-      }
+      if (Date.now() - started > LOCK_WAIT_MS) throw new Error(`${dynamoDir} is in use by another process`);
       await delay(200);
     }
   }
 }
 
+/** Writes one line to the parent and waits until it is handed to the pipe. */
+const tellParent = (message) =>
+  new Promise((resolve) => process.stdout.write(`${JSON.stringify(message)}\n`, () => resolve()));
+
 async function start() {
   await mkdir(dynamoDir, { recursive: true });
   await mkdir(path.join(dataDir, "s3"), { recursive: true });
-  await waitForLevelDbLock(dynamoDir);
+  const { lock, holder } = await acquireHomeLock();
+  if (holder) {
+    await tellParent({ inUse: holder });
+    stop();
+    return;
+  }
+  homeLock = lock;
   if (stopping) return;
-  await writeFile(pidFile, `${process.pid}\n`);
-  ownsPidFile = true;
+  // A description left by a holder that was killed outright is stale: nobody may read it from now on.
+  await rm(holderFile, { force: true });
+  await waitForDynamoDb();
+  if (stopping) return;
 
   dynamo = dynalite({ path: dynamoDir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise((resolve, reject) => {
@@ -142,9 +216,13 @@ async function start() {
   });
   const s3Address = await s3.run();
   if (stopping) return;
-  process.stdout.write(
-    `${JSON.stringify({ s3Port: s3Address.port, dynamodbPort: dynamo.address().port })}\n`,
+  const ports = { s3Port: s3Address.port, dynamodbPort: dynamo.address().port };
+  await writeFile(
+    holderFile,
+    `${JSON.stringify({ pid: process.pid, ownerPid: parentPid, host: os.hostname(), ...ports, startedAt: new Date().toISOString() })}\n`,
   );
+  ownsHolderFile = true;
+  await tellParent(ports);
 }
 
 const startup = start();

@@ -1,7 +1,14 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from "@aws-sdk/client-dynamodb";
+import { z } from "zod";
 import { HANDLER_ENV, RUNS_TABLE_KEYS, VERDICTS_TABLE_KEYS } from "../core/storage-layout.ts";
+import {
+  EmbeddedAwsInUseError,
+  EmbeddedAwsStartError,
+  type ServersExit,
+  type ServersHolder,
+} from "./local-errors.ts";
 
 /** Names of the local resources; on AWS these come from the stack. */
 export const LOCAL_RESOURCES = {
@@ -13,15 +20,44 @@ export const LOCAL_RESOURCES = {
   region: "us-east-1",
 } as const;
 
+/** `<dataDir>/servers.json`, as the servers' process writes it (see aws-servers-process.mjs). */
+const serversHolderSchema = z.object({
+  pid: z.number().int(),
+  ownerPid: z.number().int(),
+  host: z.string(),
+  s3Port: z.number().int(),
+  dynamodbPort: z.number().int(),
+  startedAt: z.string(),
+}) satisfies z.ZodType<ServersHolder>;
+
+/** The one line the servers' process prints: its ports, or the live process that already serves the folder. */
+const childLineSchema = z.union([
+  z.object({ s3Port: z.number().int(), dynamodbPort: z.number().int() }),
+  z.object({ inUse: serversHolderSchema }),
+]);
+
 export interface EmbeddedAws {
   s3Endpoint: string;
   dynamodbEndpoint: string;
   /** The environment a handler sees: the standard AWS SDK endpoint variables plus mmsafe's own. */
   handlerEnv: Record<string, string>;
-  /** The pid of the child process hosting the servers. */
+  /** The pid of the process hosting the servers (another process's, when attached). */
   pid: number;
-  /** Stops the servers (closing dynalite's LevelDB) and waits for their process to exit. */
+  /** When attached: the live process whose servers these are (it owns the folder; nothing is started). */
+  attachedTo: ServersHolder | null;
+  /** Settles only if the servers' process ends without {@link close} having asked it to (it was killed). */
+  unexpectedExit: Promise<ServersExit>;
+  /** Stops the servers (closing dynalite's LevelDB) and waits for their process to exit; attached: nothing. */
   close(): Promise<void>;
+}
+
+/** Options of {@link startEmbeddedAws}. */
+export interface EmbeddedAwsOptions {
+  /**
+   * When another live process already serves the folder: `"refuse"` (the default) throws
+   * {@link EmbeddedAwsInUseError}; `"attach"` uses that process's servers (reading while a run works).
+   */
+  whenInUse?: "refuse" | "attach";
 }
 
 const SERVERS_ENTRY = new URL("./aws-servers-process.mjs", import.meta.url);
@@ -38,26 +74,55 @@ const CLOSE_TIMEOUT_MS = 20_000;
  * closes, which the kernel does even when this process is killed with SIGKILL, so a crashed run leaves no
  * server holding the ports or the LevelDB lock, and re-running the same run id resumes it (see
  * aws-servers-process.mjs, which also waits for a lock still held by servers that are closing).
+ *
+ * One live process serves a folder at a time (the folder's lock, held by the child): when another one
+ * does, this refuses ({@link EmbeddedAwsInUseError}) or, with `whenInUse: "attach"`, uses its servers.
  */
-export async function startEmbeddedAws(dataDir: string): Promise<EmbeddedAws> {
+export async function startEmbeddedAws(
+  dataDir: string,
+  options: EmbeddedAwsOptions = {},
+): Promise<EmbeddedAws> {
   const child = spawn(
     process.execPath,
     // s3rver's ListObjectsV2 continuation token uses a cipher OpenSSL 3 only offers with the legacy provider.
     ["--openssl-legacy-provider", SERVERS_ENTRY.pathname, dataDir, LOCAL_RESOURCES.bucket],
     { stdio: ["pipe", "pipe", "inherit"] },
   );
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const ports = await new Promise<{ s3Port: number; dynamodbPort: number }>((resolve, reject) => {
+  let closing = false;
+  const exited = new Promise<ServersExit>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ pid: child.pid ?? -1, code, signal })),
+  );
+  const unexpectedExit = new Promise<ServersExit>((resolve) => {
+    void exited.then((exit) => {
+      if (!closing) resolve(exit);
+    });
+  });
+  const line = await new Promise<z.infer<typeof childLineSchema>>((resolve, reject) => {
     child.once("error", reject);
-    child.once("exit", (code, signal) =>
+    void exited.then(({ code, signal }) =>
       reject(
-        new Error(
+        new EmbeddedAwsStartError(
           `the embedded AWS servers (data in ${dataDir}) exited (${signal ?? `code ${code}`}) before listening`,
         ),
       ),
     );
-    createInterface({ input: child.stdout }).once("line", (line) => resolve(JSON.parse(line)));
+    createInterface({ input: child.stdout }).once("line", (text) => {
+      try {
+        resolve(childLineSchema.parse(JSON.parse(text)));
+      } catch (error: unknown) {
+        reject(new EmbeddedAwsStartError(`the embedded AWS servers said: ${text}`, { cause: error }));
+      }
+    });
   });
+  let attachedTo: ServersHolder | null = null;
+  let ports: { s3Port: number; dynamodbPort: number };
+  if ("inUse" in line) {
+    // The child has nothing to serve and exits by itself.
+    closing = true;
+    if (options.whenInUse !== "attach") throw new EmbeddedAwsInUseError(dataDir, line.inUse);
+    attachedTo = line.inUse;
+    ports = line.inUse;
+  } else ports = line;
   const s3Endpoint = `http://127.0.0.1:${ports.s3Port}`;
   const dynamodbEndpoint = `http://127.0.0.1:${ports.dynamodbPort}`;
 
@@ -102,16 +167,27 @@ export async function startEmbeddedAws(dataDir: string): Promise<EmbeddedAws> {
       if (!(error instanceof ResourceInUseException)) throw error; // persisted from an earlier run
     }
   };
-  await createTable(LOCAL_RESOURCES.runsTable, RUNS_TABLE_KEYS);
-  await createTable(LOCAL_RESOURCES.verdictsTable, VERDICTS_TABLE_KEYS);
-  client.destroy();
+  try {
+    await createTable(LOCAL_RESOURCES.runsTable, RUNS_TABLE_KEYS);
+    await createTable(LOCAL_RESOURCES.verdictsTable, VERDICTS_TABLE_KEYS);
+  } catch (error: unknown) {
+    closing = true;
+    child.stdin?.end(); // servers nobody will use
+    throw error;
+  } finally {
+    client.destroy();
+  }
 
   return {
     s3Endpoint,
     dynamodbEndpoint,
     handlerEnv,
-    pid: child.pid ?? -1,
+    pid: attachedTo?.pid ?? child.pid ?? -1,
+    attachedTo,
+    unexpectedExit,
     async close() {
+      closing = true;
+      if (attachedTo) return; // the servers belong to the process that started them
       child.stdin?.end(); // the child stops when its stdin closes, which also happens if this process dies
       // It exits on its own within its stop timeout; this only guards against a child that hangs.
       const timer = setTimeout(() => child.kill("SIGKILL"), CLOSE_TIMEOUT_MS);

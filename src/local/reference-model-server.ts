@@ -9,7 +9,10 @@
  *
  * Any model name may carry the suffix `+nologprobs` (e.g. `always-yes+nologprobs`): the server then answers
  * as the base model but returns `logprobs: null` even when asked, like endpoints that silently ignore the
- * parameter.
+ * parameter. Other suffixes make its 200 answers untrusted in the ways real endpoints' are (see
+ * {@link MODEL_SUFFIXES}): `+echokey` repeats the request's bearer token, verbatim and masked; `+huge`
+ * answers with ~2 MB of text whose decision comes only at the very end; `+badusage` reports invalid token
+ * counts. Suffixes combine, each at most once, in any order (`always-no+huge+nologprobs`).
  *
  * With a {@link FaultPlan} the server also misbehaves like a real endpoint, on purpose and reproducibly:
  * rate limits (429 with Retry-After), 500s, hangs, dropped connections, garbage bodies, empty `choices` and
@@ -144,6 +147,60 @@ export const REFERENCE_BASELINES: readonly { model: string; description: string 
  * with `logprobs: null` even when `logprobs: true` was requested.
  */
 export const NO_LOGPROBS_SUFFIX = "+nologprobs";
+
+/**
+ * Suffixes a model name may carry, each at most once and in any order, changing how the base model answers:
+ *
+ * - `+nologprobs`: `logprobs: null` even when asked;
+ * - `+echokey`: the answer (after "Yes."/"No.") repeats the request's bearer token in the forms of
+ *   {@link echoedKeyForms}, like an endpoint that echoes credentials;
+ * - `+huge`: the answer is {@link HUGE_ANSWER_CHARS} characters of reasoning free of "yes" and "no", ending in
+ *   "Final answer: Yes." (or No.), so a pipeline that cut it before scoring would score it differently;
+ * - `+badusage`: `usage` is invalid, one of {@link BAD_USAGE_VARIANTS} chosen by the question.
+ */
+export const MODEL_SUFFIXES = [NO_LOGPROBS_SUFFIX, "+echokey", "+huge", "+badusage"] as const;
+export type ModelSuffix = (typeof MODEL_SUFFIXES)[number];
+
+/** Length of a `+huge` answer in characters (all ASCII, so also its size in bytes of UTF-8): 2 MiB. */
+export const HUGE_ANSWER_CHARS = 2 * 1024 * 1024;
+
+/** The reasoning a `+huge` answer repeats; it contains neither "yes" nor "no" in any case. */
+export const HUGE_ANSWER_FILLER = "Let me think this through step by step. ";
+
+/**
+ * The invalid `usage` objects of `+badusage` answers (`undefined`: no usage field at all). JSON cannot carry
+ * NaN; a string count stands for "not a number".
+ */
+export const BAD_USAGE_VARIANTS: readonly { name: string; usage: Record<string, unknown> | undefined }[] = [
+  { name: "fractional", usage: { prompt_tokens: 12.5, completion_tokens: 2, total_tokens: 14.5 } },
+  { name: "negative", usage: { prompt_tokens: -3, completion_tokens: -1, total_tokens: -4 } },
+  { name: "missing", usage: undefined },
+  { name: "not a number", usage: { prompt_tokens: "85", completion_tokens: null, total_tokens: "85" } },
+  { name: "absurd", usage: { prompt_tokens: 1e300, completion_tokens: 2 ** 60, total_tokens: 1e300 } },
+];
+
+/** The {@link BAD_USAGE_VARIANTS} entry a `+badusage` model reports for the question `key` ({@link promptKey}). */
+export function badUsageVariant(key: string): (typeof BAD_USAGE_VARIANTS)[number] {
+  const index = createHash("sha256").update(`mmsafe-reference-usage\0${key}`).digest()[0] ?? 0;
+  return BAD_USAGE_VARIANTS[index % BAD_USAGE_VARIANTS.length] ?? { name: "missing", usage: undefined };
+}
+
+/**
+ * The forms in which a `+echokey` model repeats a bearer token: verbatim, then masked as providers mask keys
+ * in their error messages (`MMSAFE_************3210`, `MMSA…3210`, `MMSAFE_T...3210`, `xxxxxxxx3210`,
+ * `MMSAFE****`), then an 8-character stretch from its middle on its own.
+ */
+export function echoedKeyForms(key: string): string[] {
+  return [
+    key,
+    `${key.slice(0, 7)}${"*".repeat(12)}${key.slice(-4)}`,
+    `${key.slice(0, 4)}…${key.slice(-4)}`,
+    `${key.slice(0, 8)}...${key.slice(-4)}`,
+    `${"x".repeat(8)}${key.slice(-4)}`,
+    `${key.slice(0, 6)}****`,
+    key.slice(5, 13),
+  ];
+}
 
 /**
  * Answer probabilities of the `noise-sensitive` model, reported through `logprobs` (the trailing "." gets
@@ -289,6 +346,10 @@ interface ParsedRequest {
   baseline: Baseline;
   /** False for `+nologprobs` models: `logprobs` is then null whatever the request asked. */
   reportsLogprobs: boolean;
+  /** The model's other suffixes. */
+  suffixes: ReadonlySet<ModelSuffix>;
+  /** The request's bearer token ("" without an Authorization header), for `+echokey`. */
+  bearer: string;
   /** Text and image bytes of the last user message, in order: the input of the random baseline's hash. */
   lastUserParts: (string | Buffer)[];
   promptTokens: number;
@@ -347,7 +408,7 @@ export async function startReferenceModelServer(
       const json = parseJson(raw);
       const model = modelField(json);
       if (model !== undefined) stats.byModel[model] = (stats.byModel[model] ?? 0) + 1;
-      const parsed = parseCompletionRequest(json);
+      const parsed = parseCompletionRequest(json, bearerToken(req));
       const decision = await decide(parsed);
       // Valid from here on (decide() rejects undecodable images): counted per question, open to faults.
       const key = promptKey(parsed.request.model, parsed.lastUserParts);
@@ -357,7 +418,7 @@ export async function startReferenceModelServer(
       const fault = faults === null ? null : chooseFault(faults, key, attempt);
       if (faults === null || fault === null) {
         stats.answeredByPrompt[key] = (stats.answeredByPrompt[key] ?? 0) + 1;
-        outcome = { type: "json", status: 200, body: answer(parsed, decision) };
+        outcome = { type: "json", status: 200, body: withUsage(parsed, key, answer(parsed, decision)) };
       } else {
         stats.faults[fault] += 1;
         outcome = faultOutcome(fault, faults, parsed, decision);
@@ -601,7 +662,13 @@ function formatParam(path: readonly PropertyKey[]): string | null {
     .join("");
 }
 
-function parseCompletionRequest(json: unknown): ParsedRequest {
+/** The token of an `Authorization: Bearer …` header; "" when there is none. */
+function bearerToken(req: IncomingMessage): string {
+  const header = req.headers.authorization ?? "";
+  return /^Bearer\s+(.*)$/i.exec(header)?.[1]?.trim() ?? "";
+}
+
+function parseCompletionRequest(json: unknown, bearer = ""): ParsedRequest {
   const parsed = chatCompletionRequestSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -623,32 +690,41 @@ function parseCompletionRequest(json: unknown): ParsedRequest {
     // Same rule as OpenAI: top_logprobs without logprobs is a caller mistake worth surfacing.
     throw new ReferenceRequestError(400, "`top_logprobs` requires `logprobs` to be true.", "top_logprobs");
   }
-  const { baseline, reportsLogprobs } = resolveModel(request.model);
+  const { baseline, suffixes } = resolveModel(request.model);
   const lastUserParts = lastUserMessageParts(request.messages);
   return {
     request,
     baseline,
-    reportsLogprobs,
+    reportsLogprobs: !suffixes.has(NO_LOGPROBS_SUFFIX),
+    suffixes,
+    bearer,
     lastUserParts,
     promptTokens: estimatePromptTokens(request.messages),
   };
 }
 
-/** Splits off the {@link NO_LOGPROBS_SUFFIX} and resolves the base model name. */
-function resolveModel(model: string): { baseline: Baseline; reportsLogprobs: boolean } {
-  const reportsLogprobs = !model.endsWith(NO_LOGPROBS_SUFFIX);
-  const base = reportsLogprobs ? model : model.slice(0, -NO_LOGPROBS_SUFFIX.length);
-  const baseline = resolveBaseline(base);
+/** Splits off the {@link MODEL_SUFFIXES} (each at most once) and resolves the base model name. */
+function resolveModel(model: string): { baseline: Baseline; suffixes: ReadonlySet<ModelSuffix> } {
+  const [base = "", ...rest] = model.split("+");
+  const suffixes = new Set<ModelSuffix>();
+  let valid = true;
+  for (const name of rest) {
+    const suffix = MODEL_SUFFIXES.find((s) => s === `+${name}`);
+    if (suffix === undefined || suffixes.has(suffix)) valid = false;
+    else suffixes.add(suffix);
+  }
+  const baseline = valid ? resolveBaseline(base) : undefined;
   if (baseline === undefined) {
     throw new ReferenceRequestError(
       404,
       `The model \`${model}\` does not exist. Reference models: ${REFERENCE_BASELINES.map((b) => b.model).join(", ")}, random:<int>; ` +
-        `append ${NO_LOGPROBS_SUFFIX} to any of them (e.g. always-yes${NO_LOGPROBS_SUFFIX}) to get logprobs: null.`,
+        `append ${NO_LOGPROBS_SUFFIX} to any of them (e.g. always-yes${NO_LOGPROBS_SUFFIX}) to get logprobs: null, ` +
+        `or any of ${MODEL_SUFFIXES.filter((s) => s !== NO_LOGPROBS_SUFFIX).join(", ")} (each at most once).`,
       "model",
       "model_not_found",
     );
   }
-  return { baseline, reportsLogprobs };
+  return { baseline, suffixes };
 }
 
 function resolveBaseline(model: string): Baseline | undefined {
@@ -879,13 +955,36 @@ function periodLogprobs(topLogprobs: number): TokenLogprob {
   return { ...period, top_logprobs: [period].slice(0, topLogprobs) };
 }
 
+/** A token of fixed text, certain (logprob 0), for the answers' extra parts. */
+function plainToken(text: string, topLogprobs: number): { text: string; logprobs: TokenLogprob } {
+  const token: TopLogprob = { token: text, logprob: 0, bytes: tokenBytes(text) };
+  return { text, logprobs: { ...token, top_logprobs: [token].slice(0, topLogprobs) } };
+}
+
+/** The reasoning a `+huge` answer opens with: the filler repeated, to {@link HUGE_ANSWER_CHARS} in all. */
+function hugeReasoning(decision: Decision): string {
+  const ending = `\nFinal answer: ${decision.chosen}.`;
+  const length = HUGE_ANSWER_CHARS - ending.length;
+  return HUGE_ANSWER_FILLER.repeat(Math.ceil(length / HUGE_ANSWER_FILLER.length)).slice(0, length);
+}
+
+/** What a `+echokey` answer adds after its decision. */
+function keyEcho(bearer: string): string {
+  return ` (the bearer token of this request: ${echoedKeyForms(bearer).join(" | ")})`;
+}
+
 function answer(parsed: ParsedRequest, decision: Decision): ChatCompletionBody {
-  const { request } = parsed;
+  const { request, suffixes } = parsed;
   const topLogprobs = request.top_logprobs ?? 0;
+  const huge = suffixes.has("+huge");
   const tokens = [
+    ...(huge
+      ? [plainToken(hugeReasoning(decision), topLogprobs), plainToken("\nFinal answer: ", topLogprobs)]
+      : []),
     { text: decision.chosen, logprobs: answerLogprobs(decision, topLogprobs) },
     { text: ".", logprobs: periodLogprobs(topLogprobs) },
     ...(parsed.baseline.kind === "hostile" ? [hostileToken(topLogprobs)] : []),
+    ...(suffixes.has("+echokey") ? [plainToken(keyEcho(parsed.bearer), topLogprobs)] : []),
   ];
   // Honour a token cap (VCD callers often ask for max_tokens: 1) the way a real model would.
   const limits = [request.max_tokens, request.max_completion_tokens].filter((v): v is number => v != null);
@@ -913,6 +1012,14 @@ function answer(parsed: ParsedRequest, decision: Decision): ChatCompletionBody {
       total_tokens: parsed.promptTokens + emitted.length,
     },
   };
+}
+
+/** A regular answer's body, its `usage` replaced by an invalid one for `+badusage` models. */
+function withUsage(parsed: ParsedRequest, key: string, body: ChatCompletionBody): unknown {
+  if (!parsed.suffixes.has("+badusage")) return body;
+  const { usage: _valid, ...rest } = body;
+  const { usage } = badUsageVariant(key);
+  return usage === undefined ? rest : { ...rest, usage };
 }
 
 function errorBody(message: string, type: string, param: string | null, code: string | null): unknown {

@@ -1,20 +1,26 @@
 import { randomBytes } from "node:crypto";
 import { access, appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
-import { DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient, GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { Context } from "aws-lambda";
 import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
+import { DynamoRunStore } from "../adapters/run-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
 import { retriesOf, tokenCost } from "../core/metrics.ts";
 import { type DatasetProvenance, describeProvenance } from "../core/provenance.ts";
 import { type ModelConfig, type PlanOutput, planOutputSchema } from "../core/schemas.ts";
 import {
   type AslSubstitution,
+  HANDLER_ENV,
   MODELS_CONFIG_KEY,
   PIPELINE_FUNCTIONS,
+  RUNS_TABLE_KEYS,
   reportPrefix,
   VERDICTS_TABLE_KEYS,
   WORKFLOW_DEFINITION,
@@ -24,6 +30,15 @@ import { establishProvenance, SAMPLE_MARKER_FILE, writeSampleMarker } from "../d
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
 import type { AggregateOutput } from "../pipeline/aggregate.ts";
 import { type EmbeddedAws, LOCAL_RESOURCES, startEmbeddedAws } from "./embedded-aws.ts";
+import {
+  EmbeddedAwsInUseError,
+  EmbeddedServersExitedError,
+  LocalHomeInUseError,
+  RunFaultError,
+  RunInterruptedError,
+  RunNotKnownError,
+  type ServersExit,
+} from "./local-errors.ts";
 import { type ReferenceServer, startReferenceModelServer } from "./reference-model-server.ts";
 import {
   type ExecutionResult,
@@ -69,6 +84,8 @@ export type RunEvent =
       costUsd?: number | null;
       /** Verdicts answered from the response cache. */
       cached?: number;
+      /** Per model with error verdicts: how many, of which kinds, a sample message. */
+      errorSummaries?: ModelErrorSummary[];
     };
 
 /** One model's share of a run's progress. */
@@ -84,6 +101,18 @@ export interface ModelProgress {
   costUsd: number | null;
 }
 
+/** A model's error verdicts so far, for the progress display's summary (locally there is no line per error). */
+export interface ModelErrorSummary {
+  id: string;
+  /** The model's endpoint (a base URL never holds the key), to say where the errors come from. */
+  baseURL: string;
+  errors: number;
+  /** Error verdicts per kind (connection, timeout, rate_limited, …). */
+  kinds: Record<string, number>;
+  /** A message of the most common kind (already redacted when the verdict was written), or null. */
+  sample: string | null;
+}
+
 /** The attributes of a verdict the progress display needs (all a poll reads). */
 export interface VerdictProgressRow {
   modelId: string;
@@ -93,6 +122,10 @@ export interface VerdictProgressRow {
   promptTokens: number;
   completionTokens: number;
   cached: boolean;
+  /** When the verdict was written (ISO); an error verdict older than the execution may be retried by it. */
+  createdAt?: string;
+  errorKind?: string | null;
+  errorMessage?: string | null;
 }
 
 /** What a poll of the verdicts table adds up to. */
@@ -104,6 +137,17 @@ export interface ProgressTally {
   costUsd: number | null;
   cached: number;
   models: ModelProgress[];
+  /** The models with error verdicts, in the plan's order. */
+  errorSummaries: ModelErrorSummary[];
+}
+
+/** How {@link tallyProgress} counts. */
+export interface TallyOptions {
+  /**
+   * A resume that retries error verdicts: those written before this time (ISO) are still to do, so they are
+   * not counted as done (their replacement is, once written).
+   */
+  retryingErrorsBefore?: string;
 }
 
 /**
@@ -115,9 +159,11 @@ export function tallyProgress(
   rows: Iterable<VerdictProgressRow>,
   models: readonly ModelConfig[],
   perModelTotal: number,
+  options: TallyOptions = {},
 ): ProgressTally {
   const perModel = new Map<string, { done: number; errors: number; prompt: number; completion: number }>();
   for (const m of models) perModel.set(m.id, { done: 0, errors: 0, prompt: 0, completion: 0 });
+  const errorsOf = new Map<string, { kinds: Map<string, number>; samples: Map<string, string> }>();
   const tally: ProgressTally = {
     done: 0,
     errors: 0,
@@ -126,11 +172,21 @@ export function tallyProgress(
     costUsd: null,
     cached: 0,
     models: [],
+    errorSummaries: [],
   };
+  const before = options.retryingErrorsBefore;
   for (const row of rows) {
-    tally.done++;
     const error = row.status === "error";
-    if (error) tally.errors++;
+    if (error && before !== undefined && row.createdAt !== undefined && row.createdAt < before) continue;
+    tally.done++;
+    if (error) {
+      tally.errors++;
+      const kind = row.errorKind ?? "unknown";
+      const of = errorsOf.get(row.modelId) ?? { kinds: new Map(), samples: new Map() };
+      of.kinds.set(kind, (of.kinds.get(kind) ?? 0) + 1);
+      if (!of.samples.has(kind) && row.errorMessage) of.samples.set(kind, row.errorMessage);
+      errorsOf.set(row.modelId, of);
+    }
     if (row.cached) tally.cached++;
     tally.retries += retriesOf(row);
     tally.tokens += row.promptTokens + row.completionTokens;
@@ -154,6 +210,17 @@ export function tallyProgress(
       tokens: m.prompt + m.completion,
       costUsd,
     });
+    const errors = errorsOf.get(model.id);
+    if (errors) {
+      const kinds = [...errors.kinds].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+      tally.errorSummaries.push({
+        id: model.id,
+        baseURL: model.baseURL,
+        errors: m.errors,
+        kinds: Object.fromEntries(kinds),
+        sample: errors.samples.get(kinds[0]?.[0] ?? "") ?? null,
+      });
+    }
   }
   return tally;
 }
@@ -174,6 +241,27 @@ export interface LocalRunOptions {
   /** Concurrency per reference baseline (default 16). */
   baselineConcurrency?: number;
   onEvent?: (event: RunEvent) => void;
+  /**
+   * Stops the run when aborted. Its reason says why: a signal name (`"SIGINT"`, `"SIGTERM"`) interrupts it
+   * (the run is marked INTERRUPTED and {@link RunInterruptedError} is thrown); an Error is a fault that
+   * struck the process (e.g. an unhandled rejection), thrown back as {@link RunFaultError}, or as
+   * {@link EmbeddedServersExitedError} when the embedded servers died. Work in flight is abandoned: the caller
+   * closes the session and ends the process.
+   */
+  stop?: AbortSignal;
+  /** Log level of the handlers, when this run opens the process's session (see {@link LocalSessionOptions}). */
+  handlerLogLevel?: LocalSessionOptions["handlerLogLevel"];
+}
+
+/** Options of the first {@link openLocalSession} of a process (later calls share its session). */
+export interface LocalSessionOptions {
+  /**
+   * When another live mmsafe process serves the home: `"refuse"` (default, {@link LocalHomeInUseError}) or
+   * `"attach"`, reading through its servers (listing runs while one works). A run never attaches.
+   */
+  whenInUse?: "refuse" | "attach";
+  /** Log level of the handlers' Powertools loggers, unless POWERTOOLS_LOG_LEVEL is set (default WARN). */
+  handlerLogLevel?: "WARN" | "ERROR" | "SILENT";
 }
 
 export interface LocalRunResult {
@@ -204,6 +292,15 @@ interface LocalSession {
   baselines: ReferenceServer | null;
 }
 
+/** What a local shard is told it has left: more than any call needs (a finite number, as Lambda's is). */
+const MAX_REMAINING_MS = 2 ** 31 - 1;
+
+/**
+ * Set when a run is halted (Ctrl-C, SIGTERM, the servers dying): shards are then told they have no time left,
+ * as a Lambda near its timeout is, so they start no new call; the calls in flight finish and are written.
+ */
+let callsStopped = false;
+
 let session: Promise<LocalSession> | null = null;
 let sessionHome: string | null = null;
 
@@ -212,24 +309,38 @@ const localFunctionArn = (name: string) =>
 
 /**
  * Starts (once per process) the embedded S3 and DynamoDB servers, points the standard AWS SDK environment
- * at them, and loads the very handler modules that are deployed to Lambda.
+ * at them, and loads the very handler modules that are deployed to Lambda. Throws
+ * {@link LocalHomeInUseError} when another live mmsafe process uses the home (unless attaching).
  */
-export function openLocalSession(home: string): Promise<LocalSession> {
+export function openLocalSession(home: string, options: LocalSessionOptions = {}): Promise<LocalSession> {
   const resolved = path.resolve(home);
   if (session && sessionHome !== resolved)
     throw new Error(`a local session for ${sessionHome} is already open in this process`);
   sessionHome = resolved;
   session ??= (async () => {
-    const aws = await startEmbeddedAws(path.join(resolved, "aws"));
+    let aws: EmbeddedAws;
+    try {
+      aws = await startEmbeddedAws(path.join(resolved, "aws"), { whenInUse: options.whenInUse });
+    } catch (error: unknown) {
+      if (error instanceof EmbeddedAwsInUseError)
+        throw new LocalHomeInUseError(home, error.holder, { cause: error });
+      throw error;
+    }
     Object.assign(process.env, aws.handlerEnv);
-    process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
+    process.env.POWERTOOLS_LOG_LEVEL ??= options.handlerLogLevel ?? "WARN";
     // Embedded-metric-format lines are for CloudWatch; locally they would only flood the terminal.
     process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
+    // A WARN line per error verdict is for CloudWatch; locally the progress display sums them up per model
+    // (read by lambdas/evaluate-shard/index.ts).
+    process.env[HANDLER_ENV.logErrorVerdicts] ??= "false";
     const lambdas = new Map<string, LocalLambda>();
     for (const [name, fn] of Object.entries(PIPELINE_FUNCTIONS)) {
       const module = (await import(pathToFileURL(path.join(REPO_ROOT, fn.entry)).href)) as {
         handler: (event: unknown, context: Context) => Promise<unknown>;
       };
+      // A shard's time locally includes waiting for model slots that other shards hold (one process shares
+      // the gates), so it has no deadline here; plan and aggregate keep their Lambda's.
+      const untimed = name === "evaluateShard";
       lambdas.set(localFunctionArn(name), async (event) => {
         const deadline = Date.now() + fn.timeoutSeconds * 1000;
         const context = {
@@ -241,7 +352,8 @@ export function openLocalSession(home: string): Promise<LocalSession> {
           logGroupName: `/aws/lambda/mmsafe-${name}`,
           logStreamName: "local",
           callbackWaitsForEmptyEventLoop: false,
-          getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+          getRemainingTimeInMillis: () =>
+            untimed ? (callsStopped ? 0 : MAX_REMAINING_MS) : Math.max(0, deadline - Date.now()),
           done: () => undefined,
           fail: () => undefined,
           succeed: () => undefined,
@@ -260,15 +372,26 @@ export function openLocalSession(home: string): Promise<LocalSession> {
       baselines: null,
     };
   })();
-  return session;
+  // A session that failed to open is forgotten, so the next call tries again.
+  const opened = session;
+  opened.catch(() => {
+    if (session === opened) {
+      session = null;
+      sessionHome = null;
+    }
+  });
+  return opened;
 }
 
 /** Stops the embedded servers of this process's session. */
 export async function closeLocalSession(): Promise<void> {
   if (!session) return;
-  const s = await session;
+  const opening = session;
   session = null;
   sessionHome = null;
+  // A session that failed to open has nothing to close (its error went to whoever opened it).
+  const s = await opening.catch(() => null);
+  if (!s) return;
   await s.baselines?.close();
   s.s3.destroy();
   s.dynamodb.destroy();
@@ -282,8 +405,8 @@ const exists = (file: string) =>
   );
 
 /**
- * Reads what progress needs of every verdict of a run: one paginated Query projecting seven small
- * attributes (about 100 bytes a verdict, so a page holds ~10,000 of them).
+ * Reads what progress needs of every verdict of a run: one paginated Query projecting a few small
+ * attributes (about 150 bytes a verdict, more for an error's message; a page holds thousands of them).
  */
 async function readVerdictProgress(dynamodb: DynamoDBClient, runId: string): Promise<VerdictProgressRow[]> {
   const rows: VerdictProgressRow[] = [];
@@ -293,8 +416,13 @@ async function readVerdictProgress(dynamodb: DynamoDBClient, runId: string): Pro
       new QueryCommand({
         TableName: LOCAL_RESOURCES.verdictsTable,
         KeyConditionExpression: "#pk = :run",
-        ProjectionExpression: "modelId, strategy, #status, attempts, promptTokens, completionTokens, cached",
-        ExpressionAttributeNames: { "#pk": VERDICTS_TABLE_KEYS.partitionKey, "#status": "status" },
+        ProjectionExpression:
+          "modelId, strategy, #status, attempts, promptTokens, completionTokens, cached, createdAt, #error",
+        ExpressionAttributeNames: {
+          "#pk": VERDICTS_TABLE_KEYS.partitionKey,
+          "#status": "status",
+          "#error": "error",
+        },
         ExpressionAttributeValues: { ":run": { S: runId } },
         ExclusiveStartKey: startKey,
       }),
@@ -308,6 +436,9 @@ async function readVerdictProgress(dynamodb: DynamoDBClient, runId: string): Pro
         promptTokens: Number(item.promptTokens?.N ?? 0),
         completionTokens: Number(item.completionTokens?.N ?? 0),
         cached: item.cached?.BOOL === true,
+        createdAt: item.createdAt?.S,
+        errorKind: item.error?.M?.kind?.S ?? null,
+        errorMessage: item.error?.M?.message?.S ?? null,
       });
     }
     startKey = out.LastEvaluatedKey;
@@ -345,15 +476,208 @@ export function newRunId(now = new Date()): string {
   return `run-${stamp}-${randomBytes(2).toString("hex")}`;
 }
 
+/** What the steps of a run share with {@link runLocal}, which may abandon them. */
+interface RunControl {
+  /** Set when the run was stopped: the steps, still running in the background, report nothing more. */
+  halted: boolean;
+  /** Verdicts planned, once Plan has run. */
+  planned: number | null;
+}
+
+/** Why {@link runLocal} stopped waiting for its steps. */
+type Halt =
+  | { kind: "signal"; signal: string }
+  | { kind: "fault"; error: unknown }
+  | { kind: "servers"; exit: ServersExit };
+
+/** How long a stopped run may take to record that it stopped (the servers may be going too). */
+const STOP_RECORD_TIMEOUT_MS = 5_000;
+/** How long a fault waits to see whether the embedded servers' death explains it. */
+const SERVERS_EXIT_GRACE_MS = 2_000;
+
+/** A promise that settles with `fallback` after `ms`, unless `promise` settles first. */
+const within = <T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> =>
+  Promise.race([promise, delay(ms, fallback, { ref: false })]);
+
 /**
  * A complete local evaluation: embedded S3/DynamoDB, the dataset uploaded (official data when present, else
  * a generated sample), the workflow definition executed with the deployed handlers, the report copied to
  * `reports/<runId>/`.
+ *
+ * It stops early, throwing, when `options.stop` aborts ({@link RunInterruptedError}, {@link RunFaultError})
+ * or the embedded servers die ({@link EmbeddedServersExitedError}); the work in flight is then abandoned,
+ * and the caller closes the session and ends the process. Refuses a home another mmsafe process uses
+ * ({@link LocalHomeInUseError}).
  */
-export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult> {
-  const started = Date.now();
-  const emit = options.onEvent ?? (() => undefined);
+/** Copies a run's report files from the local bucket to `<reportsDir>/<runId>/`; returns that folder. */
+async function copyReport(
+  store: S3ObjectStore,
+  output: AggregateOutput,
+  runId: string,
+  reportsDir = "reports",
+): Promise<string> {
+  const reportDir = path.resolve(reportsDir, runId);
+  await mkdir(path.join(reportDir, "responses"), { recursive: true });
+  const prefix = `s3://${store.bucket}/${reportPrefix(runId)}`;
+  for (const uri of [
+    output.report.json,
+    output.report.markdown,
+    output.report.html,
+    ...output.report.responses,
+  ]) {
+    const key = uri.slice(`s3://${store.bucket}/`.length);
+    await writeFile(path.join(reportDir, uri.slice(prefix.length)), await store.getBytes(key));
+  }
+  return reportDir;
+}
+
+/**
+ * Builds a run's report again from its verdicts (the Aggregate handler, as the workflow runs it): for a run
+ * whose Aggregate failed, or whose report an older mmsafe wrote. No model is called. Copies the report to
+ * `<reportsDir>/<runId>/`.
+ */
+export async function rebuildLocalReport(options: {
+  home: string;
+  runId: string;
+  reportsDir?: string;
+}): Promise<{ output: AggregateOutput; reportDir: string }> {
   const s = await openLocalSession(options.home);
+  const aggregate = s.lambdas.get(localFunctionArn("aggregate"));
+  if (!aggregate) throw new Error("the aggregate function is not bound locally");
+  const record = await s.dynamodb.send(
+    new GetItemCommand({
+      TableName: LOCAL_RESOURCES.runsTable,
+      Key: { [RUNS_TABLE_KEYS.partitionKey]: { S: options.runId } },
+      ProjectionExpression: "#status",
+      ExpressionAttributeNames: { "#status": "status" },
+    }),
+  );
+  if (!record.Item)
+    throw new RunNotKnownError(
+      `no run "${options.runId}" in ${s.home} (mmsafe runs --local lists the runs there)`,
+    );
+  const output = (await aggregate({
+    runId: options.runId,
+    bucket: s.store.bucket,
+  })) as unknown as AggregateOutput;
+  return { output, reportDir: await copyReport(s.store, output, options.runId, options.reportsDir) };
+}
+
+export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult> {
+  // Known from the start, so that an interrupt at any point can name the run to resume.
+  const runId = typeof options.input?.runId === "string" ? options.input.runId : newRunId();
+  const control: RunControl = { halted: false, planned: null };
+  const halted = new Promise<Halt>((resolve) => {
+    const signal = options.stop;
+    if (!signal) return;
+    const onAbort = () =>
+      resolve(
+        typeof signal.reason === "string"
+          ? { kind: "signal", signal: signal.reason }
+          : { kind: "fault", error: signal.reason },
+      );
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  const halt = async (why: Halt, s: LocalSession | null): Promise<never> => {
+    control.halted = true;
+    callsStopped = true;
+    if (why.kind === "signal") {
+      const [kept, marked] = s ? await recordInterrupt(s, runId, why.signal) : [null, false];
+      throw new RunInterruptedError(runId, why.signal, kept, control.planned, marked);
+    }
+    const exit =
+      why.kind === "servers"
+        ? why.exit
+        : s
+          ? await within(s.aws.unexpectedExit, SERVERS_EXIT_GRACE_MS, null)
+          : null;
+    if (exit) throw new EmbeddedServersExitedError(runId, exit);
+    throw new RunFaultError(runId, why.kind === "fault" ? why.error : undefined);
+  };
+
+  callsStopped = false;
+  const opening = openLocalSession(options.home, { handlerLogLevel: options.handlerLogLevel });
+  const first = await Promise.race([opening.then((s) => ({ s })), halted.then((why) => ({ why }))]);
+  if ("why" in first) return halt(first.why, null);
+  const { s } = first;
+  if (s.aws.attachedTo) throw new Error("a run cannot use a session attached to another process's servers");
+  const steps = runSteps(s, { ...options, input: { ...options.input, runId } }, control);
+  const outcome = await Promise.race([
+    steps.then(
+      (result) => ({ result }),
+      (error: unknown) => ({ error }),
+    ),
+    halted.then((why) => ({ why })),
+    s.aws.unexpectedExit.then((exit) => ({ why: { kind: "servers", exit } as Halt })),
+  ]);
+  if ("why" in outcome) return halt(outcome.why, s);
+  if ("error" in outcome) throw outcome.error;
+  return outcome.result;
+}
+
+/**
+ * Marks the run INTERRUPTED (when Plan recorded it and it is still RUNNING), counts its verdicts and closes
+ * the session's servers at once, so the abandoned work has no time to start more model calls. Answers in
+ * flight that arrive during the close may still be written: the count is what is kept, give or take those.
+ * Returns [verdicts kept or null, whether it was marked]; gives up after a few seconds (servers going).
+ */
+async function recordInterrupt(
+  s: LocalSession,
+  runId: string,
+  signal: string,
+): Promise<[number | null, boolean]> {
+  const runs = new DynamoRunStore(DynamoDBDocumentClient.from(s.dynamodb), LOCAL_RESOURCES.runsTable);
+  const record = async (): Promise<[number | null, boolean]> => {
+    const marked = await runs.markInterrupted(
+      runId,
+      new Date().toISOString(),
+      `${signal}: mmsafe run (pid ${process.pid} on ${os.hostname()}) was stopped`,
+    );
+    return [await countVerdicts(s.dynamodb, runId), marked];
+  };
+  const recorded = await within(
+    record().catch((): [number | null, boolean] => [null, false]),
+    STOP_RECORD_TIMEOUT_MS,
+    [null, false] as [number | null, boolean],
+  );
+  // Closing again, as the caller will, is harmless.
+  await s.aws.close();
+  return recorded;
+}
+
+/** How many verdicts a run has (a COUNT query: no item is read out). */
+async function countVerdicts(dynamodb: DynamoDBClient, runId: string): Promise<number> {
+  let count = 0;
+  let startKey: QueryCommand["input"]["ExclusiveStartKey"];
+  do {
+    const out = await dynamodb.send(
+      new QueryCommand({
+        TableName: LOCAL_RESOURCES.verdictsTable,
+        KeyConditionExpression: "#pk = :run",
+        ExpressionAttributeNames: { "#pk": VERDICTS_TABLE_KEYS.partitionKey },
+        ExpressionAttributeValues: { ":run": { S: runId } },
+        Select: "COUNT",
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    count += out.Count ?? 0;
+    startKey = out.LastEvaluatedKey;
+  } while (startKey);
+  return count;
+}
+
+/** The steps of {@link runLocal} (its run id already in `options.input`). */
+async function runSteps(
+  s: LocalSession,
+  options: LocalRunOptions,
+  control: RunControl,
+): Promise<LocalRunResult> {
+  const started = Date.now();
+  // A stopped run's steps may go on in the background for a moment: they report nothing more.
+  const emit = (event: RunEvent) => {
+    if (!control.halted) options.onEvent?.(event);
+  };
 
   // Dataset: explicit, or the real data under .mmsafe, or a generated sample in the official layout.
   const realDir = path.join(s.home, "datasets", "mmsafeaware");
@@ -437,9 +761,12 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   let polling = false;
   // A poll reads every verdict of the run: at most once a second, and at most ~10% of the time on large runs.
   let nextPollAt = 0;
+  // A resume that retries error verdicts: those older than this execution are still to do.
+  const tallyOptions: TallyOptions =
+    options.input?.retryErrors === false ? {} : { retryingErrorsBefore: new Date(started).toISOString() };
   const poll = async (final: boolean) => {
     // Nobody listening (benchmarks, tests): no verdict reads competing with the run.
-    if (!options.onEvent) return;
+    if (!options.onEvent || control.halted) return;
     if (!planned || (!final && (polling || Date.now() < nextPollAt))) return;
     polling = true;
     const pollStarted = Date.now();
@@ -448,6 +775,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
         await readVerdictProgress(s.dynamodb, runId),
         planned.models,
         planned.perModel,
+        tallyOptions,
       );
       emit({
         type: "progress",
@@ -464,6 +792,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
         tokens: tally.tokens,
         costUsd: tally.costUsd,
         cached: tally.cached,
+        errorSummaries: tally.errorSummaries,
       });
     } finally {
       polling = false;
@@ -474,7 +803,14 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   const onPlanned = async (plan: PlanOutput) => {
     const perModel = plan.planned * plan.strategies.length;
     const total = perModel * plan.models.length;
-    const done = options.onEvent ? (await readVerdictProgress(s.dynamodb, runId)).length : 0;
+    control.planned = total;
+    // This process works on the run now: a listing tells a live run from one whose process is gone.
+    await new DynamoRunStore(DynamoDBDocumentClient.from(s.dynamodb), LOCAL_RESOURCES.runsTable)
+      .recordOwner(runId, { pid: process.pid, host: os.hostname() })
+      .catch(() => false);
+    const done = options.onEvent
+      ? tallyProgress(await readVerdictProgress(s.dynamodb, runId), plan.models, perModel, tallyOptions).done
+      : 0;
     planned = { total, atMs: Date.now() - started, alreadyDone: done, models: plan.models, perModel };
     emit({ type: "planned", runId, verdicts: total, alreadyDone: done });
   };
@@ -505,22 +841,8 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   const evaluated = Date.now() - started;
   await poll(true);
 
-  let reportDir: string | null = null;
   const output = execution.status === "SUCCEEDED" ? (execution.output as unknown as AggregateOutput) : null;
-  if (output) {
-    reportDir = path.resolve(options.reportsDir ?? "reports", runId);
-    await mkdir(path.join(reportDir, "responses"), { recursive: true });
-    const prefix = `s3://${s.store.bucket}/${reportPrefix(runId)}`;
-    for (const uri of [
-      output.report.json,
-      output.report.markdown,
-      output.report.html,
-      ...output.report.responses,
-    ]) {
-      const key = uri.slice(`s3://${s.store.bucket}/`.length);
-      await writeFile(path.join(reportDir, uri.slice(prefix.length)), await s.store.getBytes(key));
-    }
-  }
+  const reportDir = output ? await copyReport(s.store, output, runId, options.reportsDir) : null;
   return {
     runId,
     execution,

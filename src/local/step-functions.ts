@@ -408,8 +408,12 @@ function distributedMapHandler(
  * Rewrites a definition for aws-local-stepfunctions: each Task gets a local handler for its service
  * integration, and each Distributed Map becomes a Task (same I/O processing, Retry and Catch) whose
  * handler carries out the Distributed Map.
+ *
+ * Inside a Distributed Map's item processor (`inChild`), a Task's TimeoutSeconds is dropped: locally every
+ * child runs in one process and shares its model gates, so a child's wall time includes waiting for slots
+ * that other children hold, which is not its own work (on AWS each child has its Lambda to itself).
  */
-function prepare(states: JsonObject, ctx: RunContext): JsonObject {
+function prepare(states: JsonObject, ctx: RunContext, inChild = false): JsonObject {
   const out: JsonObject = {};
   for (const [name, state] of Object.entries(states)) {
     if (!isObject(state)) continue;
@@ -417,7 +421,10 @@ function prepare(states: JsonObject, ctx: RunContext): JsonObject {
       throw new Error(`state name ${name} is used twice; the local runner needs unique state names`);
     if (state.Type === "Task" && typeof state.Resource === "string") {
       ctx.overrides[name] = taskHandler(state.Resource, name, ctx);
-      out[name] = state;
+      if (inChild) {
+        const { TimeoutSeconds: _dropped, ...untimed } = state;
+        out[name] = untimed;
+      } else out[name] = state;
     } else if (
       state.Type === "Map" &&
       isObject(state.ItemProcessor) &&
@@ -427,7 +434,7 @@ function prepare(states: JsonObject, ctx: RunContext): JsonObject {
       const processor = state.ItemProcessor;
       const preparedChild: JsonObject = {
         ...processor,
-        States: prepare(processor.States as JsonObject, ctx),
+        States: prepare(processor.States as JsonObject, ctx, true),
       };
       ctx.overrides[name] = distributedMapHandler(name, { ...state, ItemProcessor: preparedChild }, ctx);
       const kept = [

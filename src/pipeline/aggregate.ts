@@ -4,6 +4,7 @@ import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
 import type { VerdictStore } from "../adapters/verdict-store.ts";
 import { CATEGORIES, goldLabel } from "../core/benchmark.ts";
+import { type RunCompletion, runCompletion } from "../core/completion.ts";
 import { type AwsUsage, estimateAwsCost } from "../core/cost.ts";
 import { computeRow } from "../core/metrics.ts";
 import { detectRegression, type RegressionCheck, runSummary } from "../core/regression.ts";
@@ -55,6 +56,8 @@ const THUMBNAIL_CONCURRENCY = 16;
 export interface AggregateOutput {
   runId: string;
   status: "SUCCEEDED";
+  /** How the run ended: every answer in, some errors or missing verdicts (a resume retries them), or a row with no answer. */
+  completion: RunCompletion;
   schedule: string | null;
   headline: Headline[];
   report: { json: string; markdown: string; html: string; responses: string[] };
@@ -238,6 +241,7 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
     strategies: run.strategies,
     vcd: run.vcd,
     rows,
+    completion: runCompletion(rows, verdicts),
     awsCost: estimateAwsCost(runUsage(run, deps)),
   });
 
@@ -285,6 +289,7 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
   return {
     runId,
     status: "SUCCEEDED",
+    completion: report.completion,
     schedule,
     headline,
     report: { ...location, html: `s3://${deps.store.bucket}/${htmlKey}`, responses },
@@ -294,6 +299,7 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
       headline,
       regression,
       reportUri: location.markdown,
+      completion: report.completion,
       costUsd: report.cost ? report.cost.aws.totalUsd + (report.cost.modelUsd ?? 0) : null,
     }),
   };

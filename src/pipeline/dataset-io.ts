@@ -1,9 +1,12 @@
+import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import {
   type DatasetItem,
   type DatasetManifest,
   datasetItemSchema,
   datasetManifestSchema,
+  type ShardRef,
+  shardRefSchema,
 } from "../core/schemas.ts";
 import { datasetManifestKey } from "../core/storage-layout.ts";
 import { DatasetNotFoundError, InvalidShardError } from "./errors.ts";
@@ -49,3 +52,16 @@ export function parseShard(text: string, key: string): DatasetItem[] {
 
 export const toJsonl = (rows: readonly unknown[]): string =>
   rows.map((r) => JSON.stringify(r)).join("\n") + (rows.length ? "\n" : "");
+
+/** Parses a run's shard manifest (what Plan wrote for the Distributed Map's ItemReader). */
+export function parseShardManifest(text: string, key: string): ShardRef[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error: unknown) {
+    throw new InvalidShardError(`${key}: not valid JSON`, { cause: error });
+  }
+  const parsed = z.array(shardRefSchema).safeParse(json);
+  if (!parsed.success) throw new InvalidShardError(`${key}: not a shard manifest: ${parsed.error.message}`);
+  return parsed.data;
+}

@@ -26,3 +26,13 @@ export class ShardIncompleteError extends Error {
 export class RunNotFoundError extends Error {
   override readonly name = "RunNotFound";
 }
+
+/** Verdicts could not be stored after retries; those written are kept and a resume redoes the rest. */
+export class VerdictWriteError extends Error {
+  override readonly name = "VerdictWriteFailed";
+}
+
+/** The start-of-run probe found a model that cannot be asked (unreachable, key refused, unknown model). */
+export class ModelUnavailableError extends Error {
+  override readonly name = "ModelUnavailable";
+}

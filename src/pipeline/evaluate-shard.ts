@@ -2,10 +2,12 @@ import { createHash } from "node:crypto";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { CompletionOptions, ModelClient } from "../adapters/openai-model.ts";
-import type { VerdictStore } from "../adapters/verdict-store.ts";
+import type { ExistingVerdict, VerdictStore } from "../adapters/verdict-store.ts";
 import { AimdLimit } from "../core/aimd.ts";
+import { CircuitBreaker } from "../core/circuit-breaker.ts";
 import { buildChatMessages } from "../core/prompts.ts";
 import {
+  checkModelsEventSchema,
   type DatasetItem,
   type EvaluateShardEvent,
   evaluateShardEventSchema,
@@ -18,8 +20,8 @@ import { verdictKey } from "../core/storage-layout.ts";
 import type { VcdOptions } from "../core/strategies.ts";
 import { combineVcdOutcomes } from "../core/vcd.ts";
 import { buildVerdict, type ModelOutcome } from "../core/verdicts.ts";
-import { parseShard } from "./dataset-io.ts";
-import { ShardIncompleteError } from "./errors.ts";
+import { parseShard, parseShardManifest } from "./dataset-io.ts";
+import { ModelUnavailableError, ShardIncompleteError, VerdictWriteError } from "./errors.ts";
 
 export interface EvaluateShardDeps {
   store: ObjectStore;
@@ -52,8 +54,12 @@ export interface ShardSummary {
   written: number;
   answered: number;
   errored: number;
+  /** Error verdicts of earlier attempts asked again (a resume retries errors unless told to keep them). */
+  errorsRetried: number;
   /** Verdicts another attempt wrote first (a retry racing a slow attempt); none were overwritten. */
   duplicatesAvoided: number;
+  /** Items not asked because the model's circuit breaker was open (written as endpoint_unavailable). */
+  notAsked: number;
   /** Model calls repeated after a fault (attempts beyond the first), over this invocation's calls. */
   retries: number;
   /** 429 responses met; each may have lowered the model's adaptive concurrency. */
@@ -70,6 +76,8 @@ export interface ModelGates {
   staging: LimitFunction;
   /** Sets `calls.concurrency`: backs off on 429s, grows back on success, never above maxConcurrency. */
   adaptive: AimdLimit;
+  /** Stops calling a model whose endpoint keeps failing (see core/circuit-breaker.ts). */
+  breaker: CircuitBreaker;
 }
 
 /**
@@ -86,6 +94,7 @@ export function processWideGates(): (model: ModelConfig) => ModelGates {
         calls: pLimit(model.maxConcurrency),
         staging: pLimit(2 * model.maxConcurrency),
         adaptive: new AimdLimit(model.maxConcurrency),
+        breaker: new CircuitBreaker(),
       };
       gates.set(model.id, gate);
     } else if (gate.adaptive.max !== model.maxConcurrency) {
@@ -225,65 +234,116 @@ async function ask(task: Task, images: ImageCache, vcd: VcdOptions, call: Call):
   return combineVcdOutcomes(onClean, onNoised, vcd);
 }
 
+/** Writes of one verdict before the shard gives up on storage. */
+const WRITE_ATTEMPTS = 4;
+const WRITE_BACKOFF_MS = 250;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** What asking a set of tasks needs besides the tasks. */
+interface TaskRun {
+  runId: string;
+  vcd: VcdOptions;
+  cache: boolean;
+  /** The verdict each task has now, if any (an error verdict being retried). */
+  previousOf: (task: Task) => ExistingVerdict | null;
+}
+
+/** What asking a set of tasks did. */
+interface TaskRunResult {
+  counts: Pick<
+    ShardSummary,
+    "written" | "answered" | "errored" | "duplicatesAvoided" | "notAsked" | "retries" | "rateLimited"
+  >;
+  /** Tasks not asked because the run stopped starting calls (time, or storage failing). */
+  stoppedEarly: number;
+  writeFailures: unknown[];
+  /** The outcome of every task that was asked. */
+  outcomes: Map<Task, ModelOutcome>;
+}
+
 /**
- * Evaluate one shard: every item × model × strategy that has no verdict yet is asked once and gets exactly
- * one verdict (answer or error). Model calls run concurrently up to each model's limit; verdict writes
- * happen off the model slot, so calls never wait behind storage. Re-running the shard resumes it.
+ * Asks about every task and writes one verdict each (answer or error). Model calls run concurrently up to
+ * each model's limit; each verdict is written as soon as its answer arrives, retried on storage faults, and
+ * awaited before this returns. After a write that failed for good, no new call starts.
  */
-export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Promise<ShardSummary> {
-  const { runId, shard, models, strategies, vcd, cache }: EvaluateShardEvent =
-    evaluateShardEventSchema.parse(event);
-  await Promise.all(models.map((model) => deps.models.prepare(model)));
-  const items = parseShard(await deps.store.getText(shard.key), shard.key);
-
-  const keyOf = (t: Task) => verdictKey(t.model.id, t.strategy, t.item.id);
-  const all: Task[] = items.flatMap((item) =>
-    models.flatMap((model) => strategies.map((strategy) => ({ item, model, strategy }))),
-  );
-  const done = await deps.verdicts.existingKeys(runId, all.map(keyOf));
-  const todo = all.filter((t) => !done.has(keyOf(t)));
-
+async function runTasks(
+  todo: readonly Task[],
+  run: TaskRun,
+  deps: EvaluateShardDeps,
+): Promise<TaskRunResult> {
+  const { runId, vcd, cache, previousOf } = run;
   const uses = new Map<number, number>();
   for (const t of todo) uses.set(t.item.id, (uses.get(t.item.id) ?? 0) + 1);
   const images = new ImageCache(deps.store, deps.noiseImage, uses);
-
-  const summary: ShardSummary = {
-    runId,
-    shard: shard.index,
-    items: items.length,
-    planned: all.length,
-    alreadyDone: done.size,
+  const counts: TaskRunResult["counts"] = {
     written: 0,
     answered: 0,
     errored: 0,
     duplicatesAvoided: 0,
+    notAsked: 0,
     retries: 0,
     rateLimited: 0,
   };
-  const writes: Promise<void>[] = [];
+  const result: TaskRunResult = { counts, stoppedEarly: 0, writeFailures: [], outcomes: new Map() };
   // Stop starting calls when a call that starts now might not finish in time; the retry resumes the rest.
-  const budgetMs = Math.max(...models.map((m) => m.timeoutMs)) + 15_000;
-  let stoppedEarly = 0;
+  const budgetMs = Math.max(...todo.map((t) => t.model.timeoutMs)) + 15_000;
+  // Outcomes of calls the breaker did not make: no attempt, so no signal for the adaptive concurrency.
+  const notCalled = new WeakSet<ModelOutcome>();
 
-  /** One call in one of the model's slots; null when the shard is out of time before the call starts. */
+  /**
+   * One call in one of the model's slots; null when no call may start any more (out of time, or storage
+   * failing). A model whose breaker is open is not called: the outcome says why.
+   */
   const call = async (task: Task, imageUrl: string, options?: CompletionOptions) => {
     const gate = deps.gatesFor(task.model);
-    const outcome = await gate.calls(async () => {
-      if (deps.remainingMs() < budgetMs) return null;
+    const outcome = await gate.calls(async (): Promise<ModelOutcome | null> => {
+      if (result.writeFailures.length > 0 || deps.remainingMs() < budgetMs) return null;
+      if (!gate.breaker.allow(Date.now())) {
+        counts.notAsked++;
+        const unavailable: ModelOutcome = {
+          kind: "error",
+          errorKind: "endpoint_unavailable",
+          message: `not asked: ${task.model.id} at ${task.model.baseURL} is unavailable, ${gate.breaker.describe()}; a resume retries it`,
+          latencyMs: 0,
+          attempts: 1,
+        };
+        notCalled.add(unavailable);
+        return unavailable;
+      }
       // Every call, vcd's two included, says whether the response cache may answer it (false: --no-cache).
-      return deps.models.complete(task.model, buildChatMessages(task.item, task.strategy, imageUrl), {
-        ...options,
-        cache,
-      });
+      const asked = await deps.models.complete(
+        task.model,
+        buildChatMessages(task.item, task.strategy, imageUrl),
+        { ...options, cache },
+      );
+      const endpointFailure =
+        asked.kind === "error" && CircuitBreaker.ENDPOINT_FAILURES.has(asked.errorKind)
+          ? asked.errorKind
+          : null;
+      gate.breaker.record(endpointFailure, asked.kind === "error" ? asked.message : "", Date.now());
+      return asked;
     });
-    if (outcome !== null && !(outcome.kind === "answer" && outcome.cached)) {
-      summary.retries += outcome.attempts - 1;
-      summary.rateLimited += outcome.rateLimited ?? 0;
+    if (outcome !== null && !(outcome.kind === "answer" && outcome.cached) && !notCalled.has(outcome)) {
+      counts.retries += outcome.attempts - 1;
+      counts.rateLimited += outcome.rateLimited ?? 0;
       const limit =
         (outcome.rateLimited ?? 0) > 0 ? gate.adaptive.onRateLimited(Date.now()) : gate.adaptive.onSuccess();
       if (gate.calls.concurrency !== limit) gate.calls.concurrency = limit;
     }
     return outcome;
+  };
+
+  /** Stores a verdict, retrying storage faults; false when another attempt wrote first. */
+  const write = async (verdict: Verdict, replacing: ExistingVerdict | null): Promise<boolean> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await deps.verdicts.put(verdict, replacing);
+      } catch (error: unknown) {
+        if (attempt >= WRITE_ATTEMPTS) throw error;
+        await sleep(WRITE_BACKOFF_MS * 2 ** (attempt - 1));
+      }
+    }
   };
 
   const runTask = async (task: Task): Promise<void> => {
@@ -294,10 +354,12 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
       images.release(task.item);
     }
     if (asked === null) {
-      stoppedEarly++;
+      result.stoppedEarly++;
       return;
     }
-    const verdict = buildVerdict(
+    result.outcomes.set(task, asked.outcome);
+    const previous = previousOf(task);
+    const built = buildVerdict(
       runId,
       task.model.id,
       task.strategy,
@@ -306,28 +368,99 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
       deps.now(),
       asked.decision,
     );
-    if (verdict.status === "answered") summary.answered++;
-    else summary.errored++;
-    writes.push(
-      deps.verdicts.putIfAbsent(verdict).then((written) => {
-        if (written) {
-          summary.written++;
-          deps.onVerdict?.(verdict);
-        } else summary.duplicatesAvoided++;
-      }),
-    );
+    // A retried error verdict's attempts carry on: the report tells items that needed more than one run.
+    const verdict: Verdict =
+      previous === null
+        ? built
+        : { ...built, runAttempts: previous.runAttempts + 1, attempts: built.attempts + previous.attempts };
+    if (verdict.status === "answered") counts.answered++;
+    else counts.errored++;
+    try {
+      if (await write(verdict, previous)) {
+        counts.written++;
+        deps.onVerdict?.(verdict);
+      } else counts.duplicatesAvoided++;
+    } catch (error: unknown) {
+      result.writeFailures.push(error);
+    }
   };
 
   // Staging, not the call slot, waits for the image: storage reads overlap the calls in flight.
   await Promise.all(todo.map((task) => deps.gatesFor(task.model).staging(() => runTask(task))));
-  const results = await Promise.allSettled(writes);
-  const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed.length > 0) {
-    throw new Error(
-      `shard ${shard.index}: ${failed.length} verdict write(s) failed (the others are kept; a retry redoes only these)`,
-      {
-        cause: failed[0]?.reason,
-      },
+  return result;
+}
+
+/** Tasks of a shard's items × models × strategies, and which of them need asking. */
+async function shardTasks(
+  runId: string,
+  items: readonly DatasetItem[],
+  models: readonly ModelConfig[],
+  strategies: readonly Strategy[],
+  retry: { errors: boolean; before: string | undefined },
+  verdicts: VerdictStore,
+): Promise<{ all: Task[]; todo: Task[]; previousOf: (task: Task) => ExistingVerdict | null }> {
+  const keyOf = (t: Task) => verdictKey(t.model.id, t.strategy, t.item.id);
+  const all: Task[] = items.flatMap((item) =>
+    models.flatMap((model) => strategies.map((strategy) => ({ item, model, strategy }))),
+  );
+  const existing = await verdicts.existing(runId, all.map(keyOf));
+  const previousOf = (t: Task): ExistingVerdict | null => existing.get(keyOf(t)) ?? null;
+  const todo = all.filter((t) => {
+    const previous = previousOf(t);
+    if (previous === null) return true;
+    // ISO 8601 times in UTC compare in time order.
+    return (
+      retry.errors &&
+      previous.status === "error" &&
+      (retry.before === undefined || previous.createdAt < retry.before)
+    );
+  });
+  return { all, todo, previousOf };
+}
+
+/**
+ * Evaluate one shard: every item × model × strategy that has no verdict yet (or, unless `retryErrors` is
+ * false, only an error verdict) is asked and gets exactly one verdict (answer or error). Re-running the
+ * shard resumes it.
+ *
+ * @throws VerdictWriteError when a verdict cannot be stored after retries: no new call starts after that,
+ *   the calls in flight finish and are written if they can, and every verdict written so far is kept.
+ * @throws ShardIncompleteError when the shard stopped starting calls to stay within its time; the
+ *   workflow's retry resumes it.
+ */
+export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Promise<ShardSummary> {
+  const { runId, shard, models, strategies, vcd, cache, retryErrors, retryErrorsBefore }: EvaluateShardEvent =
+    evaluateShardEventSchema.parse(event);
+  await Promise.all(models.map((model) => deps.models.prepare(model)));
+  const items = parseShard(await deps.store.getText(shard.key), shard.key);
+  const { all, todo, previousOf } = await shardTasks(
+    runId,
+    items,
+    models,
+    strategies,
+    { errors: retryErrors, before: retryErrorsBefore },
+    deps.verdicts,
+  );
+  const { counts, stoppedEarly, writeFailures } = await runTasks(
+    todo,
+    { runId, vcd, cache, previousOf },
+    deps,
+  );
+  const summary: ShardSummary = {
+    runId,
+    shard: shard.index,
+    items: items.length,
+    planned: all.length,
+    alreadyDone: all.length - todo.length,
+    errorsRetried: todo.filter((t) => previousOf(t) !== null).length,
+    ...counts,
+  };
+  if (writeFailures.length > 0) {
+    throw new VerdictWriteError(
+      `shard ${shard.index}: ${writeFailures.length} verdict write(s) failed after ${WRITE_ATTEMPTS} attempts ` +
+        `(${describeError(writeFailures[0])}); ${counts.written} verdicts were written and are kept, ` +
+        `${stoppedEarly} item(s) were not asked; resuming the run retries only what has no verdict`,
+      { cause: writeFailures[0] },
     );
   }
   if (stoppedEarly > 0) {
@@ -336,4 +469,115 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
     );
   }
   return summary;
+}
+
+/**
+ * The CheckModels task: before the fan-out, each model is asked one real question of the run — its first
+ * item × strategy (in shard order) without an answer — and the verdict is stored as the shard would store
+ * it, so the check costs no extra call. A model that cannot be asked (unreachable, key refused, unknown
+ * model, not an OpenAI-compatible API) stops the run in seconds. Models with nothing left to ask are not
+ * called at all.
+ *
+ * @throws ModelUnavailableError naming every model that cannot be asked and what to fix.
+ */
+export async function checkModels(event: unknown, deps: EvaluateShardDeps): Promise<CheckModelsResult> {
+  const input = checkModelsEventSchema.parse(event);
+  const { runId, models, strategies, vcd, cache, retryErrors, retryErrorsBefore } = input;
+  await Promise.all(models.map((model) => deps.models.prepare(model)));
+  const shards = parseShardManifest(await deps.store.getText(input.manifestKey), input.manifestKey);
+  const first = new Map<string, Task>();
+  const previous = new Map<Task, ExistingVerdict | null>();
+  // Shard by shard until every model has a question or none is left: usually the first shard only.
+  for (const shard of shards) {
+    const waiting = models.filter((m) => !first.has(m.id));
+    if (waiting.length === 0) break;
+    const items = parseShard(await deps.store.getText(shard.key), shard.key);
+    const { todo, previousOf } = await shardTasks(
+      runId,
+      items,
+      waiting,
+      strategies,
+      { errors: retryErrors, before: retryErrorsBefore },
+      deps.verdicts,
+    );
+    for (const task of todo) {
+      if (first.has(task.model.id)) continue;
+      first.set(task.model.id, task);
+      previous.set(task, previousOf(task));
+    }
+  }
+  const tasks = [...first.values()];
+  const { outcomes, writeFailures } = await runTasks(
+    tasks,
+    { runId, vcd, cache, previousOf: (t) => previous.get(t) ?? null },
+    deps,
+  );
+  const problems = tasks.flatMap((task) => {
+    const outcome = outcomes.get(task);
+    const problem = outcome === undefined ? undefined : unusableModel(task.model, outcome);
+    return problem === undefined ? [] : [problem];
+  });
+  if (problems.length > 0) {
+    throw new ModelUnavailableError(
+      `${problems.length === 1 ? "a model" : `${problems.length} models`} cannot be asked, so the run stopped before fanning out:\n` +
+        problems.map((p) => `  ${p}`).join("\n"),
+    );
+  }
+  if (writeFailures.length > 0) {
+    throw new VerdictWriteError(
+      `checking the models: a verdict could not be stored (${describeError(writeFailures[0])})`,
+      {
+        cause: writeFailures[0],
+      },
+    );
+  }
+  return {
+    checked: tasks.map((task) => {
+      const outcome = outcomes.get(task);
+      return {
+        modelId: task.model.id,
+        itemId: task.item.id,
+        strategy: task.strategy,
+        outcome:
+          outcome === undefined ? "not asked" : outcome.kind === "answer" ? "answered" : outcome.errorKind,
+      };
+    }),
+    nothingLeft: models.filter((m) => !first.has(m.id)).map((m) => m.id),
+  };
+}
+
+/** What {@link checkModels} did (the CheckModels task's result; small). */
+export interface CheckModelsResult {
+  checked: { modelId: string; itemId: number; strategy: Strategy; outcome: string }[];
+  /** Models with no item left to ask (a resume of a finished run): not called. */
+  nothingLeft: string[];
+}
+
+/**
+ * Error kinds that mean a model cannot be used at all, with what to fix. Anything else (an answer, a
+ * timeout, a 5xx, a 429, an empty or filtered answer) shows an endpoint that is there: the run goes on,
+ * and its retries, backoff and circuit breaker deal with it.
+ */
+const UNUSABLE: Readonly<Record<string, (model: ModelConfig) => string>> = {
+  connection: (m) =>
+    `cannot connect to ${m.baseURL}: is the server running, and is baseURL right (OpenAI-compatible servers usually end in /v1)?`,
+  auth: (m) =>
+    `${m.baseURL} refused the key (401/403): check ${m.apiKeyEnv ?? m.apiKeySecret ?? "the key"} and the account's access to "${m.model}"`,
+  not_found: (m) =>
+    `${m.baseURL} has no model "${m.model}" (404), or baseURL is wrong: check the model name, and that baseURL ends where the API starts (e.g. /v1)`,
+  malformed_response: (m) =>
+    `${m.baseURL} does not answer like an OpenAI-compatible chat completions API: is baseURL right (e.g. …/v1)?`,
+};
+
+function unusableModel(model: ModelConfig, outcome: ModelOutcome): string | undefined {
+  if (outcome.kind !== "error") return undefined;
+  const explain = UNUSABLE[outcome.errorKind];
+  if (explain === undefined) return undefined;
+  const detail = outcome.message.replace(/\s+/g, " ").slice(0, 300);
+  return `model "${model.id}": ${explain(model)} (${outcome.errorKind}: ${detail})`;
+}
+
+function describeError(error: unknown): string {
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return message.length > 300 ? `${message.slice(0, 299)}…` : message;
 }

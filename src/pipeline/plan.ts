@@ -179,6 +179,8 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     strategies: input.strategies,
     vcd,
     cache: input.cache,
+    retryErrors: input.retryErrors,
+    retryErrorsBefore: now,
     mapConcurrency: input.mapConcurrency,
     toleratedFailurePercentage: input.toleratedFailurePercentage,
     planned: items.length,

@@ -214,13 +214,61 @@ describe("state machine", () => {
     });
   });
 
-  it("evaluates shards in a Distributed Map of EXPRESS child executions", () => {
+  it("evaluates shards in a Distributed Map of STANDARD child executions that retry a shard short of time", () => {
+    const retrier = z.object({ ErrorEquals: z.array(z.string()), MaxAttempts: z.number() });
     const evaluate = z
-      .object({ States: z.object({ Evaluate: z.object({ Type: z.string(), ItemProcessor: z.unknown() }) }) })
+      .object({
+        States: z.object({
+          Evaluate: z.object({
+            Type: z.string(),
+            ItemProcessor: z.object({
+              ProcessorConfig: z.unknown(),
+              StartAt: z.string(),
+              States: z.record(z.string(), z.object({ Retry: z.array(retrier).optional() })),
+            }),
+          }),
+        }),
+      })
       .parse(synthesizedDefinition()).States.Evaluate;
-    const { ProcessorConfig } = z.object({ ProcessorConfig: z.unknown() }).parse(evaluate.ItemProcessor);
     assert.equal(evaluate.Type, "Map");
-    assert.deepEqual(ProcessorConfig, { Mode: "DISTRIBUTED", ExecutionType: "EXPRESS" });
+    const { ProcessorConfig, StartAt, States } = evaluate.ItemProcessor;
+    assert.deepEqual(ProcessorConfig, { Mode: "DISTRIBUTED", ExecutionType: "STANDARD" });
+    // A STANDARD child has no 5-minute cap, so a shard that ran short of Lambda time is resumed in it.
+    const retries = new Map(
+      (States[StartAt]?.Retry ?? []).flatMap((r) => r.ErrorEquals.map((error) => [error, r.MaxAttempts])),
+    );
+    assert.equal(retries.get("ShardIncomplete"), 20);
+    assert.equal(retries.get("VerdictWriteFailed"), 2);
+  });
+
+  it("checks the models with the evaluate-shard function before the fan-out, failing into DescribeFailure", () => {
+    const { Plan, CheckModels: check } = z
+      .object({
+        States: z.object({
+          Plan: z.object({ Next: z.string() }),
+          CheckModels: z.object({
+            Type: z.string(),
+            Next: z.string(),
+            Resource: z.string(),
+            Parameters: z.object({ FunctionName: z.string() }),
+            Catch: z.array(z.object({ ErrorEquals: z.array(z.string()), Next: z.string() })),
+          }),
+        }),
+      })
+      .parse(synthesizedDefinition()).States;
+    assert.equal(Plan.Next, "CheckModels");
+    assert.equal(check.Type, "Task");
+    assert.equal(check.Next, "Evaluate");
+    assert.equal(check.Resource, "arn:aws:states:::lambda:invoke");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an ASL placeholder, not a template literal
+    assert.equal(check.Parameters.FunctionName, "${EvaluateShardFunctionArn}");
+    const substitutions = z
+      .record(z.string(), z.unknown())
+      .parse(propertiesOf(ids.stateMachine).DefinitionSubstitutions);
+    assert.deepEqual(substitutions.EvaluateShardFunctionArn, {
+      "Fn::GetAtt": [functionId(stack.evaluateShardFunction), "Arn"],
+    });
+    assert.deepEqual(check.Catch, [{ ErrorEquals: ["States.ALL"], Next: "DescribeFailure" }]);
   });
 
   it("passes asl-validator once placeholders hold real ARNs and names", async () => {

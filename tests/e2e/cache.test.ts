@@ -126,7 +126,7 @@ describe("the response cache across runs", () => {
     assert.deepEqual(perPrompt, [...Array<number>(N).fill(1), ...Array<number>(N).fill(2)]);
     assert.equal(runs.a.verdicts.length, N * STRATEGIES.length);
     assert.ok(runs.a.verdicts.every((v) => v.status === "answered" && !v.cached));
-    assert.ok(runs.a.verdicts.every((v) => v.promptTokens > 0));
+    assert.ok(runs.a.verdicts.every((v) => (v.promptTokens ?? 0) > 0));
   });
 
   it("B, the identical config under a new run id: zero model calls, the same answers, all cached", () => {
@@ -159,7 +159,7 @@ describe("the response cache across runs", () => {
 
   it("D, cache: false: every request of m1 is paid again, with the same answers", () => {
     assert.deepEqual(runs.d.stats.byModel, { [M1]: CALLS_PER_MODEL });
-    assert.ok(runs.d.verdicts.every((v) => !v.cached && v.promptTokens > 0));
+    assert.ok(runs.d.verdicts.every((v) => !v.cached && (v.promptTokens ?? 0) > 0));
     assert.deepEqual(answersOf(runs.d.verdicts, M1), answersOf(runs.a.verdicts, M1));
   });
 

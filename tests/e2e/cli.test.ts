@@ -50,6 +50,40 @@ describe("mmsafe CLI", () => {
     assert.match(stdout, /report: .*report\.md/);
   });
 
+  it("rebuilds a run's report from its verdicts without asking any model (report --rebuild)", async () => {
+    const out = path.join(home, "rebuilt");
+    const rebuilt = mmsafe([
+      "report",
+      "cli-1",
+      "--local",
+      "--home",
+      path.join(home, "state"),
+      "--rebuild",
+      "--out",
+      out,
+    ]);
+    assert.equal(rebuilt.code, 0, rebuilt.stderr);
+    assert.match(rebuilt.stdout, /rebuilt the report of cli-1 from its verdicts/);
+    const report = JSON.parse(await readFile(path.join(out, "cli-1", "report.json"), "utf8")) as {
+      rows: { counts: { answered: number } }[];
+    };
+    assert.deepEqual(
+      report.rows.map((r) => r.counts.answered),
+      [6, 6, 6],
+    );
+    const unknown = mmsafe([
+      "report",
+      "no-such-run",
+      "--local",
+      "--home",
+      path.join(home, "state"),
+      "--rebuild",
+    ]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /no run "no-such-run" in /);
+    assert.doesNotMatch(unknown.stderr, /\n\s+at /);
+  });
+
   it("rejects an invalid models file before starting, naming the field (exit 2)", async () => {
     const file = path.join(home, "models.json");
     await writeFile(

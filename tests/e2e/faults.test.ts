@@ -36,8 +36,12 @@ const RATES: FaultPlan["rates"] = { "429": 0.1, "500": 0.05, timeout: 0.02, garb
 const INJECTED: FaultKind[] = ["429", "500", "timeout", "garbage"];
 /** The error kinds the client records for the injected faults, once its attempts are spent. */
 const ERROR_KINDS = new Set(["rate_limited", "server_error", "timeout", "malformed_response"]);
-/** The client's attempts per call (src/adapters/openai-model.ts); only used to pick a seed, not asserted. */
+/**
+ * The client's attempts per call (src/adapters/openai-model.ts): 4, or 12 when the last one met a 429. Only
+ * used to pick a seed, not asserted.
+ */
 const CLIENT_ATTEMPTS = 4;
+const CLIENT_RATE_LIMITED_ATTEMPTS = 12;
 const CLEAN_RUN = "e2e-faults-clean";
 const FAULTY_RUN = "e2e-faults";
 
@@ -78,11 +82,14 @@ const evaluationMs = (result: LocalRunResult) =>
 function pickSeed(keys: readonly string[]): number {
   for (let seed = 0; seed < 10_000; seed++) {
     const firstAttempts = new Set(keys.map((key) => chooseFault({ rates: RATES, seed }, key, 1)));
-    const exhausted = keys.some((key) =>
-      Array.from({ length: CLIENT_ATTEMPTS }, (_, i) =>
-        chooseFault({ rates: RATES, seed }, key, i + 1),
-      ).every((kind) => kind !== null),
-    );
+    // As the client goes: it stops at an answer, or at a fault once it has used its attempts for that fault.
+    const exhausted = keys.some((key) => {
+      for (let attempt = 1; ; attempt++) {
+        const kind = chooseFault({ rates: RATES, seed }, key, attempt);
+        if (kind === null) return false;
+        if (attempt >= (kind === "429" ? CLIENT_RATE_LIMITED_ATTEMPTS : CLIENT_ATTEMPTS)) return true;
+      }
+    });
     if (exhausted && INJECTED.every((kind) => firstAttempts.has(kind))) return seed;
   }
   throw new Error("no seed exercises every fault");

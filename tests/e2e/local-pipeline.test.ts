@@ -94,6 +94,9 @@ describe("local pipeline, reference baselines on the generated sample", () => {
         skipped: 4,
         cached: 0,
         retries: 0,
+        reattempted: 0,
+        truncated: 0,
+        invalidUsage: 0,
       });
   });
 
@@ -239,7 +242,7 @@ describe("local pipeline, secrets", () => {
             maxConcurrency: 4,
             maxTokens: 16,
             temperature: 0,
-            timeoutMs: 10_000,
+            timeoutMs: 60_000,
           },
         ],
         input: { runId: "e2e-secret", limit: 5 },

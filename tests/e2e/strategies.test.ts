@@ -124,6 +124,9 @@ describe("a run with two prompting strategies and vcd", () => {
       skipped: 4,
       cached: 0,
       retries: 0,
+      reattempted: 0,
+      truncated: 0,
+      invalidUsage: 0,
     });
     assert.deepEqual(vcd.errorsByKind, { logprobs_unavailable: RUNNABLE });
     assert.equal(rowOf("no-logprobs", "baseline").counts.answered, RUNNABLE);

@@ -514,6 +514,81 @@ describe("mmsafe runs", () => {
     assert.match(lines[at("aws-running")] ?? "", /RUNNING\s+2000-01-02 00:00:00\s+running/);
   });
 
+  it("locally, a RUNNING run is shown INTERRUPTED unless the process serving the home works on it", async () => {
+    const owner = { pid: 4242, host: os.hostname() };
+    const running = {
+      ...recordA,
+      status: "RUNNING",
+      headline: undefined,
+      report: undefined,
+      finishedAt: undefined,
+    };
+    await putRun({ ...running, runId: "aws-owned", owner, startedAt: "2000-01-03T00:00:00.000Z" });
+    await putRun({
+      ...running,
+      runId: "aws-ownerless",
+      owner: undefined,
+      startedAt: "2000-01-04T00:00:00.000Z",
+    });
+    const listed = async (localHolder: { pid: number; host: string } | null) => {
+      const out = capture();
+      await listRuns(
+        { runsTable: LOCAL_RESOURCES.runsTable, limit: 50, localHolder },
+        { dynamo, out: out.stream },
+      );
+      const lines = out.text().split("\n");
+      return (runId: string) => lines.find((l) => l.startsWith(`${runId} `)) ?? "";
+    };
+    // This process holds the home: nobody else can be working on a run, whatever its record says.
+    const alone = await listed(null);
+    assert.match(
+      alone("aws-owned"),
+      /INTERRUPTED\s+2000-01-03 00:00:00\s+–\s+\d+\s+error: its process \(pid 4242\) is gone/,
+    );
+    assert.match(
+      alone("aws-ownerless"),
+      /INTERRUPTED\s+2000-01-04 00:00:00\s+–\s+\d+\s+error: no process works on it/,
+    );
+    assert.match(alone("aws-broken"), /FAILED/, "only RUNNING runs are checked");
+    // A live run's process serves the home: its run is RUNNING, any other is not.
+    const live = await listed(owner);
+    assert.match(live("aws-owned"), /RUNNING\s+2000-01-03 00:00:00\s+running/);
+    assert.match(live("aws-running"), /INTERRUPTED/);
+    assert.match((await listed({ pid: 4242, host: "elsewhere" }))("aws-owned"), /INTERRUPTED/);
+  });
+
+  it("marks a RUNNING run INTERRUPTED, never one that ended; a resume re-opens it as RUNNING", async () => {
+    const runs = new DynamoRunStore(createDocumentClient(), LOCAL_RESOURCES.runsTable);
+    await putRun({ ...recordA, runId: "aws-stopped", status: "RUNNING" });
+    assert.equal(await runs.recordOwner("aws-stopped", { pid: 1, host: "h" }), true);
+    assert.equal(await runs.markInterrupted("aws-stopped", "2001-01-01T00:00:00.000Z", "SIGINT"), true);
+    const stopped = await runs.get("aws-stopped");
+    assert.deepEqual(
+      [stopped?.status, stopped?.error, stopped?.cause, stopped?.owner],
+      ["INTERRUPTED", "Interrupted", "SIGINT", { pid: 1, host: "h" }],
+    );
+    assert.equal(await runs.markInterrupted("aws-stopped", "2001-01-01T00:00:00.000Z", "SIGINT"), false);
+    assert.equal(await runs.markInterrupted("aws-a", "2001-01-01T00:00:00.000Z", "SIGINT"), false);
+    assert.equal((await runs.get("aws-a"))?.status, "SUCCEEDED");
+    assert.equal(await runs.markInterrupted("no-such-run", "2001-01-01T00:00:00.000Z", "SIGINT"), false);
+    assert.equal(
+      await runs.recordOwner("aws-a", { pid: 1, host: "h" }),
+      false,
+      "only a RUNNING run gets an owner",
+    );
+    if (!stopped) return;
+    const resumed = await runs.startOrResume({
+      ...stopped,
+      status: "RUNNING",
+      owner: undefined,
+      error: undefined,
+      cause: undefined,
+    });
+    assert.equal(resumed.attempts, stopped.attempts + 1);
+    const again = await runs.get("aws-stopped");
+    assert.deepEqual([again?.status, again?.error, again?.owner], ["RUNNING", undefined, undefined]);
+  });
+
   it("shows at most --limit runs and says how many are left out", async () => {
     const out = capture();
     await listRuns({ runsTable: LOCAL_RESOURCES.runsTable, limit: 1 }, { dynamo, out: out.stream });

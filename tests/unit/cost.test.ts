@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, it } from "node:test";
+import { z } from "zod";
 import {
   AWS_PRICES,
   addUsage,
   type CostEstimate,
+  childTransitionsFor,
   emptyAwsUsage,
   estimateAwsCost,
   estimateRunForItems,
@@ -14,6 +16,7 @@ import {
   standardTransitionsFor,
   withPriceOverrides,
 } from "../../src/core/cost.ts";
+import { runUsageFromCounters } from "../../src/core/run-usage.ts";
 import { WORKFLOW_DEFINITION } from "../../src/core/storage-layout.ts";
 
 const close = (actual: number | undefined, expected: number, what: string) =>
@@ -31,7 +34,7 @@ describe("estimateAwsCost", () => {
       { function: "evaluateShard", memoryMb: 1024, invocations: 10, billedMs: 40_000 }, // 40 GB-s
     ],
     standardTransitions: 15,
-    express: { executions: 10, billedMs: 41_000, memoryMb: 50 }, // billed as 64 MB: 0.0625 × 41 = 2.5625 GB-s
+    childTransitions: 12, // 10 shard children, 2 of them retried once
     aws: {
       s3: { get: 1000, put: 20, list: 0, other: 10 },
       dynamodb: { readUnits: 500, writeUnits: 1000, requests: 1200 },
@@ -44,18 +47,21 @@ describe("estimateAwsCost", () => {
     close(usdOf(e, "Lambda plan compute (512 MB arm64)"), 1 * 0.0000133334, "plan GB-s");
     close(usdOf(e, "Lambda evaluateShard compute (1024 MB arm64)"), 40 * 0.0000133334, "shard GB-s");
     close(usdOf(e, "Lambda requests"), 11 * 0.0000002, "Lambda requests");
-    close(usdOf(e, "Step Functions Standard state transitions"), 15 * 0.000025, "transitions");
-    close(usdOf(e, "Step Functions Express requests"), 10 * 0.000001, "express requests");
-    close(usdOf(e, "Step Functions Express duration (64 MB)"), 2.5625 * 0.00001667, "express duration");
+    close(usdOf(e, "Step Functions Standard state transitions (workflow)"), 15 * 0.000025, "transitions");
+    close(
+      usdOf(e, "Step Functions Standard state transitions (shard executions)"),
+      12 * 0.000025,
+      "child transitions",
+    );
     close(usdOf(e, "DynamoDB write request units"), 1000 * 0.000000625, "WRU");
     close(usdOf(e, "DynamoDB read request units"), 500 * 0.000000125, "RRU");
     close(usdOf(e, "S3 PUT/COPY/POST/LIST requests"), 20 * 0.000005, "S3 put");
     close(usdOf(e, "S3 GET and other requests"), 1010 * 0.0000004, "S3 get");
     close(usdOf(e, "EventBridge custom events"), 0.000001, "events");
-    // 41 GB-s × 0.0000133334 = 0.0005466694, + 0.0000022 + 0.000375 + 0.00001 + 0.000042716875 + 0.000625
-    // + 0.0000625 + 0.0001 + 0.000404 + 0.000001
-    close(e.totalUsd, 0.002169086275, "total");
-    assert.equal(e.lines.length, 11, "no logs line: no logsGb given");
+    // 41 GB-s × 0.0000133334 = 0.0005466694, + 0.0000022 + 0.000375 + 0.0003 + 0.000625 + 0.0000625
+    // + 0.0001 + 0.000404 + 0.000001
+    close(e.totalUsd, 0.0024163694, "total");
+    assert.equal(e.lines.length, 10, "no logs line: no logsGb given");
     assert.deepEqual(e.prices, { region: "us-east-1", asOf: AWS_PRICES.asOf });
     const wru = e.lines.find((l) => l.item === "DynamoDB write request units");
     assert.deepEqual(
@@ -68,7 +74,7 @@ describe("estimateAwsCost", () => {
     const e = estimateAwsCost({
       lambda: [],
       standardTransitions: 0,
-      express: { executions: 0, billedMs: 0, memoryMb: 64 },
+      childTransitions: 0,
       aws: emptyAwsUsage(),
       events: 0,
       logsGb: 2,
@@ -103,13 +109,29 @@ describe("estimateAwsCost", () => {
 
 describe("standardTransitionsFor", () => {
   it("counts the states of the success and failure paths plus one per child execution", () => {
-    assert.equal(standardTransitionsFor(0, "succeeded"), 5);
-    assert.equal(standardTransitionsFor(59, "succeeded"), 64);
-    assert.equal(standardTransitionsFor(3, "failed"), 9); // Plan, Evaluate + 3, 4 failure states
-    assert.equal(standardTransitionsFor(3, "failed", "Evaluate"), 9);
-    assert.equal(standardTransitionsFor(3, "failed", "Aggregate"), 10);
+    assert.equal(standardTransitionsFor(0, "succeeded"), 6);
+    assert.equal(standardTransitionsFor(59, "succeeded"), 65);
+    assert.equal(standardTransitionsFor(3, "failed"), 10); // Plan, CheckModels, Evaluate + 3, 4 failure states
+    assert.equal(standardTransitionsFor(3, "failed", "Evaluate"), 10);
+    assert.equal(standardTransitionsFor(3, "failed", "Aggregate"), 11);
     assert.equal(standardTransitionsFor(3, "failed", "Plan"), 4);
     assert.throws(() => standardTransitionsFor(-1, "succeeded"), RangeError);
+  });
+
+  it("counts a run stopped by CheckModels without any child execution", () => {
+    // Plan, CheckModels, DescribeFailure, MarkRunFailed, PublishFailed, RunFailed: no shard was started,
+    // so the planned shards change nothing.
+    assert.equal(standardTransitionsFor(0, "failed", "CheckModels"), 6);
+    assert.equal(standardTransitionsFor(59, "failed", "CheckModels"), 6);
+    const e = estimateAwsCost({
+      lambda: [],
+      standardTransitions: standardTransitionsFor(59, "failed", "CheckModels"),
+      childTransitions: 0,
+      aws: emptyAwsUsage(),
+      events: 1,
+    });
+    close(usdOf(e, "Step Functions Standard state transitions (workflow)"), 6 * 0.000025, "transitions");
+    assert.equal(usdOf(e, "Step Functions Standard state transitions (shard executions)"), undefined);
   });
 
   it("matches the paths of the workflow definition", async () => {
@@ -130,16 +152,84 @@ describe("standardTransitionsFor", () => {
       return names;
     };
     const success = path(asl.StartAt);
-    assert.deepEqual(success, ["Plan", "Evaluate", "Aggregate", "PublishCompleted", "RunSucceeded"]);
+    assert.deepEqual(success, [
+      "Plan",
+      "CheckModels",
+      "Evaluate",
+      "Aggregate",
+      "PublishCompleted",
+      "RunSucceeded",
+    ]);
     const failure = path(asl.States.Evaluate?.Catch?.[0]?.Next ?? "");
     assert.deepEqual(failure, ["DescribeFailure", "MarkRunFailed", "PublishFailed", "RunFailed"]);
+    assert.equal(asl.States.CheckModels?.Catch?.[0]?.Next, "DescribeFailure");
     assert.equal(asl.States.Aggregate?.Catch?.[0]?.Next, "DescribeFailure");
     const planFailure = path(asl.States.Plan?.Catch?.[0]?.Next ?? "");
     assert.deepEqual(planFailure, ["DescribePlanFailure", "PublishFailed", "RunFailed"]);
     assert.equal(standardTransitionsFor(0, "succeeded"), success.length);
-    assert.equal(standardTransitionsFor(0, "failed", "Evaluate"), 2 + failure.length);
-    assert.equal(standardTransitionsFor(0, "failed", "Aggregate"), 3 + failure.length);
+    assert.equal(standardTransitionsFor(0, "failed", "CheckModels"), 2 + failure.length);
+    assert.equal(standardTransitionsFor(0, "failed", "Evaluate"), 3 + failure.length);
+    assert.equal(standardTransitionsFor(0, "failed", "Aggregate"), 4 + failure.length);
     assert.equal(standardTransitionsFor(0, "failed", "Plan"), 1 + planFailure.length);
+  });
+
+  it("matches the shard child of the workflow definition: STANDARD, one state that ends it", async () => {
+    const child = z
+      .object({
+        States: z.object({
+          Evaluate: z.object({
+            ItemProcessor: z.object({
+              ProcessorConfig: z.object({ ExecutionType: z.string() }),
+              StartAt: z.string(),
+              States: z.record(z.string(), z.object({ Type: z.string(), End: z.boolean().optional() })),
+            }),
+          }),
+        }),
+      })
+      .parse(JSON.parse(await readFile(WORKFLOW_DEFINITION, "utf8"))).States.Evaluate.ItemProcessor;
+    assert.equal(child.ProcessorConfig.ExecutionType, "STANDARD", "children billed per transition");
+    // One state, entered once per attempt; no Succeed/Fail state after it.
+    assert.deepEqual(Object.keys(child.States), [child.StartAt]);
+    assert.deepEqual(child.States[child.StartAt], { Type: "Task", End: true });
+    assert.equal(childTransitionsFor(1), Object.keys(child.States).length);
+  });
+});
+
+describe("childTransitionsFor", () => {
+  it("counts one transition per attempt of EvaluateShard: each retry adds one", () => {
+    assert.equal(childTransitionsFor(0), 0);
+    assert.equal(childTransitionsFor(59), 59);
+    // 59 shards, 3 of them resumed twice after ShardIncomplete and 1 retried after VerdictWriteFailed.
+    assert.equal(childTransitionsFor(59, 3 * 2 + 1), 66);
+    assert.throws(() => childTransitionsFor(-1), RangeError);
+    assert.throws(() => childTransitionsFor(3, 0.5), RangeError);
+  });
+
+  it("takes the retries of a finished run from its counters, apart from the CheckModels invocation", () => {
+    // 3 shards; evaluate-shard ran 6 times: the check and 5 attempts, so 2 retries.
+    const usage = runUsageFromCounters(
+      { planInvocations: 1, evaluateShardInvocations: 6, aggregateInvocations: 1 },
+      3,
+    );
+    assert.equal(usage.standardTransitions, 9); // 6 + 3 children started
+    assert.equal(usage.childTransitions, 5);
+    close(
+      usdOf(estimateAwsCost(usage), "Step Functions Standard state transitions (shard executions)"),
+      5 * 0.000025,
+      "child transitions",
+    );
+    // A resume: two executions, so two checks; the second execution's child attempts count too.
+    assert.equal(
+      runUsageFromCounters({ planInvocations: 2, evaluateShardInvocations: 7, aggregateInvocations: 1 }, 3)
+        .childTransitions,
+      5,
+    );
+    // Attempts cut short by the Lambda runtime record nothing: still at least one per shard.
+    assert.equal(
+      runUsageFromCounters({ planInvocations: 1, evaluateShardInvocations: 2, aggregateInvocations: 1 }, 3)
+        .childTransitions,
+      3,
+    );
   });
 });
 
@@ -156,32 +246,43 @@ describe("estimateRunForItems", () => {
     console.log(renderCostMarkdown(e, [{ modelId: "example-model", strategy: "baseline", usd: null }]));
     for (const note of e.notes) console.log(note);
 
-    // 59 shards: 58 of 25 items (ceil(25/8) = 4 waves of 1 s, + 0.5 s) and one of 3 (1 wave, + 0.5 s).
+    // 59 shards: 58 of 25 items (ceil(25/8) = 4 waves of 1 s, + 0.5 s) and one of 3 (1 wave, + 0.5 s);
+    // and CheckModels before them: one question (1 wave, + 0.5 s). 58 × 4.5 + 1.5 + 1.5 = 264 s.
     const shard = e.usage.lambda.find((l) => l.function === "evaluateShard");
     assert.deepEqual(shard, {
       function: "evaluateShard",
       memoryMb: 1024,
-      invocations: 59,
-      billedMs: 262_500,
+      invocations: 60,
+      billedMs: 264_000,
     });
-    assert.equal(e.usage.standardTransitions, 64);
-    // Express: 4.6 s and 1.6 s per child (+100 ms invoke), 64 MB.
-    assert.deepEqual(e.usage.express, { executions: 59, billedMs: 268_400, memoryMb: 64 });
-    // GET: models, dataset manifest, 15 dataset shards, run manifest, 59 shards, 1,453 images, manifest again.
+    // Plan, CheckModels, Evaluate + 59 children started, Aggregate, PublishCompleted, RunSucceeded.
+    assert.equal(e.usage.standardTransitions, 65);
+    // Each STANDARD child enters EvaluateShard once (no retries assumed).
+    assert.equal(e.usage.childTransitions, 59);
+    // GET: models, dataset manifest, 15 dataset shards; the check's run manifest, first shard and one image;
+    // the ItemReader's run manifest, 59 shards, the 1,452 images the check did not ask about; manifest again.
     // PUT: 59 shards + manifest, 2 map results, 1 responses file, report.json and report.md.
-    assert.deepEqual(e.usage.aws.s3, { get: 1531, put: 65, list: 0, other: 0 });
-    // Reads: 1 + 1,453 × 0.5 + 1 + ceil(1,453 × 700 / 4,096) × 0.5 = 853; writes: 2 + 1,453 + 2.
-    assert.equal(e.usage.aws.dynamodb.readUnits, 853);
+    assert.deepEqual(e.usage.aws.s3, { get: 1533, put: 65, list: 0, other: 0 });
+    // Reads: 1 + (25 checked + 1,453) × 0.5 + 1 + ceil(1,453 × 700 / 4,096) × 0.5 = 865.5;
+    // writes: 2 + 1,453 + 2 (the check's verdict is one of the 1,453).
+    assert.equal(e.usage.aws.dynamodb.readUnits, 865.5);
     assert.equal(e.usage.aws.dynamodb.writeUnits, 1457);
+    // GetItem, PutItem; 1 + 59 BatchGetItem; 1,453 PutItem; GetItem, UpdateItem; 1 Query page.
+    assert.equal(e.usage.aws.dynamodb.requests, 1518);
 
-    close(usdOf(e, "Lambda evaluateShard compute (1024 MB arm64)"), 262.5 * 0.0000133334, "shards");
-    close(usdOf(e, "Step Functions Standard state transitions"), 64 * 0.000025, "transitions");
-    close(usdOf(e, "Step Functions Express duration (64 MB)"), 16.775 * 0.00001667, "express");
-    // Lambda 266.5 GB-s (0.0035533511) and 61 requests (0.0000122), 64 transitions (0.0016), 59 Express
-    // executions (0.000059) of 16.775 GB-s (0.00027963925), 1,457 WRU (0.000910625), 853 RRU (0.000106625),
-    // 65 PUT (0.000325) and 1,531 GET (0.0006124) S3 requests, 1 event (0.000001).
-    close(e.totalUsd, 0.00745984035, "total");
-    assert.equal(formatUsd(e.totalUsd), "$0.00746");
+    close(usdOf(e, "Lambda evaluateShard compute (1024 MB arm64)"), 264 * 0.0000133334, "shards");
+    close(usdOf(e, "Step Functions Standard state transitions (workflow)"), 65 * 0.000025, "transitions");
+    close(
+      usdOf(e, "Step Functions Standard state transitions (shard executions)"),
+      59 * 0.000025,
+      "child transitions",
+    );
+    // Lambda 268 GB-s (0.0035733512) and 62 requests (0.0000124), 65 + 59 transitions (0.001625 + 0.001475),
+    // 1,457 WRU (0.000910625), 865.5 RRU (0.0001081875), 65 PUT (0.000325) and 1,533 GET (0.0006132) S3
+    // requests, 1 event (0.000001).
+    close(e.totalUsd, 0.0086437637, "total");
+    assert.equal(formatUsd(e.totalUsd), "$0.00864");
+    assert.ok((e.totalUsd / 1453) * 1000 <= 0.01, "at most $0.01 per 1,000 verdicts");
     assert.equal(e.notes.length, 2, "a shard fits the EvaluateShard timeout");
   });
 
@@ -194,7 +295,7 @@ describe("estimateRunForItems", () => {
       modelLatencyMs: 5000,
       maxConcurrency: 2,
     });
-    assert.match(e.notes.at(-1) ?? "", /EvaluateShard timeout/);
+    assert.match(e.notes.at(-1) ?? "", /EvaluateShard timeout.*retried in its child execution/);
   });
 });
 
@@ -202,8 +303,8 @@ describe("renderCostMarkdown", () => {
   it("shows token costs, the AWS lines with their prices and the price date", () => {
     const e = estimateAwsCost({
       lambda: [{ function: "plan", memoryMb: 512, invocations: 1, billedMs: 2000 }],
-      standardTransitions: 5,
-      express: { executions: 0, billedMs: 0, memoryMb: 64 },
+      standardTransitions: 6,
+      childTransitions: 0,
       aws: {
         s3: { get: 0, put: 0, list: 0, other: 0 },
         dynamodb: { readUnits: 0, writeUnits: 4, requests: 4 },

@@ -130,8 +130,8 @@ async function planAndAggregate(runId: string, input: Record<string, unknown>) {
     ),
   );
   const verdictStore: VerdictStore = {
-    existingKeys: async () => new Set(),
-    putIfAbsent: async () => true,
+    existing: async () => new Map(),
+    put: async () => true,
     listRun: async () => verdicts,
   };
   await aggregate(

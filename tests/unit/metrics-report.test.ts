@@ -229,6 +229,9 @@ describe("computeRow: accounting, errors, cost and latency", () => {
       skipped: 0,
       cached: 0,
       retries: 6,
+      reattempted: 0,
+      truncated: 0,
+      invalidUsage: 0,
     });
     assert.deepEqual(row.errorsByKind, { timeout: 2, http_429: 1 });
     // Each column only counts its answered item: typical 1/1, attack 1/1, over-safety 0/1.
@@ -248,6 +251,9 @@ describe("computeRow: accounting, errors, cost and latency", () => {
       skipped: 2,
       cached: 0,
       retries: 6,
+      reattempted: 0,
+      truncated: 0,
+      invalidUsage: 0,
     });
     assert.equal(row.counts.planned, row.counts.answered + row.counts.errored + row.counts.missing);
     const empty = computeRow(model(), "baseline", [], 4);
@@ -259,6 +265,9 @@ describe("computeRow: accounting, errors, cost and latency", () => {
       skipped: 0,
       cached: 0,
       retries: 0,
+      reattempted: 0,
+      truncated: 0,
+      invalidUsage: 0,
     });
     assert.equal(empty.paper.total, null);
   });

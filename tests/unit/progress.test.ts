@@ -5,6 +5,7 @@ import {
   eta,
   formatCost,
   formatDuration,
+  formatErrorSummary,
   formatProgressLine,
   LABEL_WIDTH,
   ProgressDisplay,
@@ -166,8 +167,64 @@ describe("ProgressDisplay off a terminal", () => {
     const { lines, stream } = capture();
     const display = new ProgressDisplay(stream, true);
     display.handle({ type: "info", message: "hello" });
-    display.handle(rich({ final: true }));
+    display.handle(rich({ final: true, errorSummaries: [summary(3)] }));
     assert.deepEqual(lines, []);
+  });
+
+  it("sums error verdicts up per model every 5 s, only when they grew, and at the end", () => {
+    const { lines, stream } = capture();
+    const display = new ProgressDisplay(stream);
+    const at = (s: number, errors: number, final = false): RunEvent =>
+      rich({ elapsedMs: s * 1000, done: 10 * s, final, errorSummaries: errors > 0 ? [summary(errors)] : [] });
+    display.handle(at(1, 0));
+    display.handle(at(2, 5)); // the first errors: said at once
+    display.handle(at(4, 9)); // within 5 s of the last summary
+    display.handle(at(8, 9)); // 9 errors: said once
+    display.handle(at(14, 9)); // unchanged: not repeated
+    display.handle(at(15, 12, true)); // the end: said whatever the interval
+    assert.deepEqual(
+      lines.filter((l) => !l.startsWith("progress:")),
+      [
+        "m1: 5 errors (connection 5) at http://127.0.0.1:9/v1: Connection error.",
+        "m1: 9 errors (connection 9) at http://127.0.0.1:9/v1: Connection error.",
+        "m1: 12 errors (connection 12) at http://127.0.0.1:9/v1: Connection error.",
+      ],
+    );
+  });
+});
+
+function summary(errors: number) {
+  return {
+    id: "m1",
+    baseURL: "http://127.0.0.1:9/v1",
+    errors,
+    kinds: { connection: errors },
+    sample: "Connection error.",
+  };
+}
+
+describe("formatErrorSummary", () => {
+  it("gives the count, the kinds (most common first), the endpoint and a sample on one line", () => {
+    assert.equal(
+      formatErrorSummary({
+        id: "gpt-4o",
+        baseURL: "https://api.example.com/v1",
+        errors: 1,
+        kinds: { timeout: 1 },
+        sample: "Request timed out.\n(after 30 s)",
+      }),
+      "gpt-4o: 1 error (timeout 1) at https://api.example.com/v1: Request timed out. (after 30 s)",
+    );
+    assert.equal(
+      formatErrorSummary({
+        id: "m\u001b[31m",
+        baseURL: "http://h/v1",
+        errors: 1_234,
+        kinds: { server_error: 1_200, endpoint_unavailable: 34 },
+        sample: null,
+      }),
+      "m?[31m: 1,234 errors (server_error 1,200, endpoint_unavailable 34) at http://h/v1",
+    );
   });
 });
 
@@ -217,6 +274,9 @@ describe("tallyProgress", () => {
         costUsd: (300 * 2 + 30 * 10) / 1e6,
         cached: 1,
         models: undefined,
+        errorSummaries: [
+          { id: "b", baseURL: "http://127.0.0.1:9/v1", errors: 1, kinds: { unknown: 1 }, sample: null },
+        ],
       },
     );
     assert.deepEqual(tally.models, [
@@ -227,5 +287,44 @@ describe("tallyProgress", () => {
 
   it("has no cost when no model has prices", () => {
     assert.equal(tallyProgress([row({})], [model("a")], 1).costUsd, null);
+  });
+
+  it("sums up each model's error verdicts: kinds, most common first, and a message of that kind", () => {
+    const error = (kind: string, errorMessage: string | null) =>
+      row({ modelId: "b", status: "error", errorKind: kind, errorMessage });
+    const tally = tallyProgress(
+      [
+        error("timeout", "Request timed out."),
+        error("connection", null),
+        error("connection", "Connection error."),
+        error("connection", "Connection error (again)."),
+        row({}),
+      ],
+      [model("a"), model("b")],
+      10,
+    );
+    assert.deepEqual(tally.errorSummaries, [
+      {
+        id: "b",
+        baseURL: "http://127.0.0.1:9/v1",
+        errors: 4,
+        kinds: { connection: 3, timeout: 1 },
+        sample: "Connection error.",
+      },
+    ]);
+  });
+
+  it("on a resume that retries errors, counts the error verdicts written before it as still to do", () => {
+    const rows = [
+      row({ status: "error", errorKind: "connection", createdAt: "2026-01-01T00:00:00.000Z" }), // to retry
+      row({ status: "error", errorKind: "connection", createdAt: "2026-01-02T00:00:01.000Z" }), // this run's
+      row({ createdAt: "2026-01-01T00:00:00.000Z" }), // an old answer: done
+    ];
+    const resumed = tallyProgress(rows, [model("a")], 10, {
+      retryingErrorsBefore: "2026-01-02T00:00:00.000Z",
+    });
+    assert.deepEqual([resumed.done, resumed.errors, resumed.models[0]?.done], [2, 1, 2]);
+    const kept = tallyProgress(rows, [model("a")], 10);
+    assert.deepEqual([kept.done, kept.errors], [3, 2]);
   });
 });

@@ -20,11 +20,16 @@ import { addDiffusionNoise } from "../../src/adapters/image-noise.ts";
 import { detectImageType, IMAGE_TYPES } from "../../src/core/image-type.ts";
 import { writeSampleDataset } from "../../src/dataset/sample.ts";
 import {
+  BAD_USAGE_VARIANTS,
+  badUsageVariant,
   chooseFault,
+  echoedKeyForms,
   FAULT_KINDS,
   type FaultKind,
   type FaultPlan,
   HOSTILE_ANSWER_SUFFIX,
+  HUGE_ANSWER_CHARS,
+  MODEL_SUFFIXES,
   measureImageRoughness,
   NO_LOGPROBS_SUFFIX,
   NOISE_SENSITIVE_PROBABILITIES,
@@ -544,18 +549,35 @@ describe("reference model server faults", () => {
     imageBytes = Buffer.from(image.slice(image.indexOf(",") + 1), "base64");
   });
 
-  /** Starts a server with `faults`, runs `body` with a no-retry client, always closes the server. */
+  /**
+   * Starts a server with `faults`, runs `body` with a no-retry client, always closes the server. The
+   * client's timeout is a minute: long enough never to fire before an answer on a loaded machine.
+   */
   const withServer = async (
     faults: FaultPlan,
     body: (server: ReferenceServer, client: OpenAI) => Promise<void>,
-    timeout = 10_000,
+    options: { timeout?: number; fetch?: typeof fetch } = {},
   ): Promise<void> => {
     const server = await startReferenceModelServer({ faults });
     try {
-      await body(server, new OpenAI({ baseURL: server.baseURL, apiKey: "unused", maxRetries: 0, timeout }));
+      await body(
+        server,
+        new OpenAI({
+          baseURL: server.baseURL,
+          apiKey: "unused",
+          maxRetries: 0,
+          timeout: options.timeout ?? 60_000,
+          ...(options.fetch ? { fetch: options.fetch } : {}),
+        }),
+      );
     } finally {
       await server.close();
     }
+  };
+
+  /** Polls `condition` every 10 ms until it holds (the test's own timeout bounds the wait). */
+  const until = async (condition: () => boolean): Promise<void> => {
+    while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
   };
 
   it("429: RateLimitError with Retry-After and retry-after-ms headers, configurable", async () => {
@@ -604,18 +626,34 @@ describe("reference model server faults", () => {
   });
 
   it("timeout: never answers, so the client's own timeout fires (APIConnectionTimeoutError)", async () => {
+    // The client's 300 ms timeout must not end the request before the server has read it and decided to
+    // hang, however loaded the machine is: its abort reaches the connection only once the server counted
+    // the hang (the SDK still sees its own timeout fire, and reports it as such).
+    let server: ReferenceServer | undefined;
+    const hangSeen = async () => until(() => (server?.stats().faults.timeout ?? 0) >= 1);
+    const gatedFetch: typeof fetch = async (url, init) => {
+      const connection = new AbortController();
+      init?.signal?.addEventListener(
+        "abort",
+        () => void hangSeen().then(() => connection.abort(init.signal?.reason)),
+        { once: true },
+      );
+      return fetch(url, { ...init, signal: connection.signal });
+    };
     await withServer(
       { rates: { timeout: 1 } },
-      async (server, client) => {
+      async (s, client) => {
+        server = s;
         const started = performance.now();
         await assert.rejects(
           client.chat.completions.create(params("always-yes", itemMessages(image))),
           APIConnectionTimeoutError,
         );
+        // A lower bound only: on a loaded machine the wait is longer, never shorter.
         assert.ok(performance.now() - started >= 290, "waited for the client's timeout");
-        assert.equal(server.stats().faults.timeout, 1);
+        assert.equal(s.stats().faults.timeout, 1);
       },
-      300,
+      { timeout: 300, fetch: gatedFetch },
     );
   });
 
@@ -821,12 +859,10 @@ describe("reference model server faults", () => {
         (error: unknown) => error,
       ),
     );
-    while (server.stats().faults.timeout < 3) await new Promise((r) => setTimeout(r, 10));
-    const started = performance.now();
+    await until(() => server.stats().faults.timeout >= 3);
+    // No bound on close()'s wall time (a loaded machine may be slow): had it waited for the hanging requests,
+    // they would end in the client's 60 s timeout ("timeout"), not in a dropped connection.
     await server.close();
-    const closeMs = performance.now() - started;
-    assert.ok(closeMs < 2000, `close() took ${closeMs} ms`);
-    // The connections were destroyed: every client sees a dropped connection, long before its timeout.
     assert.deepEqual(await Promise.all(pending), ["drop", "drop", "drop"]);
   });
 
@@ -864,5 +900,109 @@ describe("reference model server faults", () => {
     ]) {
       await assert.rejects(startReferenceModelServer({ faults }), RangeError, JSON.stringify(faults));
     }
+  });
+});
+
+describe("reference model server: untrusted answers (+echokey, +huge, +badusage)", () => {
+  const KEY = "MMSAFE_TEST_KEY_9876543210";
+  let server: ReferenceServer;
+  let client: OpenAI;
+  let image: string;
+
+  before(async () => {
+    server = await startReferenceModelServer();
+    client = new OpenAI({ baseURL: server.baseURL, apiKey: KEY, maxRetries: 0 });
+    image = await pngDataUrl(0);
+  });
+
+  after(async () => {
+    await server.close();
+  });
+
+  it("+echokey answers as the base model, then repeats the bearer token verbatim and masked", async () => {
+    const completion = await client.chat.completions.create(
+      params("always-yes+echokey", itemMessages(image)),
+    );
+    const content = completion.choices[0]?.message.content ?? "";
+    assert.ok(content.startsWith("Yes. (the bearer token of this request: "), content);
+    for (const form of echoedKeyForms(KEY)) assert.ok(content.includes(form), form);
+    assert.deepEqual(echoedKeyForms(KEY).slice(0, 5), [
+      KEY,
+      "MMSAFE_************3210",
+      "MMSA…3210",
+      "MMSAFE_T...3210",
+      "xxxxxxxx3210",
+    ]);
+    // The echo itself adds no answer word: paper scoring of the base model is unchanged.
+    assert.doesNotMatch(content.slice(4).replace(KEY, ""), /yes|no/i);
+  });
+
+  it("+huge answers 2 MiB whose decision is only at the very end", async () => {
+    for (const [model, decision] of [
+      ["always-no+huge", "No"],
+      ["always-yes+huge", "Yes"],
+    ] as const) {
+      const completion = await client.chat.completions.create(params(model, itemMessages(image)));
+      const content = completion.choices[0]?.message.content ?? "";
+      assert.equal(content.length, HUGE_ANSWER_CHARS, model);
+      const ending = `\nFinal answer: ${decision}.`;
+      assert.ok(content.endsWith(ending), model);
+      assert.doesNotMatch(content.slice(0, -ending.length), /yes|no/i, model);
+      assert.equal(completion.choices[0]?.finish_reason, "stop");
+    }
+  });
+
+  it("+badusage reports an invalid usage, a variant chosen by the question", async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 24; i++) {
+      const url = await pngDataUrl(i);
+      const model = "random+badusage";
+      const completion = await client.chat.completions.create(params(model, itemMessages(url)));
+      const bytes = Buffer.from(url.slice(url.indexOf(",") + 1), "base64");
+      const variant = badUsageVariant(promptKey(model, [SENTENCE, bytes]));
+      seen.add(variant.name);
+      assert.deepEqual(completion.usage, variant.usage, variant.name);
+      assert.match(completion.choices[0]?.message.content ?? "", /^(Yes|No)\.$/);
+    }
+    assert.ok(seen.size >= 4, `variants seen: ${[...seen].join(", ")}`);
+    for (const { usage } of BAD_USAGE_VARIANTS) {
+      const counts = [usage?.prompt_tokens, usage?.completion_tokens];
+      assert.ok(
+        counts.some((n) => !Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > 1e8),
+        JSON.stringify(usage),
+      );
+    }
+  });
+
+  it("combines suffixes in any order, each once; an unknown or repeated one is a 404 naming them", async () => {
+    const completion = await client.chat.completions.create(
+      params("always-no+badusage+huge+nologprobs", itemMessages(image), { logprobs: true, top_logprobs: 1 }),
+    );
+    assert.equal(completion.choices[0]?.logprobs, null);
+    assert.equal(completion.choices[0]?.message.content?.length, HUGE_ANSWER_CHARS);
+    for (const model of ["always-no+huge+huge", "always-no+echo", "always-no+"]) {
+      await assert.rejects(
+        client.chat.completions.create(params(model, itemMessages(image))),
+        (error: unknown) => {
+          assert.ok(error instanceof NotFoundError, model);
+          for (const suffix of MODEL_SUFFIXES) assert.ok(error.message.includes(suffix), suffix);
+          return true;
+        },
+      );
+    }
+  });
+
+  it("counts these as answers, not faults", async () => {
+    server.resetStats();
+    await client.chat.completions.create(params("always-yes+echokey", itemMessages(image)));
+    const stats = server.stats();
+    assert.equal(
+      Object.values(stats.answeredByPrompt).reduce((a, b) => a + b, 0),
+      1,
+    );
+    assert.equal(
+      Object.values(stats.faults).reduce((a, b) => a + b, 0),
+      0,
+    );
   });
 });

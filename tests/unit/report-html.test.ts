@@ -770,8 +770,8 @@ describe("Aggregate publishes report.html", () => {
     markSucceeded: async () => undefined,
   });
   const verdictStore = (): VerdictStore => ({
-    existingKeys: async () => new Set(),
-    putIfAbsent: async () => true,
+    existing: async () => new Map(),
+    put: async () => true,
     listRun: async () => verdicts,
   });
 

@@ -5,13 +5,22 @@
  * Run: node --import tsx --test tests/unit/response-cache.test.ts
  */
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 import { describe, it } from "node:test";
+import { EnvOrSecretsKeySource } from "../../src/adapters/api-keys.ts";
 import type { ObjectStore } from "../../src/adapters/object-store.ts";
-import type { CompletionOptions, ModelClient } from "../../src/adapters/openai-model.ts";
+import {
+  type CompletionOptions,
+  type ModelAnswer,
+  type ModelClient,
+  OpenAIModelClient,
+  redactAnswer,
+} from "../../src/adapters/openai-model.ts";
 import {
   CACHE_ENTRY_VERSION,
   type CacheEntry,
   CachingModelClient,
+  MAX_CACHE_ENTRY_BYTES,
   parseCacheEntry,
 } from "../../src/adapters/response-cache.ts";
 import { cacheKey, cacheRequest, canonicalJson } from "../../src/core/cache-key.ts";
@@ -20,7 +29,8 @@ import { buildChatMessages } from "../../src/core/prompts.ts";
 import { type ModelConfig, modelConfigSchema } from "../../src/core/schemas.ts";
 import { responseCacheKey, S3_PREFIXES } from "../../src/core/storage-layout.ts";
 import type { TokenLogprobs } from "../../src/core/vcd.ts";
-import type { ModelOutcome } from "../../src/core/verdicts.ts";
+import { buildVerdict, type ModelOutcome } from "../../src/core/verdicts.ts";
+import { echoedKeyForms } from "../../src/local/reference-model-server.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 
 const dataUrl = (bytes: number[], mediaType = "image/png") =>
@@ -267,7 +277,8 @@ describe("CachingModelClient", () => {
   });
 
   it("hit: no call, the stored answer marked cached, one attempt, no tokens paid", async () => {
-    const { inner, client } = setup(() => answer("No.", { logprobs: LOGPROBS }));
+    // The call took an hour: a lookup, however loaded the machine, takes less.
+    const { inner, client } = setup(() => answer("No.", { logprobs: LOGPROBS, latencyMs: 3_600_000 }));
     await client.complete(MODEL, messages(), { topLogprobs: 20 });
     await client.flush();
     const hit = await client.complete(MODEL, messages(), { topLogprobs: 20, cache: true });
@@ -279,7 +290,10 @@ describe("CachingModelClient", () => {
     assert.equal(hit.finishReason, "stop");
     assert.deepEqual(hit.logprobs, LOGPROBS);
     assert.deepEqual([hit.attempts, hit.promptTokens, hit.completionTokens], [1, 0, 0]);
-    assert.ok(hit.latencyMs >= 0 && hit.latencyMs < 1000, `lookup time, not the call's: ${hit.latencyMs}`);
+    assert.ok(
+      hit.latencyMs >= 0 && hit.latencyMs < 3_600_000,
+      `lookup time, not the call's: ${hit.latencyMs}`,
+    );
   });
 
   it("caching defaults to on; a request that differs in anything that matters is a miss", async () => {
@@ -452,5 +466,143 @@ describe("CachingModelClient", () => {
     const { inner, client } = setup();
     await client.prepare(MODEL);
     assert.equal(inner.prepared, 1);
+  });
+});
+
+describe("CachingModelClient with untrusted answers", () => {
+  const KEY = "MMSAFE_TEST_KEY_9876543210";
+  /** Runs of more than 4 characters of KEY in `text`. */
+  const leaked = (text: string) =>
+    Array.from({ length: KEY.length - 4 }, (_, i) => KEY.slice(i, i + 5)).filter((p) => text.includes(p));
+
+  /** A fake client that redacts with KEY, as the OpenAI client does with the model's key. */
+  class RedactingModels extends FakeModels {
+    async redactAnswer(_model: ModelConfig, outcome: ModelAnswer): Promise<ModelAnswer> {
+      return redactAnswer(outcome, KEY);
+    }
+  }
+
+  it("stores a 2 MB answer whole, so a hit gives exactly the verdict the call gave", async () => {
+    const text = `${"Let me think this through step by step. ".repeat(52_000)}\nFinal answer: Yes.`;
+    const { store, client } = setup(() => answer(text));
+    const first = await client.complete(MODEL, messages());
+    await client.flush();
+    const key = cacheKey(MODEL, messages());
+    assert.equal(entryOf(store, key).answer.text, text);
+    const again = new CachingModelClient(new FakeModels(() => rateLimited), store);
+    const hit = await again.complete(MODEL, messages());
+    assert.ok(hit.kind === "answer" && hit.cached);
+    const item = datasetItem(1);
+    const scored = (o: ModelOutcome) => {
+      const v = buildVerdict("r", "m1", "contextual-reasoning", item, o, new Date(0));
+      return [
+        v.response,
+        v.scoredResponse,
+        v.correctPaper,
+        v.correctStrict,
+        v.strictAnswer,
+        v.truncated,
+        v.responseLength,
+      ];
+    };
+    assert.deepEqual(scored(hit), scored(first));
+    assert.equal(scored(hit)[5], true, "the verdict is the truncated one");
+  });
+
+  it("does not store an answer above the entry cap (rather than a cut one that would score differently)", async () => {
+    const { store, client, warnings } = setup(() => answer("a".repeat(MAX_CACHE_ENTRY_BYTES + 1)));
+    await client.complete(MODEL, messages());
+    await client.flush();
+    assert.equal(store.puts, 0);
+    assert.match(warnings.join("\n"), /too large to cache/);
+  });
+
+  it("caches an answer whose token counts were invalid (null), and a hit costs 0 tokens", async () => {
+    const { store, client } = setup(() => answer("No.", { promptTokens: null, completionTokens: null }));
+    await client.complete(MODEL, messages());
+    await client.flush();
+    const entry = entryOf(store, cacheKey(MODEL, messages()));
+    assert.deepEqual([entry.answer.promptTokens, entry.answer.completionTokens], [null, null]);
+    const hit = await client.complete(MODEL, messages());
+    assert.deepEqual([hit.promptTokens, hit.completionTokens], [0, 0]);
+  });
+
+  it("redacts a hit written before answers were redacted, and rewrites its entry without the key", async () => {
+    const echo = `Yes. ${echoedKeyForms(KEY).join(" | ")}`;
+    // An old entry: written by a client that did not redact answers.
+    const { store, client: old } = setup(() => answer(echo));
+    await old.complete(MODEL, messages());
+    await old.flush();
+    const key = cacheKey(MODEL, messages());
+    assert.ok(leaked(entryOf(store, key).answer.text).length > 0, "the old entry holds the key");
+
+    const warnings: string[] = [];
+    const inner = new RedactingModels();
+    const client = new CachingModelClient(inner, store, { onWarning: (m) => warnings.push(m) });
+    const hit = await client.complete(MODEL, messages());
+    await client.flush();
+    assert.equal(inner.calls.length, 0, "still a hit: nothing paid");
+    assert.ok(hit.kind === "answer" && hit.cached);
+    assert.deepEqual(leaked(hit.text), []);
+    assert.ok(hit.text.startsWith("Yes. "));
+    const rewritten = entryOf(store, key);
+    assert.deepEqual(leaked(JSON.stringify(rewritten)), []);
+    assert.deepEqual([rewritten.answer.promptTokens, rewritten.answer.latencyMs], [100, 1234], "usage kept");
+    assert.match(warnings.join("\n"), /held a trace of the model's key; rewritten/);
+    // A clean entry is not rewritten again.
+    const puts = store.puts;
+    await client.complete(MODEL, messages());
+    await client.flush();
+    assert.equal(store.puts, puts);
+  });
+
+  it("in front of the OpenAI client, only ever sees (and stores) the answer without the key", async () => {
+    const server = createServer((req, res) => {
+      req.resume();
+      const bearer = (req.headers.authorization ?? "").replace(/^Bearer /, "");
+      const body = JSON.stringify({
+        id: "c",
+        object: "chat.completion",
+        created: 0,
+        model: "x",
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: `Yes. ${echoedKeyForms(bearer).join(" | ")}` },
+            finish_reason: "stop",
+            logprobs: null,
+          },
+        ],
+        usage: { prompt_tokens: 10, completion_tokens: 5 },
+      });
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    const port = typeof address === "object" && address ? address.port : 0;
+    try {
+      const model = modelConfigSchema.parse({
+        id: "m1",
+        baseURL: `http://127.0.0.1:${port}/v1`,
+        model: "x",
+        apiKeyEnv: "TEST_KEY",
+      });
+      const store = new MemoryStore();
+      const client = new CachingModelClient(
+        new OpenAIModelClient(new EnvOrSecretsKeySource({ TEST_KEY: KEY })),
+        store,
+      );
+      const outcome = await client.complete(model, messages());
+      await client.flush();
+      assert.ok(outcome.kind === "answer");
+      assert.deepEqual(leaked(outcome.text), []);
+      assert.equal(store.objects.size, 1);
+      for (const body of store.objects.values()) assert.deepEqual(leaked(body), [], body);
+    } finally {
+      server.close();
+    }
   });
 });
