@@ -22,11 +22,12 @@ import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import { type RunOwner, runOwnerSchema } from "../adapters/run-store.ts";
 import type { StackOutputs } from "../adapters/stack-outputs.ts";
+import { describeAffected, type RunCompletion } from "../core/completion.ts";
 import { formatPercent, type Headline } from "../core/report.ts";
 import { describeZodError, executionInputSchema } from "../core/schemas.ts";
 import { RUNS_TABLE_KEYS, reportJsonKey, reportPrefix, VERDICTS_TABLE_KEYS } from "../core/storage-layout.ts";
 import { headlineTable, terminalSafe } from "./format.ts";
-import { EXIT, UsageError } from "./main.ts";
+import { EXIT, readableCause, UsageError } from "./main.ts";
 import { ProgressDisplay } from "./progress.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -351,9 +352,9 @@ export async function startRun(options: StartOptions, deps: StartDeps): Promise<
     const error = execution.error ?? "";
     deps.err.write(
       `run ${runId} ${execution.status}${error ? `: ${terminalSafe(error)}` : ""}\n` +
-        (execution.cause ? `${terminalSafe(execution.cause)}\n` : ""),
+        (execution.cause ? `${terminalSafe(readableCause(execution.cause))}\n` : ""),
     );
-    if (error === "InvalidExecutionInput") return EXIT.badInput;
+    if (error === "InvalidExecutionInput" || error === "ModelUnavailable") return EXIT.badInput;
     const again = ["mmsafe start", `--stack ${options.stack}`, `--run-id ${runId}`];
     if (options.input) again.push(`--input ${options.input}`);
     deps.err.write(
@@ -361,11 +362,24 @@ export async function startRun(options: StartOptions, deps: StartDeps): Promise<
     );
     return EXIT.runFailed;
   }
-  printSucceeded(deps.out, runId, execution.output, options.stack);
-  return EXIT.ok;
+  const completion = printSucceeded(deps.out, runId, execution.output, options.stack);
+  if (completion === null || completion.outcome === "complete") return EXIT.ok;
+  const again = ["mmsafe start", `--stack ${options.stack}`, `--run-id ${runId}`];
+  if (options.input) again.push(`--input ${options.input}`);
+  deps.out.write(
+    `\n${completion.affected.map((a) => terminalSafe(describeAffected(a))).join("\n")}\n` +
+      `resume to retry them (answers are never asked again):\n  $ ${again.join(" ")}\n`,
+  );
+  return EXIT.incomplete;
 }
 
-function printSucceeded(out: Out, runId: string, outputText: string | undefined, stack: string): void {
+/** Prints a succeeded execution's headline and report; returns how the run ended, when the output says. */
+function printSucceeded(
+  out: Out,
+  runId: string,
+  outputText: string | undefined,
+  stack: string,
+): RunCompletion | null {
   let output: unknown;
   try {
     output = JSON.parse(outputText ?? "");
@@ -375,6 +389,7 @@ function printSucceeded(out: Out, runId: string, outputText: string | undefined,
   const result = output as Partial<{
     headline: Headline[];
     report: { json?: string; markdown?: string; responses?: string[] };
+    completion: RunCompletion;
   }> | null;
   out.write(`\nRun ${runId} SUCCEEDED — paper scoring (accuracy %)\n\n`);
   if (Array.isArray(result?.headline)) out.write(`${headlineTable(result.headline)}\n\n`);
@@ -385,6 +400,8 @@ function printSucceeded(out: Out, runId: string, outputText: string | undefined,
   const responses = Array.isArray(report?.responses) ? report.responses : [];
   for (const [i, r] of responses.entries()) out.write(`${i === 0 ? "responses:" : "          "} ${uri(r)}\n`);
   out.write(`download it: mmsafe report ${runId} --stack ${stack}\n`);
+  const completion = result?.completion;
+  return completion && Array.isArray(completion.affected) ? completion : null;
 }
 
 async function stackOutputs(cfn: CloudFormationClient, stack: string): Promise<StackOutputs> {
@@ -749,7 +766,8 @@ Examples:
 The input never holds a key: a model names its key's Secrets Manager secret (apiKeySecret) or environment
 variable (apiKeyEnv). An input that looks like it holds one (sk-..., an AWS access key id) is refused.
 Progress counts the verdicts in the verdicts table; Ctrl-C stops watching, not the run.
-Exit code 0 when the run succeeded, 1 when it failed, 2 for bad input.
+Exit code 0 when every verdict is an answer, 1 when the run failed, 2 for bad input (or a model the
+start-of-run check cannot ask), 3 when it finished with error or missing verdicts (resume to retry them).
 ${AWS_ENV_NOTE}
 
 Examples:

@@ -301,10 +301,30 @@ async function runCommand(options: RunOptions): Promise<number> {
 const INPUT_ERRORS: ReadonlySet<string> = new Set(["InvalidExecutionInput", "ModelUnavailable"]);
 
 /** Prints how a finished run ended: its headline table and report, and what it lacks; returns the exit code. */
+/**
+ * The message inside a failed task's cause: Step Functions wraps a Lambda error as JSON
+ * (`{"Error":…,"Cause":"{\"errorType\":…,\"errorMessage\":…}"}`); the user needs the errorMessage.
+ */
+export function readableCause(cause: string): string {
+  let current: unknown = cause;
+  for (let depth = 0; depth < 3 && typeof current === "string"; depth++) {
+    try {
+      const parsed: unknown = JSON.parse(current);
+      if (typeof parsed !== "object" || parsed === null) break;
+      const record = parsed as Record<string, unknown>;
+      if (typeof record.errorMessage === "string") return record.errorMessage;
+      current = record.Cause;
+    } catch {
+      break;
+    }
+  }
+  return typeof current === "string" ? current : cause;
+}
+
 async function reportRun(result: LocalRunResult, options: RunOptions, resume: string): Promise<number> {
   if (result.execution.status !== "SUCCEEDED" || !result.output) {
     process.stderr.write(
-      `run ${result.runId} FAILED: ${terminalSafe(result.execution.error ?? "")}\n${terminalSafe(result.execution.cause ?? "")}\n` +
+      `run ${result.runId} FAILED: ${terminalSafe(result.execution.error ?? "")}\n${terminalSafe(readableCause(result.execution.cause ?? ""))}\n` +
         `Verdicts already written are kept; resume with: ${resume}\n`,
     );
     return INPUT_ERRORS.has(result.execution.error ?? "") ? EXIT.badInput : EXIT.runFailed;

@@ -522,6 +522,12 @@ function answerEntries(report: Report): [string, string][] {
       "Answers without valid token counts",
       `${invalidUsage}: the endpoint reported none or invalid ones; counted as 0 tokens`,
     ]);
+  const reattempted = report.rows.reduce((s, r) => s + r.counts.reattempted, 0);
+  if (reattempted > 0)
+    entries.push([
+      "Verdicts that needed more than one run",
+      `${reattempted}: an error verdict of an earlier attempt, asked again when the run was resumed`,
+    ]);
   return entries;
 }
 

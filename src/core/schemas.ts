@@ -223,18 +223,9 @@ export const evaluateShardEventSchema = z
 export type EvaluateShardEvent = z.infer<typeof evaluateShardEventSchema>;
 
 /** The CheckModels task's event (evaluate-shard's function, before the fan-out). */
-export const checkModelsEventSchema = z
-  .object({
-    checkModels: z.literal(true),
-    runId: z.string(),
-    manifestKey: z.string(),
-    models: z.array(modelConfigSchema).min(1),
-    strategies: z.array(z.enum(STRATEGIES)).min(1),
-    vcd: vcdOptionsSchema,
-    cache: z.boolean().default(true),
-    retryErrors: z.boolean().default(true),
-    retryErrorsBefore: z.string().optional(),
-  })
+export const checkModelsEventSchema = evaluateShardEventSchema
+  .omit({ bucket: true, shard: true })
+  .extend({ checkModels: z.literal(true), manifestKey: z.string() })
   .strict();
 
 /** Log-probabilities of the Yes and No answers at the answer position; null when not among the returned top. */

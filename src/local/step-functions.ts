@@ -405,11 +405,17 @@ function distributedMapHandler(
 }
 
 /**
+ * A local child Task's TimeoutSeconds: 23 days, in effect none (Node's timers hold at most 2^31 − 1 ms, about
+ * 24.8 days; a longer one would fire at once).
+ */
+const UNTIMED_SECONDS = 2_000_000;
+
+/**
  * Rewrites a definition for aws-local-stepfunctions: each Task gets a local handler for its service
  * integration, and each Distributed Map becomes a Task (same I/O processing, Retry and Catch) whose
  * handler carries out the Distributed Map.
  *
- * Inside a Distributed Map's item processor (`inChild`), a Task's TimeoutSeconds is dropped: locally every
+ * Inside a Distributed Map's item processor (`inChild`), a Task's TimeoutSeconds is lifted: locally every
  * child runs in one process and shares its model gates, so a child's wall time includes waiting for slots
  * that other children hold, which is not its own work (on AWS each child has its Lambda to itself).
  */
@@ -421,10 +427,8 @@ function prepare(states: JsonObject, ctx: RunContext, inChild = false): JsonObje
       throw new Error(`state name ${name} is used twice; the local runner needs unique state names`);
     if (state.Type === "Task" && typeof state.Resource === "string") {
       ctx.overrides[name] = taskHandler(state.Resource, name, ctx);
-      if (inChild) {
-        const { TimeoutSeconds: _dropped, ...untimed } = state;
-        out[name] = untimed;
-      } else out[name] = state;
+      // Not left out: aws-local-stepfunctions would then apply its own default of 60 s (AWS's is none).
+      out[name] = inChild ? { ...state, TimeoutSeconds: UNTIMED_SECONDS } : state;
     } else if (
       state.Type === "Map" &&
       isObject(state.ItemProcessor) &&

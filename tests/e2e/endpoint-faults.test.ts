@@ -5,7 +5,6 @@
  * command: error verdicts are retried on resume, and no question that has an answer is asked again.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { createServer } from "node:net";
@@ -13,18 +12,14 @@ import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
 import type { Report } from "../../src/core/report.ts";
-import type { Verdict } from "../../src/core/schemas.ts";
 import { DUPLICATE_PAIRS } from "../../src/dataset/sample.ts";
-import { LOCAL_RESOURCES, startEmbeddedAws } from "../../src/local/embedded-aws.ts";
 import {
   type FaultPlan,
   type ReferenceServer,
   startReferenceModelServer,
 } from "../../src/local/reference-model-server.ts";
+import { localVerdicts, spawnMmsafe } from "../fixtures/local-cli.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -75,44 +70,8 @@ async function modelsFile(name: string, port: number, model: string, extra: Reco
 }
 
 /** `mmsafe run` as a user types it; the same command starts and resumes the run. */
-function mmsafeRun(args: string[]) {
-  const child = spawn(process.execPath, ["bin/mmsafe.js", "run", "--quiet", ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const output = { stdout: "", stderr: "" };
-  child.stdout.on("data", (chunk: Buffer) => {
-    output.stdout += chunk.toString("utf8");
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    output.stderr += chunk.toString("utf8");
-  });
-  let done = false;
-  const exited = new Promise<number | null>((resolve) =>
-    child.once("exit", (code) => {
-      done = true;
-      resolve(code);
-    }),
-  );
-  return { child, output, exited, hasExited: () => done };
-}
-
-async function verdictsOf(home: string, runId: string): Promise<Verdict[]> {
-  const aws = await startEmbeddedAws(path.join(home, "aws"));
-  const client = new DynamoDBClient({
-    endpoint: aws.dynamodbEndpoint,
-    region: LOCAL_RESOURCES.region,
-    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-  });
-  try {
-    return await new DynamoVerdictStore(
-      DynamoDBDocumentClient.from(client),
-      LOCAL_RESOURCES.verdictsTable,
-    ).listRun(runId);
-  } finally {
-    client.destroy();
-    await aws.close();
-  }
-}
+const mmsafeRun = (args: string[]) => spawnMmsafe(["run", "--quiet", ...args]);
+const verdictsOf = localVerdicts;
 
 async function waitFor(what: string, condition: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -177,6 +136,9 @@ describe("endpoint faults, injected from outside the runner", () => {
     ) as Report;
     assert.equal(report.completion.outcome, "complete");
     assert.equal(report.rows[0]?.counts.reattempted, 1);
+    const html = await readFile(path.join(work, "reports", "down-1", "report.html"), "utf8");
+    assert.match(html, /Verdicts that needed more than one run/);
+    assert.doesNotMatch(html, /id="completion"/, "a complete run has no banner");
   });
 
   it("an endpoint that dies half-way: the breaker stops its calls, the run ends with exit 3 and says so; a resume finishes it", {
@@ -243,10 +205,7 @@ describe("endpoint faults, injected from outside the runner", () => {
   }, async () => {
     const home = path.join(work, "storm-home");
     const dataset = path.join(work, "full");
-    const sample = spawn(process.execPath, ["bin/mmsafe.js", "dataset", "sample", "--full", dataset], {
-      stdio: "ignore",
-    });
-    assert.equal(await new Promise((resolve) => sample.once("exit", resolve)), 0);
+    assert.equal(await spawnMmsafe(["dataset", "sample", "--full", dataset]).exited, 0);
     const port = await freePort();
     const server = await serve({
       port,

@@ -15,24 +15,21 @@
  * included), report.html/md/json, the exported responses, stdout and stderr.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
 import { scorePaper } from "../../src/core/answer-parsing.ts";
 import type { Report } from "../../src/core/report.ts";
 import type { Verdict } from "../../src/core/schemas.ts";
-import { LOCAL_RESOURCES, startEmbeddedAws } from "../../src/local/embedded-aws.ts";
 import {
   HUGE_ANSWER_CHARS,
   type ReferenceServer,
   type ReferenceServerStats,
   startReferenceModelServer,
 } from "../../src/local/reference-model-server.ts";
+import { localVerdicts, spawnMmsafe } from "../fixtures/local-cli.ts";
 import { officialScore, readResponses } from "../fixtures/official-scorer.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
@@ -76,10 +73,8 @@ const runs: { first?: CliRun; resumed?: CliRun; cached?: CliRun } = {};
 /** `mmsafe run` as a user types it, with the key in its variable; resolves when the process exits. */
 async function mmsafeRun(runId: string): Promise<CliRun> {
   const before = server.stats();
-  const child = spawn(
-    process.execPath,
+  const run = spawnMmsafe(
     [
-      "bin/mmsafe.js",
       "run",
       "--home",
       home,
@@ -94,25 +89,16 @@ async function mmsafeRun(runId: string): Promise<CliRun> {
       "--limit",
       String(LIMIT),
     ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, [KEY_ENV]: KEY } },
+    { [KEY_ENV]: KEY },
   );
-  started.push(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString("utf8");
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("utf8");
-  });
-  // "exit", not "close": the embedded servers inherit stderr, so "close" would also wait for them.
-  const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  started.push(run.child);
+  const code = await run.exited;
   return {
     code,
-    stdout,
-    stderr,
+    stdout: run.output.stdout,
+    stderr: run.output.stderr,
     requests: requestsSince(before, server.stats()),
-    verdicts: await verdictsOf(runId),
+    verdicts: await localVerdicts(home, runId),
   };
 }
 
@@ -120,24 +106,6 @@ function requestsSince(before: ReferenceServerStats, now: ReferenceServerStats):
   const out: Record<string, number> = {};
   for (const { model } of MODELS) out[model] = (now.byModel[model] ?? 0) - (before.byModel[model] ?? 0);
   return out;
-}
-
-async function verdictsOf(runId: string): Promise<Verdict[]> {
-  const aws = await startEmbeddedAws(path.join(home, "aws"));
-  const client = new DynamoDBClient({
-    endpoint: aws.dynamodbEndpoint,
-    region: LOCAL_RESOURCES.region,
-    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-  });
-  try {
-    return await new DynamoVerdictStore(
-      DynamoDBDocumentClient.from(client),
-      LOCAL_RESOURCES.verdictsTable,
-    ).listRun(runId);
-  } finally {
-    client.destroy();
-    await aws.close();
-  }
 }
 
 /** The parts of the key a text holds: runs of 5 of its characters, and its first or last 4 beside anything. */

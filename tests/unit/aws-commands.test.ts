@@ -384,6 +384,40 @@ describe("mmsafe start", () => {
     assert.match(out.text(), /Run aws-a SUCCEEDED/);
   });
 
+  it("exits 3 for a run that finished with error verdicts, with a line per affected model and the resume command", async () => {
+    stackResolves();
+    sfnMock.on(StartExecutionCommand).resolves(startExecution("aws-e"));
+    const completion = {
+      outcome: "with_errors",
+      errored: 2,
+      missing: 0,
+      affected: [
+        {
+          modelId: "m1",
+          strategy: "baseline",
+          planned: 10,
+          answered: 8,
+          errored: 2,
+          missing: 0,
+          kinds: { connection: 2 },
+          sample: "Connection error.",
+        },
+      ],
+    };
+    sfnMock.on(DescribeExecutionCommand).resolves(
+      describeExecution("aws-e", "{}", "SUCCEEDED", {
+        output: JSON.stringify({ ...runA.output, completion }),
+      }),
+    );
+    const { out, deps: d } = deps();
+    assert.equal(await startRun({ stack: STACK, runId: "aws-e" }, d), 3);
+    assert.match(
+      out.text(),
+      /m1 \/ baseline: 2 of 10 without an answer \(connection 2\): Connection error\./,
+    );
+    assert.match(out.text(), new RegExp(`\\$ mmsafe start --stack ${STACK} --run-id aws-e`));
+  });
+
   it("generates a run id when none is given, and maps ':' out of the execution name", async () => {
     assert.equal(executionNameFor("nightly:01"), "nightly-01");
     assert.equal(executionNameFor("x".repeat(64), new Date(0)).length, 80);

@@ -123,6 +123,41 @@ describe("lambda:invoke integration", () => {
 });
 
 describe("Distributed Map, carried out locally", () => {
+  it("gives a child's Task no time limit: locally a child's wall time includes waiting for shared slots", async () => {
+    const objects = new Map([["b/items.json", JSON.stringify([1, 2])]]);
+    const lambdas = new Map<string, LocalLambda>([
+      [
+        FN,
+        async () => {
+          // Longer than the child Task's TimeoutSeconds of 1 below.
+          await new Promise((r) => setTimeout(r, 1500));
+          return { done: true };
+        },
+      ],
+    ]);
+    const definition = mapDefinition({
+      ItemReader: {
+        Resource: "arn:aws:states:::s3:getObject",
+        ReaderConfig: { InputType: "JSON" },
+        Parameters: { "Bucket.$": "$.bucket", Key: "items.json" },
+      },
+    });
+    const work = (
+      ((definition.States as Record<string, Json>).Fan as Record<string, Json>).ItemProcessor as Record<
+        string,
+        Json
+      >
+    ).States as Record<string, Record<string, Json>>;
+    if (work.Work) work.Work.TimeoutSeconds = 1;
+    const result = await executeLocally(
+      definition,
+      { bucket: "b" },
+      { lambdas, s3: memoryS3(objects), dynamodb: noDynamo },
+      "untimed",
+    );
+    assert.equal(result.status, "SUCCEEDED", String(result.cause));
+  });
+
   it("reads items from S3, applies ItemSelector, bounds concurrency and writes results like ResultWriter", async () => {
     const objects = new Map([["b/items.json", JSON.stringify([10, 20, 30, 40, 50])]]);
     let inFlight = 0;

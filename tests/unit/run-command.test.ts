@@ -1,7 +1,14 @@
 /** What `mmsafe run` tells a user when a run is not a clean success: the resume command, the per-model lines. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { buildProgram, completionLines, EXIT, noAnswerLines, resumeCommand } from "../../src/cli/main.ts";
+import {
+  buildProgram,
+  completionLines,
+  EXIT,
+  noAnswerLines,
+  readableCause,
+  resumeCommand,
+} from "../../src/cli/main.ts";
 import type { AffectedRow, RunCompletion } from "../../src/core/completion.ts";
 
 const defaults = { cache: true, home: ".mmsafe", reports: "reports" };
@@ -103,5 +110,22 @@ describe("exit codes", () => {
     run.outputHelp();
     for (const code of ["0 ", "1 ", "2 ", "3 ", "130 "]) assert.match(help, new RegExp(`^  ${code}`, "m"));
     assert.match(help, /3 +the run finished, but some verdicts are errors or missing/);
+  });
+});
+
+describe("readableCause", () => {
+  it("finds the Lambda error's message inside the workflow's wrapped cause, and keeps other text", () => {
+    const inner = JSON.stringify({
+      errorType: "ModelUnavailable",
+      errorMessage: 'a model cannot be asked:\n  model "m1": …',
+    });
+    const wrapped = JSON.stringify({ Error: "ModelUnavailable", Cause: inner });
+    assert.equal(readableCause(wrapped), 'a model cannot be asked:\n  model "m1": …');
+    assert.equal(readableCause(inner), 'a model cannot be asked:\n  model "m1": …');
+    assert.equal(readableCause("14 of 16 child executions failed"), "14 of 16 child executions failed");
+    assert.equal(
+      readableCause(JSON.stringify({ Error: "States.Timeout" })),
+      JSON.stringify({ Error: "States.Timeout" }),
+    );
   });
 });
