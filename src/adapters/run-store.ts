@@ -6,6 +6,7 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
+import { CATEGORIES } from "../core/benchmark.ts";
 import { datasetProvenanceSchema } from "../core/provenance.ts";
 import type { Headline } from "../core/report.ts";
 import { USAGE_COUNTERS, type UsageCounters } from "../core/run-usage.ts";
@@ -48,6 +49,12 @@ export const runRecordSchema = z.object({
   vcd: vcdOptionsSchema.optional(),
   categories: executionInputSchema.shape.categories,
   limit: executionInputSchema.shape.limit,
+  /**
+   * Under a limit: the runnable items per category the sample was drawn from (after the categories filter),
+   * so the report can describe the sample without reading the dataset again. Absent without a limit, and in
+   * runs planned before it was recorded.
+   */
+  eligible: z.record(z.enum(CATEGORIES), z.number().int().min(0)).optional(),
   plannedItems: z.number().int(),
   plannedVerdicts: z.number().int(),
   shards: z.number().int(),

@@ -51,6 +51,13 @@ export function categoryQuotas(
   return quotas;
 }
 
+/** Items per category. */
+export function countByCategory(categories: Iterable<Category>): Record<Category, number> {
+  const counts = { typical: 0, attack: 0, oversafety: 0 } satisfies Record<Category, number>;
+  for (const category of categories) counts[category]++;
+  return counts;
+}
+
 /**
  * A deterministic sample of at most `limit` items, stratified by category (see categoryQuotas): within a
  * category the lowest ids. The result is in id order; `limit` ≥ the number of items returns them all.
@@ -60,9 +67,7 @@ export function stratifiedSample<T extends { id: number; category: Category }>(
   limit: number,
 ): T[] {
   const byId = [...items].sort((a, b) => a.id - b.id);
-  const counts = { typical: 0, attack: 0, oversafety: 0 } satisfies Record<Category, number>;
-  for (const item of byId) counts[item.category]++;
-  const left = categoryQuotas(counts, limit);
+  const left = categoryQuotas(countByCategory(byId.map((item) => item.category)), limit);
   return byId.filter((item) => {
     if (left[item.category] === 0) return false;
     left[item.category]--;

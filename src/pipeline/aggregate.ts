@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
 import type { VerdictStore } from "../adapters/verdict-store.ts";
-import { CATEGORIES, goldLabel } from "../core/benchmark.ts";
+import { CATEGORIES, type Category, goldLabel } from "../core/benchmark.ts";
 import { type RunCompletion, runCompletion } from "../core/completion.ts";
 import { type AwsUsage, estimateAwsCost } from "../core/cost.ts";
 import { computeRow } from "../core/metrics.ts";
@@ -12,7 +12,7 @@ import { buildReport, type Headline, headlines, type ItemSelection, renderMarkdo
 import { chartSpecs, type VegaLiteSpec } from "../core/report-charts.ts";
 import { escapeHtml, type HtmlReportInput, type RenderedChart, renderHtml } from "../core/report-html.ts";
 import { addCounters, invocationCounters, runUsageFromCounters } from "../core/run-usage.ts";
-import { categoryQuotas } from "../core/sampling.ts";
+import { categoryQuotas, countByCategory } from "../core/sampling.ts";
 import type { DatasetItem, DatasetManifest } from "../core/schemas.ts";
 import {
   reportHtmlKey,
@@ -86,7 +86,8 @@ async function readRunItems(store: ObjectStore, runId: string, shards: number): 
 
 /**
  * How the run chose its items. Under a limit, what the stratified sample was drawn from (the dataset's
- * runnable items of the selected categories) and its quotas, recomputed as Plan computed them.
+ * runnable items of the selected categories, as Plan recorded them; read from the dataset again only for a
+ * run planned before Plan recorded them) and its quotas, recomputed as Plan computed them.
  */
 async function itemSelection(
   store: ObjectStore,
@@ -95,12 +96,7 @@ async function itemSelection(
 ): Promise<ItemSelection> {
   const categories = run.categories ? CATEGORIES.filter((c) => run.categories?.includes(c)) : null;
   if (run.limit === undefined) return { categories, limit: null };
-  const texts = await pLimit(16).map(dataset.shards, (shard) => store.getText(shard.key));
-  const eligible = { typical: 0, attack: 0, oversafety: 0 };
-  for (const [i, shard] of dataset.shards.entries()) {
-    for (const item of parseShard(texts[i] ?? "", shard.key))
-      if (!categories || categories.includes(item.category)) eligible[item.category]++;
-  }
+  const eligible = run.eligible ?? (await eligibleInDataset(store, dataset, categories));
   const planned = categoryQuotas(eligible, run.limit);
   return {
     categories,
@@ -115,6 +111,21 @@ async function itemSelection(
       })),
     },
   };
+}
+
+/** Runnable items per category of the dataset, within `categories` (null: all). */
+async function eligibleInDataset(
+  store: ObjectStore,
+  dataset: DatasetManifest,
+  categories: readonly Category[] | null,
+): Promise<Record<Category, number>> {
+  const texts = await pLimit(16).map(dataset.shards, (shard) => store.getText(shard.key));
+  return countByCategory(
+    dataset.shards
+      .flatMap((shard, i) => parseShard(texts[i] ?? "", shard.key))
+      .map((item) => item.category)
+      .filter((category) => !categories || categories.includes(category)),
+  );
 }
 
 /** Thumbnails by item id; an image that cannot be read or decoded gets null (a placeholder), never a failure. */

@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
 import { zeroCounters } from "../core/run-usage.ts";
-import { stratifiedSample } from "../core/sampling.ts";
+import { countByCategory, stratifiedSample } from "../core/sampling.ts";
 import {
   describeZodError,
   executionInputSchema,
@@ -112,6 +112,8 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     items = items.filter((item) => wanted.has(item.category));
   }
   // A smoke test keeps every column: proportional per category, lowest ids within each, in id order.
+  const eligible =
+    input.limit === undefined ? undefined : countByCategory(items.map((item) => item.category));
   if (input.limit !== undefined) items = stratifiedSample(items, input.limit);
   if (items.length === 0)
     throw new InvalidExecutionInputError("categories/limit: the filters leave no items to evaluate");
@@ -160,6 +162,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     schedule: input.schedule,
     categories: input.categories,
     limit: input.limit,
+    eligible,
     plannedItems: items.length,
     plannedVerdicts: items.length * models.length * input.strategies.length,
     shards: shards.length,

@@ -96,7 +96,12 @@ function datasetObjects(): Map<string, string> {
 }
 
 /** Plans a run and answers every planned item "No.", then aggregates it; returns the planned ids and reports. */
-async function planAndAggregate(runId: string, input: Record<string, unknown>) {
+async function planAndAggregate(
+  runId: string,
+  input: Record<string, unknown>,
+  beforeAggregate: (objects: Map<string, string>, runs: ReturnType<typeof memoryRuns>) => void = () =>
+    undefined,
+) {
   const objects = datasetObjects();
   const store = memoryStore(objects);
   const runs = memoryRuns();
@@ -134,6 +139,7 @@ async function planAndAggregate(runId: string, input: Record<string, unknown>) {
     put: async () => true,
     listRun: async () => verdicts,
   };
+  beforeAggregate(objects, runs);
   await aggregate(
     { runId, bucket: "test-bucket" },
     { store, runs, verdicts: verdictStore, now: () => NOW, version: "t" },
@@ -147,6 +153,21 @@ async function planAndAggregate(runId: string, input: Record<string, unknown>) {
 }
 
 describe("limit through Plan and Aggregate", () => {
+  it("describes the sample from what Plan recorded, reading the dataset again only for older runs", async () => {
+    const dropDatasetShards = (objects: Map<string, string>) => {
+      for (const key of [...objects.keys()]) if (key.startsWith("datasets/t/shards/")) objects.delete(key);
+    };
+    const recorded = await planAndAggregate("lim-rec", { limit: 6 }, dropDatasetShards);
+    assert.equal(recorded.report.run.selection.limit?.eligible, 60, "no dataset read was needed");
+
+    const older = await planAndAggregate("lim-old", { limit: 6 }, (_objects, runs) => {
+      const record = runs.records.get("lim-old");
+      assert.deepEqual(record?.eligible, { typical: 10, attack: 30, oversafety: 20 });
+      if (record) delete record.eligible;
+    });
+    assert.equal(older.report.run.selection.limit?.eligible, 60, "counted from the dataset");
+  });
+
   it("plans a sample stratified by category, not the first ids, in id order", async () => {
     // Shares of 6 from 20 / 30 / 10: over-safety 2, attack 3, typical 1 (the first 6 ids are all over-safety).
     const { planned, ids, report } = await planAndAggregate("lim-6", { limit: 6 });
