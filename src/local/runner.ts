@@ -301,6 +301,12 @@ const MAX_REMAINING_MS = 2 ** 31 - 1;
  */
 let callsStopped = false;
 
+/** Shard invocations under way; a halted run lets them finish their calls in flight before counting. */
+const activeShards = new Set<Promise<unknown>>();
+
+/** How long a halted run waits for the calls in flight to land and be written before counting (within STOP_RECORD_TIMEOUT_MS). */
+const STOP_DRAIN_MS = 3_000;
+
 let session: Promise<LocalSession> | null = null;
 let sessionHome: string | null = null;
 
@@ -358,7 +364,15 @@ export function openLocalSession(home: string, options: LocalSessionOptions = {}
           fail: () => undefined,
           succeed: () => undefined,
         } satisfies Context;
-        return (await module.handler(event, context)) as Json;
+        const invocation = module.handler(event, context);
+        if (untimed) {
+          activeShards.add(invocation);
+          void invocation.then(
+            () => activeShards.delete(invocation),
+            () => activeShards.delete(invocation),
+          );
+        }
+        return (await invocation) as Json;
       });
     }
     const s3 = createS3Client(true);
@@ -629,6 +643,8 @@ async function recordInterrupt(
 ): Promise<[number | null, boolean]> {
   const runs = new DynamoRunStore(DynamoDBDocumentClient.from(s.dynamodb), LOCAL_RESOURCES.runsTable);
   const record = async (): Promise<[number | null, boolean]> => {
+    // No new call starts (callsStopped); the answers in flight land and are written, then the count is exact.
+    await within(Promise.allSettled([...activeShards]), STOP_DRAIN_MS, null);
     const marked = await runs.markInterrupted(
       runId,
       new Date().toISOString(),
