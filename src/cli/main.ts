@@ -171,13 +171,17 @@ export function noAnswerLines(completion: RunCompletion): string[] {
  * the process (an unhandled rejection: the run is stopped with the resume hint instead). `dispose` removes
  * the listeners once the run is over.
  */
-function stopOnSignalsAndFaults(): { signal: AbortSignal; dispose: () => void } {
+function stopOnSignalsAndFaults(quiet: boolean): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) {
       process.stderr.write(`\n${signal} again: quitting without closing the local servers cleanly\n`);
       process.exit(EXIT.interrupted);
     }
+    if (!quiet)
+      process.stderr.write(
+        `\n${signal}: stopping; the answers in flight are written first (${signal} again quits at once)\n`,
+      );
     controller.abort(signal);
   };
   // Once stopping, the work left behind may fail as the servers close: those failures are expected.
@@ -206,7 +210,7 @@ function describeStop(error: unknown, resume: string): { lines: string[]; code: 
     const kept =
       error.kept === null
         ? "the verdicts already written are kept"
-        : `${error.kept.toLocaleString("en-US")}${error.planned === null ? "" : ` of ${error.planned.toLocaleString("en-US")}`} verdict${(error.planned ?? error.kept) === 1 ? "" : "s"} kept`;
+        : `${error.settled ? "" : "at least "}${error.kept.toLocaleString("en-US")}${error.planned === null ? "" : ` of ${error.planned.toLocaleString("en-US")}`} verdict${(error.planned ?? error.kept) === 1 ? "" : "s"} kept${error.settled ? "" : " (calls still in flight were abandoned)"}`;
     return { lines: [`interrupted: ${kept}; resume with: ${resume}`], code: EXIT.interrupted };
   }
   if (error instanceof EmbeddedServersExitedError) {
@@ -257,7 +261,7 @@ async function runCommand(options: RunOptions): Promise<number> {
   const resume = resumeCommand(runId, options);
 
   const progress = new ProgressDisplay(process.stderr, options.quiet);
-  const stop = stopOnSignalsAndFaults();
+  const stop = stopOnSignalsAndFaults(options.quiet === true);
   let result: LocalRunResult;
   try {
     result = await runLocal({

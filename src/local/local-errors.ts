@@ -68,6 +68,8 @@ export class RunInterruptedError extends Error {
     readonly planned: number | null,
     /** Whether the run record now says INTERRUPTED (false before Plan recorded the run). */
     readonly marked: boolean,
+    /** Whether the calls in flight had all landed before the count (else `kept` is a lower bound). */
+    readonly settled = true,
   ) {
     super(`run ${runId} interrupted (${signal})`);
   }

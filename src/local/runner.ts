@@ -304,8 +304,11 @@ let callsStopped = false;
 /** Shard invocations under way; a halted run lets them finish their calls in flight before counting. */
 const activeShards = new Set<Promise<unknown>>();
 
-/** How long a halted run waits for the calls in flight to land and be written before counting (within STOP_RECORD_TIMEOUT_MS). */
-const STOP_DRAIN_MS = 3_000;
+/**
+ * How long a halted run waits for the calls in flight to land and be written before counting. No call starts
+ * once halted, so this is one call's time at most; a second Ctrl-C quits at once.
+ */
+const STOP_DRAIN_MS = 30_000;
 
 let session: Promise<LocalSession> | null = null;
 let sessionHome: string | null = null;
@@ -597,8 +600,10 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     control.halted = true;
     callsStopped = true;
     if (why.kind === "signal") {
-      const [kept, marked] = s ? await recordInterrupt(s, runId, why.signal) : [null, false];
-      throw new RunInterruptedError(runId, why.signal, kept, control.planned, marked);
+      const { kept, marked, settled } = s
+        ? await recordInterrupt(s, runId, why.signal)
+        : { kept: null, marked: false, settled: true };
+      throw new RunInterruptedError(runId, why.signal, kept, control.planned, marked, settled);
     }
     const exit =
       why.kind === "servers"
@@ -630,32 +635,43 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   return outcome.result;
 }
 
+/** What {@link recordInterrupt} could record. */
+interface InterruptRecord {
+  /** Verdicts the run holds, or null when they could not be counted (servers going). */
+  kept: number | null;
+  /** Whether the run record now says INTERRUPTED. */
+  marked: boolean;
+  /** Whether every call in flight had landed and been written before the count (else it is a lower bound). */
+  settled: boolean;
+}
+
 /**
- * Marks the run INTERRUPTED (when Plan recorded it and it is still RUNNING), counts its verdicts and closes
- * the session's servers at once, so the abandoned work has no time to start more model calls. Answers in
- * flight that arrive during the close may still be written: the count is what is kept, give or take those.
- * Returns [verdicts kept or null, whether it was marked]; gives up after a few seconds (servers going).
+ * Lets the calls in flight land and be written (no new call starts), then marks the run INTERRUPTED (when
+ * Plan recorded it and it is still RUNNING), counts its verdicts and closes the session's servers. The count
+ * is exact when the shards settled within {@link STOP_DRAIN_MS}; the marking and count give up after
+ * {@link STOP_RECORD_TIMEOUT_MS} (servers going).
  */
-async function recordInterrupt(
-  s: LocalSession,
-  runId: string,
-  signal: string,
-): Promise<[number | null, boolean]> {
+async function recordInterrupt(s: LocalSession, runId: string, signal: string): Promise<InterruptRecord> {
   const runs = new DynamoRunStore(DynamoDBDocumentClient.from(s.dynamodb), LOCAL_RESOURCES.runsTable);
-  const record = async (): Promise<[number | null, boolean]> => {
-    // No new call starts (callsStopped); the answers in flight land and are written, then the count is exact.
-    await within(Promise.allSettled([...activeShards]), STOP_DRAIN_MS, null);
+  // No new call starts (callsStopped); the answers in flight land and are written, then the count is exact.
+  const drained = await within(
+    Promise.allSettled([...activeShards]).then(() => true),
+    STOP_DRAIN_MS,
+    false,
+  );
+  const notRecorded: InterruptRecord = { kept: null, marked: false, settled: drained };
+  const record = async (): Promise<InterruptRecord> => {
     const marked = await runs.markInterrupted(
       runId,
       new Date().toISOString(),
       `${signal}: mmsafe run (pid ${process.pid} on ${os.hostname()}) was stopped`,
     );
-    return [await countVerdicts(s.dynamodb, runId), marked];
+    return { kept: await countVerdicts(s.dynamodb, runId), marked, settled: drained };
   };
   const recorded = await within(
-    record().catch((): [number | null, boolean] => [null, false]),
+    record().catch(() => notRecorded),
     STOP_RECORD_TIMEOUT_MS,
-    [null, false] as [number | null, boolean],
+    notRecorded,
   );
   // Closing again, as the caller will, is harmless.
   await s.aws.close();

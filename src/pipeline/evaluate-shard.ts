@@ -347,6 +347,11 @@ async function runTasks(
   };
 
   const runTask = async (task: Task): Promise<void> => {
+    // Once calls may not start (time, storage failing), the image is not even loaded: the shard settles fast.
+    if (result.writeFailures.length > 0 || deps.remainingMs() < budgetMs) {
+      result.stoppedEarly++;
+      return;
+    }
     let asked: Asked | null;
     try {
       asked = await ask(task, images, vcd, call);
