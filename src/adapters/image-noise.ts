@@ -4,6 +4,10 @@
  * VCD asks a model the same question twice, once with the clean image and once with a noised copy, and
  * contrasts the two answer distributions: what the model still says when it can barely see comes from its
  * language prior. The noised copy is made here with the forward process of a diffusion model.
+ *
+ * Memory: the noised copy has at most {@link MAX_NOISED_PIXELS} pixels, so a 50-megapixel image costs a
+ * Lambda tens of MB beyond its own bytes instead of the 0.5–1.4 GB its full-size decode, noised copy and
+ * re-encode took.
  */
 import sharp, { type OutputInfo } from "sharp";
 import type { ImageMediaType } from "../core/image-type.ts";
@@ -27,6 +31,54 @@ export interface DiffusionNoiseOptions {
 export interface NoisedImage {
   bytes: Buffer;
   mediaType: NoisedImageMediaType;
+}
+
+/**
+ * Most pixels the noised copy has: 2048 × 2048 (4.2 megapixels). A larger image is downscaled to fit,
+ * aspect ratio kept, before the noise is added; the clean image is not touched (it is sent as it is).
+ *
+ * Why this does not change what VCD measures: vision APIs do not look at 50 megapixels either. OpenAI's
+ * high-detail mode first fits an image into 2048 × 2048 (then its short side into 768), Anthropic's models
+ * scale the long side down to about 1,568 px, and open models resize to their image processor's pixel
+ * budget. So the model sees both copies at (at most) about this size anyway, and noising at the size it sees
+ * keeps γ the share of noise it gets: noise added at full size and averaged away by the endpoint's downscale
+ * would reach the model weaker than γ says. What the cap buys is memory: decoding, noising and re-encoding
+ * a 50-megapixel image at full size peaked at 0.5–1.1 GB of RSS here (1.4 GB was reported; the
+ * evaluate-shard function has 1,024 MB); at this size a copy is about 13 MB of RGB samples.
+ */
+export const MAX_NOISED_PIXELS = 2048 * 2048;
+
+/**
+ * Largest image decoded at all, in pixels (sharp's `limitInputPixels`): 100 megapixels, as for the report's
+ * thumbnails. Above it the image is refused ("could not decode the image"), a guard against decompression
+ * bombs (a few KB of PNG can declare gigapixels). Below it the input is streamed: read sequentially and
+ * shrunk on load where the format allows (JPEG by 2, 4 or 8 in the decoder, WebP at any scale), so its full
+ * size is never held in memory. PNG and GIF have no shrink-on-load, but are decoded row by row through the
+ * downscale.
+ */
+export const MAX_INPUT_PIXELS = 100_000_000;
+
+/**
+ * The size of the noised copy of a `width` × `height` image (EXIF orientation applied): the same when it has
+ * at most `maxPixels` pixels, else scaled by √(maxPixels / (width·height)), each side rounded down, so the
+ * result has at most `maxPixels` pixels and the aspect ratio is kept to within a pixel. A side never goes
+ * below 1 px; when one would (a strip thinner than the scale), it is 1 px and the other side alone is capped.
+ *
+ * Exported (internal) for tests.
+ * @internal
+ */
+export function noisedCopySize(
+  width: number,
+  height: number,
+  maxPixels: number = MAX_NOISED_PIXELS,
+): { width: number; height: number } {
+  if (width * height <= maxPixels) return { width, height };
+  const scale = Math.sqrt(maxPixels / (width * height));
+  const scaled = { width: Math.floor(width * scale), height: Math.floor(height * scale) };
+  const longest = Math.max(1, Math.floor(maxPixels));
+  if (scaled.height < 1) return { width: Math.min(width, longest), height: 1 };
+  if (scaled.width < 1) return { width: 1, height: Math.min(height, longest) };
+  return scaled;
 }
 
 /** Lossy re-encoding quality for JPEG and WebP, high enough that the codec does not wash the noise out. */
@@ -111,10 +163,14 @@ function inverseNormalCdf(p: number): number {
  * Alpha is kept untouched: only colour (or grey) channels are noised, so transparent regions stay
  * transparent. EXIF orientation is applied before noising (the output carries no metadata), so the noised
  * copy shows the picture the same way up as the clean one. Animated GIFs contribute their first frame.
- * Re-encoding: JPEG at quality 90 without chroma subsampling, WebP at quality 90, PNG (also for GIF input).
+ * An image of more than {@link MAX_NOISED_PIXELS} pixels is downscaled to {@link noisedCopySize} first
+ * (sharp's default Lanczos-3 kernel), so its noised copy is smaller than the clean image; smaller images keep
+ * their size. Re-encoding: JPEG at quality 90 without chroma subsampling, WebP at quality 90, PNG (also for
+ * GIF input).
  *
  * @throws RangeError if `strength` is not a finite number in [0, 1] or `seed` is not a safe integer.
- * @throws Error "could not decode the image" (sharp's error as `cause`) if the bytes are not a readable image.
+ * @throws Error "could not decode the image" (sharp's error as `cause`) if the bytes are not a readable image
+ *   or have more than {@link MAX_INPUT_PIXELS} pixels.
  */
 export async function addDiffusionNoise(
   bytes: Uint8Array,
@@ -131,7 +187,7 @@ export async function addDiffusionNoise(
 
   let decoded: { data: Buffer; info: OutputInfo };
   try {
-    decoded = await sharp(bytes).autoOrient().raw().toBuffer({ resolveWithObject: true });
+    decoded = await decodeForNoise(bytes);
   } catch (error: unknown) {
     throw new Error(
       `addDiffusionNoise: could not decode the image (${mediaType}, ${bytes.length} bytes): ${
@@ -160,6 +216,22 @@ export async function addDiffusionNoise(
     case "image/gif":
       return { bytes: await image.png().toBuffer(), mediaType: "image/png" };
   }
+}
+
+/**
+ * The image's pixels, EXIF orientation applied and downscaled to {@link noisedCopySize}: the header is read
+ * first (no pixels decoded), then the pixels are streamed through the downscale.
+ */
+async function decodeForNoise(bytes: Uint8Array): Promise<{ data: Buffer; info: OutputInfo }> {
+  const image = sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS, sequentialRead: true });
+  const { autoOrient } = await image.metadata();
+  const size = noisedCopySize(autoOrient.width, autoOrient.height);
+  image.autoOrient();
+  if (size.width !== autoOrient.width || size.height !== autoOrient.height) {
+    // Both sides given with "fill": exactly the computed size (its aspect ratio is the image's to a pixel).
+    image.resize({ width: size.width, height: size.height, fit: "fill" });
+  }
+  return image.raw().toBuffer({ resolveWithObject: true });
 }
 
 /**

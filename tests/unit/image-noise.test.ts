@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { crc32 } from "node:zlib";
 import sharp, { type OutputInfo } from "sharp";
-import { addDiffusionNoise, noisePixels } from "../../src/adapters/image-noise.ts";
+import {
+  addDiffusionNoise,
+  MAX_INPUT_PIXELS,
+  MAX_NOISED_PIXELS,
+  noisedCopySize,
+  noisePixels,
+} from "../../src/adapters/image-noise.ts";
 import { detectImageType, type ImageMediaType } from "../../src/core/image-type.ts";
 
 /** Vertical stripes of two colours, `period` pixels wide: sharp edges and flat regions. */
@@ -110,6 +117,40 @@ function lagCorrelation(values: ArrayLike<number>, lag: number): number {
 
 const WIDTH = 64;
 const HEIGHT = 48;
+
+describe("noisedCopySize", () => {
+  it("keeps images of at most MAX_NOISED_PIXELS pixels as they are", () => {
+    assert.deepEqual(noisedCopySize(64, 48), { width: 64, height: 48 });
+    assert.deepEqual(noisedCopySize(2048, 2048), { width: 2048, height: 2048 });
+    assert.deepEqual(noisedCopySize(4096, 1024), { width: 4096, height: 1024 });
+  });
+
+  it("scales larger images to fit the cap, keeping the aspect ratio to within a pixel", () => {
+    for (const [width, height] of [
+      [8660, 5774],
+      [2049, 2048],
+      [12_000, 500],
+      [300, 40_000],
+      [10_000, 10_000],
+    ] as const) {
+      const size = noisedCopySize(width, height);
+      assert.ok(size.width * size.height <= MAX_NOISED_PIXELS, `${width}×${height}`);
+      // Rounding down each side loses less than a pixel per side.
+      assert.ok(
+        size.width * size.height > MAX_NOISED_PIXELS - size.width - size.height - 1,
+        `${width}×${height}`,
+      );
+      assert.ok(
+        Math.abs(size.width / size.height - width / height) <=
+          (width / height) * (1 / size.height + 1 / size.width),
+      );
+    }
+    assert.deepEqual(noisedCopySize(10_000, 10_000), { width: 2048, height: 2048 });
+    // Too thin to keep the aspect ratio: the short side stays 1 px, the long one takes the whole cap.
+    assert.deepEqual(noisedCopySize(1_000_000, 1, 100), { width: 100, height: 1 });
+    assert.deepEqual(noisedCopySize(3, 4_000, 100), { width: 1, height: 100 });
+  });
+});
 
 describe("addDiffusionNoise", () => {
   it("is deterministic: same (image, strength, seed) gives the same bytes, another seed other bytes", async () => {
@@ -375,6 +416,72 @@ describe("addDiffusionNoise", () => {
         return true;
       });
     }
+  });
+
+  it("downscales the noised copy of a 50-megapixel PNG to at most MAX_NOISED_PIXELS, aspect ratio kept", async () => {
+    // 8,660 × 5,780 (50.1 MP): the stripes image blown up 10× (nearest neighbour, so 60-px stripes).
+    const width = 8660;
+    const height = 5780;
+    const small = stripedPixels(width / 10, height / 10);
+    const png = await sharp(small, { raw: { width: width / 10, height: height / 10, channels: 3 } })
+      .resize({ width, height, kernel: "nearest" })
+      .png()
+      .toBuffer();
+    const expected = noisedCopySize(width, height);
+    assert.deepEqual(expected, { width: 2506, height: 1673 });
+
+    const noised = await addDiffusionNoise(png, "image/png", { strength: 0.5, seed: 8 });
+    assert.equal(noised.mediaType, "image/png");
+    assert.equal(detectImageType(noised.bytes), "png");
+    // Valid: it decodes in full, at the capped size.
+    const { data, info } = await rawPixels(noised.bytes);
+    assert.deepEqual([info.width, info.height, info.channels], [expected.width, expected.height, 3]);
+    assert.ok(info.width * info.height <= MAX_NOISED_PIXELS);
+    assert.ok(
+      (await addDiffusionNoise(png, "image/png", { strength: 0.5, seed: 8 })).bytes.equals(noised.bytes),
+    );
+
+    // The downscaled picture, not a crop: at strength 0 it is exactly sharp's own downscale of the image;
+    // at 0.5 (σ ≈ 90 grey levels, clamped) the noise moves samples by tens of grey levels on average.
+    const clean = await sharp(png)
+      .resize({ width: expected.width, height: expected.height, fit: "fill" })
+      .raw()
+      .toBuffer();
+    const unnoised = await addDiffusionNoise(png, "image/png", { strength: 0, seed: 8 });
+    assert.ok((await rawPixels(unnoised.bytes)).data.equals(clean));
+    const moved = meanAbsoluteDifference(data, clean);
+    assert.ok(moved > 40, `mean difference from the clean downscale: ${moved} grey levels`);
+  });
+
+  it("caps a rotated 12-megapixel JPEG in its displayed orientation (shrunk on load)", async () => {
+    const jpeg = await sharp({
+      create: { width: 4000, height: 3000, channels: 3, background: { r: 90, g: 120, b: 200 } },
+    })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
+    const noised = await addDiffusionNoise(jpeg, "image/jpeg", { strength: 0.2, seed: 1 });
+    assert.equal(detectImageType(noised.bytes), "jpeg");
+    const metadata = await sharp(noised.bytes).metadata();
+    // Orientation 6 shows the 4,000 × 3,000 picture as 3,000 × 4,000: the copy is portrait as well.
+    assert.deepEqual({ width: metadata.width, height: metadata.height }, noisedCopySize(3000, 4000));
+    assert.deepEqual(noisedCopySize(3000, 4000), { width: 1773, height: 2364 });
+  });
+
+  it("refuses an image of more than MAX_INPUT_PIXELS pixels from its header, without decoding it", async () => {
+    // A 1×1 PNG whose header (IHDR: width, height at bytes 16–23, its CRC at 29–32) claims 10,001 × 10,001.
+    const png = Buffer.from(await encode(Buffer.alloc(3), 1, 1, "png"));
+    const side = Math.floor(Math.sqrt(MAX_INPUT_PIXELS)) + 1;
+    png.writeUInt32BE(side, 16);
+    png.writeUInt32BE(side, 20);
+    png.writeUInt32BE(crc32(png.subarray(12, 29)), 29);
+    const claimed = await sharp(png, { limitInputPixels: false }).metadata();
+    assert.equal(claimed.width * claimed.height, side * side);
+    await assert.rejects(addDiffusionNoise(png, "image/png", { strength: 0.5, seed: 1 }), (error) => {
+      assert.ok(error instanceof Error);
+      assert.match(error.message, /could not decode the image.*pixel limit/);
+      return true;
+    });
   });
 
   it("noises a 1024×1024 image quickly (timing logged, not asserted)", async () => {
