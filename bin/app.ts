@@ -19,6 +19,8 @@
  *   completed runs (summary), failed runs (error and cause) and alarms.
  * - `alarms.modelErrorRatePercent` — alarm when more than this percentage of verdicts in 15 minutes are model
  *   errors, default 10.
+ * - `evaluateShard.reservedConcurrency` — Lambda concurrency reserved for (and capping) evaluate-shard across
+ *   all runs, a whole number ≥ 1; default `null`, none (see README "Deploying to AWS" for the trade-off).
  *
  * Example:
  *

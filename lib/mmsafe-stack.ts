@@ -15,6 +15,7 @@ import { type DeployConfig, parseDeployConfig } from "../src/core/deploy-config.
 import { METRICS } from "../src/core/observability.ts";
 import {
   type AslSubstitution,
+  BUDGETS_TABLE_KEYS,
   HANDLER_ENV,
   PIPELINE_FUNCTIONS,
   RUNS_TABLE_KEYS,
@@ -41,12 +42,17 @@ export const MODEL_SECRETS_PREFIX = "mmsafe/";
 /** Days the server access logs of the data bucket are kept. */
 export const ACCESS_LOG_RETENTION_DAYS = 365;
 
+/** The budgets table's TTL attribute: epoch seconds, set on every item (src/adapters/budget-store.ts). */
+export const BUDGETS_TTL_ATTRIBUTE = "ttl";
+
 /** Props of {@link PipelineFunction}. */
 export interface PipelineFunctionProps {
   /** Entry, memory (which also buys CPU) and timeout, shared with the local runner. */
   readonly settings: (typeof PIPELINE_FUNCTIONS)[keyof typeof PIPELINE_FUNCTIONS];
   /** Handler environment; the Powertools service name and metrics namespace are added here. */
   readonly environment: Readonly<Record<string, string>>;
+  /** Concurrency reserved for (and capping) the function; unset: none, it draws on the account's pool. */
+  readonly reservedConcurrentExecutions?: number | undefined;
 }
 
 /**
@@ -93,6 +99,9 @@ export class PipelineFunction extends Construct {
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.settings.memoryMb,
       timeout: Duration.seconds(props.settings.timeoutSeconds),
+      ...(props.reservedConcurrentExecutions === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),
       role: this.role,
       logGroup: this.logGroup,
       tracing: lambda.Tracing.ACTIVE,
@@ -215,10 +224,10 @@ export interface MmsafeStackProps extends StackProps {
 }
 
 /**
- * The mmsafe pipeline: a bucket for datasets, run scratch data and reports; tables for runs and verdicts;
- * the plan, evaluate-shard and aggregate Lambdas; the Step Functions workflow from
- * `statemachines/evaluation.asl.json` that runs them; and around it, schedules that start runs, an event bus
- * and SNS topic that announce them, and a dashboard and alarms.
+ * The mmsafe pipeline: a bucket for datasets, run scratch data and reports; tables for runs, verdicts and
+ * the run-wide model budgets; the plan, evaluate-shard and aggregate Lambdas; the Step Functions workflow
+ * from `statemachines/evaluation.asl.json` that runs them; and around it, schedules that start runs, an
+ * event bus and SNS topic that announce them, and a dashboard and alarms.
  */
 export class MmsafeStack extends Stack {
   readonly config: DeployConfig;
@@ -226,6 +235,7 @@ export class MmsafeStack extends Stack {
   readonly bucket: s3.Bucket;
   readonly runsTable: dynamodb.Table;
   readonly verdictsTable: dynamodb.Table;
+  readonly budgetsTable: dynamodb.Table;
   readonly planFunction: PipelineFunction;
   readonly evaluateShardFunction: PipelineFunction;
   readonly aggregateFunction: PipelineFunction;
@@ -285,23 +295,47 @@ export class MmsafeStack extends Stack {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
     });
 
+    // Run-wide model budgets (src/pipeline/run-budgets.ts): slot leases and pacing counters that the shards
+    // of the runs in progress share. It is ephemeral coordination state, every item expiring by TTL a day
+    // after its last use, and a restored lease or count would be wrong, not useful: so no point-in-time
+    // recovery, and it goes with the stack.
+    this.budgetsTable = new dynamodb.Table(this, "BudgetsTable", {
+      partitionKey: { name: BUDGETS_TABLE_KEYS.partitionKey, type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: BUDGETS_TTL_ATTRIBUTE,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: false },
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    acknowledge(
+      this.budgetsTable,
+      "AwsSolutions-DDB3",
+      "The budgets table holds only the slot leases and pacing counters of runs in progress, each expiring by " +
+        "TTL a day after its last use; nothing in it is worth restoring (a restored lease or count would be " +
+        "wrong), so point-in-time recovery would be paid for and never used.",
+    );
+
     const environment = {
       [HANDLER_ENV.bucket]: this.bucket.bucketName,
       [HANDLER_ENV.runsTable]: this.runsTable.tableName,
       [HANDLER_ENV.verdictsTable]: this.verdictsTable.tableName,
     };
+    // Plan and evaluate-shard use the run-wide model budgets; aggregate calls no model.
+    const withBudgets = { ...environment, [HANDLER_ENV.budgetsTable]: this.budgetsTable.tableName };
 
     this.planFunction = new PipelineFunction(this, "Plan", {
       settings: PIPELINE_FUNCTIONS.plan,
-      environment,
+      environment: withBudgets,
     });
     this.planFunction.allowRead(this.bucket, [S3_PREFIXES.datasets, S3_PREFIXES.config]);
     this.planFunction.allowWrite(this.bucket, [S3_PREFIXES.runs]);
     this.runsTable.grantReadWriteData(this.planFunction.function);
+    this.budgetsTable.grantReadWriteData(this.planFunction.function);
 
     this.evaluateShardFunction = new PipelineFunction(this, "EvaluateShard", {
       settings: PIPELINE_FUNCTIONS.evaluateShard,
-      environment,
+      environment: withBudgets,
+      // Unreserved by default (config/deploy.json evaluateShard.reservedConcurrency; README "Deploying to AWS").
+      reservedConcurrentExecutions: this.config.evaluateShard.reservedConcurrency ?? undefined,
     });
     this.evaluateShardFunction.allowRead(this.bucket, [
       S3_PREFIXES.datasets,
@@ -311,6 +345,7 @@ export class MmsafeStack extends Stack {
     // The response cache: answers are looked up before a model call and stored after one.
     this.evaluateShardFunction.allowWrite(this.bucket, [S3_PREFIXES.cache]);
     this.verdictsTable.grantReadWriteData(this.evaluateShardFunction.function);
+    this.budgetsTable.grantReadWriteData(this.evaluateShardFunction.function);
     // Only evaluate-shard calls models, so only it may read their API keys.
     this.evaluateShardFunction.allowReadModelSecrets();
 
@@ -458,6 +493,7 @@ export class MmsafeStack extends Stack {
     new CfnOutput(this, "BucketName", { value: this.bucket.bucketName });
     new CfnOutput(this, "RunsTableName", { value: this.runsTable.tableName });
     new CfnOutput(this, "VerdictsTableName", { value: this.verdictsTable.tableName });
+    new CfnOutput(this, "BudgetsTableName", { value: this.budgetsTable.tableName });
     new CfnOutput(this, "EventBusName", { value: this.eventBus.eventBusName });
     new CfnOutput(this, "NotificationTopicArn", { value: this.notifications.topic.topicArn });
     new CfnOutput(this, "DashboardName", { value: this.monitoring.dashboard.dashboardName });

@@ -3,14 +3,19 @@ import type { Context } from "aws-lambda";
 import { z } from "zod";
 import { EnvOrSecretsKeySource } from "../../src/adapters/api-keys.ts";
 import { createHandlerRuntime } from "../../src/adapters/handler-runtime.ts";
-import { addDiffusionNoise } from "../../src/adapters/image-noise.ts";
 import { OpenAIModelClient } from "../../src/adapters/openai-model.ts";
 import { CachingModelClient } from "../../src/adapters/response-cache.ts";
 import { VerdictMetrics } from "../../src/adapters/verdict-metrics.ts";
 import { METRICS } from "../../src/core/observability.ts";
 import { describeZodError, type Verdict } from "../../src/core/schemas.ts";
 import { HANDLER_ENV } from "../../src/core/storage-layout.ts";
-import { checkModels, evaluateShard, processWideGates } from "../../src/pipeline/evaluate-shard.ts";
+import {
+  checkModels,
+  evaluateShard,
+  type NoiseImage,
+  processWideGates,
+} from "../../src/pipeline/evaluate-shard.ts";
+import { RunBudgets } from "../../src/pipeline/run-budgets.ts";
 
 const runtime = createHandlerRuntime();
 /**
@@ -41,6 +46,13 @@ const models = new CachingModelClient(
   },
 );
 const gatesFor = processWideGates();
+// Each model's limits hold for the run across every shard's container (see src/pipeline/run-budgets.ts).
+const budgets = new RunBudgets(runtime.budgetStore, {
+  onStoreError: (error) =>
+    runtime.logger.warn("model budget store failed; calls wait and it is retried", {
+      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    }),
+});
 
 /** Just enough of the event to label log lines before it is validated. */
 const eventLabels = z.object({
@@ -77,7 +89,10 @@ export async function handler(event: unknown, context: Context) {
       ...runtime,
       models,
       gatesFor,
-      noiseImage: addDiffusionNoise,
+      budgets,
+      // Loaded on first use (the vcd strategy only): sharp adds to every cold start otherwise.
+      noiseImage: async (...args: Parameters<NoiseImage>) =>
+        (await import("../../src/adapters/image-noise.ts")).addDiffusionNoise(...args),
       remainingMs: () => context.getRemainingTimeInMillis(),
       onVerdict: (verdict: Verdict) => {
         recorder.record(verdict);
@@ -108,6 +123,8 @@ export async function handler(event: unknown, context: Context) {
   } finally {
     // Cache writes finish before the container may be frozen (and are counted in the run's usage).
     await models.flush();
+    // Slots go back before the container may be frozen, so other shards can take them.
+    await budgets.settle();
     recorder.flush();
     await runtime.recordUsage("evaluateShard", labels.runId, started);
   }

@@ -1,4 +1,4 @@
-import { SecretsProvider } from "@aws-lambda-powertools/parameters/secrets";
+import type { SecretsProvider } from "@aws-lambda-powertools/parameters/secrets";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { ModelConfig } from "../core/schemas.ts";
 
@@ -53,7 +53,11 @@ export class EnvOrSecretsKeySource implements ApiKeySource {
   }
 
   private async fromSecret(model: ModelConfig, name: string): Promise<string> {
-    this.secrets ??= new SecretsProvider(this.secretsClient ? { awsSdkV3Client: this.secretsClient } : {});
+    // Loaded on first use: runs whose keys come from the environment never load the Secrets Manager SDK.
+    if (!this.secrets) {
+      const { SecretsProvider } = await import("@aws-lambda-powertools/parameters/secrets");
+      this.secrets ??= new SecretsProvider(this.secretsClient ? { awsSdkV3Client: this.secretsClient } : {});
+    }
     let value: unknown;
     try {
       value = await this.secrets.get(name, { maxAge: SECRET_MAX_AGE_SECONDS });

@@ -4,6 +4,7 @@ import { invocationCounters, type PipelineFunctionName } from "../core/run-usage
 import { describeZodError } from "../core/schemas.ts";
 import { HANDLER_ENV } from "../core/storage-layout.ts";
 import { createDocumentClient, createS3Client } from "./aws-clients.ts";
+import { type BudgetStore, DynamoBudgetStore, MemoryBudgetStore } from "./budget-store.ts";
 import { S3ObjectStore } from "./object-store.ts";
 import { DynamoRunStore } from "./run-store.ts";
 import { UsageMeter } from "./usage-meter.ts";
@@ -14,6 +15,7 @@ const handlerEnvSchema = z.object({
   [HANDLER_ENV.runsTable]: z.string().min(1),
   [HANDLER_ENV.verdictsTable]: z.string().min(1),
   [HANDLER_ENV.s3ForcePathStyle]: z.enum(["true", "false"]).default("false"),
+  [HANDLER_ENV.budgetsTable]: z.string().min(1).optional(),
 });
 
 /**
@@ -51,6 +53,11 @@ export function createHandlerRuntime(env: NodeJS.ProcessEnv = process.env) {
       }
     },
     verdicts: new DynamoVerdictStore(documents, vars[HANDLER_ENV.verdictsTable]),
+    /** Run-wide model budgets: the shared table when there is one (AWS, local shard processes), else memory. */
+    budgetStore: ((table): BudgetStore =>
+      table === undefined ? new MemoryBudgetStore() : new DynamoBudgetStore(documents, table))(
+      vars[HANDLER_ENV.budgetsTable],
+    ),
     logger,
     now: () => new Date(),
   };

@@ -18,6 +18,21 @@ export interface CompletionOptions {
    * (adapters/response-cache.ts) reads it; it never changes the request.
    */
   cache?: boolean;
+  /**
+   * Waits for permission to start each attempt (the run-wide model budget: a slot, the attempt's turn) and
+   * is told when it ended, with the tokens it used. Null: the caller stopped; no attempt may start.
+   */
+  beforeAttempt?: () => Promise<AttemptPermit | null>;
+}
+
+/** What {@link CompletionOptions.beforeAttempt} grants; `done` once the attempt ended. */
+export interface AttemptPermit {
+  done(tokens: number | null): void;
+}
+
+/** The caller stopped (its {@link CompletionOptions.beforeAttempt} said no) before the first attempt. */
+export class CallNotStartedError extends Error {
+  override readonly name = "CallNotStartedError";
 }
 
 /** A model's answer, as a {@link ModelClient} returns it. */
@@ -254,7 +269,14 @@ export class OpenAIModelClient implements ModelClient {
     const logprobs =
       options.topLogprobs === undefined ? {} : { logprobs: true, top_logprobs: options.topLogprobs };
     let rateLimited = 0;
+    let lastFault: ModelOutcome | null = null;
     for (let attempt = 1; ; attempt++) {
+      const permit = options.beforeAttempt ? await options.beforeAttempt() : null;
+      if (options.beforeAttempt && permit === null) {
+        if (lastFault === null) throw new CallNotStartedError(`${model.id}: the call was not started`);
+        // A retry the run stopped before it began: the attempts made so far decide the outcome.
+        return lastFault;
+      }
       const started = performance.now();
       try {
         const completion = await client.chat.completions.create(
@@ -270,13 +292,10 @@ export class OpenAIModelClient implements ModelClient {
         const latencyMs = performance.now() - started;
         // Validated here, where the response enters: a bad count would otherwise fail Aggregate forever.
         const { promptTokens, completionTokens } = this.usageOf(model, completion.usage, apiKey);
+        permit?.done((promptTokens ?? 0) + (completionTokens ?? 0));
         const choice = completion.choices?.[0];
         if (!choice) {
-          if (attempt < this.retry.maxAttempts) {
-            await this.sleep(this.backoff(attempt, null));
-            continue;
-          }
-          return {
+          const empty: ModelOutcome = {
             kind: "error",
             errorKind: "empty_choices",
             message: "the endpoint returned no choices",
@@ -285,6 +304,12 @@ export class OpenAIModelClient implements ModelClient {
             promptTokens,
             completionTokens,
           };
+          if (attempt < this.retry.maxAttempts) {
+            lastFault = empty;
+            await this.sleep(this.backoff(attempt, null));
+            continue;
+          }
+          return empty;
         }
         // Typed by the SDK, but whatever the endpoint sent: only a string is an answer.
         const content: unknown = choice.message?.content ?? choice.message?.refusal ?? null;
@@ -319,6 +344,8 @@ export class OpenAIModelClient implements ModelClient {
           apiKey,
         );
       } catch (error: unknown) {
+        // The slot is not held through the backoff: other calls use it meanwhile. (Idempotent.)
+        permit?.done(null);
         const latencyMs = performance.now() - started;
         const fault = classify(error);
         if (fault.kind === "rate_limited") rateLimited++;
@@ -326,13 +353,22 @@ export class OpenAIModelClient implements ModelClient {
           fault.kind === "rate_limited"
             ? (this.retry.rateLimitedAttempts ?? this.retry.maxAttempts)
             : this.retry.maxAttempts;
+        // Endpoints echo (partly masked) keys in auth errors; the message goes into verdicts and reports.
+        const message = redactSecret(fault.message, apiKey);
+        const failed: ModelOutcome = {
+          kind: "error",
+          errorKind: fault.kind,
+          message,
+          latencyMs,
+          attempts: attempt,
+          rateLimited,
+        };
         if (fault.retryable && attempt < attempts) {
+          lastFault = failed;
           await this.sleep(this.backoff(attempt, fault.retryAfterMs));
           continue;
         }
-        // Endpoints echo (partly masked) keys in auth errors; the message goes into verdicts and reports.
-        const message = redactSecret(fault.message, apiKey);
-        return { kind: "error", errorKind: fault.kind, message, latencyMs, attempts: attempt, rateLimited };
+        return failed;
       }
     }
   }

@@ -104,6 +104,7 @@ interface RunOptions {
   limit?: number;
   shardSize?: number;
   mapConcurrency?: number;
+  shardProcesses?: number;
   vcdAlpha?: number;
   vcdBeta?: number;
   vcdNoise?: number;
@@ -271,6 +272,7 @@ async function runCommand(options: RunOptions): Promise<number> {
       input,
       reportsDir: options.reports,
       baselineLatencyMs: options.baselineLatencyMs,
+      ...(options.shardProcesses === undefined ? {} : { shardProcesses: options.shardProcesses }),
       onEvent: (event) => progress.handle(event),
       stop: stop.signal,
       // --quiet: only the result and what ends the run; the handlers' own log lines are left out.
@@ -496,6 +498,11 @@ export function buildProgram(): Command {
     )
     .option("--shard-size <n>", "items per shard (one Lambda invocation each)", positiveInt("--shard-size"))
     .option("--map-concurrency <n>", "shards evaluated at once", positiveInt("--map-concurrency"))
+    .option(
+      "--shard-processes <n>",
+      "run each shard in a process of its own, as Lambda containers do (up to n at once); the models' budgets then hold across them as on AWS",
+      positiveInt("--shard-processes"),
+    )
     .option("--home <dir>", "where local servers keep their data", ".mmsafe")
     .option("--reports <dir>", "where reports are copied (<dir>/<runId>/)", "reports")
     .option("-q, --quiet", "print only the result and errors that end the run (no progress, no log lines)")

@@ -6,9 +6,20 @@
  * renders them next to the AWS lines.
  *
  * Pure: no AWS SDK, no environment. The usage comes from the caller (the usage meter, the Lambda
- * contexts, the execution history) or from `estimateRunForItems` for a run that has not happened yet.
+ * contexts, the execution history) or from `estimateRunForItems` for a run that has not happened yet,
+ * which also says where such a run stands against the Step Functions limits; `scaleTable` renders that for
+ * a few run sizes (README "Scale", `npm run scale-table`).
  */
-import { PIPELINE_FUNCTIONS } from "./storage-layout.ts";
+
+import { defaultMapConcurrency, MAX_DEFAULT_MAP_CONCURRENCY } from "./map-concurrency.ts";
+import {
+  evaluateShardEventSchema,
+  executionInputSchema,
+  modelConfigSchema,
+  planOutputSchema,
+} from "./schemas.ts";
+import { PIPELINE_FUNCTIONS, runManifestKey, runMapResultsPrefix, runShardKey } from "./storage-layout.ts";
+import { STRATEGIES, vcdOptionsSchema } from "./strategies.ts";
 
 /**
  * AWS requests a run made through the SDK clients, as counted by `UsageMeter` (adapters/usage-meter.ts).
@@ -329,6 +340,72 @@ function wholeNumber(name: string, value: number): void {
   if (!Number.isInteger(value) || value < 0) throw new RangeError(`${name} must be a whole number ≥ 0`);
 }
 
+/** The execution input's defaults (`executionInputSchema`): what a run that names none gets. */
+const EXECUTION_DEFAULTS = executionInputSchema.parse({});
+
+/** Shards evaluated at once, when the input names none: what Plan would choose for these assumptions. */
+export function mapConcurrencyFor(run: RunAssumptions): number {
+  return (
+    run.mapConcurrency ??
+    defaultMapConcurrency(
+      [run.maxConcurrency],
+      Math.min(run.shardSize, run.items) * run.strategies * (run.callsPerItem ?? 1),
+      Math.ceil(run.items / run.shardSize),
+    )
+  );
+}
+
+/** Items per run shard by default: the execution input's `shardSize` default. */
+export const DEFAULT_SHARD_SIZE: number = EXECUTION_DEFAULTS.shardSize;
+
+/** A model config's `timeoutMs` default: how long one call may take. */
+const DEFAULT_MODEL_TIMEOUT_MS: number = modelConfigSchema.shape.timeoutMs.parse(undefined);
+
+/**
+ * Step Functions quotas a run can meet (AWS documents them under "Step Functions service quotas").
+ * What each one means for this workflow is worked out by `estimateRunForItems` (its `scale`).
+ */
+export const STEP_FUNCTIONS_LIMITS = {
+  /** Child executions one Distributed Map Run runs in parallel (its MaxConcurrency at most). */
+  mapRunParallelChildren: 10_000,
+  /** Execution input, and each state's input and output, in UTF-8 bytes (256 KiB). */
+  payloadBytes: 256 * 1024,
+  /** Longest EXPRESS execution (a STANDARD one may run for a year). */
+  expressDurationMs: 5 * 60_000,
+  /** Events in one execution's history; each Distributed Map child execution has a history of its own. */
+  historyEvents: 25_000,
+} as const;
+
+/**
+ * Attempts of EvaluateShard a child execution makes at most: the first and the ASL's 20 retries of
+ * `ShardIncomplete` (statemachines/evaluation.asl.json; a test checks the two agree).
+ */
+export const SHARD_ATTEMPTS_LIMIT = 21;
+
+/**
+ * A shard stops starting calls when less than the longest model call plus this margin is left of its
+ * invocation (src/pipeline/evaluate-shard.ts), and ends with ShardIncomplete for its child to retry it.
+ */
+const SHARD_STOP_MARGIN_MS = 15_000;
+
+/**
+ * The DynamoDB traffic of the run-wide model budgets (src/pipeline/run-budgets.ts over the budgets table of
+ * adapters/budget-store.ts), as the estimate counts it. Per shard and model: each slot it holds is taken
+ * and given back once per attempt (two writes), held leases are renewed in one write every
+ * `renewEveryMs`, and a shard finding every slot held tries again (a failed conditional write and a
+ * consistent read of the slots item) `rampPolls` times quickly, then about every `pollEveryMs` (the store's
+ * backoff tops out at 500 ms ± 50%). Writes of the slots item cost a unit per KB of it (it holds a lease
+ * per slot held). Per call: one write counting the request when the model has requestsPerMinute or
+ * tokensPerMinute, and one more adding its tokens when it has tokensPerMinute.
+ */
+const BUDGET_TRAFFIC = {
+  renewEveryMs: 10_000,
+  pollEveryMs: 500,
+  rampPolls: 5,
+  slotsItemBaseBytes: 80,
+  slotsItemBytesPerLease: 30,
+} as const;
+
 /** The run and the assumptions `estimateRunForItems` prices. */
 export interface RunAssumptions {
   /** Runnable items evaluated. */
@@ -338,8 +415,21 @@ export interface RunAssumptions {
   shardSize: number;
   /** How long one model call takes. */
   modelLatencyMs: number;
-  /** Calls a model takes at once (its `maxConcurrency`); models are called in parallel with each other. */
+  /**
+   * Calls a model takes at once across the whole run (its `maxConcurrency`): the shards running at the same
+   * time share it. Every model has the same budget and latency; models are called in parallel.
+   */
   maxConcurrency: number;
+  /** Shards evaluated at once: the execution input's `mapConcurrency`. Default: Plan's (see core/map-concurrency.ts). */
+  mapConcurrency?: number;
+  /** Each model's `requestsPerMinute`, run-wide. Default: none. */
+  requestsPerMinute?: number;
+  /** Each model's `tokensPerMinute`, run-wide. Default: none. */
+  tokensPerMinute?: number;
+  /** Tokens one call uses, prompt with the image and answer (for `tokensPerMinute`). Default 850. */
+  tokensPerCall?: number;
+  /** Each model's `timeoutMs`: a shard stops starting calls this long (+ 15 s) before its timeout. Default 60,000. */
+  modelTimeoutMs?: number;
   /** Model calls per item and strategy: 1, or 2 for vcd (clean and noised image). Default 1. */
   callsPerItem?: number;
   /** Records of the dataset the plan reads (its dataset shards hold 100 each). Default `items`. */
@@ -356,21 +446,126 @@ export interface RunAssumptions {
   runRecordBytes?: number;
 }
 
+/** How one shard of an estimate runs. */
+export interface ShardTimeline {
+  items: number;
+  /** Shards running at the same time, itself included: they share each model's `maxConcurrency`. */
+  sharing: number;
+  /** Its share of each model's slots, maxConcurrency / sharing (below 1: it waits for slots others hold). */
+  slotShare: number;
+  /** EvaluateShard invocations it takes: more than 1 when it runs out of time (ShardIncomplete retries). */
+  attempts: number;
+  /** Billed milliseconds of all its attempts: its model calls at its share, and each attempt's overhead. */
+  billedMs: number;
+  /** Of those, the milliseconds its calls wait for a slot another shard holds (per model; in parallel). */
+  slotWaitMs: number;
+}
+
+/** Where a run stands against the limits it meets: what `scaleTable` shows. */
+export interface RunScale {
+  verdicts: number;
+  /** Shards, and so Distributed Map child executions (STANDARD). */
+  shards: number;
+  /** Child executions (and evaluate-shard invocations) running at once: min(mapConcurrency, shards). */
+  parallelChildren: number;
+  /** The slowest shard. */
+  slowestShard: ShardTimeline;
+  /** Shards that need more attempts than a child makes ({@link SHARD_ATTEMPTS_LIMIT}): they would fail. */
+  shardsOverAttempts: number;
+  /** evaluate-shard invocations: the check, and each shard's attempts. */
+  evaluateShardInvocations: number;
+  /** Wall-clock time of the run: plan, check, the shards (as many at once as mapConcurrency), aggregate. */
+  runMs: number;
+  /** The least time the models' budgets allow for the calls (each model's calls at its budget). */
+  budgetMs: number;
+  /** The budgets table's part of the DynamoDB usage. */
+  budgetsTable: { readUnits: number; writeUnits: number; requests: number };
+  /** Bytes of the largest state payload the run's size sets: the Map's input or a child's input. */
+  largestPayloadBytes: number;
+  /** Events in the run's own history (the Map's children have histories of their own). */
+  parentHistoryEvents: number;
+  /** Events in the history of the slowest shard's child execution. */
+  childHistoryEvents: number;
+}
+
 /** Items per dataset shard in S3 (dataset/upload.ts); the plan reads every one. */
 const DATASET_SHARD_ITEMS = 100;
 
 /**
- * The AWS cost of a run that has not happened yet, from its size and a model latency: the usage a
- * successful run of the deployed pipeline makes, priced by `estimateAwsCost`. Each shard's Lambda runs
- * for ceil(calls per model / maxConcurrency) × latency plus an overhead; the CheckModels invocation of the
- * same function asks each model one question (one wave) plus the overhead. The S3 and DynamoDB requests
- * are the ones plan, the check, the shards and aggregate make (see the notes in the result), with no
- * retries: each shard's child enters EvaluateShard once.
+ * Events of the run's own execution history on the success path, whatever its size: ExecutionStarted; five
+ * for each of the Tasks Plan, CheckModels, Aggregate and PublishCompleted (entered, scheduled, started,
+ * succeeded, exited); six for the Distributed Map Evaluate (MapStateEntered, MapStateStarted,
+ * MapRunStarted, MapRunSucceeded, MapStateSucceeded, MapStateExited: its children's events are in their own
+ * histories); two for RunSucceeded; ExecutionSucceeded. Retries of those Tasks add three each.
+ */
+const PARENT_HISTORY_EVENTS = 1 + 4 * 5 + 6 + 2 + 1;
+
+/** Events of a shard's child execution: started/succeeded, EvaluateShard entered/exited, three per attempt. */
+const childHistoryEvents = (attempts: number): number => 4 + 3 * attempts;
+
+/**
+ * UTF-8 bytes of the largest state payloads whose size depends on the run (the rest are a few hundred bytes
+ * whatever the run): Plan's output (the Map's input) and each child's input (the Map's ItemSelector), both
+ * carrying every model's full config. Measured on representative values validated by the real schemas.
+ */
+export function statePayloadBytes(models: number, strategies: number): number {
+  const runId = "run-20260115-030000-a1b2";
+  const modelConfigs = Array.from({ length: models }, (_, i) =>
+    modelConfigSchema.parse({
+      id: `vendor-model-${i + 1}`,
+      baseURL: "https://api.vendor.example/v1",
+      model: `vendor/vision-model-${i + 1}-2026-01`,
+      apiKeySecret: `mmsafe/vendor-${i + 1}`,
+      maxConcurrency: 8,
+      pricing: { inputPerMillionTokens: 2.5, outputPerMillionTokens: 10 },
+    }),
+  );
+  const common = {
+    runId,
+    bucket: "mmsafe-bucket83908e77-1a2b3c4d5e6f",
+    models: modelConfigs,
+    strategies: Array.from({ length: strategies }, (_, i) => STRATEGIES[i % STRATEGIES.length] ?? "baseline"),
+    vcd: vcdOptionsSchema.parse({}),
+    cache: true,
+    retryErrors: true,
+    retryErrorsBefore: "2026-01-15T03:00:00.000Z",
+  };
+  const childInput = evaluateShardEventSchema.parse({
+    ...common,
+    shard: { index: 99_999, key: runShardKey(runId, 99_999), items: 1000 },
+  });
+  const mapInput = planOutputSchema.parse({
+    ...common,
+    manifestKey: runManifestKey(runId),
+    mapResultsPrefix: runMapResultsPrefix(runId),
+    mapConcurrency: 10_000,
+    toleratedFailurePercentage: 100,
+    planned: 99_999_999,
+    shards: 99_999,
+  });
+  // The state after CheckModels also carries its result ($.checked).
+  const checked = { ...mapInput, checked: { nothingLeft: false } };
+  return Math.max(...[childInput, checked].map((value) => Buffer.byteLength(JSON.stringify(value))));
+}
+
+/**
+ * The AWS cost of a run that has not happened yet, from its size, its models' budgets and a model latency:
+ * the usage a successful run of the deployed pipeline makes, priced by `estimateAwsCost`, and where it
+ * stands against the Step Functions limits (`scale`).
+ *
+ * Time: the shards run `mapConcurrency` at a time, and those running together share each model's
+ * `maxConcurrency` (and requests and tokens per minute): a shard of c calls per model, one of s running,
+ * takes ceil(c·s / maxConcurrency) × latency (longer if a per-minute limit is slower), plus an overhead per
+ * attempt. A shard whose calls need more than its invocation allows (the evaluate-shard timeout less the
+ * model timeout and 15 s, when it stops starting calls) stops short and is retried in its child: one more
+ * attempt, invocation and state transition per retry. All that time is billed as Lambda duration, waiting
+ * for slots included. The CheckModels invocation asks each model one question first. The S3 and DynamoDB
+ * requests are those of plan, the check, the shards, the budgets table and aggregate (see the comments).
  */
 export function estimateRunForItems(
   run: RunAssumptions,
   prices: AwsPrices = AWS_PRICES,
-): CostEstimate & { usage: RunUsage; notes: string[] } {
+): CostEstimate & { usage: RunUsage; notes: string[]; scale: RunScale } {
   const callsPerItem = run.callsPerItem ?? 1;
   const shardOverheadMs = run.shardOverheadMs ?? 500;
   const planMs = run.planMs ?? 2000;
@@ -378,12 +573,19 @@ export function estimateRunForItems(
   const verdictBytes = run.verdictBytes ?? 700;
   const runRecordBytes = run.runRecordBytes ?? 2048;
   const datasetRecords = run.datasetRecords ?? run.items;
+  const mapConcurrency = mapConcurrencyFor(run);
+  const tokensPerCall = run.tokensPerCall ?? 850;
+  const modelTimeoutMs = run.modelTimeoutMs ?? DEFAULT_MODEL_TIMEOUT_MS;
+  const { requestsPerMinute: rpm, tokensPerMinute: tpm } = run;
   for (const [name, value] of Object.entries({
     items: run.items,
     models: run.models,
     strategies: run.strategies,
     shardSize: run.shardSize,
     maxConcurrency: run.maxConcurrency,
+    mapConcurrency,
+    ...(rpm === undefined ? {} : { requestsPerMinute: rpm }),
+    ...(tpm === undefined ? {} : { tokensPerMinute: tpm }),
   })) {
     if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a whole number ≥ 1`);
   }
@@ -392,21 +594,83 @@ export function estimateRunForItems(
   for (let left = run.items; left > 0; left -= run.shardSize) shardItems.push(Math.min(run.shardSize, left));
   const shards = shardItems.length;
   const verdicts = run.items * run.models * run.strategies;
+  const keysPerItem = run.models * run.strategies;
+  const writeUnitsPer = (bytes: number) => Math.max(1, Math.ceil(bytes / 1024));
 
-  const shardMs = shardItems.map(
-    (n) =>
-      Math.ceil((n * run.strategies * callsPerItem) / run.maxConcurrency) * run.modelLatencyMs +
-      shardOverheadMs,
-  );
+  // A shard's time, for one model (all models alike, called in parallel), when `sharing` shards share the
+  // model's budget.
+  const timeoutMs = PIPELINE_FUNCTIONS.evaluateShard.timeoutSeconds * 1000;
+  const callMsPerAttempt = Math.max(run.modelLatencyMs, timeoutMs - modelTimeoutMs - SHARD_STOP_MARGIN_MS);
+  const modelTime = (calls: number, sharing: number) => {
+    const byConcurrency = Math.ceil((calls * sharing) / run.maxConcurrency) * run.modelLatencyMs;
+    const byRequests = rpm === undefined ? 0 : (calls * sharing * 60_000) / rpm;
+    const byTokens = tpm === undefined ? 0 : (calls * sharing * tokensPerCall * 60_000) / tpm;
+    const ms = Math.ceil(Math.max(byConcurrency, byRequests, byTokens));
+    const slotsHeld = Math.min(calls, Math.max(1, Math.floor(run.maxConcurrency / sharing)));
+    const slotWaitMs = Math.max(0, byConcurrency - Math.ceil(calls / slotsHeld) * run.modelLatencyMs);
+    return { ms, slotsHeld, slotWaitMs };
+  };
+
+  // The budgets table: slot leases and pacing (see BUDGET_TRAFFIC), per shard (or check) and model.
+  const slotsItemBytes =
+    BUDGET_TRAFFIC.slotsItemBaseBytes + BUDGET_TRAFFIC.slotsItemBytesPerLease * run.maxConcurrency;
+  const slotWriteUnits = writeUnitsPer(slotsItemBytes);
+  const slotReadUnits = Math.ceil(slotsItemBytes / 4096);
+  const paceWritesPerCall = (rpm !== undefined || tpm !== undefined ? 1 : 0) + (tpm !== undefined ? 1 : 0);
+  const budgets = { readUnits: 0, writeUnits: 0, requests: 0 };
+  const addBudgetTraffic = (calls: number, attempts: number, time: ReturnType<typeof modelTime>): void => {
+    const renewals = Math.floor((time.ms - time.slotWaitMs) / BUDGET_TRAFFIC.renewEveryMs);
+    const polls =
+      time.slotWaitMs > 0
+        ? BUDGET_TRAFFIC.rampPolls + Math.floor(time.slotWaitMs / BUDGET_TRAFFIC.pollEveryMs)
+        : 0;
+    const slotWrites = attempts * 2 * time.slotsHeld + renewals + polls;
+    const paceWrites = calls * paceWritesPerCall;
+    budgets.writeUnits += run.models * (slotWrites * slotWriteUnits + paceWrites);
+    budgets.readUnits += run.models * polls * slotReadUnits;
+    budgets.requests += run.models * (slotWrites + polls + paceWrites);
+  };
+
+  const timelines: ShardTimeline[] = [];
+  let evaluatePhaseMs = 0;
+  for (let start = 0; start < shards; start += mapConcurrency) {
+    const wave = shardItems.slice(start, start + mapConcurrency);
+    let slowestInWave = 0;
+    for (const items of wave) {
+      const calls = items * run.strategies * callsPerItem;
+      const time = modelTime(calls, wave.length);
+      const attempts = Math.max(1, Math.ceil(time.ms / callMsPerAttempt));
+      addBudgetTraffic(calls, attempts, time);
+      const timeline: ShardTimeline = {
+        items,
+        sharing: wave.length,
+        slotShare: run.maxConcurrency / wave.length,
+        attempts,
+        billedMs: time.ms + attempts * shardOverheadMs,
+        slotWaitMs: time.slotWaitMs,
+      };
+      timelines.push(timeline);
+      slowestInWave = Math.max(slowestInWave, timeline.billedMs);
+    }
+    evaluatePhaseMs += slowestInWave;
+  }
   // CheckModels: each model's first question (its first item under the first strategy), models at once.
-  const checkMs = Math.ceil(callsPerItem / run.maxConcurrency) * run.modelLatencyMs + shardOverheadMs;
-  const evaluateMs = shardMs.reduce((sum, ms) => sum + Math.ceil(ms), Math.ceil(checkMs));
+  const checkTime = modelTime(callsPerItem, 1);
+  addBudgetTraffic(callsPerItem, 1, checkTime);
+  const checkMs = checkTime.ms + shardOverheadMs;
+  const evaluateMs = timelines.reduce((sum, t) => sum + t.billedMs, checkMs);
+  const retries = timelines.reduce((sum, t) => sum + t.attempts - 1, 0);
+  const retriedKeys = timelines.reduce((sum, t) => sum + (t.attempts - 1) * t.items * keysPerItem, 0);
+  const retriedBatches = timelines.reduce(
+    (sum, t) => sum + (t.attempts - 1) * Math.ceil((t.items * keysPerItem) / 100),
+    0,
+  );
+
   // The check asks about the first item of the first shard under the first strategy; with one strategy
   // that leaves its shard nothing to ask about that item, so the shard does not read its image again.
-  const firstShardKeys = (shardItems[0] ?? 0) * run.models * run.strategies;
+  const firstShardKeys = (shardItems[0] ?? 0) * keysPerItem;
   const imagesReadByShards = run.strategies === 1 ? run.items - 1 : run.items;
 
-  const writeUnitsPer = (bytes: number) => Math.max(1, Math.ceil(bytes / 1024));
   const usage: RunUsage = {
     lambda: [
       {
@@ -418,7 +682,7 @@ export function estimateRunForItems(
       {
         function: "evaluateShard",
         memoryMb: PIPELINE_FUNCTIONS.evaluateShard.memoryMb,
-        invocations: 1 + shards, // CheckModels, then one per shard
+        invocations: 1 + shards + retries, // CheckModels, then each shard's attempts
         billedMs: evaluateMs,
       },
       {
@@ -429,13 +693,21 @@ export function estimateRunForItems(
       },
     ],
     standardTransitions: standardTransitionsFor(shards, "succeeded"),
-    childTransitions: childTransitionsFor(shards),
+    childTransitions: childTransitionsFor(shards, retries),
     aws: {
       s3: {
         // plan: models config, dataset manifest, dataset shards; check: the run manifest, the first shard
-        // and one image; map ItemReader: the run manifest; the shards: their shard files and the images
-        // they still ask about; aggregate: the dataset manifest.
-        get: 2 + Math.ceil(datasetRecords / DATASET_SHARD_ITEMS) + 3 + 1 + shards + imagesReadByShards + 1,
+        // and one image; map ItemReader: the run manifest; the shards: their shard files (again on each
+        // retry) and the images they still ask about; aggregate: the dataset manifest.
+        get:
+          2 +
+          Math.ceil(datasetRecords / DATASET_SHARD_ITEMS) +
+          3 +
+          1 +
+          shards +
+          retries +
+          imagesReadByShards +
+          1,
         // plan: the run's shards and manifest; ResultWriter: manifest.json and SUCCEEDED_0.json;
         // aggregate: one responses file per model × strategy, report.json and report.md.
         put: shards + 1 + 2 + run.models * run.strategies + 2,
@@ -444,49 +716,107 @@ export function estimateRunForItems(
       },
       dynamodb: {
         // plan: a consistent GetItem of the run (1); the check: one BatchGetItem key per verdict of the
-        // first shard, and each shard: one per verdict of its own (eventually consistent, 0.5 each, found
-        // or not); aggregate: the run (1) and a Query of the verdicts (0.5 per 4 KB read).
+        // first shard, and each shard attempt: one per verdict of its own (eventually consistent, 0.5 each,
+        // found or not); aggregate: the run (1) and a Query of the verdicts (0.5 per 4 KB read); and the
+        // budgets table.
         readUnits:
-          1 + (firstShardKeys + verdicts) * 0.5 + 1 + Math.ceil((verdicts * verdictBytes) / 4096) * 0.5,
+          1 +
+          (firstShardKeys + verdicts + retriedKeys) * 0.5 +
+          1 +
+          Math.ceil((verdicts * verdictBytes) / 4096) * 0.5 +
+          budgets.readUnits,
         // plan: the run record; each verdict once (the check writes the verdicts of the questions it
-        // asked, which the shards then skip); aggregate: the run record updated.
+        // asked, which the shards then skip); aggregate: the run record updated; and the budgets table.
         writeUnits:
           writeUnitsPer(runRecordBytes) +
           verdicts * writeUnitsPer(verdictBytes) +
-          writeUnitsPer(runRecordBytes),
-        // plan: GetItem, PutItem; the check and the shards: BatchGetItem of 100 keys, a PutItem per
-        // verdict; aggregate: GetItem, Query pages of 1 MB, UpdateItem.
+          writeUnitsPer(runRecordBytes) +
+          budgets.writeUnits,
+        // plan: GetItem, PutItem; the check and each shard attempt: BatchGetItem of 100 keys, a PutItem per
+        // verdict; aggregate: GetItem, Query pages of 1 MB, UpdateItem; and the budgets table.
         requests:
           2 +
           Math.ceil(firstShardKeys / 100) +
-          shardItems.reduce((sum, n) => sum + Math.ceil((n * run.models * run.strategies) / 100), 0) +
+          shardItems.reduce((sum, n) => sum + Math.ceil((n * keysPerItem) / 100), 0) +
+          retriedBatches +
           verdicts +
           2 +
-          Math.max(1, Math.ceil((verdicts * verdictBytes) / 2 ** 20)),
+          Math.max(1, Math.ceil((verdicts * verdictBytes) / 2 ** 20)) +
+          budgets.requests,
       },
     },
     events: 1,
   };
+
+  const callsPerModel = run.items * run.strategies * callsPerItem;
+  const budgetMs = Math.ceil(
+    Math.max(
+      Math.ceil(callsPerModel / run.maxConcurrency) * run.modelLatencyMs,
+      rpm === undefined ? 0 : (callsPerModel * 60_000) / rpm,
+      tpm === undefined ? 0 : (callsPerModel * tokensPerCall * 60_000) / tpm,
+    ),
+  );
+  const slowestShard = timelines.reduce((a, b) => (b.billedMs > a.billedMs ? b : a));
+  const scale: RunScale = {
+    verdicts,
+    shards,
+    parallelChildren: Math.min(mapConcurrency, shards),
+    slowestShard,
+    shardsOverAttempts: timelines.filter((t) => t.attempts > SHARD_ATTEMPTS_LIMIT).length,
+    evaluateShardInvocations: 1 + shards + retries,
+    runMs: planMs + checkMs + evaluatePhaseMs + aggregateMs,
+    budgetMs,
+    budgetsTable: budgets,
+    largestPayloadBytes: statePayloadBytes(run.models, run.strategies),
+    parentHistoryEvents: PARENT_HISTORY_EVENTS,
+    childHistoryEvents: childHistoryEvents(slowestShard.attempts),
+  };
+
+  const fullShard = timelines[0] ?? slowestShard;
   const notes = [
-    `${shards} shard(s) of up to ${run.shardSize} items; a full shard takes ${Math.max(...shardMs) / 1000} s ` +
+    `${shards} shard(s) of up to ${run.shardSize} items, ${scale.parallelChildren} at once ` +
       `(${run.models} model(s) × ${run.strategies} strateg${run.strategies === 1 ? "y" : "ies"}, ` +
-      `${run.modelLatencyMs} ms per call, ${run.maxConcurrency} calls at once per model, ` +
-      `${shardOverheadMs} ms overhead); CheckModels, one more evaluate-shard invocation, ` +
-      `takes ${checkMs / 1000} s.`,
-    `Assumed: plan ${planMs} ms, aggregate ${aggregateMs} ms, verdicts of ${verdictBytes} bytes, no retries ` +
-      "(each retry of a shard is one more invocation and one more state transition), " +
+      `${run.modelLatencyMs} ms per call, each model's maxConcurrency ${run.maxConcurrency} shared by the ` +
+      `shards running, ${shardOverheadMs} ms overhead per invocation); a full shard takes ` +
+      `${fullShard.billedMs / 1000} s; CheckModels, one more evaluate-shard invocation, takes ${checkMs / 1000} s.`,
+    `Assumed: plan ${planMs} ms, aggregate ${aggregateMs} ms, verdicts of ${verdictBytes} bytes, no failed ` +
+      "calls or Lambda faults (each retry of a shard is one more invocation and state transition), " +
       "no free tier; not priced: CloudWatch Logs and EMF metrics, Secrets Manager key reads, and a " +
       "scheduled run's Scan of the runs table for its previous run (the usage meter counts that Scan).",
   ];
-  const timeoutMs = PIPELINE_FUNCTIONS.evaluateShard.timeoutSeconds * 1000;
-  if (Math.max(...shardMs) > timeoutMs) {
+  if (fullShard.slotShare < 1) {
     notes.push(
-      `A full shard needs more than the ${timeoutMs / 1000} s EvaluateShard timeout: each shard would stop ` +
-        "short (ShardIncomplete) and be retried in its child execution, one more invocation and state " +
-        "transition per retry (more than estimated); use a smaller shardSize.",
+      `${fullShard.sharing} shards at once share ${run.maxConcurrency} slots per model: a shard waits for a ` +
+        `slot ${Math.round(fullShard.slotWaitMs / 1000)} s of its ${fullShard.billedMs / 1000} s, billed as ` +
+        `Lambda duration; a mapConcurrency of ${budgetMatchedMapConcurrency(run)} keeps the budget as busy.`,
     );
   }
-  return { ...estimateAwsCost(usage, prices), usage, notes };
+  if (retries > 0) {
+    notes.push(
+      `A shard's calls need more than the ${callMsPerAttempt / 1000} s an EvaluateShard invocation can ` +
+        `start calls in (the ${timeoutMs / 1000} s timeout less the model timeout and 15 s): ${retries} ` +
+        "attempt(s) stop short (ShardIncomplete) and are retried in their child executions, counted above; " +
+        "use a smaller shardSize or a larger budget.",
+    );
+  }
+  if (scale.shardsOverAttempts > 0) {
+    notes.push(
+      `${scale.shardsOverAttempts} shard(s) need more than the ${SHARD_ATTEMPTS_LIMIT} attempts a child ` +
+        "execution makes: they would fail; use a smaller shardSize or mapConcurrency.",
+    );
+  }
+  return { ...estimateAwsCost(usage, prices), usage, notes, scale };
+}
+
+/**
+ * The smallest `mapConcurrency` that keeps each model's budget busy: enough shards that their calls can
+ * fill every slot, plus one, so a shard starting or ending does not leave slots idle. More shards at once
+ * only share the same slots: they make the run no faster, and each waits (billed) for its turn.
+ */
+export function budgetMatchedMapConcurrency(run: RunAssumptions): number {
+  const shards = Math.ceil(run.items / run.shardSize);
+  const callsPerShard = Math.min(run.shardSize, run.items) * run.strategies * (run.callsPerItem ?? 1);
+  return Math.max(1, Math.min(shards, Math.ceil(run.maxConcurrency / callsPerShard) + 1));
 }
 
 /** Token cost of one model × strategy row; null when the model has no prices configured. */
@@ -551,4 +881,182 @@ export function renderCostMarkdown(estimate: CostEstimate, modelCosts: readonly 
     "",
   );
   return out.join("\n");
+}
+
+/** A run size of {@link scaleTable}: one column. */
+export interface ScaleScenario {
+  items: number;
+  models: number;
+  strategies: number;
+}
+
+/** The README's columns: the benchmark once; a comparison of 5 models × 2 strategies; that on 10× the items. */
+export const SCALE_SCENARIOS: readonly ScaleScenario[] = [
+  { items: 1500, models: 1, strategies: 1 },
+  { items: 1500, models: 5, strategies: 2 },
+  { items: 15_000, models: 5, strategies: 2 },
+];
+
+/** The model budget and settings every column of {@link scaleTable} shares; the defaults are the README's. */
+export interface ScaleTableOptions {
+  /** One model call, in ms. Default 1,000. */
+  modelLatencyMs?: number;
+  /** Each model's `maxConcurrency`. Default 8 (the model config's default). */
+  maxConcurrency?: number;
+  /** Default 40 (the execution input's default). */
+  mapConcurrency?: number;
+  /** Default 25 (the execution input's default). */
+  shardSize?: number;
+  requestsPerMinute?: number;
+  tokensPerMinute?: number;
+}
+
+/** "3 min 16 s", "1 h 3 min", "42 s". */
+export function formatDuration(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min${seconds % 60 ? ` ${seconds % 60} s` : ""}`;
+  const minutes = Math.round(seconds / 60);
+  return `${Math.floor(minutes / 60)} h${minutes % 60 ? ` ${minutes % 60} min` : ""}`;
+}
+
+const count = (n: number): string => Math.round(n).toLocaleString("en-US");
+const kilobytes = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KB`;
+
+/**
+ * A Markdown table laid out as Prettier lays tables out (cells padded to their column's width), so a
+ * formatter run over the README leaves it byte for byte as this function writes it.
+ */
+function markdownTable(
+  header: readonly string[],
+  rightAligned: readonly boolean[],
+  rows: string[][],
+): string {
+  const all = [header, ...rows].map((row) => row.map(cell));
+  const widths = header.map((_, c) => Math.max(3, ...all.map((row) => [...(row[c] ?? "")].length)));
+  const pad = (text: string, c: number) => {
+    const fill = " ".repeat((widths[c] ?? 0) - [...text].length);
+    return rightAligned[c] ? fill + text : text + fill;
+  };
+  const line = (row: readonly string[]) => `| ${row.map((text, c) => pad(text, c)).join(" | ")} |`;
+  const rule = `| ${widths.map((w, c) => (rightAligned[c] ? `${"-".repeat(w - 1)}:` : "-".repeat(w))).join(" | ")} |`;
+  const [first = [], ...rest] = all;
+  return [line(first), rule, ...rest.map(line)].join("\n");
+}
+
+/**
+ * The README's "Scale" table: for each of {@link SCALE_SCENARIOS}, what a run of the deployed pipeline
+ * takes (shards, child executions, Lambda concurrency, DynamoDB units, S3 requests, AWS cost, time at the
+ * models' budget) and where it stands against each Step Functions limit, all from `estimateRunForItems`;
+ * then the assumptions and where each limit would bind. `npm run scale-table` prints it; a unit test keeps
+ * the README's copy equal to it.
+ */
+export function scaleTable(options: ScaleTableOptions = {}, prices: AwsPrices = AWS_PRICES): string {
+  const budget = {
+    shardSize: options.shardSize ?? DEFAULT_SHARD_SIZE,
+    modelLatencyMs: options.modelLatencyMs ?? 1000,
+    maxConcurrency: options.maxConcurrency ?? modelConfigSchema.shape.maxConcurrency.parse(undefined),
+    ...(options.mapConcurrency === undefined ? {} : { mapConcurrency: options.mapConcurrency }),
+    ...(options.requestsPerMinute === undefined ? {} : { requestsPerMinute: options.requestsPerMinute }),
+    ...(options.tokensPerMinute === undefined ? {} : { tokensPerMinute: options.tokensPerMinute }),
+  };
+  const columns = SCALE_SCENARIOS.map((scenario) => {
+    const run: RunAssumptions = { ...scenario, ...budget };
+    const estimate = estimateRunForItems(run, prices);
+    // Every shard at once, up to 40: what the default was before budgets held run-wide.
+    const wideConcurrency = Math.min(MAX_DEFAULT_MAP_CONCURRENCY, estimate.scale.shards);
+    const wide = estimateRunForItems({ ...run, mapConcurrency: wideConcurrency }, prices);
+    return { scenario, estimate, wide, wideConcurrency, mapConcurrency: mapConcurrencyFor(run) };
+  });
+  const limits = STEP_FUNCTIONS_LIMITS;
+  const row = (label: string, value: (column: (typeof columns)[number]) => string): string[] => [
+    label,
+    ...columns.map(value),
+  ];
+  const perThousand = (e: CostEstimate, verdicts: number) => formatUsd((e.totalUsd / verdicts) * 1000);
+  const table = markdownTable(
+    ["verdicts", ...columns.map((c) => count(c.estimate.scale.verdicts))],
+    [false, ...columns.map(() => true)],
+    [
+      row("items × models × strategies", ({ scenario: s }) =>
+        [s.items, s.models, s.strategies].map(count).join(" × "),
+      ),
+      row("shards = child executions (STANDARD)", (c) => count(c.estimate.scale.shards)),
+      row("mapConcurrency (shards at once)", (c) => count(c.mapConcurrency)),
+      row(`Lambda concurrency = parallel children (limit ${count(limits.mapRunParallelChildren)})`, (c) =>
+        count(c.estimate.scale.parallelChildren),
+      ),
+      row("evaluate-shard invocations", (c) => count(c.estimate.scale.evaluateShardInvocations)),
+      row(`a shard's slots per model (of ${budget.maxConcurrency})`, (c) => {
+        const share = c.estimate.scale.slowestShard.slotShare;
+        return Number.isInteger(share) ? count(share) : share.toFixed(2);
+      }),
+      row("a shard's billed time, of it waiting for slots", (c) => {
+        const shard = c.estimate.scale.slowestShard;
+        const attempts = shard.attempts > 1 ? ` (${shard.attempts} attempts)` : "";
+        return `${formatDuration(shard.billedMs)}${attempts}, ${formatDuration(shard.slotWaitMs)}`;
+      }),
+      row(
+        "run time; the models' budget alone",
+        (c) => `${formatDuration(c.estimate.scale.runMs)}; ${formatDuration(c.estimate.scale.budgetMs)}`,
+      ),
+      row(
+        "DynamoDB write units (budgets table)",
+        (c) =>
+          `${count(c.estimate.usage.aws.dynamodb.writeUnits)} (${count(c.estimate.scale.budgetsTable.writeUnits)})`,
+      ),
+      row(
+        "DynamoDB read units (budgets table)",
+        (c) =>
+          `${count(c.estimate.usage.aws.dynamodb.readUnits)} (${count(c.estimate.scale.budgetsTable.readUnits)})`,
+      ),
+      row(
+        "S3 GET / PUT requests",
+        (c) => `${count(c.estimate.usage.aws.s3.get)} / ${count(c.estimate.usage.aws.s3.put)}`,
+      ),
+      row(
+        "AWS cost (per 1,000 verdicts)",
+        (c) => `${formatUsd(c.estimate.totalUsd)} (${perThousand(c.estimate, c.estimate.scale.verdicts)})`,
+      ),
+      row(
+        "with every shard at once (up to 40): per 1,000 verdicts, run time",
+        (c) =>
+          `${c.wideConcurrency}: ${perThousand(c.wide, c.wide.scale.verdicts)}, ${formatDuration(c.wide.scale.runMs)}`,
+      ),
+      row("largest state payload (limit 256 KiB)", (c) => kilobytes(c.estimate.scale.largestPayloadBytes)),
+      row("a shard's child execution (EXPRESS: 5 min at most)", (c) => {
+        const ms = c.estimate.scale.slowestShard.billedMs;
+        return `${formatDuration(ms)}${ms > limits.expressDurationMs ? " (over)" : ""}`;
+      }),
+      row(
+        `history events, run / child (limit ${count(limits.historyEvents)})`,
+        (c) =>
+          `${count(c.estimate.scale.parentHistoryEvents)} / ${count(c.estimate.scale.childHistoryEvents)}`,
+      ),
+    ],
+  );
+
+  const perModelBytes = statePayloadBytes(2, 1) - statePayloadBytes(1, 1);
+  const modelsAtPayloadLimit = Math.floor(
+    (limits.payloadBytes - statePayloadBytes(1, STRATEGIES.length)) / perModelBytes + 1,
+  );
+  const paces = [
+    budget.requestsPerMinute === undefined ? null : `${count(budget.requestsPerMinute)} requests per minute`,
+    budget.tokensPerMinute === undefined ? null : `${count(budget.tokensPerMinute)} tokens per minute`,
+  ].filter((p) => p !== null);
+  const assumptions =
+    `Each model: maxConcurrency ${budget.maxConcurrency} for the whole run, ${formatDuration(budget.modelLatencyMs)} ` +
+    `per call, ${paces.length > 0 ? paces.join(" and ") : "no requests or tokens per minute limit"}; ` +
+    `shardSize ${budget.shardSize}, mapConcurrency ${budget.mapConcurrency ?? "Plan's default (enough shards to fill the budget twice, plus one; at most 40)"}; one call per item and strategy ` +
+    `(vcd makes two), no failed calls; ${prices.region} list prices as of ${prices.asOf}, no free tier.`;
+  const bindings =
+    `Where the limits bind: parallel child executions only past mapConcurrency ${count(limits.mapRunParallelChildren)}, ` +
+    "which the execution input does not accept; the largest payloads are the Map's input and each child's " +
+    `input, which carry every model's config (≈ ${kilobytes(perModelBytes)} each): 256 KiB at about ` +
+    `${count(modelsAtPayloadLimit)} models in one run (map results go to S3 through the ResultWriter, not ` +
+    "into the state); the children are STANDARD, so no 5-minute cap applies: a shard is bounded by the " +
+    `evaluate-shard timeout per attempt and by ${SHARD_ATTEMPTS_LIMIT} attempts; and the run's history holds ` +
+    `about ${PARENT_HISTORY_EVENTS} events whatever its size (the Distributed Map's children have their own, ` +
+    `at most ${childHistoryEvents(SHARD_ATTEMPTS_LIMIT)}), far from ${count(limits.historyEvents)}.`;
+  return [table, "", assumptions, "", bindings, ""].join("\n");
 }

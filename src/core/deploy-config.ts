@@ -29,6 +29,27 @@ export const scheduleSchema = z
   .strict();
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;
 
+/**
+ * Settings of the evaluate-shard function. `reservedConcurrency`: Lambda concurrency set aside for it and
+ * also its ceiling, or `null` (the default) for none. Unreserved, a run's fan-out is bounded by its
+ * `mapConcurrency` (default 40) alone, and every run at once adds its own; reserving N caps all runs
+ * together at N shards (more are throttled and retried, then fail their child), but takes N out of the
+ * account's unreserved pool for good, and Lambda keeps at least 100 of an account's concurrency unreserved:
+ * on an account with the new-account limit of 10, or any limit below N + 100, the deployment fails.
+ */
+export const evaluateShardSettingsSchema = z
+  .object({
+    reservedConcurrency: z
+      .number({ error: "a whole number ≥ 1, or null for none" })
+      .int("a whole number ≥ 1, or null for none")
+      .min(1, "0 would throttle every shard (Lambda's off switch); use null for none")
+      .nullable()
+      .default(null)
+      .describe("Concurrency reserved for (and capping) evaluate-shard across all runs; null: none"),
+  })
+  .strict();
+export type EvaluateShardSettings = z.infer<typeof evaluateShardSettingsSchema>;
+
 /** `config/deploy.json`: what the CDK app deploys besides the pipeline itself. */
 export const deployConfigSchema = z
   .object({
@@ -53,6 +74,7 @@ export const deployConfigSchema = z
       })
       .strict()
       .default({ modelErrorRatePercent: 10 }),
+    evaluateShard: evaluateShardSettingsSchema.default({ reservedConcurrency: null }),
   })
   .strict();
 export type DeployConfig = z.infer<typeof deployConfigSchema>;

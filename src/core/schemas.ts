@@ -42,7 +42,27 @@ export const modelConfigSchema = z
         "Secrets Manager secret holding the API key (runs on AWS): the secret string, or JSON with an apiKey field",
       ),
     kind: z.enum(["model", "baseline"]).default("model"),
-    maxConcurrency: z.number().int().min(1).max(256).default(8),
+    maxConcurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(8)
+      .describe("Calls in flight to this model at most, across the whole run (every shard)"),
+    requestsPerMinute: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .describe("Requests per minute at most, across the whole run (retries count); default: no limit"),
+    tokensPerMinute: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000_000)
+      .optional()
+      .describe("Tokens (prompt + completion) per minute at most, across the whole run; default: no limit"),
     maxTokens: z.number().int().min(1).max(8192).default(512),
     temperature: z.number().min(0).max(2).default(0),
     timeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
@@ -99,7 +119,15 @@ export const executionInputSchema = z
       .optional()
       .describe("Evaluate a deterministic sample of N runnable items, stratified by category (smoke tests)"),
     shardSize: z.number().int().min(1).max(1000).default(25),
-    mapConcurrency: z.number().int().min(1).max(10_000).default(40),
+    mapConcurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(10_000)
+      .optional()
+      .describe(
+        "Shards evaluated at once; default: enough to keep every model's run-wide maxConcurrency busy (at most 40)",
+      ),
     toleratedFailurePercentage: z.number().min(0).max(100).default(0),
     cache: z
       .boolean()

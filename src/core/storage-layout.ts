@@ -11,6 +11,9 @@ export const RUNS_TABLE_KEYS = { partitionKey: "runId" } as const;
 /** Attribute names of the verdicts table (one item per run × model × strategy × item). */
 export const VERDICTS_TABLE_KEYS = { partitionKey: "runId", sortKey: "verdictKey" } as const;
 
+/** Attribute names of the budgets table (slot leases and pacing counters of run-wide model budgets). */
+export const BUDGETS_TABLE_KEYS = { partitionKey: "pk" } as const;
+
 /** Top-level S3 prefixes; every object mmsafe writes lives under one of them. */
 export const S3_PREFIXES = {
   datasets: "datasets/",
@@ -63,6 +66,11 @@ export const HANDLER_ENV = {
   s3ForcePathStyle: "MMSAFE_S3_FORCE_PATH_STYLE",
   /** "false" (set by the local runner, whose progress display sums errors up): no WARN line per error verdict. */
   logErrorVerdicts: "MMSAFE_LOG_ERROR_VERDICTS",
+  /**
+   * The table of run-wide model budgets (slot leases, pacing), shared by every shard's process. Unset (a local
+   * run in one process): the budgets are kept in memory.
+   */
+  budgetsTable: "MMSAFE_BUDGETS_TABLE",
 } as const;
 
 /** Names of the `${…}` placeholders in the ASL definition, substituted by CDK and by the local runner. */

@@ -2,7 +2,12 @@ import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { CreateTableCommand, DynamoDBClient, ResourceInUseException } from "@aws-sdk/client-dynamodb";
 import { z } from "zod";
-import { HANDLER_ENV, RUNS_TABLE_KEYS, VERDICTS_TABLE_KEYS } from "../core/storage-layout.ts";
+import {
+  BUDGETS_TABLE_KEYS,
+  HANDLER_ENV,
+  RUNS_TABLE_KEYS,
+  VERDICTS_TABLE_KEYS,
+} from "../core/storage-layout.ts";
 import {
   EmbeddedAwsInUseError,
   EmbeddedAwsStartError,
@@ -15,6 +20,8 @@ export const LOCAL_RESOURCES = {
   bucket: "mmsafe-local",
   runsTable: "mmsafe-runs",
   verdictsTable: "mmsafe-verdicts",
+  /** Run-wide model budgets; used by shards in processes of their own (`--shard-processes`). */
+  budgetsTable: "mmsafe-budgets",
   /** Events are recorded to `<home>/events.jsonl`: there is no bus to deliver them to locally. */
   eventBus: "mmsafe-local-events",
   region: "us-east-1",
@@ -170,6 +177,7 @@ export async function startEmbeddedAws(
   try {
     await createTable(LOCAL_RESOURCES.runsTable, RUNS_TABLE_KEYS);
     await createTable(LOCAL_RESOURCES.verdictsTable, VERDICTS_TABLE_KEYS);
+    await createTable(LOCAL_RESOURCES.budgetsTable, BUDGETS_TABLE_KEYS);
   } catch (error: unknown) {
     closing = true;
     child.stdin?.end(); // servers nobody will use

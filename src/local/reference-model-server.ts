@@ -90,6 +90,13 @@ export interface ReferenceServerStats {
   answeredByPrompt: Record<string, number>;
   /** Faults injected, per kind (every kind present, 0 when none; all 0 without a fault plan). */
   faults: Record<FaultKind, number>;
+  /** Completion requests being answered now (received, response not yet ended). */
+  inFlight: number;
+  /** The most completion requests in flight at once. */
+  maxInFlight: number;
+  /** When the first and the last completion request arrived (ms since the epoch); null before any. */
+  firstRequestAt: number | null;
+  lastRequestAt: number | null;
 }
 
 /** A running reference server. */
@@ -402,6 +409,15 @@ export async function startReferenceModelServer(
 
   const handleCompletion = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     stats.requests += 1;
+    // Counted on the stats object of the moment: a reset meanwhile starts a new count.
+    const counted = stats;
+    counted.inFlight += 1;
+    counted.maxInFlight = Math.max(counted.maxInFlight, counted.inFlight);
+    counted.firstRequestAt ??= Date.now();
+    counted.lastRequestAt = Date.now();
+    res.once("close", () => {
+      counted.inFlight -= 1;
+    });
     let outcome: Outcome;
     try {
       const raw = await readBody(req);
@@ -603,7 +619,17 @@ function emptyFaultCounts(): Record<FaultKind, number> {
 }
 
 function emptyStats(): ReferenceServerStats {
-  return { requests: 0, byModel: {}, byPrompt: {}, answeredByPrompt: {}, faults: emptyFaultCounts() };
+  return {
+    requests: 0,
+    byModel: {},
+    byPrompt: {},
+    answeredByPrompt: {},
+    faults: emptyFaultCounts(),
+    inFlight: 0,
+    maxInFlight: 0,
+    firstRequestAt: null,
+    lastRequestAt: null,
+  };
 }
 
 function snapshot(stats: ReferenceServerStats): ReferenceServerStats {
@@ -613,6 +639,10 @@ function snapshot(stats: ReferenceServerStats): ReferenceServerStats {
     byPrompt: { ...stats.byPrompt },
     answeredByPrompt: { ...stats.answeredByPrompt },
     faults: { ...stats.faults },
+    inFlight: stats.inFlight,
+    maxInFlight: stats.maxInFlight,
+    firstRequestAt: stats.firstRequestAt,
+    lastRequestAt: stats.lastRequestAt,
   };
 }
 

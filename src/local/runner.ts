@@ -40,6 +40,7 @@ import {
   type ServersExit,
 } from "./local-errors.ts";
 import { type ReferenceServer, startReferenceModelServer } from "./reference-model-server.ts";
+import { ShardProcessPool } from "./shard-processes.ts";
 import {
   type ExecutionResult,
   executeLocally,
@@ -251,6 +252,8 @@ export interface LocalRunOptions {
   stop?: AbortSignal;
   /** Log level of the handlers, when this run opens the process's session (see {@link LocalSessionOptions}). */
   handlerLogLevel?: LocalSessionOptions["handlerLogLevel"];
+  /** Shards in processes of their own, this many at most (see {@link LocalSessionOptions}). */
+  shardProcesses?: number;
 }
 
 /** Options of the first {@link openLocalSession} of a process (later calls share its session). */
@@ -262,6 +265,11 @@ export interface LocalSessionOptions {
   whenInUse?: "refuse" | "attach";
   /** Log level of the handlers' Powertools loggers, unless POWERTOOLS_LOG_LEVEL is set (default WARN). */
   handlerLogLevel?: "WARN" | "ERROR" | "SILENT";
+  /**
+   * Runs each shard in a process of its own, as Lambda containers do, up to this many at once; the model
+   * budgets are then shared through the embedded DynamoDB, as on AWS. Default: every shard in this process.
+   */
+  shardProcesses?: number;
 }
 
 export interface LocalRunResult {
@@ -290,6 +298,8 @@ interface LocalSession {
   dynamodb: DynamoDBClient;
   store: S3ObjectStore;
   baselines: ReferenceServer | null;
+  /** The shard processes, when shards run in processes of their own. */
+  shardProcesses: ShardProcessPool | null;
 }
 
 /** What a local shard is told it has left: more than any call needs (a finite number, as Lambda's is). */
@@ -343,10 +353,22 @@ export function openLocalSession(home: string, options: LocalSessionOptions = {}
     // (read by lambdas/evaluate-shard/index.ts).
     process.env[HANDLER_ENV.logErrorVerdicts] ??= "false";
     const lambdas = new Map<string, LocalLambda>();
+    const pool =
+      options.shardProcesses === undefined
+        ? null
+        : new ShardProcessPool(
+            options.shardProcesses,
+            path.join(REPO_ROOT, PIPELINE_FUNCTIONS.evaluateShard.entry),
+            { ...process.env, [HANDLER_ENV.budgetsTable]: LOCAL_RESOURCES.budgetsTable },
+          );
     for (const [name, fn] of Object.entries(PIPELINE_FUNCTIONS)) {
-      const module = (await import(pathToFileURL(path.join(REPO_ROOT, fn.entry)).href)) as {
-        handler: (event: unknown, context: Context) => Promise<unknown>;
-      };
+      // Shards in processes of their own: this process never loads their handler.
+      const inProcess = !(name === "evaluateShard" && pool);
+      const module = inProcess
+        ? ((await import(pathToFileURL(path.join(REPO_ROOT, fn.entry)).href)) as {
+            handler: (event: unknown, context: Context) => Promise<unknown>;
+          })
+        : null;
       // A shard's time locally includes waiting for model slots that other shards hold (one process shares
       // the gates), so it has no deadline here; plan and aggregate keep their Lambda's.
       const untimed = name === "evaluateShard";
@@ -367,7 +389,8 @@ export function openLocalSession(home: string, options: LocalSessionOptions = {}
           fail: () => undefined,
           succeed: () => undefined,
         } satisfies Context;
-        const invocation = module.handler(event, context);
+        const invocation = module ? module.handler(event, context) : pool ? pool.invoke(event) : null;
+        if (!invocation) throw new Error(`no handler for ${name}`);
         if (untimed) {
           activeShards.add(invocation);
           void invocation.then(
@@ -387,6 +410,7 @@ export function openLocalSession(home: string, options: LocalSessionOptions = {}
       dynamodb: new DynamoDBClient({}),
       store: new S3ObjectStore(s3, LOCAL_RESOURCES.bucket),
       baselines: null,
+      shardProcesses: pool,
     };
   })();
   // A session that failed to open is forgotten, so the next call tries again.
@@ -410,6 +434,7 @@ export async function closeLocalSession(): Promise<void> {
   const s = await opening.catch(() => null);
   if (!s) return;
   await s.baselines?.close();
+  await s.shardProcesses?.close();
   s.s3.destroy();
   s.dynamodb.destroy();
   await s.aws.close();
@@ -599,6 +624,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   const halt = async (why: Halt, s: LocalSession | null): Promise<never> => {
     control.halted = true;
     callsStopped = true;
+    s?.shardProcesses?.stop();
     if (why.kind === "signal") {
       const { kept, marked, settled } = s
         ? await recordInterrupt(s, runId, why.signal)
@@ -616,7 +642,10 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   };
 
   callsStopped = false;
-  const opening = openLocalSession(options.home, { handlerLogLevel: options.handlerLogLevel });
+  const opening = openLocalSession(options.home, {
+    handlerLogLevel: options.handlerLogLevel,
+    ...(options.shardProcesses === undefined ? {} : { shardProcesses: options.shardProcesses }),
+  });
   const first = await Promise.race([opening.then((s) => ({ s })), halted.then((why) => ({ why }))]);
   if ("why" in first) return halt(first.why, null);
   const { s } = first;

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
-import type { CompletionOptions, ModelClient } from "../adapters/openai-model.ts";
+import { CallNotStartedError, type CompletionOptions, type ModelClient } from "../adapters/openai-model.ts";
 import type { ExistingVerdict, VerdictStore } from "../adapters/verdict-store.ts";
 import { AimdLimit } from "../core/aimd.ts";
 import { CircuitBreaker } from "../core/circuit-breaker.ts";
@@ -22,6 +22,7 @@ import { combineVcdOutcomes } from "../core/vcd.ts";
 import { buildVerdict, type ModelOutcome } from "../core/verdicts.ts";
 import { parseShard, parseShardManifest } from "./dataset-io.ts";
 import { ModelUnavailableError, ShardIncompleteError, VerdictWriteError } from "./errors.ts";
+import type { CallBudgets } from "./run-budgets.ts";
 
 export interface EvaluateShardDeps {
   store: ObjectStore;
@@ -29,6 +30,11 @@ export interface EvaluateShardDeps {
   models: ModelClient;
   /** The concurrency gates of a model; shared by every shard evaluated in this process. */
   gatesFor: (model: ModelConfig) => ModelGates;
+  /**
+   * The run-wide model budgets (slots and pacing shared by every process of the run; see run-budgets.ts).
+   * Without it, only this process's gates bound the calls.
+   */
+  budgets?: CallBudgets;
   now: () => Date;
   /** Milliseconds left before the invocation is killed (Lambda's getRemainingTimeInMillis). */
   remainingMs: () => number;
@@ -234,6 +240,9 @@ async function ask(task: Task, images: ImageCache, vcd: VcdOptions, call: Call):
   return combineVcdOutcomes(onClean, onNoised, vcd);
 }
 
+/** The budget scope of a model in a run: its limits hold for the run, across shards. */
+export const budgetScope = (runId: string, modelId: string): string => `${runId}#${modelId}`;
+
 /** Writes of one verdict before the shard gives up on storage. */
 const WRITE_ATTEMPTS = 4;
 const WRITE_BACKOFF_MS = 250;
@@ -295,10 +304,26 @@ async function runTasks(
    * One call in one of the model's slots; null when no call may start any more (out of time, or storage
    * failing). A model whose breaker is open is not called: the outcome says why.
    */
+  const callsStopped = () => result.writeFailures.length > 0 || deps.remainingMs() < budgetMs;
+  const { budgets } = deps;
   const call = async (task: Task, imageUrl: string, options?: CompletionOptions) => {
     const gate = deps.gatesFor(task.model);
+    const { model } = task;
+    // Every attempt waits for its turn under the model's run-wide budget (all shards, all processes).
+    const beforeAttempt = budgets
+      ? () =>
+          budgets.acquire(
+            budgetScope(runId, model.id),
+            {
+              maxConcurrency: model.maxConcurrency,
+              requestsPerMinute: model.requestsPerMinute,
+              tokensPerMinute: model.tokensPerMinute,
+            },
+            callsStopped,
+          )
+      : undefined;
     const outcome = await gate.calls(async (): Promise<ModelOutcome | null> => {
-      if (result.writeFailures.length > 0 || deps.remainingMs() < budgetMs) return null;
+      if (callsStopped()) return null;
       if (!gate.breaker.allow(Date.now())) {
         counts.notAsked++;
         const unavailable: ModelOutcome = {
@@ -312,11 +337,18 @@ async function runTasks(
         return unavailable;
       }
       // Every call, vcd's two included, says whether the response cache may answer it (false: --no-cache).
-      const asked = await deps.models.complete(
-        task.model,
-        buildChatMessages(task.item, task.strategy, imageUrl),
-        { ...options, cache },
-      );
+      let asked: ModelOutcome;
+      try {
+        asked = await deps.models.complete(model, buildChatMessages(task.item, task.strategy, imageUrl), {
+          ...options,
+          cache,
+          ...(beforeAttempt ? { beforeAttempt } : {}),
+        });
+      } catch (error: unknown) {
+        // Stopped while waiting for the budget: not asked, as when out of time.
+        if (error instanceof CallNotStartedError) return null;
+        throw error;
+      }
       const endpointFailure =
         asked.kind === "error" && CircuitBreaker.ENDPOINT_FAILURES.has(asked.errorKind)
           ? asked.errorKind

@@ -3,6 +3,7 @@ import pLimit from "p-limit";
 import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
+import { defaultMapConcurrency } from "../core/map-concurrency.ts";
 import { zeroCounters } from "../core/run-usage.ts";
 import { countByCategory, stratifiedSample } from "../core/sampling.ts";
 import {
@@ -184,7 +185,14 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     cache: input.cache,
     retryErrors: input.retryErrors,
     retryErrorsBefore: now,
-    mapConcurrency: input.mapConcurrency,
+    mapConcurrency:
+      input.mapConcurrency ??
+      defaultMapConcurrency(
+        models.map((m) => m.maxConcurrency),
+        // Calls a shard makes to each model: one per item and strategy, two for vcd (clean and noised).
+        input.shardSize * input.strategies.reduce((sum, s) => sum + (s === "vcd" ? 2 : 1), 0),
+        shards.length,
+      ),
     toleratedFailurePercentage: input.toleratedFailurePercentage,
     planned: items.length,
     shards: shards.length,

@@ -34,6 +34,7 @@ describe("deploy config file", () => {
       stackName: "Mmsafe",
       schedules: [],
       alarms: { modelErrorRatePercent: 10 },
+      evaluateShard: { reservedConcurrency: null },
     });
   });
 

@@ -62,6 +62,7 @@ const ids = {
   bucket: logicalId(stack.bucket),
   runsTable: logicalId(stack.runsTable),
   verdictsTable: logicalId(stack.verdictsTable),
+  budgetsTable: logicalId(stack.budgetsTable),
   stateMachine: logicalId(stack.stateMachine),
   stateMachineRole: logicalId(stack.stateMachine.role),
 };
@@ -303,12 +304,19 @@ describe("lambda functions", () => {
     template.resourceCountIs("AWS::Lambda::Function", 3);
   });
 
+  // Plan and evaluate-shard share the run-wide model budgets; aggregate calls no model.
   const expected = [
-    { name: "plan", fn: pipelineFunctions.plan, memorySize: 512, timeout: 60 },
-    { name: "evaluate-shard", fn: pipelineFunctions["evaluate-shard"], memorySize: 1024, timeout: 240 },
-    { name: "aggregate", fn: pipelineFunctions.aggregate, memorySize: 1024, timeout: 300 },
+    { name: "plan", fn: pipelineFunctions.plan, memorySize: 512, timeout: 60, budgets: true },
+    {
+      name: "evaluate-shard",
+      fn: pipelineFunctions["evaluate-shard"],
+      memorySize: 1024,
+      timeout: 240,
+      budgets: true,
+    },
+    { name: "aggregate", fn: pipelineFunctions.aggregate, memorySize: 1024, timeout: 300, budgets: false },
   ];
-  for (const { name, fn, memorySize, timeout } of expected) {
+  for (const { name, fn, memorySize, timeout, budgets } of expected) {
     it(`${name}: nodejs22.x on arm64, ${memorySize} MB, ${timeout} s, X-Ray, handler env vars`, () => {
       const properties = propertiesOf(functionId(fn));
       assert.equal(properties.Runtime, "nodejs22.x");
@@ -322,6 +330,7 @@ describe("lambda functions", () => {
           [HANDLER_ENV.bucket]: { Ref: ids.bucket },
           [HANDLER_ENV.runsTable]: { Ref: ids.runsTable },
           [HANDLER_ENV.verdictsTable]: { Ref: ids.verdictsTable },
+          ...(budgets ? { [HANDLER_ENV.budgetsTable]: { Ref: ids.budgetsTable } } : {}),
           POWERTOOLS_SERVICE_NAME: METRICS.service,
           POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
         },
@@ -336,6 +345,12 @@ describe("lambda functions", () => {
       assert.equal(propertiesOf(logGroup).RetentionInDays, 30);
     });
   }
+
+  it("reserve no concurrency by default: evaluate-shard draws on the account's pool like the others", () => {
+    for (const fn of Object.values(pipelineFunctions)) {
+      assert.equal(propertiesOf(functionId(fn)).ReservedConcurrentExecutions, undefined);
+    }
+  });
 
   it("each have a different log group", () => {
     const logGroups = Object.values(pipelineFunctions).map((fn) =>
@@ -402,6 +417,22 @@ describe("tables", () => {
       assert.deepEqual(properties.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: true });
     });
   }
+
+  it("budgets: pk only, on demand, items expire by ttl, no point-in-time recovery, deleted with the stack", () => {
+    const matching = template.findResources("AWS::DynamoDB::Table", {
+      Properties: {
+        KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+        AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+        BillingMode: "PAY_PER_REQUEST",
+        TimeToLiveSpecification: { AttributeName: "ttl", Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: false },
+      },
+      DeletionPolicy: "Delete",
+      UpdateReplacePolicy: "Delete",
+    });
+    assert.deepEqual(Object.keys(matching), [ids.budgetsTable]);
+    assert.match(ids.budgetsTable, /^BudgetsTable[0-9A-F]{8}$/);
+  });
 });
 
 describe("IAM", () => {
@@ -521,6 +552,15 @@ describe("IAM", () => {
     assert.ok(aggregateVerdicts.has("dynamodb:Query"), "aggregate cannot query verdicts");
     assert.deepEqual(writes(aggregateVerdicts), []);
     assert.deepEqual(writes(tableActions(aggregate, ids.runsTable)), TABLE_WRITES);
+
+    // The run-wide model budgets: read and written by plan and evaluate-shard, untouched by aggregate.
+    for (const role of [plan, evaluateShard]) {
+      const budgets = tableActions(role, ids.budgetsTable);
+      assert.deepEqual(writes(budgets), TABLE_WRITES);
+      assert.ok(budgets.has("dynamodb:GetItem"), "budgets table not readable");
+    }
+    assert.deepEqual(tableActions(aggregate, ids.budgetsTable), new Set());
+    assert.deepEqual(tableActions(ids.stateMachineRole, ids.budgetsTable), new Set());
   });
 });
 
@@ -530,6 +570,7 @@ describe("outputs", () => {
     template.hasOutput("BucketName", { Value: { Ref: ids.bucket } });
     template.hasOutput("RunsTableName", { Value: { Ref: ids.runsTable } });
     template.hasOutput("VerdictsTableName", { Value: { Ref: ids.verdictsTable } });
+    template.hasOutput("BudgetsTableName", { Value: { Ref: ids.budgetsTable } });
     template.hasOutput("NotificationTopicArn", { Value: { Ref: logicalId(stack.notifications.topic) } });
   });
 });

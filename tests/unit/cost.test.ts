@@ -1,23 +1,33 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import {
   AWS_PRICES,
   addUsage,
+  budgetMatchedMapConcurrency,
   type CostEstimate,
   childTransitionsFor,
   emptyAwsUsage,
   estimateAwsCost,
   estimateRunForItems,
+  formatDuration,
   formatUsd,
   type RunUsage,
   renderCostMarkdown,
+  SHARD_ATTEMPTS_LIMIT,
+  STEP_FUNCTIONS_LIMITS,
+  scaleTable,
   standardTransitionsFor,
+  statePayloadBytes,
   withPriceOverrides,
 } from "../../src/core/cost.ts";
 import { runUsageFromCounters } from "../../src/core/run-usage.ts";
 import { WORKFLOW_DEFINITION } from "../../src/core/storage-layout.ts";
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 const close = (actual: number | undefined, expected: number, what: string) =>
   assert.ok(
@@ -242,6 +252,8 @@ describe("estimateRunForItems", () => {
       shardSize: 25,
       modelLatencyMs: 1000,
       maxConcurrency: 8,
+      // One shard at a time: each has the model's 8 slots to itself, as if the budget were per shard.
+      mapConcurrency: 1,
     });
     console.log(renderCostMarkdown(e, [{ modelId: "example-model", strategy: "baseline", usd: null }]));
     for (const note of e.notes) console.log(note);
@@ -263,12 +275,14 @@ describe("estimateRunForItems", () => {
     // the ItemReader's run manifest, 59 shards, the 1,452 images the check did not ask about; manifest again.
     // PUT: 59 shards + manifest, 2 map results, 1 responses file, report.json and report.md.
     assert.deepEqual(e.usage.aws.s3, { get: 1533, put: 65, list: 0, other: 0 });
-    // Reads: 1 + (25 checked + 1,453) × 0.5 + 1 + ceil(1,453 × 700 / 4,096) × 0.5 = 865.5;
-    // writes: 2 + 1,453 + 2 (the check's verdict is one of the 1,453).
+    // Reads: 1 + (25 checked + 1,453) × 0.5 + 1 + ceil(1,453 × 700 / 4,096) × 0.5 = 865.5 (no slot waits).
     assert.equal(e.usage.aws.dynamodb.readUnits, 865.5);
-    assert.equal(e.usage.aws.dynamodb.writeUnits, 1457);
-    // GetItem, PutItem; 1 + 59 BatchGetItem; 1,453 PutItem; GetItem, UpdateItem; 1 Query page.
-    assert.equal(e.usage.aws.dynamodb.requests, 1518);
+    // Writes: 2 + 1,453 + 2 (the check's verdict is one of the 1,453), and the budgets table: each full
+    // shard takes and gives back 8 slots (16), the last one 3 (6), the check 1 (2): 936.
+    assert.deepEqual(e.scale.budgetsTable, { readUnits: 0, writeUnits: 936, requests: 936 });
+    assert.equal(e.usage.aws.dynamodb.writeUnits, 1457 + 936);
+    // GetItem, PutItem; 1 + 59 BatchGetItem; 1,453 PutItem; GetItem, UpdateItem; 1 Query page; the slots.
+    assert.equal(e.usage.aws.dynamodb.requests, 1518 + 936);
 
     close(usdOf(e, "Lambda evaluateShard compute (1024 MB arm64)"), 264 * 0.0000133334, "shards");
     close(usdOf(e, "Step Functions Standard state transitions (workflow)"), 65 * 0.000025, "transitions");
@@ -278,15 +292,95 @@ describe("estimateRunForItems", () => {
       "child transitions",
     );
     // Lambda 268 GB-s (0.0035733512) and 62 requests (0.0000124), 65 + 59 transitions (0.001625 + 0.001475),
-    // 1,457 WRU (0.000910625), 865.5 RRU (0.0001081875), 65 PUT (0.000325) and 1,533 GET (0.0006132) S3
+    // 2,393 WRU (0.001495625), 865.5 RRU (0.0001081875), 65 PUT (0.000325) and 1,533 GET (0.0006132) S3
     // requests, 1 event (0.000001).
-    close(e.totalUsd, 0.0086437637, "total");
-    assert.equal(formatUsd(e.totalUsd), "$0.00864");
+    close(e.totalUsd, 0.0092287637, "total");
+    assert.equal(formatUsd(e.totalUsd), "$0.00923");
     assert.ok((e.totalUsd / 1453) * 1000 <= 0.01, "at most $0.01 per 1,000 verdicts");
-    assert.equal(e.notes.length, 2, "a shard fits the EvaluateShard timeout");
+    // Plan 2 s, the check 1.5 s, the shards one after another (58 × 4.5 + 1.5 s), aggregate 3 s; the model's
+    // budget alone needs ceil(1,453 / 8) = 182 s.
+    assert.equal(e.scale.runMs, 2000 + 1500 + 58 * 4500 + 1500 + 3000);
+    assert.equal(e.scale.budgetMs, 182_000);
+    assert.equal(e.scale.parallelChildren, 1);
+    assert.equal(e.notes.length, 2, "a shard fits the EvaluateShard timeout and waits for no slot");
   });
 
-  it("warns when a shard cannot finish within the EvaluateShard timeout", () => {
+  it("shares a model's slots among the shards running at once, billing the wait", () => {
+    // 4 shards of 25 calls at once share 2 slots: half a slot each, so 25 × 4 / 2 = 50 s of calls, 25 s of
+    // them waiting (a shard holds 1 slot at a time).
+    const run = {
+      items: 100,
+      models: 1,
+      strategies: 1,
+      shardSize: 25,
+      modelLatencyMs: 1000,
+      maxConcurrency: 2,
+      mapConcurrency: 4,
+    };
+    const e = estimateRunForItems(run);
+    assert.deepEqual(e.scale.slowestShard, {
+      items: 25,
+      sharing: 4,
+      slotShare: 0.5,
+      attempts: 1,
+      billedMs: 50_500,
+      slotWaitMs: 25_000,
+    });
+    assert.equal(e.usage.lambda.find((l) => l.function === "evaluateShard")?.billedMs, 4 * 50_500 + 1500);
+    // Per shard: its slot taken and given back (2), renewed twice in its 25 s of holding it, and 5 quick
+    // tries then one per 500 ms in its 25 s of waiting (55 failed writes and 55 reads); the check: 2.
+    assert.deepEqual(e.scale.budgetsTable, {
+      readUnits: 4 * 55,
+      writeUnits: 4 * (2 + 2 + 55) + 2,
+      requests: 4 * (2 + 2 + 55 + 55) + 2,
+    });
+    assert.equal(e.scale.runMs, 2000 + 1500 + 50_500 + 3000);
+    assert.equal(e.scale.budgetMs, 50_000);
+    assert.match(
+      e.notes.join("\n"),
+      /4 shards at once share 2 slots per model: a shard waits for a slot 25 s/,
+    );
+
+    // Two at a time: each has a slot of its own; the run takes as long, for half the Lambda time.
+    assert.equal(budgetMatchedMapConcurrency(run), 2);
+    const matched = estimateRunForItems({ ...run, mapConcurrency: 2 });
+    assert.equal(matched.scale.slowestShard.slotWaitMs, 0);
+    assert.equal(
+      matched.usage.lambda.find((l) => l.function === "evaluateShard")?.billedMs,
+      4 * 25_500 + 1500,
+    );
+    assert.equal(matched.scale.runMs, 2000 + 1500 + 2 * 25_500 + 3000);
+    assert.ok(matched.totalUsd < e.totalUsd);
+  });
+
+  it("paces calls at requestsPerMinute and tokensPerMinute, one budget write per call for each", () => {
+    const run = {
+      items: 50,
+      models: 1,
+      strategies: 1,
+      shardSize: 25,
+      modelLatencyMs: 1000,
+      maxConcurrency: 8,
+      mapConcurrency: 2,
+    };
+    const free = estimateRunForItems(run).scale;
+    // 2 shards of 25 calls at once, 4 slots each: ceil(25 / 4) = 7 s; at 60 requests a minute, 30 each.
+    assert.equal(free.slowestShard.billedMs, 7500);
+    const paced = estimateRunForItems({ ...run, requestsPerMinute: 60 }).scale;
+    assert.equal(paced.slowestShard.billedMs, 50_500);
+    assert.equal(paced.budgetMs, 50_000);
+    // Each of the 51 calls (the check's included) counts its request: 51 writes more; renewals every 10 s
+    // of the 50 s the slots are held: 5 per shard.
+    assert.equal(paced.budgetsTable.writeUnits - free.budgetsTable.writeUnits, 51 + 2 * 5);
+    // Tokens per minute: the request count and the tokens of each call, two writes per call. 850 tokens a
+    // call at 85,000 a minute is 100 calls a minute: 25 × 2 / 100 min = 30 s a shard.
+    const tokens = estimateRunForItems({ ...run, tokensPerMinute: 85_000 }).scale;
+    assert.equal(tokens.slowestShard.billedMs, 30_500);
+    assert.equal(tokens.budgetsTable.writeUnits - free.budgetsTable.writeUnits, 2 * 51 + 2 * 3);
+    assert.throws(() => estimateRunForItems({ ...run, requestsPerMinute: 0 }), /requestsPerMinute/);
+  });
+
+  it("retries a shard that runs out of time in its child, and counts the attempts", () => {
     const e = estimateRunForItems({
       items: 100,
       models: 1,
@@ -295,7 +389,107 @@ describe("estimateRunForItems", () => {
       modelLatencyMs: 5000,
       maxConcurrency: 2,
     });
-    assert.match(e.notes.at(-1) ?? "", /EvaluateShard timeout.*retried in its child execution/);
+    // 400 calls, 2 at a time, 5 s each: 1,000 s of calls; an invocation starts calls for 240 − 60 − 15 =
+    // 165 s, so 7 attempts: 6 retries, each another invocation, state transition and 7 history events.
+    assert.equal(e.scale.slowestShard.attempts, 7);
+    assert.equal(e.scale.slowestShard.billedMs, 1_000_000 + 7 * 500);
+    assert.equal(e.usage.childTransitions, 7);
+    assert.equal(e.scale.evaluateShardInvocations, 1 + 7);
+    assert.equal(e.scale.childHistoryEvents, 4 + 3 * 7);
+    assert.equal(e.scale.shardsOverAttempts, 0);
+    assert.match(e.notes.at(-1) ?? "", /6 attempt\(s\) stop short \(ShardIncomplete\) and are retried/);
+
+    const hopeless = estimateRunForItems({
+      items: 1000,
+      models: 1,
+      strategies: 4,
+      shardSize: 1000,
+      modelLatencyMs: 5000,
+      maxConcurrency: 1,
+    });
+    assert.equal(hopeless.scale.shardsOverAttempts, 1);
+    assert.match(hopeless.notes.at(-1) ?? "", /need more than the 21 attempts a child execution makes/);
+  });
+
+  it("sizes the payloads that grow with the run: every model's config in the Map's and each child's input", () => {
+    const one = statePayloadBytes(1, 1);
+    const perModel = statePayloadBytes(2, 1) - one;
+    assert.ok(one > 500 && one < 2048, `${one} bytes`);
+    assert.ok(perModel > 100 && perModel < 1024, `${perModel} bytes per model`);
+    // Linear in the models (ids with more digits add a byte or two each).
+    const ten = statePayloadBytes(11, 1) - one;
+    assert.ok(ten >= 10 * perModel && ten <= 10 * (perModel + 2), `${ten} bytes for 10 more models`);
+    assert.ok(statePayloadBytes(100, 4) < STEP_FUNCTIONS_LIMITS.payloadBytes);
+  });
+});
+
+describe("scaleTable", () => {
+  it("is what the README shows under Scale, so the two cannot drift", async () => {
+    const readme = await readFile(path.join(REPO_ROOT, "README.md"), "utf8");
+    const start =
+      "<!-- scale-table: generated by `npm run scale-table`; tests/unit/cost.test.ts checks it -->\n";
+    const end = "<!-- /scale-table -->";
+    const from = readme.indexOf(start);
+    const to = readme.indexOf(end);
+    assert.ok(from >= 0 && to > from, "README.md has the scale-table markers");
+    assert.equal(
+      readme.slice(from + start.length, to),
+      `${scaleTable()}`,
+      "README's Scale table is stale: paste the output of `npm run scale-table` between the markers",
+    );
+  });
+
+  it("has a column per run size and the Step Functions limits, at 1,500, 15,000 and 150,000 verdicts", () => {
+    const table = scaleTable();
+    assert.match(table, /^\| verdicts +\| +1,500 \| +15,000 \| +150,000 \|$/m);
+    for (const label of [
+      "shards = child executions (STANDARD)",
+      "Lambda concurrency = parallel children (limit 10,000)",
+      "DynamoDB write units (budgets table)",
+      "AWS cost (per 1,000 verdicts)",
+      "largest state payload (limit 256 KiB)",
+      "a shard's child execution (EXPRESS: 5 min at most)",
+      "history events, run / child (limit 25,000)",
+    ]) {
+      assert.ok(table.includes(`| ${label} `), label);
+    }
+    // Every row of the table has the same width (aligned as a formatter would).
+    const rows = table.split("\n\n")[0]?.split("\n") ?? [];
+    assert.equal(new Set(rows.map((row) => [...row].length)).size, 1);
+    // Other assumptions give other figures.
+    assert.notEqual(scaleTable({ mapConcurrency: 2 }), table);
+  });
+
+  it("matches the workflow: STANDARD children that retry ShardIncomplete 20 times", async () => {
+    const asl = JSON.stringify(JSON.parse(await readFile(WORKFLOW_DEFINITION, "utf8")));
+    assert.match(asl, /"ExecutionType":"STANDARD"/);
+    const retry = z
+      .object({
+        States: z.object({
+          Evaluate: z.object({
+            ItemProcessor: z.object({
+              States: z.object({
+                EvaluateShard: z.object({
+                  Retry: z.array(z.object({ ErrorEquals: z.array(z.string()), MaxAttempts: z.number() })),
+                }),
+              }),
+            }),
+          }),
+        }),
+      })
+      .parse(JSON.parse(asl))
+      .States.Evaluate.ItemProcessor.States.EvaluateShard.Retry.find((r) =>
+        r.ErrorEquals.includes("ShardIncomplete"),
+      );
+    assert.equal((retry?.MaxAttempts ?? 0) + 1, SHARD_ATTEMPTS_LIMIT);
+  });
+
+  it("formats durations in s, min and h", () => {
+    assert.equal(formatDuration(42_400), "42 s");
+    assert.equal(formatDuration(60_000), "1 min");
+    assert.equal(formatDuration(196_000), "3 min 16 s");
+    assert.equal(formatDuration(3_772_000), "1 h 3 min");
+    assert.equal(formatDuration(7_200_000), "2 h");
   });
 });
 

@@ -425,6 +425,10 @@ describe("reference model server", () => {
       byPrompt: {},
       answeredByPrompt: {},
       faults: { "429": 0, "500": 0, timeout: 0, drop: 0, garbage: 0, empty: 0, filter: 0 },
+      inFlight: 0,
+      maxInFlight: 0,
+      firstRequestAt: null,
+      lastRequestAt: null,
     });
   });
 });
