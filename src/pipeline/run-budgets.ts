@@ -119,7 +119,9 @@ export class RunBudgets implements CallBudgets {
         }
         // The slot goes on only once the tokens are counted: the next call on it sees them.
         this.track(
-          this.store.countTokens(scope, tokens, this.now()).finally(() => this.release(scope, slots, leaseId)),
+          this.store
+            .countTokens(scope, tokens, this.now())
+            .finally(() => this.release(scope, slots, leaseId)),
         );
       },
     };
