@@ -25,7 +25,7 @@ import {
   RunInterruptedError,
   RunNotKnownError,
 } from "../local/local-errors.ts";
-import type { LocalRunResult } from "../local/runner.ts";
+import type { LocalRunResult, RunEvent } from "../local/runner.ts";
 import type { Json } from "../local/step-functions.ts";
 import { MMSAFE_VERSION } from "../version.ts";
 import { registerAwsCommands } from "./aws-commands.ts";
@@ -273,7 +273,8 @@ async function runCommand(options: RunOptions): Promise<number> {
       reportsDir: options.reports,
       baselineLatencyMs: options.baselineLatencyMs,
       ...(options.shardProcesses === undefined ? {} : { shardProcesses: options.shardProcesses }),
-      onEvent: (event) => progress.handle(event),
+      // --quiet shows no progress: the runner then reads no verdicts for it.
+      ...(options.quiet ? {} : { onEvent: (event: RunEvent) => progress.handle(event) }),
       stop: stop.signal,
       // --quiet: only the result and what ends the run; the handlers' own log lines are left out.
       ...(options.quiet ? { handlerLogLevel: "SILENT" as const } : {}),
