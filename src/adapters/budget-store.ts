@@ -12,7 +12,13 @@
  *
  * Every item has a `ttl` (epoch seconds) so the table cleans itself after a run.
  */
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+  type UpdateCommandInput,
+} from "@aws-sdk/lib-dynamodb";
 import { isConditionalCheckFailed } from "./dynamo-errors.ts";
 
 /** A pacing item's counters, as one increment left them. */
@@ -68,28 +74,29 @@ export class DynamoBudgetStore implements BudgetStore {
     private readonly table: string,
   ) {}
 
+  /** A conditional update of one item; false when its condition did not hold. */
+  private async updateIf(
+    key: Record<string, string>,
+    input: Omit<UpdateCommandInput, "TableName" | "Key">,
+  ): Promise<boolean> {
+    try {
+      await this.client.send(new UpdateCommand({ TableName: this.table, Key: key, ...input }));
+      return true;
+    } catch (error: unknown) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
+  }
+
   async takeSlot(scope: string, leaseId: string, expiresAt: number, max: number): Promise<boolean> {
     for (let created = false; ; created = true) {
-      try {
-        await this.client.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: slotsKey(scope),
-            UpdateExpression: "SET leases.#id = :exp, #ttl = :ttl ADD inUse :one",
-            ConditionExpression: "attribute_exists(leases) AND inUse < :max",
-            ExpressionAttributeNames: { "#id": checkLeaseId(leaseId), "#ttl": "ttl" },
-            ExpressionAttributeValues: {
-              ":exp": expiresAt,
-              ":one": 1,
-              ":max": max,
-              ":ttl": ttlAt(expiresAt),
-            },
-          }),
-        );
-        return true;
-      } catch (error: unknown) {
-        if (!isConditionalCheckFailed(error)) throw error;
-      }
+      const taken = await this.updateIf(slotsKey(scope), {
+        UpdateExpression: "SET leases.#id = :exp, #ttl = :ttl ADD inUse :one",
+        ConditionExpression: "attribute_exists(leases) AND inUse < :max",
+        ExpressionAttributeNames: { "#id": checkLeaseId(leaseId), "#ttl": "ttl" },
+        ExpressionAttributeValues: { ":exp": expiresAt, ":one": 1, ":max": max, ":ttl": ttlAt(expiresAt) },
+      });
+      if (taken) return true;
       // Full, or not there yet: the first taker creates it (once; a racing creator is as good).
       if (created) return false;
       try {
@@ -113,59 +120,35 @@ export class DynamoBudgetStore implements BudgetStore {
     leaseIds.forEach((id, i) => {
       names[`#l${i}`] = checkLeaseId(id);
     });
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: slotsKey(scope),
-          UpdateExpression: `SET ${leaseIds.map((_, i) => `leases.#l${i} = :exp`).join(", ")}, #ttl = :ttl`,
-          ConditionExpression: leaseIds.map((_, i) => `attribute_exists(leases.#l${i})`).join(" AND "),
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: { ":exp": expiresAt, ":ttl": ttlAt(expiresAt) },
-        }),
-      );
-      return [];
-    } catch (error: unknown) {
-      if (!isConditionalCheckFailed(error)) throw error;
-    }
+    const all = await this.updateIf(slotsKey(scope), {
+      UpdateExpression: `SET ${leaseIds.map((_, i) => `leases.#l${i} = :exp`).join(", ")}, #ttl = :ttl`,
+      ConditionExpression: leaseIds.map((_, i) => `attribute_exists(leases.#l${i})`).join(" AND "),
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: { ":exp": expiresAt, ":ttl": ttlAt(expiresAt) },
+    });
+    if (all) return [];
     // Some lease was reclaimed: renew the others one by one.
     const lost: string[] = [];
     for (const id of leaseIds) {
-      try {
-        await this.client.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: slotsKey(scope),
-            UpdateExpression: "SET leases.#id = :exp",
-            ConditionExpression: "attribute_exists(leases.#id)",
-            ExpressionAttributeNames: { "#id": id },
-            ExpressionAttributeValues: { ":exp": expiresAt },
-          }),
-        );
-      } catch (error: unknown) {
-        if (!isConditionalCheckFailed(error)) throw error;
-        lost.push(id);
-      }
+      const renewed = await this.updateIf(slotsKey(scope), {
+        UpdateExpression: "SET leases.#id = :exp",
+        ConditionExpression: "attribute_exists(leases.#id)",
+        ExpressionAttributeNames: { "#id": id },
+        ExpressionAttributeValues: { ":exp": expiresAt },
+      });
+      if (!renewed) lost.push(id);
     }
     return lost;
   }
 
   async releaseSlot(scope: string, leaseId: string): Promise<void> {
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: slotsKey(scope),
-          UpdateExpression: "REMOVE leases.#id ADD inUse :minus",
-          ConditionExpression: "attribute_exists(leases.#id)",
-          ExpressionAttributeNames: { "#id": checkLeaseId(leaseId) },
-          ExpressionAttributeValues: { ":minus": -1 },
-        }),
-      );
-    } catch (error: unknown) {
-      // Already reclaimed: the slot was freed by whoever reclaimed it.
-      if (!isConditionalCheckFailed(error)) throw error;
-    }
+    // Refused when already reclaimed: whoever reclaimed the lease freed its slot.
+    await this.updateIf(slotsKey(scope), {
+      UpdateExpression: "REMOVE leases.#id ADD inUse :minus",
+      ConditionExpression: "attribute_exists(leases.#id)",
+      ExpressionAttributeNames: { "#id": checkLeaseId(leaseId) },
+      ExpressionAttributeValues: { ":minus": -1 },
+    });
   }
 
   async reclaimExpired(scope: string, now: number): Promise<number> {
@@ -176,22 +159,14 @@ export class DynamoBudgetStore implements BudgetStore {
     let freed = 0;
     for (const [id, expiresAt] of Object.entries(leases)) {
       if (typeof expiresAt !== "number" || expiresAt >= now || !LEASE_ID.test(id)) continue;
-      try {
-        await this.client.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: slotsKey(scope),
-            UpdateExpression: "REMOVE leases.#id ADD inUse :minus",
-            // Only the expiry seen: a lease renewed meanwhile is alive.
-            ConditionExpression: "leases.#id = :exp",
-            ExpressionAttributeNames: { "#id": id },
-            ExpressionAttributeValues: { ":exp": expiresAt, ":minus": -1 },
-          }),
-        );
-        freed++;
-      } catch (error: unknown) {
-        if (!isConditionalCheckFailed(error)) throw error;
-      }
+      const reclaimed = await this.updateIf(slotsKey(scope), {
+        UpdateExpression: "REMOVE leases.#id ADD inUse :minus",
+        // Only the expiry seen: a lease renewed meanwhile is alive.
+        ConditionExpression: "leases.#id = :exp",
+        ExpressionAttributeNames: { "#id": id },
+        ExpressionAttributeValues: { ":exp": expiresAt, ":minus": -1 },
+      });
+      if (reclaimed) freed++;
     }
     return freed;
   }
@@ -224,21 +199,13 @@ export class DynamoBudgetStore implements BudgetStore {
   }
 
   async rebase(scope: string, field: "t0" | "t0t", from: number, to: number): Promise<void> {
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: paceKey(scope),
-          UpdateExpression: "SET #f = :to",
-          ConditionExpression: "#f = :from",
-          ExpressionAttributeNames: { "#f": field },
-          ExpressionAttributeValues: { ":to": to, ":from": from },
-        }),
-      );
-    } catch (error: unknown) {
-      // Another process moved it first: as good.
-      if (!isConditionalCheckFailed(error)) throw error;
-    }
+    // Refused when another process moved it first: as good.
+    await this.updateIf(paceKey(scope), {
+      UpdateExpression: "SET #f = :to",
+      ConditionExpression: "#f = :from",
+      ExpressionAttributeNames: { "#f": field },
+      ExpressionAttributeValues: { ":to": to, ":from": from },
+    });
   }
 }
 
