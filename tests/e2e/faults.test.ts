@@ -54,7 +54,7 @@ let clean: { result: LocalRunResult; verdicts: Verdict[] };
 let faulty: { result: LocalRunResult; verdicts: Verdict[]; report: Report; stats: ReferenceServerStats };
 let plan: FaultPlan;
 
-const modelsAt = (baseURL: string): ModelConfig[] =>
+const modelsAt = (baseURL: string, timeoutMs: number): ModelConfig[] =>
   MODEL_NAMES.map((name) => ({
     id: name,
     baseURL,
@@ -63,9 +63,15 @@ const modelsAt = (baseURL: string): ModelConfig[] =>
     maxConcurrency: 8,
     maxTokens: 16,
     temperature: 0,
-    // Small, so that a hanging request costs little.
-    timeoutMs: 1500,
+    timeoutMs,
   }));
+
+/**
+ * The faulty run's timeout: small, so that a hanging request costs little. The fault-free run's is large: on
+ * a loaded machine a healthy answer may take longer than 1.5 s, and the reference must need no retry.
+ */
+const FAULTY_TIMEOUT_MS = 1500;
+const CLEAN_TIMEOUT_MS = 30_000;
 
 const verdictsOf = async (runId: string) =>
   new DynamoVerdictStore(createDocumentClient(), LOCAL_RESOURCES.verdictsTable).listRun(runId);
@@ -99,7 +105,7 @@ before(async () => {
   // The fault-free run first: the reference, and the set of questions the faulty run will ask.
   const cleanServer = await startReferenceModelServer();
   servers.push(cleanServer);
-  models = { clean: modelsAt(cleanServer.baseURL), faulty: [] };
+  models = { clean: modelsAt(cleanServer.baseURL, CLEAN_TIMEOUT_MS), faulty: [] };
   const cleanResult = await runLocal({
     home,
     reportsDir,
@@ -120,7 +126,7 @@ before(async () => {
   plan = { rates: RATES, seed: pickSeed(questions), retryAfterSeconds: 1, retryAfterMs: 50 };
   const faultyServer = await startReferenceModelServer({ faults: plan });
   servers.push(faultyServer);
-  models.faulty = modelsAt(faultyServer.baseURL);
+  models.faulty = modelsAt(faultyServer.baseURL, FAULTY_TIMEOUT_MS);
   const result = await runLocal({
     home,
     reportsDir,
