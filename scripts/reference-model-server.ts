@@ -16,6 +16,10 @@
  * `always-no+huge` answers with 2 MiB whose decision is at the very end, `random+badusage` reports invalid
  * token counts; `+nologprobs` ignores `logprobs`. They combine: `always-no+huge+badusage`.
  *
+ * The same models answer the Bedrock Converse API at `POST /model/{modelId}/converse` on the same port (give
+ * a `BedrockRuntimeClient` the base URL without `/v1` as its `endpoint`), with Bedrock's exceptions for
+ * faults and for the Converse-only suffixes `+denied`, `+needsprofile` and `+noimage`.
+ *
  * Prints the base URL on stdout (one line, to be captured by the caller) and stops on SIGINT/SIGTERM.
  */
 import { parseArgs } from "node:util";
@@ -98,8 +102,10 @@ async function main(): Promise<void> {
   process.stderr.write(
     `reference models: ${REFERENCE_BASELINES.map((b) => b.model).join(", ")}, random:<int>; ` +
       `append ${NO_LOGPROBS_SUFFIX} to any of them for an endpoint that ignores logprobs, ` +
-      `or ${MODEL_SUFFIXES.filter((s) => s !== NO_LOGPROBS_SUFFIX).join(", ")} for untrusted answers (key echo, 2 MiB, bad usage)\n`,
+      `or ${MODEL_SUFFIXES.filter((s) => s !== NO_LOGPROBS_SUFFIX).join(", ")} for untrusted answers (key echo, 2 MiB, bad usage) ` +
+      `and Bedrock refusals (access denied, inference profile needed, no image support)\n`,
   );
+  process.stderr.write(`Bedrock Converse endpoint: ${server.origin} (POST /model/{modelId}/converse)\n`);
 
   const stop = (signal: NodeJS.Signals): void => {
     process.stderr.write(`${signal}: stopping reference server (${JSON.stringify(server.stats())})\n`);

@@ -18,14 +18,46 @@
  * rate limits (429 with Retry-After), 500s, hangs, dropped connections, garbage bodies, empty `choices` and
  * content-filtered answers, each at its own rate (see {@link chooseFault}).
  *
- * Only `node:http` is used; the server listens on 127.0.0.1 and never reaches the network.
+ * The same models also answer the Amazon Bedrock Converse API, `POST /model/{modelId}/converse` (point a
+ * `BedrockRuntimeClient` at {@link ReferenceServer.origin}), so the real `@aws-sdk/client-bedrock-runtime`
+ * code path is exercised the same way. Both routes share everything but the wire format: model names and
+ * suffixes, answers ({@link promptKey}, the random hash), the fault draw, latency and the counters of
+ * {@link ReferenceServerStats} (plus `converse`). On this route:
+ *
+ * - the body is a Converse request (text and base64 `image` blocks, optional `system` and
+ *   `inferenceConfig.maxTokens`); each image must be of its declared format and within
+ *   {@link CONVERSE_IMAGE_LIMITS}; answers carry no log-probabilities (Converse has none);
+ * - the request must carry a SigV4 `Authorization` header for the `bedrock` service (its shape is checked,
+ *   not its signature); `+echokey` echoes its access key id, the only credential sent in the clear;
+ * - errors are Bedrock's: status, `x-amzn-errortype: <ExceptionName>` (what the SDK picks the exception
+ *   class from) and `{"message": ...}`; see {@link CONVERSE_EXCEPTIONS} and the `+denied`, `+needsprofile`
+ *   and `+noimage` suffixes of {@link MODEL_SUFFIXES};
+ * - faults take Bedrock's forms (see {@link FAULT_KINDS}).
+ *
+ * The SDK speaks HTTP/2 (cleartext, with prior knowledge) where the OpenAI SDK speaks HTTP/1.1, so the
+ * listening socket serves both, told apart by the HTTP/2 connection preface. Only `node:http`, `node:http2`
+ * and `node:net` are used; the server listens on 127.0.0.1 and never reaches the network.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import {
+  createServer as createHttp2Server,
+  type Http2ServerRequest,
+  Http2ServerResponse,
+  constants as http2Constants,
+} from "node:http2";
+import { createServer as createTcpServer, type Socket } from "node:net";
+import type { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import sharp, { type OutputInfo } from "sharp";
 import { z } from "zod";
+import { detectImageType, IMAGE_TYPES } from "../core/image-type.ts";
+import {
+  CONVERSE_IMAGE_FORMATS,
+  CONVERSE_IMAGE_LIMITS,
+  type ConverseImageFormat,
+} from "../providers/bedrock/limits.ts";
 
 /** Options of {@link startReferenceModelServer}. */
 export interface ReferenceServerOptions {
@@ -48,6 +80,13 @@ export interface ReferenceServerOptions {
  * - `garbage`: status 200, `content-type: application/json`, a body that is not JSON (a truncated answer);
  * - `empty`: status 200, a `chat.completion` with `choices: []`;
  * - `filter`: status 200, one choice with `content: null` and `finish_reason: "content_filter"`.
+ *
+ * On the Converse route they take Bedrock's forms: `429` is a `ThrottlingException` (no `Retry-After`:
+ * Bedrock sends none); `500` is one of {@link CONVERSE_SERVER_ERRORS}, chosen by
+ * {@link converseServerError}; `empty` is `content: []` with `stopReason: "end_turn"`; `filter` is either a
+ * content filter (`content: []`, `stopReason: "content_filtered"`) or a guardrail
+ * ({@link GUARDRAIL_BLOCKED_TEXT}, `stopReason: "guardrail_intervened"`), chosen by
+ * {@link converseFilterVariant}; `timeout`, `drop` (a stream reset on HTTP/2) and `garbage` are the same.
  */
 export const FAULT_KINDS = ["429", "500", "timeout", "drop", "garbage", "empty", "filter"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -63,20 +102,31 @@ export interface FaultPlan {
   rates: Partial<Record<FaultKind, number>>;
   /** Seed of the fault draw (a safe integer; default `0`). */
   seed?: number;
-  /** `Retry-After` header of a 429, in whole seconds (default `1`). */
+  /** `Retry-After` header of a 429 on the OpenAI route, in whole seconds (default `1`); Bedrock sends none. */
   retryAfterSeconds?: number;
   /**
-   * `retry-after-ms` header of a 429, in milliseconds (default `200`), which OpenAI clients prefer to
-   * `Retry-After`; `null` leaves it out.
+   * `retry-after-ms` header of a 429 on the OpenAI route, in milliseconds (default `200`), which OpenAI
+   * clients prefer to `Retry-After`; `null` leaves it out.
    */
   retryAfterMs?: number | null;
   /** Longest a `timeout` fault hangs before the connection is dropped, in ms (default 5 minutes). */
   maxHangMs?: number;
 }
 
-/** Request counters, as returned by {@link ReferenceServer.stats} and `GET /stats`. */
+/** The SigV4 credential scope of a Converse request (never its signature). */
+export interface SigV4Credential {
+  accessKeyId: string;
+  region: string;
+  service: string;
+}
+
+/**
+ * Request counters, as returned by {@link ReferenceServer.stats} and `GET /stats`. "Completion request"
+ * means a request on either route, `POST /v1/chat/completions` or `POST /model/{modelId}/converse`: a
+ * question is counted the same whatever protocol asked it.
+ */
 export interface ReferenceServerStats {
-  /** Every `POST /v1/chat/completions` received, valid or not. */
+  /** Every completion request received, valid or not. */
   requests: number;
   /** Completion requests per `model` field, for every request whose body named a model (even unknown ones). */
   byModel: Record<string, number>;
@@ -97,12 +147,21 @@ export interface ReferenceServerStats {
   /** When the first and the last completion request arrived (ms since the epoch); null before any. */
   firstRequestAt: number | null;
   lastRequestAt: number | null;
+  /** The Converse route's own counters (its requests are also in all of the above). */
+  converse: {
+    /** Every `POST /model/{modelId}/converse` received, valid or not, signed or not. */
+    requests: number;
+    /** The credential scope of the last request whose `Authorization` header had SigV4's shape. */
+    lastAuth: SigV4Credential | null;
+  };
 }
 
 /** A running reference server. */
 export interface ReferenceServer {
   /** Base URL to give the OpenAI SDK, e.g. `http://127.0.0.1:41234/v1`. */
   readonly baseURL: string;
+  /** The same server without the `/v1`, e.g. `http://127.0.0.1:41234`: the `endpoint` of a `BedrockRuntimeClient`. */
+  readonly origin: string;
   /** A snapshot of the request counters. */
   stats(): ReferenceServerStats;
   /**
@@ -163,9 +222,25 @@ export const NO_LOGPROBS_SUFFIX = "+nologprobs";
  *   {@link echoedKeyForms}, like an endpoint that echoes credentials;
  * - `+huge`: the answer is {@link HUGE_ANSWER_CHARS} characters of reasoning free of "yes" and "no", ending in
  *   "Final answer: Yes." (or No.), so a pipeline that cut it before scoring would score it differently;
- * - `+badusage`: `usage` is invalid, one of {@link BAD_USAGE_VARIANTS} chosen by the question.
+ * - `+badusage`: `usage` is invalid, one of {@link BAD_USAGE_VARIANTS} chosen by the question (on the Converse
+ *   route with Converse's field names, `inputTokens`, `outputTokens` and `totalTokens`).
+ *
+ * Three more act on the Converse route only (the OpenAI route accepts and ignores them), each turning every
+ * request into the error Bedrock sends for a model the caller cannot use as asked:
+ *
+ * - `+denied`: 403 `AccessDeniedException`, as for a model whose access was not granted;
+ * - `+needsprofile`: 400 `ValidationException`, as for a model only callable through an inference profile;
+ * - `+noimage`: 400 `ValidationException` for any request with an image, as for a text-only model.
  */
-export const MODEL_SUFFIXES = [NO_LOGPROBS_SUFFIX, "+echokey", "+huge", "+badusage"] as const;
+export const MODEL_SUFFIXES = [
+  NO_LOGPROBS_SUFFIX,
+  "+echokey",
+  "+huge",
+  "+badusage",
+  "+denied",
+  "+needsprofile",
+  "+noimage",
+] as const;
 export type ModelSuffix = (typeof MODEL_SUFFIXES)[number];
 
 /** Length of a `+huge` answer in characters (all ASCII, so also its size in bytes of UTF-8): 2 MiB. */
@@ -188,8 +263,75 @@ export const BAD_USAGE_VARIANTS: readonly { name: string; usage: Record<string, 
 
 /** The {@link BAD_USAGE_VARIANTS} entry a `+badusage` model reports for the question `key` ({@link promptKey}). */
 export function badUsageVariant(key: string): (typeof BAD_USAGE_VARIANTS)[number] {
-  const index = createHash("sha256").update(`mmsafe-reference-usage\0${key}`).digest()[0] ?? 0;
-  return BAD_USAGE_VARIANTS[index % BAD_USAGE_VARIANTS.length] ?? { name: "missing", usage: undefined };
+  return (
+    BAD_USAGE_VARIANTS[hashIndex(`mmsafe-reference-usage\0${key}`, BAD_USAGE_VARIANTS.length)] ?? {
+      name: "missing",
+      usage: undefined,
+    }
+  );
+}
+
+/** A reproducible index in [0, length) for `label`: the first byte of its sha256, modulo `length`. */
+function hashIndex(label: string, length: number): number {
+  return (createHash("sha256").update(label).digest()[0] ?? 0) % length;
+}
+
+/**
+ * The Bedrock exceptions the Converse route sends, each with the HTTP status the SDK's error shape for it
+ * declares (`UnrecognizedClientException` is not modelled by the SDK, which then raises its base
+ * `BedrockRuntimeServiceException` with that name).
+ */
+export const CONVERSE_EXCEPTIONS = {
+  ValidationException: 400,
+  AccessDeniedException: 403,
+  UnrecognizedClientException: 403,
+  ResourceNotFoundException: 404,
+  ModelTimeoutException: 408,
+  ThrottlingException: 429,
+  InternalServerException: 500,
+  ServiceUnavailableException: 503,
+} as const;
+export type ConverseExceptionName = keyof typeof CONVERSE_EXCEPTIONS;
+
+/** A Bedrock server-side error: the exception's name and its message. */
+export interface ConverseServerError {
+  exception: ConverseExceptionName;
+  message: string;
+}
+
+/** The forms a `500` fault takes on the Converse route, one chosen per attempt by {@link converseServerError}. */
+export const CONVERSE_SERVER_ERRORS: readonly [ConverseServerError, ...ConverseServerError[]] = [
+  {
+    exception: "InternalServerException",
+    message: "The server encountered an internal error while processing the request.",
+  },
+  { exception: "ServiceUnavailableException", message: "Bedrock is unable to process your request." },
+  {
+    exception: "ModelTimeoutException",
+    message: "Model has timed out in processing the request. Try your request again.",
+  },
+];
+
+/**
+ * The {@link CONVERSE_SERVER_ERRORS} entry of a `500` fault on the Converse route, from the inputs of the
+ * fault draw (seed, question `key`, attempt): reproducible, and over many faults every form occurs.
+ */
+export function converseServerError(seed: number, key: string, attempt: number): ConverseServerError {
+  const label = `mmsafe-reference-converse-500\0${seed}\0${key}\0${attempt}`;
+  return CONVERSE_SERVER_ERRORS[hashIndex(label, CONVERSE_SERVER_ERRORS.length)] ?? CONVERSE_SERVER_ERRORS[0];
+}
+
+/** What a Bedrock guardrail answers instead of the model (its default blocked-input message). */
+export const GUARDRAIL_BLOCKED_TEXT = "Sorry, the model cannot answer this question.";
+
+/**
+ * Which form a `filter` fault takes on the Converse route for the question `key`: half the questions get
+ * the model's own content filter, half a guardrail, so a client must handle both.
+ */
+export function converseFilterVariant(key: string): "content_filtered" | "guardrail_intervened" {
+  return hashIndex(`mmsafe-reference-converse-filter\0${key}`, 2) === 0
+    ? "content_filtered"
+    : "guardrail_intervened";
 }
 
 /**
@@ -290,6 +432,66 @@ const chatCompletionRequestSchema = z.looseObject({
 type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
 type Message = z.infer<typeof messageSchema>;
 
+/** The Converse route's path; its one group is the URL-encoded model id (the SDK encodes `+`, `:`, `/`). */
+const CONVERSE_PATH = /^\/model\/([^/]+)\/converse$/;
+
+/**
+ * The shape of a SigV4 `Authorization` header; groups: access key id, date, region, service. SignedHeaders
+ * may contain `:authority` over HTTP/2. The signature is matched but never kept.
+ */
+const SIGV4_AUTHORIZATION =
+  /^AWS4-HMAC-SHA256 Credential=([^/\s,]+)\/(\d{8})\/([^/\s,]+)\/([^/\s,]+)\/aws4_request, ?SignedHeaders=[^\s,]+, ?Signature=[0-9a-f]+$/;
+
+/** The signing name of Bedrock Runtime: credential scopes for any other service are refused. */
+const BEDROCK_SIGNING_SERVICE = "bedrock";
+
+/** The first bytes of every HTTP/2 connection ("connection preface"), by which the listener tells HTTP/2 from HTTP/1.1. */
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+/** Bedrock's messages for the errors the Converse route reproduces, verbatim (curly apostrophe included). */
+const CONVERSE_MESSAGES = {
+  unsigned: "The security token included in the request is invalid.",
+  unknownModel: "Could not resolve the foundation model from the provided model identifier.",
+  denied: "You don't have access to the model with the specified model ID.",
+  needsProfile: (modelId: string) =>
+    `Invocation of model ID ${modelId} with on-demand throughput isn’t supported. Retry your request with the ID or ARN of an inference profile that contains this model.`,
+  noImage: "This model doesn't support the image content block that you provided.",
+  throttled: "Too many requests, please wait before trying again.",
+} as const;
+
+const converseTextBlockSchema = z.strictObject({ text: z.string() });
+const converseImageBlockSchema = z.strictObject({
+  image: z.strictObject({
+    format: z.enum(["jpeg", "png", "gif", "webp"] as const satisfies readonly ConverseImageFormat[]),
+    source: z.strictObject({ bytes: z.string() }),
+  }),
+});
+// Strict blocks: a block with another member (document, video, toolUse...) or two members is refused, as
+// Bedrock refuses a content block that is not exactly one of its union's members.
+const converseContentBlockSchema = z.union([converseTextBlockSchema, converseImageBlockSchema]);
+type ConverseContentBlock = z.infer<typeof converseContentBlockSchema>;
+
+/** The subset of the Converse request body the server reads; other top-level fields are accepted and ignored. */
+const converseRequestSchema = z.looseObject({
+  messages: z
+    .array(
+      z.looseObject({
+        role: z.enum(["user", "assistant"]),
+        content: z.array(converseContentBlockSchema).min(1),
+      }),
+    )
+    .min(1),
+  system: z.array(converseTextBlockSchema).optional(),
+  inferenceConfig: z
+    .looseObject({
+      maxTokens: z.int().min(1).optional(),
+      temperature: z.number().min(0).max(1).optional(),
+      topP: z.number().min(0).max(1).optional(),
+      stopSequences: z.array(z.string()).optional(),
+    })
+    .optional(),
+});
+
 type Answer = "Yes" | "No";
 
 interface TopLogprob {
@@ -317,9 +519,32 @@ interface ChatCompletionBody {
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 }
 
+/** Body of a successful Converse answer. */
+interface ConverseBody {
+  output: { message: { role: "assistant"; content: { text: string }[] } };
+  stopReason: "end_turn" | "max_tokens" | "content_filtered" | "guardrail_intervened";
+  usage: { inputTokens: number; outputTokens: number; totalTokens: number };
+  metrics: { latencyMs: number };
+}
+
+/** The answer's tokens as a model would emit them under the request's token cap. */
+interface EmittedAnswer {
+  tokens: { text: string; logprobs: TokenLogprob }[];
+  /** Whether the cap cut the answer short. */
+  truncated: boolean;
+}
+
+/** A JSON response. */
+interface JsonOutcome {
+  type: "json";
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
 /** How a completion request is answered, once handled. */
 type Outcome =
-  | { type: "json"; status: number; body: unknown; headers?: Record<string, string> }
+  | JsonOutcome
   | { type: "raw"; status: number; body: string }
   | { type: "hang"; maxHangMs: number }
   | { type: "drop" };
@@ -347,6 +572,63 @@ class ReferenceRequestError extends Error {
   }
 }
 
+/** A Bedrock error of the Converse route, its status the one {@link CONVERSE_EXCEPTIONS} gives its exception. */
+class ConverseRequestError extends ReferenceRequestError {
+  constructor(
+    readonly exception: ConverseExceptionName,
+    message: string,
+  ) {
+    super(CONVERSE_EXCEPTIONS[exception], message, null, exception);
+    this.name = "ConverseRequestError";
+  }
+}
+
+/** A credential a `+echokey` model repeats: the OpenAI route's bearer token, the Converse route's access key id. */
+interface EchoedCredential {
+  kind: "bearer token" | "access key id";
+  /** "" when the request carried none. */
+  value: string;
+}
+
+/** A request as either HTTP version's server API presents it. */
+type HttpRequest = IncomingMessage | Http2ServerRequest;
+/** A response as either HTTP version's server API presents it. */
+type HttpResponse = ServerResponse | Http2ServerResponse;
+
+/** What a route adds to the shared handling of a completion request (see `serve` in {@link startReferenceModelServer}). */
+interface AnswerContext {
+  /** The question's {@link promptKey} and the attempt number of this request at it (1-based). */
+  key: string;
+  attempt: number;
+  /** Milliseconds from the request's arrival to its answer, the configured latency included. */
+  latencyMs: number;
+}
+
+/**
+ * How one API reads completion requests and writes their answers. Everything else (counting, deciding,
+ * the fault draw, latency, delivery) is shared by the routes, so a question is treated the same whatever
+ * protocol asked it.
+ */
+interface Protocol {
+  /**
+   * Reads the request up to its model name, which the stats count before full validation, and returns the
+   * rest of the parsing to run next. Throws a {@link ReferenceRequestError} for a request refused earlier.
+   */
+  open(req: HttpRequest, raw: Buffer): { model: string | undefined; parse: () => Promise<ParsedRequest> };
+  /** The regular answer to a valid request. */
+  answer(parsed: ParsedRequest, decision: Decision, context: AnswerContext): Outcome;
+  /** The response a fault turns a valid request into. */
+  fault(
+    fault: FaultKind,
+    plan: ResolvedFaultPlan,
+    parsed: ParsedRequest,
+    decision: Decision,
+    context: AnswerContext,
+  ): Outcome;
+  /** The response to a request that failed (a {@link ReferenceRequestError} or a bug). */
+  error(error: unknown): JsonOutcome;
+}
+
 /** What one completion request resolves to, before it is turned into a response body. */
 interface ParsedRequest {
   request: ChatCompletionRequest;
@@ -355,8 +637,8 @@ interface ParsedRequest {
   reportsLogprobs: boolean;
   /** The model's other suffixes. */
   suffixes: ReadonlySet<ModelSuffix>;
-  /** The request's bearer token ("" without an Authorization header), for `+echokey`. */
-  bearer: string;
+  /** What `+echokey` repeats. */
+  credential: EchoedCredential;
   /** Text and image bytes of the last user message, in order: the input of the random baseline's hash. */
   lastUserParts: (string | Buffer)[];
   promptTokens: number;
@@ -407,24 +689,26 @@ export async function startReferenceModelServer(
   // Every answer waiting out its latency listens on this signal; hundreds at once are expected.
   setMaxListeners(0, shutdown.signal);
 
-  const handleCompletion = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  /** Handles one completion request of either route, `protocol` reading it and writing its answer. */
+  const serve = async (req: HttpRequest, res: HttpResponse, protocol: Protocol): Promise<void> => {
+    const receivedAt = Date.now();
     stats.requests += 1;
     // Counted on the stats object of the moment: a reset meanwhile starts a new count.
     const counted = stats;
     counted.inFlight += 1;
     counted.maxInFlight = Math.max(counted.maxInFlight, counted.inFlight);
-    counted.firstRequestAt ??= Date.now();
-    counted.lastRequestAt = Date.now();
-    res.once("close", () => {
+    counted.firstRequestAt ??= receivedAt;
+    counted.lastRequestAt = receivedAt;
+    const stream: Writable = res;
+    stream.once("close", () => {
       counted.inFlight -= 1;
     });
     let outcome: Outcome;
     try {
       const raw = await readBody(req);
-      const json = parseJson(raw);
-      const model = modelField(json);
+      const { model, parse } = protocol.open(req, raw);
       if (model !== undefined) stats.byModel[model] = (stats.byModel[model] ?? 0) + 1;
-      const parsed = parseCompletionRequest(json, bearerToken(req));
+      const parsed = await parse();
       const decision = await decide(parsed);
       // Valid from here on (decide() rejects undecodable images): counted per question, open to faults.
       const key = promptKey(parsed.request.model, parsed.lastUserParts);
@@ -432,15 +716,16 @@ export async function startReferenceModelServer(
       const attempt = (attempts.get(key) ?? 0) + 1;
       attempts.set(key, attempt);
       const fault = faults === null ? null : chooseFault(faults, key, attempt);
+      const context: AnswerContext = { key, attempt, latencyMs: Date.now() - receivedAt + latencyMs };
       if (faults === null || fault === null) {
         stats.answeredByPrompt[key] = (stats.answeredByPrompt[key] ?? 0) + 1;
-        outcome = { type: "json", status: 200, body: withUsage(parsed, key, answer(parsed, decision)) };
+        outcome = protocol.answer(parsed, decision, context);
       } else {
         stats.faults[fault] += 1;
-        outcome = faultOutcome(fault, faults, parsed, decision);
+        outcome = protocol.fault(fault, faults, parsed, decision, context);
       }
     } catch (error: unknown) {
-      outcome = { type: "json", ...errorOutcome(error) };
+      outcome = protocol.error(error);
     }
     if (outcome.type === "hang") {
       await hang(res, outcome.maxHangMs, shutdown.signal);
@@ -457,12 +742,22 @@ export async function startReferenceModelServer(
     deliver(req, res, outcome);
   };
 
-  const server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+  const route = (req: HttpRequest, res: HttpResponse, protocol: Protocol): void => {
+    serve(req, res, protocol).catch((error: unknown) => deliver(req, res, protocol.error(error)));
+  };
+
+  const onRequest = (req: HttpRequest, res: HttpResponse): void => {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
     if (req.method === "POST" && path === "/v1/chat/completions") {
-      handleCompletion(req, res).catch((error: unknown) => {
-        sendJson(res, 500, errorBody(`reference server: ${String(error)}`, "server_error", null, null));
-      });
+      route(req, res, OPENAI_PROTOCOL);
+      return;
+    }
+    const converse = req.method === "POST" ? CONVERSE_PATH.exec(path) : null;
+    if (converse !== null) {
+      const auth = sigV4Credential(req.headers.authorization);
+      stats.converse.requests += 1;
+      if (auth !== null) stats.converse.lastAuth = auth;
+      route(req, res, converseProtocol(converse[1] ?? "", auth));
       return;
     }
     // Other requests are answered without reading their body; drain it so keep-alive connections stay usable.
@@ -486,6 +781,17 @@ export async function startReferenceModelServer(
         errorBody(`Invalid URL (${req.method ?? "?"} ${path})`, "invalid_request_error", null, null),
       );
     }
+  };
+
+  // One listening socket for both HTTP versions: neither node:http nor node:http2 serves both in cleartext,
+  // so each connection is handed to one of two servers that never listen themselves.
+  const http1 = createServer(onRequest);
+  const http2 = createHttp2Server(onRequest);
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    routeConnection(socket, http1, http2);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -500,8 +806,10 @@ export async function startReferenceModelServer(
     throw new Error(`reference server: unexpected listen address ${String(address)}`);
   }
 
+  const origin = `http://127.0.0.1:${address.port}`;
   return {
-    baseURL: `http://127.0.0.1:${address.port}/v1`,
+    baseURL: `${origin}/v1`,
+    origin,
     stats: () => snapshot(stats),
     resetStats: () => {
       stats = emptyStats();
@@ -511,9 +819,47 @@ export async function startReferenceModelServer(
         shutdown.abort();
         server.close((error) => (error ? reject(error) : resolve()));
         // SDK clients keep connections alive; without this, close() would wait for their idle timeout.
-        server.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
       }),
   };
+}
+
+/**
+ * Hands a new connection to the HTTP/2 server if it opens with the HTTP/2 preface, else to the HTTP/1.1
+ * one. Bytes are read until they either differ from the preface or cover it, then put back for the chosen
+ * server to read again (both read bytes already buffered on the socket).
+ */
+function routeConnection(
+  socket: Socket,
+  http1: ReturnType<typeof createServer>,
+  http2: ReturnType<typeof createHttp2Server>,
+): void {
+  let head = Buffer.alloc(0);
+  // Until a server owns the socket, nothing else handles its errors (an unhandled one would crash).
+  const onError = (): void => {
+    socket.destroy();
+  };
+  const onData = (chunk: Buffer): void => {
+    head = Buffer.concat([head, chunk]);
+    const compared = Math.min(head.length, HTTP2_PREFACE.length);
+    const isHttp2 = head.subarray(0, compared).equals(HTTP2_PREFACE.subarray(0, compared));
+    if (isHttp2 && compared < HTTP2_PREFACE.length) return;
+    socket.off("data", onData);
+    socket.off("error", onError);
+    socket.pause();
+    socket.unshift(head);
+    if (isHttp2) {
+      // The HTTP/2 session reads the bytes put back itself, then owns the socket's handle: resuming the
+      // JavaScript stream as well would feed it the same bytes twice.
+      http2.emit("connection", socket);
+    } else {
+      http1.emit("connection", socket);
+      // The HTTP/1.1 server reads buffered bytes through 'data' events, which a paused socket holds back.
+      socket.resume();
+    }
+  };
+  socket.on("data", onData);
+  socket.on("error", onError);
 }
 
 /** A short stable key of a question: sha256 over the model and the last user message's parts, 16 hex digits. */
@@ -629,6 +975,7 @@ function emptyStats(): ReferenceServerStats {
     maxInFlight: 0,
     firstRequestAt: null,
     lastRequestAt: null,
+    converse: { requests: 0, lastAuth: null },
   };
 }
 
@@ -643,10 +990,14 @@ function snapshot(stats: ReferenceServerStats): ReferenceServerStats {
     maxInFlight: stats.maxInFlight,
     firstRequestAt: stats.firstRequestAt,
     lastRequestAt: stats.lastRequestAt,
+    converse: {
+      requests: stats.converse.requests,
+      lastAuth: stats.converse.lastAuth === null ? null : { ...stats.converse.lastAuth },
+    },
   };
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
+async function readBody(req: AsyncIterable<unknown>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -693,12 +1044,28 @@ function formatParam(path: readonly PropertyKey[]): string | null {
 }
 
 /** The token of an `Authorization: Bearer …` header; "" when there is none. */
-function bearerToken(req: IncomingMessage): string {
+function bearerToken(req: HttpRequest): string {
   const header = req.headers.authorization ?? "";
   return /^Bearer\s+(.*)$/i.exec(header)?.[1]?.trim() ?? "";
 }
 
-function parseCompletionRequest(json: unknown, bearer = ""): ParsedRequest {
+/** The OpenAI chat-completions route. */
+const OPENAI_PROTOCOL: Protocol = {
+  open: (req, raw) => {
+    const json = parseJson(raw);
+    const credential: EchoedCredential = { kind: "bearer token", value: bearerToken(req) };
+    return { model: modelField(json), parse: async () => parseCompletionRequest(json, credential) };
+  },
+  answer: (parsed, decision, { key }) => ({
+    type: "json",
+    status: 200,
+    body: withUsage(parsed, key, answer(parsed, decision)),
+  }),
+  fault: (fault, plan, parsed, decision) => faultOutcome(fault, plan, parsed, decision),
+  error: (error) => ({ type: "json", ...errorOutcome(error) }),
+};
+
+function parseCompletionRequest(json: unknown, credential: EchoedCredential): ParsedRequest {
   const parsed = chatCompletionRequestSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -720,31 +1087,55 @@ function parseCompletionRequest(json: unknown, bearer = ""): ParsedRequest {
     // Same rule as OpenAI: top_logprobs without logprobs is a caller mistake worth surfacing.
     throw new ReferenceRequestError(400, "`top_logprobs` requires `logprobs` to be true.", "top_logprobs");
   }
-  const { baseline, suffixes } = resolveModel(request.model);
-  const lastUserParts = lastUserMessageParts(request.messages);
+  return parsedRequest(
+    request,
+    resolveModel(request.model),
+    credential,
+    lastUserMessageParts(request.messages),
+  );
+}
+
+/** The {@link ParsedRequest} of a validated request, whichever route it came by. */
+function parsedRequest(
+  request: ChatCompletionRequest,
+  { baseline, suffixes }: ResolvedModel,
+  credential: EchoedCredential,
+  lastUserParts: (string | Buffer)[],
+): ParsedRequest {
   return {
     request,
     baseline,
     reportsLogprobs: !suffixes.has(NO_LOGPROBS_SUFFIX),
     suffixes,
-    bearer,
+    credential,
     lastUserParts,
     promptTokens: estimatePromptTokens(request.messages),
   };
 }
 
-/** Splits off the {@link MODEL_SUFFIXES} (each at most once) and resolves the base model name. */
-function resolveModel(model: string): { baseline: Baseline; suffixes: ReadonlySet<ModelSuffix> } {
+/** A model name split into its base model and its {@link MODEL_SUFFIXES}. */
+interface ResolvedModel {
+  baseline: Baseline;
+  suffixes: ReadonlySet<ModelSuffix>;
+}
+
+/** Splits off the {@link MODEL_SUFFIXES} (each at most once) and resolves the base model name; undefined if unknown. */
+function parseModelName(model: string): ResolvedModel | undefined {
   const [base = "", ...rest] = model.split("+");
   const suffixes = new Set<ModelSuffix>();
-  let valid = true;
   for (const name of rest) {
     const suffix = MODEL_SUFFIXES.find((s) => s === `+${name}`);
-    if (suffix === undefined || suffixes.has(suffix)) valid = false;
-    else suffixes.add(suffix);
+    if (suffix === undefined || suffixes.has(suffix)) return undefined;
+    suffixes.add(suffix);
   }
-  const baseline = valid ? resolveBaseline(base) : undefined;
-  if (baseline === undefined) {
+  const baseline = resolveBaseline(base);
+  return baseline === undefined ? undefined : { baseline, suffixes };
+}
+
+/** {@link parseModelName}, an unknown model being the OpenAI route's 404. */
+function resolveModel(model: string): ResolvedModel {
+  const resolved = parseModelName(model);
+  if (resolved === undefined) {
     throw new ReferenceRequestError(
       404,
       `The model \`${model}\` does not exist. Reference models: ${REFERENCE_BASELINES.map((b) => b.model).join(", ")}, random:<int>; ` +
@@ -754,7 +1145,7 @@ function resolveModel(model: string): { baseline: Baseline; suffixes: ReadonlySe
       "model_not_found",
     );
   }
-  return { baseline, suffixes };
+  return resolved;
 }
 
 function resolveBaseline(model: string): Baseline | undefined {
@@ -807,11 +1198,7 @@ function lastUserMessageParts(messages: readonly Message[]): (string | Buffer)[]
         "invalid_image_url",
       );
     }
-    const payload = url.slice(prefix[0].length);
-    const bytes =
-      payload.length % 4 === 0 && BASE64_PAYLOAD.test(payload)
-        ? Buffer.from(payload, "base64")
-        : Buffer.alloc(0);
+    const bytes = decodeBase64(url.slice(prefix[0].length));
     if (bytes.length === 0) {
       throw new ReferenceRequestError(
         400,
@@ -831,6 +1218,13 @@ function lastUserMessageParts(messages: readonly Message[]): (string | Buffer)[]
     );
   }
   return parts;
+}
+
+/** The bytes of canonical base64 `payload`; empty if it is not canonical base64. */
+function decodeBase64(payload: string): Buffer {
+  return payload.length % 4 === 0 && BASE64_PAYLOAD.test(payload)
+    ? Buffer.from(payload, "base64")
+    : Buffer.alloc(0);
 }
 
 /** Deterministic usage estimate: a quarter token per text character plus a flat cost per image, over all messages. */
@@ -999,11 +1393,12 @@ function hugeReasoning(decision: Decision): string {
 }
 
 /** What a `+echokey` answer adds after its decision. */
-function keyEcho(bearer: string): string {
-  return ` (the bearer token of this request: ${echoedKeyForms(bearer).join(" | ")})`;
+function keyEcho({ kind, value }: EchoedCredential): string {
+  return ` (the ${kind} of this request: ${echoedKeyForms(value).join(" | ")})`;
 }
 
-function answer(parsed: ParsedRequest, decision: Decision): ChatCompletionBody {
+/** The answer's tokens, cut at the request's token cap, with the log-probabilities each would report. */
+function emitAnswer(parsed: ParsedRequest, decision: Decision): EmittedAnswer {
   const { request, suffixes } = parsed;
   const topLogprobs = request.top_logprobs ?? 0;
   const huge = suffixes.has("+huge");
@@ -1014,12 +1409,17 @@ function answer(parsed: ParsedRequest, decision: Decision): ChatCompletionBody {
     { text: decision.chosen, logprobs: answerLogprobs(decision, topLogprobs) },
     { text: ".", logprobs: periodLogprobs(topLogprobs) },
     ...(parsed.baseline.kind === "hostile" ? [hostileToken(topLogprobs)] : []),
-    ...(suffixes.has("+echokey") ? [plainToken(keyEcho(parsed.bearer), topLogprobs)] : []),
+    ...(suffixes.has("+echokey") ? [plainToken(keyEcho(parsed.credential), topLogprobs)] : []),
   ];
   // Honour a token cap (VCD callers often ask for max_tokens: 1) the way a real model would.
   const limits = [request.max_tokens, request.max_completion_tokens].filter((v): v is number => v != null);
   const limit = Math.min(tokens.length, ...limits);
-  const emitted = tokens.slice(0, limit);
+  return { tokens: tokens.slice(0, limit), truncated: limit < tokens.length };
+}
+
+function answer(parsed: ParsedRequest, decision: Decision): ChatCompletionBody {
+  const { request } = parsed;
+  const { tokens: emitted, truncated } = emitAnswer(parsed, decision);
   return {
     id: `chatcmpl-ref-${randomBytes(12).toString("hex")}`,
     object: "chat.completion",
@@ -1029,7 +1429,7 @@ function answer(parsed: ParsedRequest, decision: Decision): ChatCompletionBody {
       {
         index: 0,
         message: { role: "assistant", content: emitted.map((t) => t.text).join(""), refusal: null },
-        finish_reason: emitted.length < tokens.length ? "length" : "stop",
+        finish_reason: truncated ? "length" : "stop",
         logprobs:
           request.logprobs === true && parsed.reportsLogprobs
             ? { content: emitted.map((t) => t.logprobs), refusal: null }
@@ -1044,12 +1444,26 @@ function answer(parsed: ParsedRequest, decision: Decision): ChatCompletionBody {
   };
 }
 
-/** A regular answer's body, its `usage` replaced by an invalid one for `+badusage` models. */
-function withUsage(parsed: ParsedRequest, key: string, body: ChatCompletionBody): unknown {
+/**
+ * A regular answer's body, its `usage` replaced by an invalid one for `+badusage` models. `fieldNames` maps
+ * the OpenAI names of {@link BAD_USAGE_VARIANTS} to the route's own.
+ */
+function withUsage<Body extends { usage: object }>(
+  parsed: ParsedRequest,
+  key: string,
+  body: Body,
+  fieldNames: Readonly<Record<string, string>> = {},
+): unknown {
   if (!parsed.suffixes.has("+badusage")) return body;
   const { usage: _valid, ...rest } = body;
   const { usage } = badUsageVariant(key);
-  return usage === undefined ? rest : { ...rest, usage };
+  if (usage === undefined) return rest;
+  return {
+    ...rest,
+    usage: Object.fromEntries(
+      Object.entries(usage).map(([name, value]) => [fieldNames[name] ?? name, value]),
+    ),
+  };
 }
 
 function errorBody(message: string, type: string, param: string | null, code: string | null): unknown {
@@ -1106,14 +1520,9 @@ function faultOutcome(
         ),
       };
     case "timeout":
-      return { type: "hang", maxHangMs: plan.maxHangMs };
     case "drop":
-      return { type: "drop" };
-    case "garbage": {
-      // A real answer cut in half, as a proxy that gave up mid-body would send it.
-      const full = JSON.stringify(answer(parsed, decision));
-      return { type: "raw", status: 200, body: full.slice(0, Math.floor(full.length / 2)) };
-    }
+    case "garbage":
+      return transportFault(fault, plan, () => answer(parsed, decision));
     case "empty":
       return { type: "json", status: 200, body: { ...answer(parsed, decision), choices: [] } };
     case "filter": {
@@ -1138,11 +1547,267 @@ function faultOutcome(
   }
 }
 
+/** The Converse names of the OpenAI `usage` fields, for `+badusage` answers on the Converse route. */
+const CONVERSE_USAGE_FIELDS: Readonly<Record<string, string>> = {
+  prompt_tokens: "inputTokens",
+  completion_tokens: "outputTokens",
+  total_tokens: "totalTokens",
+};
+
+/** The credential scope of a SigV4 `Authorization` header for Bedrock; null if absent or not of that shape. */
+function sigV4Credential(header: string | undefined): SigV4Credential | null {
+  const [, accessKeyId, , region, service] = SIGV4_AUTHORIZATION.exec(header ?? "") ?? [];
+  if (accessKeyId === undefined || region === undefined || service !== BEDROCK_SIGNING_SERVICE) return null;
+  return { accessKeyId, region, service };
+}
+
+/** The Bedrock Converse route for the model id `encodedModelId` (as in the URL), signed by `auth` (null: unsigned). */
+function converseProtocol(encodedModelId: string, auth: SigV4Credential | null): Protocol {
+  return {
+    open: (_req, raw) => {
+      if (auth === null) {
+        throw new ConverseRequestError("UnrecognizedClientException", CONVERSE_MESSAGES.unsigned);
+      }
+      const model = decodeModelId(encodedModelId);
+      return { model, parse: () => parseConverseRequest(raw, model, auth.accessKeyId) };
+    },
+    answer: (parsed, decision, { key, latencyMs }) =>
+      converseOk(withUsage(parsed, key, converseAnswer(parsed, decision, latencyMs), CONVERSE_USAGE_FIELDS)),
+    fault: converseFault,
+    error: converseErrorOutcome,
+  };
+}
+
+function decodeModelId(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    throw new ConverseRequestError("ValidationException", "The provided model identifier is invalid.");
+  }
+}
+
+/**
+ * Validates a Converse request for `model` and maps it onto the chat-completions request the shared code
+ * reads: system blocks become system messages, text and image blocks content parts (images as the data
+ * URLs the OpenAI route takes). Model-level refusals come first, as Bedrock resolves the model before it
+ * reads the body.
+ */
+async function parseConverseRequest(raw: Buffer, model: string, accessKeyId: string): Promise<ParsedRequest> {
+  const resolved = parseModelName(model);
+  if (resolved === undefined) {
+    throw new ConverseRequestError("ResourceNotFoundException", CONVERSE_MESSAGES.unknownModel);
+  }
+  if (resolved.suffixes.has("+denied")) {
+    throw new ConverseRequestError("AccessDeniedException", CONVERSE_MESSAGES.denied);
+  }
+  if (resolved.suffixes.has("+needsprofile")) {
+    throw new ConverseRequestError("ValidationException", CONVERSE_MESSAGES.needsProfile(model));
+  }
+  const checked = converseRequestSchema.safeParse(parseJson(raw));
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    throw new ConverseRequestError(
+      "ValidationException",
+      `1 validation error detected: Value at '${issue?.path.map(String).join(".") ?? ""}' failed to satisfy constraint: ${issue?.message ?? "malformed body"}`,
+    );
+  }
+  const body = checked.data;
+  if (resolved.suffixes.has("+noimage") && body.messages.some((m) => m.content.some((b) => "image" in b))) {
+    throw new ConverseRequestError("ValidationException", CONVERSE_MESSAGES.noImage);
+  }
+  const messages: Message[] = (body.system ?? []).map((block) => ({ role: "system", content: block.text }));
+  let lastUserParts: (string | Buffer)[] | undefined;
+  for (const [index, message] of body.messages.entries()) {
+    const parts: (string | Buffer)[] = [];
+    const content: Exclude<Message["content"], string | null | undefined> = [];
+    for (const [blockIndex, block] of message.content.entries()) {
+      const converted = await converseBlock(block, `messages.${index}.content.${blockIndex}`);
+      parts.push(converted.part);
+      content.push(converted.content);
+    }
+    messages.push({ role: message.role, content });
+    if (message.role === "user") lastUserParts = parts;
+  }
+  const texts = lastUserParts?.filter((part) => typeof part === "string").length ?? 0;
+  const images = (lastUserParts?.length ?? 0) - texts;
+  if (lastUserParts === undefined || texts === 0 || images === 0) {
+    throw new ConverseRequestError(
+      "ValidationException",
+      `The last user message must contain a text block and an image block (found ${texts} text, ${images} image).`,
+    );
+  }
+  const request: ChatCompletionRequest = {
+    model,
+    messages,
+    max_tokens: body.inferenceConfig?.maxTokens ?? null,
+  };
+  return parsedRequest(request, resolved, { kind: "access key id", value: accessKeyId }, lastUserParts);
+}
+
+/** A Converse content block as a chat content part, and its text or checked image bytes. */
+async function converseBlock(
+  block: ConverseContentBlock,
+  param: string,
+): Promise<{ part: string | Buffer; content: z.infer<typeof contentPartSchema> }> {
+  if ("text" in block) return { part: block.text, content: { type: "text", text: block.text } };
+  const { format, source } = block.image;
+  return {
+    part: await converseImageBytes(format, source.bytes, `${param}.image`),
+    content: { type: "image_url", image_url: { url: `data:image/${format};base64,${source.bytes}` } },
+  };
+}
+
+/**
+ * The bytes of a Converse image, checked as Bedrock checks them: of the declared format, at most
+ * {@link CONVERSE_IMAGE_LIMITS}.maxBytes and at most maxSidePx on each side (read from the image header
+ * by sharp, without decoding the pixels).
+ */
+async function converseImageBytes(
+  format: ConverseImageFormat,
+  base64: string,
+  param: string,
+): Promise<Buffer> {
+  const invalid = (message: string): ConverseRequestError =>
+    new ConverseRequestError("ValidationException", `${param}: ${message}`);
+  const bytes = decodeBase64(base64);
+  if (bytes.length === 0) throw invalid("the image bytes are empty or not valid base64.");
+  const { maxBytes, maxSidePx } = CONVERSE_IMAGE_LIMITS;
+  if (bytes.length > maxBytes) {
+    throw invalid(`image exceeds max size of ${maxBytes} bytes (${bytes.length} bytes).`);
+  }
+  const type = detectImageType(bytes);
+  const actual = type === null ? null : CONVERSE_IMAGE_FORMATS[IMAGE_TYPES[type].mediaType];
+  if (actual !== format) {
+    throw invalid(
+      `the image format is ${format} but its bytes are ${actual ?? "not a JPEG, PNG, GIF or WebP image"}.`,
+    );
+  }
+  let width: number;
+  let height: number;
+  try {
+    const metadata = await sharp(bytes).metadata();
+    width = metadata.width;
+    // An animated image's pages are stacked in `height`; each frame is what the model sees.
+    height = metadata.pageHeight ?? metadata.height;
+  } catch (error: unknown) {
+    throw invalid(`the image could not be read (${error instanceof Error ? error.message : String(error)}).`);
+  }
+  if (width > maxSidePx || height > maxSidePx) {
+    throw invalid(`image exceeds max size of ${maxSidePx} px on each side (${width}x${height} px).`);
+  }
+  return bytes;
+}
+
+/** A Converse answer: the answer's text, capped by `inferenceConfig.maxTokens`, and never log-probabilities. */
+function converseAnswer(parsed: ParsedRequest, decision: Decision, latencyMs: number): ConverseBody {
+  const { tokens, truncated } = emitAnswer(parsed, decision);
+  return converseBody(
+    parsed,
+    [{ text: tokens.map((token) => token.text).join("") }],
+    truncated ? "max_tokens" : "end_turn",
+    tokens.length,
+    latencyMs,
+  );
+}
+
+function converseBody(
+  parsed: ParsedRequest,
+  content: { text: string }[],
+  stopReason: ConverseBody["stopReason"],
+  outputTokens: number,
+  latencyMs: number,
+): ConverseBody {
+  return {
+    output: { message: { role: "assistant", content } },
+    stopReason,
+    usage: {
+      inputTokens: parsed.promptTokens,
+      outputTokens,
+      totalTokens: parsed.promptTokens + outputTokens,
+    },
+    metrics: { latencyMs },
+  };
+}
+
+/** A 200 Converse response. */
+function converseOk(body: unknown): JsonOutcome {
+  return { type: "json", status: 200, headers: { "x-amzn-requestid": randomUUID() }, body };
+}
+
+/**
+ * A Bedrock error response. The SDK picks the exception class from the `x-amzn-errortype` header (before
+ * the body's `code` or `__type`), keeping the part before any `:`; the bare name is what it needs. The
+ * message is the body's `message`; the status is the one the SDK's shape of that exception declares.
+ */
+function converseError(exception: ConverseExceptionName, message: string): JsonOutcome {
+  return {
+    type: "json",
+    status: CONVERSE_EXCEPTIONS[exception],
+    headers: { "x-amzn-errortype": exception, "x-amzn-requestid": randomUUID() },
+    body: { message },
+  };
+}
+
+/** The Bedrock error a failed Converse request gets; errors of the shared code map by their status. */
+function converseErrorOutcome(error: unknown): JsonOutcome {
+  if (error instanceof ConverseRequestError) return converseError(error.exception, error.message);
+  if (error instanceof ReferenceRequestError && error.status < 500) {
+    return converseError("ValidationException", error.message);
+  }
+  return converseError(
+    "InternalServerException",
+    `reference server: ${error instanceof Error ? error.message : String(error)}`,
+  );
+}
+
+/** The Converse response a fault turns a valid request into (see {@link FAULT_KINDS}). */
+function converseFault(
+  fault: FaultKind,
+  plan: ResolvedFaultPlan,
+  parsed: ParsedRequest,
+  decision: Decision,
+  { key, attempt, latencyMs }: AnswerContext,
+): Outcome {
+  switch (fault) {
+    case "429":
+      return converseError("ThrottlingException", CONVERSE_MESSAGES.throttled);
+    case "500": {
+      const { exception, message } = converseServerError(plan.seed, key, attempt);
+      return converseError(exception, message);
+    }
+    case "timeout":
+    case "drop":
+    case "garbage":
+      return transportFault(fault, plan, () => converseAnswer(parsed, decision, latencyMs));
+    case "empty":
+      return converseOk(converseBody(parsed, [], "end_turn", 0, latencyMs));
+    case "filter":
+      return converseOk(
+        converseFilterVariant(key) === "content_filtered"
+          ? converseBody(parsed, [], "content_filtered", 0, latencyMs)
+          : converseBody(parsed, [{ text: GUARDRAIL_BLOCKED_TEXT }], "guardrail_intervened", 0, latencyMs),
+      );
+  }
+}
+
+/** The faults that look the same on every route: no answer, a reset, or half of `body` (a truncated answer). */
+function transportFault(
+  fault: "timeout" | "drop" | "garbage",
+  plan: ResolvedFaultPlan,
+  body: () => unknown,
+): Outcome {
+  if (fault === "timeout") return { type: "hang", maxHangMs: plan.maxHangMs };
+  if (fault === "drop") return { type: "drop" };
+  // A real answer cut in half, as a proxy that gave up mid-body would send it.
+  const full = JSON.stringify(body());
+  return { type: "raw", status: 200, body: full.slice(0, Math.floor(full.length / 2)) };
+}
+
 /**
  * Never answers: waits until the client closes the connection, the server closes (the connection is then
  * destroyed), or `maxHangMs` passes (the connection is dropped), whichever comes first.
  */
-function hang(res: ServerResponse, maxHangMs: number, shutdown: AbortSignal): Promise<void> {
+function hang(res: Writable, maxHangMs: number, shutdown: AbortSignal): Promise<void> {
   return new Promise<void>((resolve) => {
     const finish = (): void => {
       clearTimeout(timer);
@@ -1163,20 +1828,14 @@ function hang(res: ServerResponse, maxHangMs: number, shutdown: AbortSignal): Pr
   });
 }
 
-function deliver(
-  req: IncomingMessage,
-  res: ServerResponse,
-  outcome: Exclude<Outcome, { type: "hang" }>,
-): void {
+function deliver(req: HttpRequest, res: HttpResponse, outcome: Exclude<Outcome, { type: "hang" }>): void {
   if (outcome.type === "json") {
     sendJson(res, outcome.status, outcome.body, outcome.headers);
   } else if (outcome.type === "raw") {
-    if (res.headersSent || res.destroyed) return;
-    res.writeHead(outcome.status, {
-      "content-type": "application/json",
-      "content-length": Buffer.byteLength(outcome.body),
-    });
-    res.end(outcome.body);
+    send(res, outcome.status, outcome.body, {});
+  } else if (res instanceof Http2ServerResponse) {
+    // Resetting the connection would fail every request multiplexed on it: reset this stream only.
+    res.stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
   } else {
     // A reset (RST), not an orderly close: the client sees ECONNRESET with no response.
     req.socket.resetAndDestroy();
@@ -1184,17 +1843,23 @@ function deliver(
 }
 
 function sendJson(
-  res: ServerResponse,
+  res: HttpResponse,
   status: number,
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
+  send(res, status, JSON.stringify(body), headers);
+}
+
+/** Sends a complete response whose body is JSON (or meant to look like it), unless one was already sent. */
+function send(res: HttpResponse, status: number, payload: string, headers: Record<string, string>): void {
   if (res.headersSent || res.destroyed) return;
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
+  const allHeaders = {
     ...headers,
     "content-type": "application/json",
     "content-length": Buffer.byteLength(payload),
-  });
-  res.end(payload);
+  };
+  // Narrowed because the two response classes' overloaded methods cannot be called on their union.
+  if (res instanceof Http2ServerResponse) res.writeHead(status, allHeaders).end(payload);
+  else res.writeHead(status, allHeaders).end(payload);
 }

@@ -429,6 +429,7 @@ describe("reference model server", () => {
       maxInFlight: 0,
       firstRequestAt: null,
       lastRequestAt: null,
+      converse: { requests: 0, lastAuth: null },
     });
   });
 });
