@@ -11,7 +11,12 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
-import { type DeployConfig, parseDeployConfig } from "../src/core/deploy-config.ts";
+import {
+  type AllowedBedrockModel,
+  bedrockGrant,
+  type DeployConfig,
+  parseDeployConfig,
+} from "../src/core/deploy-config.ts";
 import { METRICS } from "../src/core/observability.ts";
 import {
   type AslSubstitution,
@@ -23,7 +28,13 @@ import {
   VERDICTS_TABLE_KEYS,
   WORKFLOW_DEFINITION,
 } from "../src/core/storage-layout.ts";
-import { acknowledge, acknowledgeWildcardResources, nagArn, nagRef } from "./nag.ts";
+import {
+  acknowledge,
+  acknowledgeCrossRegionFoundationModels,
+  acknowledgeWildcardResources,
+  nagArn,
+  nagRef,
+} from "./nag.ts";
 import { PipelineMonitoring } from "./pipeline-monitoring.ts";
 import { RunNotifications } from "./run-notifications.ts";
 import { RunSchedules } from "./run-schedules.ts";
@@ -182,6 +193,63 @@ export class PipelineFunction extends Construct {
         "secret ARN, so the grant names the mmsafe/ prefix and no other secret.",
     );
   }
+
+  /**
+   * Allows `bedrock:InvokeModel` (all that the Converse API needs) on exactly the given Bedrock models and
+   * inference profiles; with none, adds no statement at all.
+   */
+  allowInvokeBedrockModels(models: readonly AllowedBedrockModel[]): void {
+    if (models.length === 0) return;
+    const { resources, anyRegionFoundationModels } = bedrockInvokeResources(Stack.of(this), models);
+    this.function.addToRolePolicy(new iam.PolicyStatement({ actions: ["bedrock:InvokeModel"], resources }));
+    acknowledgeCrossRegionFoundationModels(this.role, anyRegionFoundationModels);
+  }
+}
+
+/**
+ * The resources `bedrock:InvokeModel` needs for the allowed models (config/deploy.json `bedrock.models`),
+ * each once: a foundation model in its region (no account: foundation models belong to AWS); an inference
+ * profile in its region and this account, plus its foundation model in any region (`bedrock:*`), since the
+ * profile routes each request to a region of its geography. Also returns the model ids granted that way.
+ */
+function bedrockInvokeResources(
+  stack: Stack,
+  models: readonly AllowedBedrockModel[],
+): { resources: string[]; anyRegionFoundationModels: string[] } {
+  const foundationModelArn = (region: string, id: string): string =>
+    stack.formatArn({
+      service: "bedrock",
+      region,
+      account: "",
+      resource: "foundation-model",
+      resourceName: id,
+    });
+  // Keyed by region and id (plain strings), because the ARNs hold tokens whose strings are not comparable.
+  const resources = new Map<string, string>();
+  const anyRegionFoundationModels = new Set<string>();
+  for (const model of models) {
+    const grant = bedrockGrant(model);
+    if (grant.kind === "foundation-model") {
+      const key = `foundation-model ${grant.region} ${grant.foundationModelId}`;
+      resources.set(key, foundationModelArn(grant.region, grant.foundationModelId));
+      continue;
+    }
+    resources.set(
+      `inference-profile ${grant.region} ${grant.profileId}`,
+      stack.formatArn({
+        service: "bedrock",
+        region: grant.region,
+        resource: "inference-profile",
+        resourceName: grant.profileId,
+      }),
+    );
+    resources.set(
+      `foundation-model * ${grant.foundationModelId}`,
+      foundationModelArn("*", grant.foundationModelId),
+    );
+    anyRegionFoundationModels.add(grant.foundationModelId);
+  }
+  return { resources: [...resources.values()], anyRegionFoundationModels: [...anyRegionFoundationModels] };
 }
 
 /** Why the objects below a prefix can only be granted by wildcard, where the general reason does not fit. */
@@ -319,12 +387,19 @@ export class MmsafeStack extends Stack {
       [HANDLER_ENV.runsTable]: this.runsTable.tableName,
       [HANDLER_ENV.verdictsTable]: this.verdictsTable.tableName,
     };
-    // Plan and evaluate-shard use the run-wide model budgets; aggregate calls no model.
-    const withBudgets = { ...environment, [HANDLER_ENV.budgetsTable]: this.budgetsTable.tableName };
+    // Plan and evaluate-shard use the run-wide model budgets, and both learn which Bedrock models IAM lets
+    // evaluate-shard call, so plan can refuse a run naming another before anything runs. Aggregate calls no model.
+    const withModels = {
+      ...environment,
+      [HANDLER_ENV.budgetsTable]: this.budgetsTable.tableName,
+      [HANDLER_ENV.bedrockModels]: JSON.stringify(
+        this.config.bedrock.models.map(({ id, region }) => ({ id, region })),
+      ),
+    };
 
     this.planFunction = new PipelineFunction(this, "Plan", {
       settings: PIPELINE_FUNCTIONS.plan,
-      environment: withBudgets,
+      environment: withModels,
     });
     this.planFunction.allowRead(this.bucket, [S3_PREFIXES.datasets, S3_PREFIXES.config]);
     this.planFunction.allowWrite(this.bucket, [S3_PREFIXES.runs]);
@@ -333,7 +408,7 @@ export class MmsafeStack extends Stack {
 
     this.evaluateShardFunction = new PipelineFunction(this, "EvaluateShard", {
       settings: PIPELINE_FUNCTIONS.evaluateShard,
-      environment: withBudgets,
+      environment: withModels,
       // Unreserved by default (config/deploy.json evaluateShard.reservedConcurrency; README "Deploying to AWS").
       reservedConcurrentExecutions: this.config.evaluateShard.reservedConcurrency ?? undefined,
     });
@@ -346,8 +421,9 @@ export class MmsafeStack extends Stack {
     this.evaluateShardFunction.allowWrite(this.bucket, [S3_PREFIXES.cache]);
     this.verdictsTable.grantReadWriteData(this.evaluateShardFunction.function);
     this.budgetsTable.grantReadWriteData(this.evaluateShardFunction.function);
-    // Only evaluate-shard calls models, so only it may read their API keys.
+    // Only evaluate-shard calls models, so only it may read their API keys and invoke Bedrock models.
     this.evaluateShardFunction.allowReadModelSecrets();
+    this.evaluateShardFunction.allowInvokeBedrockModels(this.config.bedrock.models);
 
     this.aggregateFunction = new PipelineFunction(this, "Aggregate", {
       settings: PIPELINE_FUNCTIONS.aggregate,

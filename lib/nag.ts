@@ -38,3 +38,33 @@ export function nagRef(construct: IConstruct, attribute: "Arn" | "Name"): string
 export function nagArn(service: string, resource: string): string {
   return `arn:<AWS::Partition>:${service}:<AWS::Region>:<AWS::AccountId>:${resource}`;
 }
+
+/**
+ * How cdk-nag renders a Bedrock foundation-model ARN built with `Stack.formatArn` and an empty account
+ * (foundation models are owned by AWS, not by an account): `arn:<AWS::Partition>:bedrock:<region>::foundation-model/<id>`.
+ */
+export function nagFoundationModelArn(region: string, foundationModelId: string): string {
+  return `arn:<AWS::Partition>:bedrock:${region}::foundation-model/${foundationModelId}`;
+}
+
+/** Why the foundation model behind a cross-region inference profile is granted in every region (`bedrock:*`). */
+export const CROSS_REGION_INFERENCE_REASON =
+  "A cross-region inference profile sends each request to its model in any region of the profile's " +
+  "geography, chosen by Bedrock per request, and IAM must allow the foundation model in each of them; the " +
+  "region is the only wildcard, the model is the one the configured profile names, and the profile ARN " +
+  "itself (region and account) is granted exactly.";
+
+/**
+ * Acknowledges AwsSolutions-IAM5 for exactly the any-region foundation-model resources
+ * (`bedrock:*::foundation-model/<id>`) that cross-region inference profiles need, one per model id.
+ */
+export function acknowledgeCrossRegionFoundationModels(
+  scope: IConstruct,
+  foundationModelIds: readonly string[],
+): void {
+  acknowledgeWildcardResources(
+    scope,
+    foundationModelIds.map((id) => nagFoundationModelArn("*", id)),
+    CROSS_REGION_INFERENCE_REASON,
+  );
+}

@@ -71,6 +71,13 @@ export const HANDLER_ENV = {
    * run in one process): the budgets are kept in memory.
    */
   budgetsTable: "MMSAFE_BUDGETS_TABLE",
+  /**
+   * The Bedrock models this deployment's IAM allows evaluate-shard to invoke: a JSON array of `{"id","region"}`
+   * (config/deploy.json `bedrock.models`, see `bedrockModelListSchema` in deploy-config.ts), `[]` for none. Set
+   * on plan (and evaluate-shard) so a run naming another Bedrock model is refused before it starts, instead of
+   * every call failing with AccessDenied. Only the CDK stack sets it.
+   */
+  bedrockModels: "MMSAFE_BEDROCK_MODELS",
 } as const;
 
 /** Names of the `${…}` placeholders in the ASL definition, substituted by CDK and by the local runner. */

@@ -28,13 +28,14 @@ function writeJson(name: string, value: unknown): string {
 }
 
 describe("deploy config file", () => {
-  it("config/deploy.json is valid and deploys no schedule, a 10% error-rate alarm", () => {
+  it("config/deploy.json is valid and deploys no schedule, a 10% error-rate alarm, no Bedrock grant", () => {
     assert.equal(DEFAULT_DEPLOY_CONFIG_PATH, path.join(REPO_ROOT, "config", "deploy.json"));
     assert.deepEqual(loadDeployConfig(undefined), {
       stackName: "Mmsafe",
       schedules: [],
       alarms: { modelErrorRatePercent: 10 },
       evaluateShard: { reservedConcurrency: null },
+      bedrock: { models: [] },
     });
   });
 

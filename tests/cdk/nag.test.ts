@@ -24,6 +24,13 @@ const FULL_CONFIG = parseDeployConfig(
       { name: "weekly", expression: "rate(7 days)", enabled: false },
     ],
     notificationEmail: "safety-team@example.com",
+    // A cross-region inference profile brings the one Bedrock wildcard (its model in any region).
+    bedrock: {
+      models: [
+        { id: "amazon.nova-lite-v1:0", region: "us-east-1" },
+        { id: "us.anthropic.claude-3-5-sonnet-20241022-v2:0", region: "us-east-1" },
+      ],
+    },
   },
   "nag test config",
 );

@@ -304,7 +304,8 @@ describe("lambda functions", () => {
     template.resourceCountIs("AWS::Lambda::Function", 3);
   });
 
-  // Plan and evaluate-shard share the run-wide model budgets; aggregate calls no model.
+  // Plan and evaluate-shard share the run-wide model budgets and know the allowed Bedrock models (none in the
+  // default config: "[]"); aggregate calls no model.
   const expected = [
     { name: "plan", fn: pipelineFunctions.plan, memorySize: 512, timeout: 60, budgets: true },
     {
@@ -330,7 +331,9 @@ describe("lambda functions", () => {
           [HANDLER_ENV.bucket]: { Ref: ids.bucket },
           [HANDLER_ENV.runsTable]: { Ref: ids.runsTable },
           [HANDLER_ENV.verdictsTable]: { Ref: ids.verdictsTable },
-          ...(budgets ? { [HANDLER_ENV.budgetsTable]: { Ref: ids.budgetsTable } } : {}),
+          ...(budgets
+            ? { [HANDLER_ENV.budgetsTable]: { Ref: ids.budgetsTable }, [HANDLER_ENV.bedrockModels]: "[]" }
+            : {}),
           POWERTOOLS_SERVICE_NAME: METRICS.service,
           POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
         },
