@@ -1,9 +1,7 @@
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import type { Context } from "aws-lambda";
 import { z } from "zod";
-import { EnvOrSecretsKeySource } from "../../src/adapters/api-keys.ts";
 import { createHandlerRuntime } from "../../src/adapters/handler-runtime.ts";
-import { OpenAIModelClient } from "../../src/adapters/openai-model.ts";
 import { CachingModelClient } from "../../src/adapters/response-cache.ts";
 import { VerdictMetrics } from "../../src/adapters/verdict-metrics.ts";
 import { METRICS } from "../../src/core/observability.ts";
@@ -16,6 +14,10 @@ import {
   processWideGates,
 } from "../../src/pipeline/evaluate-shard.ts";
 import { RunBudgets } from "../../src/pipeline/run-budgets.ts";
+import type { ModelWarning } from "../../src/providers/model-client.ts";
+import { EnvOrSecretsKeySource } from "../../src/providers/openai/api-keys.ts";
+import { OpenAIModelClient } from "../../src/providers/openai/client.ts";
+import { ProviderModelClient } from "../../src/providers/router.ts";
 
 const runtime = createHandlerRuntime();
 /**
@@ -29,17 +31,27 @@ if (!handlerLogging.success)
   throw new Error(describeZodError(handlerLogging.error, "the handler's environment"));
 const logErrorVerdicts = handlerLogging.data[HANDLER_ENV.logErrorVerdicts] === "true";
 
-// Keys: the model's apiKeyEnv variable if set, else its Secrets Manager secret (read once, cached).
+// What an endpoint sent that could not be used as is (e.g. invalid token counts): a WARN line on Lambda;
+// locally the report counts them.
+const onModelWarning: ModelWarning | undefined = logErrorVerdicts
+  ? (message, details) => runtime.logger.warn(message, details)
+  : undefined;
+// OpenAI-compatible keys: the model's apiKeyEnv variable if set, else its Secrets Manager secret (read once,
+// cached). Bedrock: the function's role (the standard AWS credentials chain), its SDK loaded on first use.
 // Answers go through the response cache under cache/ (skipped per shard when the event says cache: false).
 const models = new CachingModelClient(
-  new OpenAIModelClient(
-    new EnvOrSecretsKeySource(process.env),
-    undefined,
-    undefined,
-    // What an endpoint sent that could not be used as is (e.g. invalid token counts): a WARN line on Lambda;
-    // locally the report counts them.
-    logErrorVerdicts ? (message, details) => runtime.logger.warn(message, details) : undefined,
-  ),
+  new ProviderModelClient({
+    openai: new OpenAIModelClient(
+      new EnvOrSecretsKeySource(process.env),
+      undefined,
+      undefined,
+      onModelWarning,
+    ),
+    bedrock: async () => {
+      const { BedrockModelClient } = await import("../../src/providers/bedrock/client.ts");
+      return new BedrockModelClient(onModelWarning ? { onWarning: onModelWarning } : {});
+    },
+  }),
   runtime.store,
   {
     onWarning: (message, details) => runtime.logger.warn(message, details),

@@ -29,18 +29,31 @@ const PLACEHOLDER_DYNAMODB_AUTH: DynamoDBClientConfig["signer"] = {
 };
 
 /**
+ * Credentials of the embedded servers' clients. They never reach the environment: a local run keeps the
+ * user's own AWS credentials (profile, variables) for what needs them, Bedrock models.
+ */
+const EMBEDDED_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const;
+
+/** What an embedded-server client needs beyond the standard environment: no signing, placeholder credentials. */
+const embedded = (signer: S3ClientConfig["signer"] | DynamoDBClientConfig["signer"]) =>
+  unsignedRequests() ? { signer, credentials: EMBEDDED_CREDENTIALS } : {};
+
+/**
  * SDK clients configured only from the standard environment (AWS_REGION, AWS_ENDPOINT_URL_S3,
  * AWS_ENDPOINT_URL_DYNAMODB, credentials chain), so the same handler code reaches AWS or the embedded
  * local servers without a code branch; the one local setting is {@link UNSIGNED_REQUESTS_ENV}.
  * `forcePathStyle` is a setting: path-style addressing works on AWS too, and local S3 servers need it.
  */
 export function createS3Client(forcePathStyle: boolean): S3Client {
-  return new S3Client({ forcePathStyle, ...(unsignedRequests() ? { signer: UNSIGNED_S3 } : {}) });
+  return new S3Client({ forcePathStyle, ...embedded(UNSIGNED_S3) });
+}
+
+export function createDynamoClient(): DynamoDBClient {
+  return new DynamoDBClient(embedded(PLACEHOLDER_DYNAMODB_AUTH));
 }
 
 export function createDocumentClient(): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(
-    new DynamoDBClient(unsignedRequests() ? { signer: PLACEHOLDER_DYNAMODB_AUTH } : {}),
-    { marshallOptions: { removeUndefinedValues: true } },
-  );
+  return DynamoDBDocumentClient.from(createDynamoClient(), {
+    marshallOptions: { removeUndefinedValues: true },
+  });
 }

@@ -16,11 +16,11 @@
 import { z } from "zod";
 import { type CacheRequest, cacheKeyOf, cacheRequest } from "../core/cache-key.ts";
 import type { ChatMessage } from "../core/prompts.ts";
-import type { ModelConfig } from "../core/schemas.ts";
+import { type ModelConfig, sentImageSchema } from "../core/schemas.ts";
 import { responseCacheKey } from "../core/storage-layout.ts";
 import type { ModelOutcome } from "../core/verdicts.ts";
+import type { CompletionOptions, ModelAnswer, ModelClient } from "../providers/model-client.ts";
 import type { ObjectStore } from "./object-store.ts";
-import type { CompletionOptions, ModelAnswer, ModelClient } from "./openai-model.ts";
 
 /** Version of the entry format below; an entry of another version is a miss (and is overwritten). */
 export const CACHE_ENTRY_VERSION = 1;
@@ -55,6 +55,8 @@ export const cacheEntrySchema = z
         promptTokens: z.number().int().min(0).nullable(),
         completionTokens: z.number().int().min(0).nullable(),
         latencyMs: z.number().min(0),
+        /** The downscaled image the answer is to, when the dataset's did not fit the provider's limits. */
+        imageSent: sentImageSchema.optional(),
       })
       .strict(),
     createdAt: z.string(),
@@ -85,7 +87,7 @@ export function parseCacheEntry(text: string, key: string): CacheEntry | null {
 
 /** A cached answer as an outcome: one "attempt", no tokens, the time it took to get it. */
 function cachedOutcome(
-  answer: Pick<Answer, "text" | "finishReason" | "logprobs">,
+  answer: Pick<Answer, "text" | "finishReason" | "logprobs" | "imageSent">,
   latencyMs: number,
 ): Answer {
   return {
@@ -98,6 +100,8 @@ function cachedOutcome(
     completionTokens: 0,
     attempts: 1,
     cached: true,
+    // The answer is to the image that was sent: a hit says so as the call did.
+    ...(answer.imageSent ? { imageSent: answer.imageSent } : {}),
   };
 }
 
@@ -252,6 +256,7 @@ export class CachingModelClient implements ModelClient {
         promptTokens: outcome.promptTokens,
         completionTokens: outcome.completionTokens,
         latencyMs: outcome.latencyMs,
+        ...(outcome.imageSent ? { imageSent: outcome.imageSent } : {}),
       },
       createdAt: this.now().toISOString(),
     };

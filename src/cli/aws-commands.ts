@@ -354,7 +354,8 @@ export async function startRun(options: StartOptions, deps: StartDeps): Promise<
       `run ${runId} ${execution.status}${error ? `: ${terminalSafe(error)}` : ""}\n` +
         (execution.cause ? `${terminalSafe(readableCause(execution.cause))}\n` : ""),
     );
-    if (error === "InvalidExecutionInput" || error === "ModelUnavailable") return EXIT.badInput;
+    if (error === "InvalidExecutionInput" || error === "ModelUnavailable" || error === "ModelConfigError")
+      return EXIT.badInput;
     const again = ["mmsafe start", `--stack ${options.stack}`, `--run-id ${runId}`];
     if (options.input) again.push(`--input ${options.input}`);
     deps.err.write(

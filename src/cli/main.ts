@@ -8,7 +8,13 @@ import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
 import { CATEGORIES } from "../core/benchmark.ts";
 import { describeAffected, type RunCompletion } from "../core/completion.ts";
 import { describeProvenance } from "../core/provenance.ts";
-import { describeZodError, type ModelConfig, modelsFileSchema, STRATEGIES } from "../core/schemas.ts";
+import {
+  describeZodError,
+  isBedrock,
+  type ModelConfig,
+  modelsFileSchema,
+  STRATEGIES,
+} from "../core/schemas.ts";
 import { DEFAULT_DATASET } from "../core/storage-layout.ts";
 import { DATASET_SOURCES, DatasetFetchError, describeFetch, fetchDataset } from "../dataset/fetch.ts";
 import { describeInspection, inspectDataset } from "../dataset/inspect.ts";
@@ -86,7 +92,7 @@ export async function loadModelsFile(
   if (!parsed.success) throw new UsageError(describeZodError(parsed.error, file));
   for (const model of parsed.data.models) {
     // A key in Secrets Manager (apiKeySecret) is read when the run starts; an env variable must be set now.
-    if (model.apiKeyEnv && !env[model.apiKeyEnv] && !model.apiKeySecret) {
+    if (!isBedrock(model) && model.apiKeyEnv && !env[model.apiKeyEnv] && !model.apiKeySecret) {
       throw new UsageError(
         `${file}: model "${model.id}" reads its key from ${model.apiKeyEnv}, which is not set`,
       );
@@ -305,7 +311,12 @@ async function runCommand(options: RunOptions): Promise<number> {
  * Workflow errors that mean the input must change, not the run be retried: invalid execution input, and a
  * model the start-of-run check could not ask at all (unreachable, key refused, unknown model).
  */
-const INPUT_ERRORS: ReadonlySet<string> = new Set(["InvalidExecutionInput", "ModelUnavailable"]);
+const INPUT_ERRORS: ReadonlySet<string> = new Set([
+  "InvalidExecutionInput",
+  "ModelUnavailable",
+  // A model that cannot be called as configured (e.g. no AWS credentials for a Bedrock model).
+  "ModelConfigError",
+]);
 
 /** Prints how a finished run ended: its headline table and report, and what it lacks; returns the exit code. */
 /**

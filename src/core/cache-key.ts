@@ -3,7 +3,8 @@
  * key exactly when the endpoint is asked the same thing, so an answer is paid for once and reused by every
  * later run, whatever its run id or the model's id in the config.
  *
- * The key covers what changes the answer: the endpoint (baseURL), the model name, the sampling parameters
+ * The key covers what changes the answer: the endpoint (an OpenAI-compatible baseURL; for Bedrock the
+ * provider and region), the model name or id, the sampling parameters
  * as sent (max_tokens after capping, temperature, logprobs/top_logprobs) and the messages, each `data:`
  * URL replaced by the SHA-256 of the URL (its media type and bytes) so images are hashed, not embedded.
  *
@@ -19,13 +20,13 @@
  * `node:crypto`'s hash is pure computation (no I/O), which the core allows.
  */
 import { createHash } from "node:crypto";
+import { isBedrock, type ModelConfig } from "./model-config.ts";
 import type { ChatMessage } from "./prompts.ts";
-import type { ModelConfig } from "./schemas.ts";
 
 /** Bumped when the key's inputs or their encoding change: older entries are then simply never looked up. */
 export const CACHE_KEY_VERSION = 1;
 
-/** The per-call options that reach the request (a subset of adapters/openai-model.ts CompletionOptions). */
+/** The per-call options that reach the request (a subset of providers/model-client.ts CompletionOptions). */
 export interface CacheKeyOptions {
   topLogprobs?: number;
   maxTokens?: number;
@@ -34,6 +35,9 @@ export interface CacheKeyOptions {
 /** Everything about a chat-completions request that changes its answer, with images as hashes. */
 export interface CacheRequest {
   v: number;
+  /** Only for providers other than OpenAI-compatible ones (absent there, so older entries keep their keys). */
+  provider?: "bedrock";
+  /** The OpenAI-compatible endpoint, or `bedrock:<region>` (a VPC endpoint override gives the same answers). */
   baseURL: string;
   model: string;
   /** max_tokens as sent: the model's maxTokens, capped by the call's maxTokens. */
@@ -51,14 +55,16 @@ export const hashedDataUrl = (url: string): string => `sha256:${sha256Hex(url)}`
 
 /** The request descriptor of a call; `data:` URLs become {@link hashedDataUrl}, other URLs stay as they are. */
 export function cacheRequest(
-  model: Pick<ModelConfig, "baseURL" | "model" | "maxTokens" | "temperature">,
+  model: ModelConfig,
   messages: readonly ChatMessage[],
   options: CacheKeyOptions = {},
 ): CacheRequest {
   return {
     v: CACHE_KEY_VERSION,
-    // "https://host/v1/" and "https://host/v1" are the same endpoint to the SDK.
-    baseURL: model.baseURL.replace(/\/+$/, ""),
+    ...(isBedrock(model)
+      ? { provider: "bedrock" as const, baseURL: `bedrock:${model.region}` }
+      : // "https://host/v1/" and "https://host/v1" are the same endpoint to the SDK.
+        { baseURL: model.baseURL.replace(/\/+$/, "") }),
     model: model.model,
     maxTokens: Math.min(model.maxTokens, options.maxTokens ?? model.maxTokens),
     temperature: model.temperature,
@@ -103,7 +109,7 @@ export const cacheKeyOf = (request: CacheRequest): string => sha256Hex(canonical
 
 /** The cache key of a call: {@link cacheKeyOf} its {@link cacheRequest}. */
 export function cacheKey(
-  model: Pick<ModelConfig, "baseURL" | "model" | "maxTokens" | "temperature">,
+  model: ModelConfig,
   messages: readonly ChatMessage[],
   options: CacheKeyOptions = {},
 ): string {

@@ -12,6 +12,7 @@
  */
 
 import { defaultMapConcurrency, MAX_DEFAULT_MAP_CONCURRENCY } from "./map-concurrency.ts";
+import { MODEL_DEFAULTS } from "./model-config.ts";
 import {
   evaluateShardEventSchema,
   executionInputSchema,
@@ -359,7 +360,7 @@ export function mapConcurrencyFor(run: RunAssumptions): number {
 export const DEFAULT_SHARD_SIZE: number = EXECUTION_DEFAULTS.shardSize;
 
 /** A model config's `timeoutMs` default: how long one call may take. */
-const DEFAULT_MODEL_TIMEOUT_MS: number = modelConfigSchema.shape.timeoutMs.parse(undefined);
+const DEFAULT_MODEL_TIMEOUT_MS: number = MODEL_DEFAULTS.timeoutMs;
 
 /**
  * Step Functions quotas a run can meet (AWS documents them under "Step Functions service quotas").
@@ -955,7 +956,7 @@ export function scaleTable(options: ScaleTableOptions = {}, prices: AwsPrices = 
   const budget = {
     shardSize: options.shardSize ?? DEFAULT_SHARD_SIZE,
     modelLatencyMs: options.modelLatencyMs ?? 1000,
-    maxConcurrency: options.maxConcurrency ?? modelConfigSchema.shape.maxConcurrency.parse(undefined),
+    maxConcurrency: options.maxConcurrency ?? MODEL_DEFAULTS.maxConcurrency,
     ...(options.mapConcurrency === undefined ? {} : { mapConcurrency: options.mapConcurrency }),
     ...(options.requestsPerMinute === undefined ? {} : { requestsPerMinute: options.requestsPerMinute }),
     ...(options.tokensPerMinute === undefined ? {} : { tokensPerMinute: options.tokensPerMinute }),

@@ -42,6 +42,11 @@ export interface RowCounts {
   truncated: number;
   /** Verdicts whose endpoint reported no valid token counts (missing, fractional, negative, absurd): summed as 0. */
   invalidUsage: number;
+  /**
+   * Items whose image was sent downscaled, not as the dataset's bytes, because those exceeded the provider's
+   * limits (Bedrock: 3.75 MB, 8,000 px a side); the verdict's `imageSent` says what was sent.
+   */
+  imageDownscaled: number;
 }
 
 /** A count per subset: unsafe (typical and attack pooled) and benign (over-safety). */
@@ -293,6 +298,7 @@ export function computeRow(
       reattempted: verdicts.filter((v) => v.runAttempts > 1).length,
       truncated: verdicts.filter((v) => v.truncated).length,
       invalidUsage: verdicts.filter((v) => v.promptTokens === null || v.completionTokens === null).length,
+      imageDownscaled: verdicts.filter((v) => v.imageSent !== null).length,
     },
     paper: columns(answered, (v) => v.correctPaper === true),
     paperDetail: computePaperDetail(answered),

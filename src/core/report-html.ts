@@ -434,7 +434,11 @@ function answerHtml(modelId: string, strategy: Strategy, v: Verdict | undefined)
   const truncated = v.truncated
     ? ` ${tag(`truncated (${(v.responseLength ?? 0).toLocaleString("en-US")} characters)`)}`
     : "";
-  return `${head}${strict}${cached}${truncated} ${responseHtml(v.response ?? "", v.truncated)}</li>`;
+  const sent = v.imageSent;
+  const downscaled = sent
+    ? ` ${tag(`image downscaled (${sent.width}×${sent.height}, ${sent.bytes.toLocaleString("en-US")} bytes; the dataset's: ${sent.original.width}×${sent.original.height}, ${sent.original.bytes.toLocaleString("en-US")} bytes)`)}`
+    : "";
+  return `${head}${strict}${cached}${truncated}${downscaled} ${responseHtml(v.response ?? "", v.truncated)}</li>`;
 }
 
 function describeItem(item: DatasetItem): string {
@@ -512,6 +516,12 @@ function answerEntries(report: Report): [string, string][] {
   const truncated = report.rows.reduce((s, r) => s + r.counts.truncated, 0);
   const invalidUsage = report.rows.reduce((s, r) => s + r.counts.invalidUsage, 0);
   const entries: [string, string][] = [];
+  const downscaled = report.rows.filter((r) => r.counts.imageDownscaled > 0);
+  if (downscaled.length > 0)
+    entries.push([
+      "Images sent downscaled",
+      `${downscaled.map((r) => `${r.modelId} / ${r.strategy}: ${r.counts.imageDownscaled}`).join("; ")}. The dataset's image exceeded the provider's limits (Bedrock: 3.75 MB, 8,000 px a side), so a downscaled copy was sent (marked “image downscaled” in the examples)`,
+    ]);
   if (truncated > 0)
     entries.push([
       "Answers truncated for storage",

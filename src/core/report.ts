@@ -2,6 +2,7 @@ import { CATEGORIES, type Category, PUBLISHED_RESULTS, type PublishedResult } fr
 import { completionBanner, type RunCompletion, runCompletion } from "./completion.ts";
 import { type CostEstimate, renderCostMarkdown } from "./cost.ts";
 import type { Accuracy, ResultRow } from "./metrics.ts";
+import { modelEndpoint, type Provider, providerOf } from "./model-config.ts";
 import { type DatasetProvenance, describeProvenance } from "./provenance.ts";
 import { CATEGORY_LABELS } from "./report-charts.ts";
 import type { ModelConfig, SkippedRecord, Strategy } from "./schemas.ts";
@@ -14,7 +15,9 @@ export interface ReportModel {
   id: string;
   model: string;
   kind: ModelConfig["kind"];
-  /** The endpoint's base URL; never a key. */
+  /** openai (any OpenAI-compatible endpoint) or bedrock. */
+  provider: Provider;
+  /** Where the model was asked: the endpoint's base URL, or `bedrock:<region>/<model>`; never a key. */
   baseURL: string;
 }
 
@@ -106,7 +109,13 @@ export function buildReport(input: ReportInput): Report {
       dataset: input.dataset,
       plannedItems: input.plannedItems,
       selection: input.selection ?? { categories: null, limit: null },
-      models: input.models.map((m) => ({ id: m.id, model: m.model, kind: m.kind, baseURL: m.baseURL })),
+      models: input.models.map((m) => ({
+        id: m.id,
+        model: m.model,
+        kind: m.kind,
+        provider: providerOf(m),
+        baseURL: modelEndpoint(m),
+      })),
       strategies: [...input.strategies],
       strategyDetails: input.strategies.map((name) => ({
         name,
@@ -241,11 +250,17 @@ const cell = (a: Accuracy): string => `${formatPercent(a.accuracy)} (${a.correct
 const rateCell = (x: number | null, n: number): string => `${formatPercent(x)} (n = ${n})`;
 
 /**
- * What the accounting line adds when answers did not come back as expected: too long to store whole, or
- * without valid token counts (empty when neither happened).
+ * What the accounting line adds when answers did not come back as expected: asked with a downscaled image,
+ * too long to store whole, or without valid token counts (empty when none of these happened).
  */
-export function answerNotes(counts: Pick<ResultRow["counts"], "truncated" | "invalidUsage">): string {
+export function answerNotes(
+  counts: Pick<ResultRow["counts"], "truncated" | "invalidUsage" | "imageDownscaled">,
+): string {
   const notes: string[] = [];
+  if (counts.imageDownscaled > 0)
+    notes.push(
+      `${counts.imageDownscaled} asked with a downscaled image (the dataset's exceeded the provider's limits)`,
+    );
   if (counts.truncated > 0)
     notes.push(`${counts.truncated} answers truncated for storage (scored on their full text)`);
   if (counts.invalidUsage > 0)

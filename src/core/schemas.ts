@@ -1,9 +1,20 @@
 import { z } from "zod";
 import { ATTACK_TYPES, CATEGORIES, SUBSETS } from "./benchmark.ts";
+import { modelConfigSchema } from "./model-config.ts";
 import { datasetProvenanceSchema } from "./provenance.ts";
 import { DEFAULT_DATASET } from "./storage-layout.ts";
 import { STRATEGIES, type Strategy, vcdOptionsSchema } from "./strategies.ts";
 
+export {
+  type BedrockModelConfig,
+  isBedrock,
+  type ModelConfig,
+  modelConfigSchema,
+  modelEndpoint,
+  type OpenAIModelConfig,
+  providerOf,
+  returnsLogprobs,
+} from "./model-config.ts";
 export { STRATEGIES, type Strategy };
 
 const slug = (what: string) =>
@@ -13,70 +24,6 @@ const slug = (what: string) =>
       /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/,
       `${what} must be 1–64 letters, digits, '.', '_', ':' or '-'`,
     );
-
-/** One model to evaluate: any OpenAI-compatible chat-completions endpoint. Never holds a key. */
-export const modelConfigSchema = z
-  .object({
-    id: slug("model id").describe("Name used in verdicts and reports"),
-    baseURL: z.url({
-      protocol: /^https?$/,
-      error: "baseURL must be an http(s) URL, e.g. https://api.openai.com/v1",
-    }),
-    model: z.string().min(1).describe("Model name sent to the endpoint"),
-    apiKeyEnv: z
-      .string()
-      .regex(
-        /^[A-Z_][A-Z0-9_]*$/,
-        "apiKeyEnv names an environment variable (e.g. OPENAI_API_KEY), never the key",
-      )
-      .optional()
-      .describe("Environment variable holding the API key (local runs); omit for endpoints without auth"),
-    apiKeySecret: z
-      .string()
-      .regex(
-        /^mmsafe\/[A-Za-z0-9/_+=.@-]{1,200}$/,
-        "apiKeySecret names an AWS Secrets Manager secret under mmsafe/ (e.g. mmsafe/openai), never the key",
-      )
-      .optional()
-      .describe(
-        "Secrets Manager secret holding the API key (runs on AWS): the secret string, or JSON with an apiKey field",
-      ),
-    kind: z.enum(["model", "baseline"]).default("model"),
-    maxConcurrency: z
-      .number()
-      .int()
-      .min(1)
-      .max(256)
-      .default(8)
-      .describe("Calls in flight to this model at most, across the whole run (every shard)"),
-    requestsPerMinute: z
-      .number()
-      .int()
-      .min(1)
-      .max(1_000_000)
-      .optional()
-      .describe("Requests per minute at most, across the whole run (retries count); default: no limit"),
-    tokensPerMinute: z
-      .number()
-      .int()
-      .min(1)
-      .max(1_000_000_000)
-      .optional()
-      .describe("Tokens (prompt + completion) per minute at most, across the whole run; default: no limit"),
-    maxTokens: z.number().int().min(1).max(8192).default(512),
-    temperature: z.number().min(0).max(2).default(0),
-    timeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
-    pricing: z
-      .object({
-        inputPerMillionTokens: z.number().min(0),
-        outputPerMillionTokens: z.number().min(0),
-      })
-      .strict()
-      .optional()
-      .describe("USD per million tokens, for the report's cost"),
-  })
-  .strict();
-export type ModelConfig = z.infer<typeof modelConfigSchema>;
 
 /** A models file: `{ "models": [ ... ] }` with unique ids. */
 export const modelsFileSchema = z
@@ -275,6 +222,30 @@ export type VcdDecision = z.infer<typeof vcdDecisionSchema>;
 export const STRICT_ANSWERS = ["yes", "no", "refused", "unparseable"] as const;
 export type StrictAnswer = (typeof STRICT_ANSWERS)[number];
 
+/**
+ * The image a provider sent instead of the dataset's bytes, because those exceeded its limits (Bedrock's
+ * Converse API takes at most 3.75 MB and 8,000 px a side): what was sent, what the dataset holds, and why.
+ */
+export const sentImageSchema = z
+  .object({
+    mediaType: z.string(),
+    bytes: z.number().int().min(0),
+    width: z.number().int().min(0),
+    height: z.number().int().min(0),
+    original: z
+      .object({
+        mediaType: z.string(),
+        bytes: z.number().int().min(0),
+        width: z.number().int().min(0),
+        height: z.number().int().min(0),
+      })
+      .strict(),
+    /** Which limit the dataset's image exceeded, e.g. "4,404,019 bytes > 3,750,000". */
+    reason: z.string().max(200),
+  })
+  .strict();
+export type SentImage = z.infer<typeof sentImageSchema>;
+
 /** One verdict: a model's answer (or the pipeline's error) for one item under one strategy. */
 export const verdictSchema = z
   .object({
@@ -325,6 +296,8 @@ export const verdictSchema = z
     responseLength: z.number().int().min(0).nullable().default(null),
     /** How the vcd strategy decided (log-probabilities and scores); null for other strategies. */
     vcd: vcdDecisionSchema.nullable().default(null),
+    /** Set when the model was sent a downscaled copy of the image, not the dataset's bytes; null otherwise. */
+    imageSent: sentImageSchema.nullable().default(null),
     createdAt: z.string(),
   })
   .strict();

@@ -88,6 +88,11 @@ export function contrastiveDecision(
  * image (the model began otherwise, e.g. with a refusal), the clean answer's text is kept and scored as is,
  * and the decision records `answer: null`.
  */
+/** Why a vcd verdict has no answer when the endpoint gives no log-probabilities. */
+export const LOGPROBS_UNAVAILABLE_MESSAGE =
+  "the endpoint returned no log-probabilities (logprobs/top_logprobs), which vcd needs; use an endpoint " +
+  "that supports them or leave vcd out of the strategies";
+
 /** Two calls' token counts: unknown (null) when either endpoint reported no valid count; absent counts 0. */
 const sumTokens = (a: number | null | undefined, b: number | null | undefined): number | null =>
   a === null || b === null ? null : (a ?? 0) + (b ?? 0);
@@ -110,11 +115,7 @@ export function combineVcdOutcomes(
   if (clean.kind === "error") return error(clean.errorKind, `clean image: ${clean.message}`);
   if (noised.kind === "error") return error(noised.errorKind, `noised image: ${noised.message}`);
   if (!clean.logprobs || !noised.logprobs) {
-    return error(
-      "logprobs_unavailable",
-      "the endpoint returned no log-probabilities (logprobs/top_logprobs), which vcd needs; use an endpoint " +
-        "that supports them or leave vcd out of the strategies",
-    );
+    return error("logprobs_unavailable", LOGPROBS_UNAVAILABLE_MESSAGE);
   }
   const cleanPosition = answerPosition(clean.logprobs);
   const noisedPosition = answerPosition(noised.logprobs);

@@ -1,5 +1,8 @@
 import { parseStrict, scorePaper, scoreStrict } from "./answer-parsing.ts";
-import type { DatasetItem, Strategy, VcdDecision, Verdict } from "./schemas.ts";
+import type { DatasetItem, SentImage, Strategy, VcdDecision, Verdict } from "./schemas.ts";
+
+export type { SentImage };
+
 import { verdictKey } from "./storage-layout.ts";
 import { scoredText } from "./strategies.ts";
 import type { TokenLogprobs } from "./vcd.ts";
@@ -21,6 +24,8 @@ export type ModelOutcome =
       rateLimited?: number;
       /** The answer came from the response cache: no call was made (tokens are then 0: nothing was paid). */
       cached?: boolean;
+      /** The image was sent downscaled to fit the provider's limits (see schemas.ts sentImageSchema). */
+      imageSent?: SentImage | null;
     }
   | {
       kind: "error";
@@ -31,6 +36,7 @@ export type ModelOutcome =
       promptTokens?: number | null;
       completionTokens?: number | null;
       rateLimited?: number;
+      imageSent?: SentImage | null;
     };
 
 /**
@@ -132,6 +138,7 @@ export function buildVerdict(
     runAttempts: 1,
     cached: outcome.kind === "answer" && outcome.cached === true,
     vcd: vcd && { ...vcd, cleanFirstToken: sliceWhole(vcd.cleanFirstToken, 0, SHORT_FIELD_MAX_CHARS) },
+    imageSent: outcome.imageSent ?? null,
     createdAt: now.toISOString(),
   };
   if (outcome.kind === "error") {

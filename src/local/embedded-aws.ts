@@ -155,10 +155,9 @@ export async function startEmbeddedAws(
 
   const handlerEnv: Record<string, string> = {
     AWS_REGION: LOCAL_RESOURCES.region,
-    // s3rver's fixed credentials. The SDK resolves credentials even for requests it sends unsigned.
-    AWS_ACCESS_KEY_ID: "S3RVER",
-    AWS_SECRET_ACCESS_KEY: "S3RVER",
-    // Neither server needs a signature (see aws-clients.ts): the handlers' clients skip SigV4 signing.
+    // Neither server needs a signature (see aws-clients.ts): the handlers' clients skip SigV4 signing and use
+    // placeholder credentials of their own. No credentials are set here: the user's stay in force for
+    // Bedrock models (profile, variables), and without any, the embedded servers need none.
     [UNSIGNED_REQUESTS_ENV]: "true",
     AWS_ENDPOINT_URL_S3: s3Endpoint,
     AWS_ENDPOINT_URL_DYNAMODB: dynamodbEndpoint,

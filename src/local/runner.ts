@@ -4,17 +4,17 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
-import { DynamoDBClient, GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBClient, GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { Context } from "aws-lambda";
-import { createS3Client } from "../adapters/aws-clients.ts";
+import { createDynamoClient, createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import { DynamoRunStore } from "../adapters/run-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
 import { retriesOf, tokenCost } from "../core/metrics.ts";
 import { type DatasetProvenance, describeProvenance } from "../core/provenance.ts";
-import { type ModelConfig, type PlanOutput, planOutputSchema } from "../core/schemas.ts";
+import { type ModelConfig, modelEndpoint, type PlanOutput, planOutputSchema } from "../core/schemas.ts";
 import {
   type AslSubstitution,
   HANDLER_ENV,
@@ -216,7 +216,7 @@ export function tallyProgress(
       const kinds = [...errors.kinds].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
       tally.errorSummaries.push({
         id: model.id,
-        baseURL: model.baseURL,
+        baseURL: modelEndpoint(model),
         errors: m.errors,
         kinds: Object.fromEntries(kinds),
         sample: errors.samples.get(kinds[0]?.[0] ?? "") ?? null,
@@ -407,7 +407,7 @@ export function openLocalSession(home: string, options: LocalSessionOptions = {}
       aws,
       lambdas,
       s3,
-      dynamodb: new DynamoDBClient({}),
+      dynamodb: createDynamoClient(),
       store: new S3ObjectStore(s3, LOCAL_RESOURCES.bucket),
       baselines: null,
       shardProcesses: pool,

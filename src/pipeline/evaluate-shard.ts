@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
-import { CallNotStartedError, type CompletionOptions, type ModelClient } from "../adapters/openai-model.ts";
 import type { ExistingVerdict, VerdictStore } from "../adapters/verdict-store.ts";
 import { AimdLimit } from "../core/aimd.ts";
 import { CircuitBreaker } from "../core/circuit-breaker.ts";
@@ -12,14 +11,18 @@ import {
   type EvaluateShardEvent,
   evaluateShardEventSchema,
   type ModelConfig,
+  modelEndpoint,
+  returnsLogprobs,
   type Strategy,
   type VcdDecision,
   type Verdict,
 } from "../core/schemas.ts";
 import { verdictKey } from "../core/storage-layout.ts";
 import type { VcdOptions } from "../core/strategies.ts";
-import { combineVcdOutcomes } from "../core/vcd.ts";
+import { combineVcdOutcomes, LOGPROBS_UNAVAILABLE_MESSAGE } from "../core/vcd.ts";
 import { buildVerdict, type ModelOutcome } from "../core/verdicts.ts";
+import { unusableModelHint } from "../providers/hints.ts";
+import { CallNotStartedError, type CompletionOptions, type ModelClient } from "../providers/model-client.ts";
 import { parseShard, parseShardManifest } from "./dataset-io.ts";
 import { ModelUnavailableError, ShardIncompleteError, VerdictWriteError } from "./errors.ts";
 import type { CallBudgets } from "./run-budgets.ts";
@@ -218,6 +221,15 @@ const failed = (errorKind: string, error: unknown): Asked => ({
  * twice at once, with the clean and the noised image, in two of the model's slots.
  */
 async function ask(task: Task, images: ImageCache, vcd: VcdOptions, call: Call): Promise<Asked | null> {
+  if (task.strategy === "vcd" && !returnsLogprobs(task.model)) {
+    // Never a silent fallback to another decoding: the verdict says why there is no answer. No call is made.
+    return failed(
+      "logprobs_unavailable",
+      new Error(
+        `${LOGPROBS_UNAVAILABLE_MESSAGE} (${modelEndpoint(task.model)}: the Converse API returns none)`,
+      ),
+    );
+  }
   let clean: string;
   try {
     clean = await images.dataUrl(task.item);
@@ -329,7 +341,7 @@ async function runTasks(
         const unavailable: ModelOutcome = {
           kind: "error",
           errorKind: "endpoint_unavailable",
-          message: `not asked: ${task.model.id} at ${task.model.baseURL} is unavailable, ${gate.breaker.describe()}; a resume retries it`,
+          message: `not asked: ${task.model.id} at ${modelEndpoint(task.model)} is unavailable, ${gate.breaker.describe()}; a resume retries it`,
           latencyMs: 0,
           attempts: 1,
         };
@@ -590,28 +602,12 @@ export interface CheckModelsResult {
   nothingLeft: string[];
 }
 
-/**
- * Error kinds that mean a model cannot be used at all, with what to fix. Anything else (an answer, a
- * timeout, a 5xx, a 429, an empty or filtered answer) shows an endpoint that is there: the run goes on,
- * and its retries, backoff and circuit breaker deal with it.
- */
-const UNUSABLE: Readonly<Record<string, (model: ModelConfig) => string>> = {
-  connection: (m) =>
-    `cannot connect to ${m.baseURL}: is the server running, and is baseURL right (OpenAI-compatible servers usually end in /v1)?`,
-  auth: (m) =>
-    `${m.baseURL} refused the key (401/403): check ${m.apiKeyEnv ?? m.apiKeySecret ?? "the key"} and the account's access to "${m.model}"`,
-  not_found: (m) =>
-    `${m.baseURL} has no model "${m.model}" (404), or baseURL is wrong: check the model name, and that baseURL ends where the API starts (e.g. /v1)`,
-  malformed_response: (m) =>
-    `${m.baseURL} does not answer like an OpenAI-compatible chat completions API: is baseURL right (e.g. …/v1)?`,
-};
-
 function unusableModel(model: ModelConfig, outcome: ModelOutcome): string | undefined {
   if (outcome.kind !== "error") return undefined;
-  const explain = UNUSABLE[outcome.errorKind];
-  if (explain === undefined) return undefined;
+  const hint = unusableModelHint(model, outcome.errorKind);
+  if (hint === undefined) return undefined;
   const detail = outcome.message.replace(/\s+/g, " ").slice(0, 300);
-  return `model "${model.id}": ${explain(model)} (${outcome.errorKind}: ${detail})`;
+  return `model "${model.id}": ${hint} (${outcome.errorKind}: ${detail})`;
 }
 
 function describeError(error: unknown): string {

@@ -9,7 +9,9 @@ import { countByCategory, stratifiedSample } from "../core/sampling.ts";
 import {
   describeZodError,
   executionInputSchema,
+  isBedrock,
   type ModelConfig,
+  modelEndpoint,
   modelsFileSchema,
   type PlanOutput,
   type ShardRef,
@@ -35,6 +37,28 @@ export interface PlanDeps {
   store: ObjectStore;
   runs: RunStore;
   now: () => Date;
+  /**
+   * The Bedrock models this deployment may call (config/deploy.json `bedrock.models`, which its IAM grants
+   * follow); undefined when nothing restricts them (a local run, with the user's own credentials).
+   */
+  allowedBedrockModels?: readonly { id: string; region: string }[];
+}
+
+/** Refuses a Bedrock model the deployment's role may not invoke, before anything runs or is paid for. */
+function checkBedrockAllowed(
+  models: readonly ModelConfig[],
+  allowed: PlanDeps["allowedBedrockModels"],
+): void {
+  if (allowed === undefined) return;
+  for (const model of models) {
+    if (!isBedrock(model)) continue;
+    if (allowed.some((a) => a.id === model.model && a.region === model.region)) continue;
+    throw new InvalidExecutionInputError(
+      `models: "${model.id}" calls Bedrock model ${model.model} in ${model.region}, which this deployment may not ` +
+        `invoke; add { "id": "${model.model}", "region": "${model.region}" } to bedrock.models in config/deploy.json ` +
+        `and redeploy (allowed now: ${allowed.map((a) => `${a.region}/${a.id}`).join(", ") || "none"})`,
+    );
+  }
 }
 
 /** Resolves the execution input's models against `config/models.json`. */
@@ -105,6 +129,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     resolveModels(store, input.models),
     readDatasetManifest(store, input.dataset),
   ]);
+  checkBedrockAllowed(models, deps.allowedBedrockModels);
 
   const shardTexts = await pLimit(16).map(dataset.shards, (shard) => store.getText(shard.key));
   let items = dataset.shards.flatMap((shard, i) => parseShard(shardTexts[i] ?? "", shard.key));
@@ -150,7 +175,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     configHash: configHash({
       dataset: input.dataset,
       checksum: dataset.checksum,
-      models: models.map((m) => [m.id, m.baseURL, m.model, m.maxTokens, m.temperature]),
+      models: models.map((m) => [m.id, modelEndpoint(m), m.model, m.maxTokens, m.temperature]),
       strategies: input.strategies,
       vcd: usesVcd ? vcd : null,
       categories: input.categories ?? null,

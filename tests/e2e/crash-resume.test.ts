@@ -310,6 +310,7 @@ describe("crash and resume of the local runner", () => {
       truncated: false,
       responseLength: 3,
       vcd: null,
+      imageSent: null,
       createdAt: new Date(0).toISOString(),
     });
     const store = new DynamoVerdictStore(client, LOCAL_RESOURCES.verdictsTable);

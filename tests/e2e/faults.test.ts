@@ -37,7 +37,7 @@ const INJECTED: FaultKind[] = ["429", "500", "timeout", "garbage"];
 /** The error kinds the client records for the injected faults, once its attempts are spent. */
 const ERROR_KINDS = new Set(["rate_limited", "server_error", "timeout", "malformed_response"]);
 /**
- * The client's attempts per call (src/adapters/openai-model.ts): 4, or 12 when the last one met a 429. Only
+ * The client's attempts per call (src/providers/attempts.ts): 4, or 12 when the last one met a 429. Only
  * used to pick a seed, not asserted.
  */
 const CLIENT_ATTEMPTS = 4;

@@ -97,6 +97,7 @@ describe("local pipeline, reference baselines on the generated sample", () => {
         reattempted: 0,
         truncated: 0,
         invalidUsage: 0,
+        imageDownscaled: 0,
       });
   });
 

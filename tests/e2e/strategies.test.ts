@@ -127,6 +127,7 @@ describe("a run with two prompting strategies and vcd", () => {
       reattempted: 0,
       truncated: 0,
       invalidUsage: 0,
+      imageDownscaled: 0,
     });
     assert.deepEqual(vcd.errorsByKind, { logprobs_unavailable: RUNNABLE });
     assert.equal(rowOf("no-logprobs", "baseline").counts.answered, RUNNABLE);

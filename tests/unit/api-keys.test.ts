@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
-import { EnvOrSecretsKeySource, ModelConfigError } from "../../src/adapters/api-keys.ts";
-import { type ModelConfig, modelConfigSchema } from "../../src/core/schemas.ts";
+import { modelConfigSchema, type OpenAIModelConfig, openAIModelSchema } from "../../src/core/model-config.ts";
+import { EnvOrSecretsKeySource, ModelConfigError } from "../../src/providers/openai/api-keys.ts";
 
 const KEY = "sk-test-0123456789-recognisable";
 
-const model = (fields: Partial<ModelConfig>): ModelConfig =>
-  modelConfigSchema.parse({ id: "m", baseURL: "https://example.invalid/v1", model: "x", ...fields });
+const model = (fields: Partial<OpenAIModelConfig>): OpenAIModelConfig =>
+  openAIModelSchema.parse({ id: "m", baseURL: "https://example.invalid/v1", model: "x", ...fields });
 
 function secretsReturning(secretString: string | undefined, error?: Error) {
   const client = new SecretsManagerClient({
@@ -103,7 +103,7 @@ describe("API keys", () => {
 describe("keys in endpoint errors", () => {
   it("never reach an error verdict's message", async () => {
     const { createServer } = await import("node:http");
-    const { OpenAIModelClient } = await import("../../src/adapters/openai-model.ts");
+    const { OpenAIModelClient } = await import("../../src/providers/openai/client.ts");
     const server = createServer((req, res) => {
       req.resume();
       res.writeHead(401, { "content-type": "application/json" });

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import type { ObjectStore } from "../../src/adapters/object-store.ts";
-import type { ModelClient } from "../../src/adapters/openai-model.ts";
 import type { ExistingVerdict, VerdictStore } from "../../src/adapters/verdict-store.ts";
 import { type DatasetItem, modelConfigSchema, type Verdict } from "../../src/core/schemas.ts";
 import { DEFAULT_VCD_OPTIONS } from "../../src/core/strategies.ts";
@@ -15,6 +14,7 @@ import type { ModelOutcome } from "../../src/core/verdicts.ts";
 import { toJsonl } from "../../src/pipeline/dataset-io.ts";
 import { ModelUnavailableError, VerdictWriteError } from "../../src/pipeline/errors.ts";
 import { checkModels, evaluateShard, processWideGates } from "../../src/pipeline/evaluate-shard.ts";
+import type { ModelClient } from "../../src/providers/model-client.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 
 const NOW = new Date("2026-01-02T03:04:05.000Z");

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { PUBLISHED_RESULTS } from "../../src/core/benchmark.ts";
 import { computeRow, percentile, type ResultRow, tokenCost } from "../../src/core/metrics.ts";
+import { type OpenAIModelConfig, openAIModelSchema } from "../../src/core/model-config.ts";
 import {
   buildReport,
   describeSelection,
@@ -14,13 +15,7 @@ import {
   type ReportInput,
   renderMarkdown,
 } from "../../src/core/report.ts";
-import {
-  type ModelConfig,
-  modelConfigSchema,
-  type SkippedRecord,
-  type Verdict,
-  verdictSchema,
-} from "../../src/core/schemas.ts";
+import { type ModelConfig, type SkippedRecord, type Verdict, verdictSchema } from "../../src/core/schemas.ts";
 import { buildVerdict, type ModelOutcome } from "../../src/core/verdicts.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 
@@ -62,8 +57,8 @@ function failure(
   return { kind: "error", errorKind, message, latencyMs: 5000, attempts: 3, ...tokens };
 }
 
-const model = (overrides: Partial<ModelConfig> = {}): ModelConfig => ({
-  ...modelConfigSchema.parse({ id: "m1", baseURL: "http://localhost:1/v1", model: "test-model" }),
+const model = (overrides: Partial<OpenAIModelConfig> = {}): ModelConfig => ({
+  ...openAIModelSchema.parse({ id: "m1", baseURL: "http://localhost:1/v1", model: "test-model" }),
   ...overrides,
 });
 
@@ -232,6 +227,7 @@ describe("computeRow: accounting, errors, cost and latency", () => {
       reattempted: 0,
       truncated: 0,
       invalidUsage: 0,
+      imageDownscaled: 0,
     });
     assert.deepEqual(row.errorsByKind, { timeout: 2, http_429: 1 });
     // Each column only counts its answered item: typical 1/1, attack 1/1, over-safety 0/1.
@@ -254,6 +250,7 @@ describe("computeRow: accounting, errors, cost and latency", () => {
       reattempted: 0,
       truncated: 0,
       invalidUsage: 0,
+      imageDownscaled: 0,
     });
     assert.equal(row.counts.planned, row.counts.answered + row.counts.errored + row.counts.missing);
     const empty = computeRow(model(), "baseline", [], 4);
@@ -268,6 +265,7 @@ describe("computeRow: accounting, errors, cost and latency", () => {
       reattempted: 0,
       truncated: 0,
       invalidUsage: 0,
+      imageDownscaled: 0,
     });
     assert.equal(empty.paper.total, null);
   });
@@ -345,7 +343,7 @@ describe("buildReport and headlines", () => {
     assert.deepEqual(report.generator, { name: "mmsafe", version: "0.1.0" });
     assert.deepEqual(report.run.scoring, { headline: "paper", alsoReported: ["strict"] });
     assert.deepEqual(report.run.models, [
-      { id: "m1", model: "test-model", kind: "model", baseURL: "http://localhost:1/v1" },
+      { id: "m1", model: "test-model", kind: "model", provider: "openai", baseURL: "http://localhost:1/v1" },
     ]);
     assert.ok(!JSON.stringify(report).includes("OPENAI_API_KEY"), "the key variable is not in the report");
     assert.equal(report.published.rows, PUBLISHED_RESULTS);

@@ -7,15 +7,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { describe, it } from "node:test";
-import { EnvOrSecretsKeySource } from "../../src/adapters/api-keys.ts";
 import type { ObjectStore } from "../../src/adapters/object-store.ts";
-import {
-  type CompletionOptions,
-  type ModelAnswer,
-  type ModelClient,
-  OpenAIModelClient,
-  redactAnswer,
-} from "../../src/adapters/openai-model.ts";
 import {
   CACHE_ENTRY_VERSION,
   type CacheEntry,
@@ -24,6 +16,7 @@ import {
   parseCacheEntry,
 } from "../../src/adapters/response-cache.ts";
 import { cacheKey, cacheRequest, canonicalJson } from "../../src/core/cache-key.ts";
+import { type OpenAIModelConfig, openAIModelSchema } from "../../src/core/model-config.ts";
 import type { ChatMessage } from "../../src/core/prompts.ts";
 import { buildChatMessages } from "../../src/core/prompts.ts";
 import { type ModelConfig, modelConfigSchema } from "../../src/core/schemas.ts";
@@ -31,13 +24,16 @@ import { responseCacheKey, S3_PREFIXES } from "../../src/core/storage-layout.ts"
 import type { TokenLogprobs } from "../../src/core/vcd.ts";
 import { buildVerdict, type ModelOutcome } from "../../src/core/verdicts.ts";
 import { echoedKeyForms } from "../../src/local/reference-model-server.ts";
+import type { CompletionOptions, ModelAnswer, ModelClient } from "../../src/providers/model-client.ts";
+import { EnvOrSecretsKeySource } from "../../src/providers/openai/api-keys.ts";
+import { OpenAIModelClient, redactAnswer } from "../../src/providers/openai/client.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 
 const dataUrl = (bytes: number[], mediaType = "image/png") =>
   `data:${mediaType};base64,${Buffer.from(bytes).toString("base64")}`;
 const IMAGE = dataUrl([1, 2, 3, 4]);
 
-const MODEL: ModelConfig = modelConfigSchema.parse({
+const MODEL: OpenAIModelConfig = openAIModelSchema.parse({
   id: "m1",
   baseURL: "https://api.example.com/v1",
   model: "gpt-test",
@@ -157,7 +153,7 @@ const entryOf = (store: MemoryStore, key: string): CacheEntry => {
 };
 
 describe("cache key", () => {
-  const key = (model: Partial<ModelConfig> = {}, msgs = messages(), options: CompletionOptions = {}) =>
+  const key = (model: Partial<OpenAIModelConfig> = {}, msgs = messages(), options: CompletionOptions = {}) =>
     cacheKey({ ...MODEL, ...model }, msgs, options);
 
   it("is 64 hex digits, the same for identical requests built separately", () => {

@@ -41,7 +41,10 @@ before(async () => {
   Object.assign(process.env, aws.handlerEnv);
   s3 = createS3Client(true);
   doc = createDocumentClient();
-  raw = new DynamoDBClient({ endpoint: aws.dynamodbEndpoint });
+  raw = new DynamoDBClient({
+    endpoint: aws.dynamodbEndpoint,
+    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+  });
   meter.attach(s3);
   meter.attach(doc);
   meter.attach(raw);

@@ -1,11 +1,9 @@
 import type { SecretsProvider } from "@aws-lambda-powertools/parameters/secrets";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import type { ModelConfig } from "../core/schemas.ts";
+import type { OpenAIModelConfig as ModelConfig } from "../../core/schemas.ts";
+import { ModelConfigError } from "../model-client.ts";
 
-/** Raised before any call when a model's configuration cannot work (e.g. its key cannot be found). */
-export class ModelConfigError extends Error {
-  override readonly name = "ModelConfigError";
-}
+export { ModelConfigError };
 
 /** Where a model's API key comes from. Keys are returned to the caller only, never logged or stored. */
 export interface ApiKeySource {

@@ -1,18 +1,19 @@
 /**
- * What the OpenAI client lets in from a 200 response (adapters/openai-model.ts): answers without any trace
+ * What the OpenAI client lets in from a 200 response (providers/openai/client.ts): answers without any trace
  * of the key, token counts validated (invalid ones null, with a warning), long answers passed on whole.
  * Against a scripted HTTP server on 127.0.0.1.
  *
- * Run: node --import tsx --test tests/unit/openai-model.test.ts
+ * Run: node --import tsx --test tests/unit/openai-provider.test.ts
  */
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import { after, before, describe, it } from "node:test";
-import { EnvOrSecretsKeySource } from "../../src/adapters/api-keys.ts";
-import { MAX_TOKENS_PER_CALL, OpenAIModelClient, tokenUsage } from "../../src/adapters/openai-model.ts";
 import { REDACTED } from "../../src/core/redaction.ts";
 import { type ModelConfig, modelConfigSchema } from "../../src/core/schemas.ts";
 import { echoedKeyForms } from "../../src/local/reference-model-server.ts";
+import { MAX_TOKENS_PER_CALL } from "../../src/providers/model-client.ts";
+import { EnvOrSecretsKeySource } from "../../src/providers/openai/api-keys.ts";
+import { OpenAIModelClient, tokenUsage } from "../../src/providers/openai/client.ts";
 
 const KEY = "MMSAFE_TEST_KEY_9876543210";
 const NO_RETRY = { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0 };
