@@ -34,20 +34,13 @@
  *   and `+noimage` suffixes of {@link MODEL_SUFFIXES};
  * - faults take Bedrock's forms (see {@link FAULT_KINDS}).
  *
- * The SDK speaks HTTP/2 (cleartext, with prior knowledge) where the OpenAI SDK speaks HTTP/1.1, so the
- * listening socket serves both, told apart by the HTTP/2 connection preface. Only `node:http`, `node:http2`
- * and `node:net` are used; the server listens on 127.0.0.1 and never reaches the network.
+ * HTTP/1.1 only: mmsafe's Bedrock client sends Converse over HTTP/1.1 (the SDK's default is HTTP/2; give
+ * a bare SDK client `requestHandler: new NodeHttpHandler()`). Only `node:http` is used; the server listens
+ * on 127.0.0.1 and never reaches the network.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import {
-  createServer as createHttp2Server,
-  type Http2ServerRequest,
-  Http2ServerResponse,
-  constants as http2Constants,
-} from "node:http2";
-import { createServer as createTcpServer, type Socket } from "node:net";
 import type { Writable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import sharp, { type OutputInfo } from "sharp";
@@ -86,7 +79,7 @@ export interface ReferenceServerOptions {
  * {@link converseServerError}; `empty` is `content: []` with `stopReason: "end_turn"`; `filter` is either a
  * content filter (`content: []`, `stopReason: "content_filtered"`) or a guardrail
  * ({@link GUARDRAIL_BLOCKED_TEXT}, `stopReason: "guardrail_intervened"`), chosen by
- * {@link converseFilterVariant}; `timeout`, `drop` (a stream reset on HTTP/2) and `garbage` are the same.
+ * {@link converseFilterVariant}; `timeout`, `drop` and `garbage` are the same.
  */
 export const FAULT_KINDS = ["429", "500", "timeout", "drop", "garbage", "empty", "filter"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -436,17 +429,14 @@ type Message = z.infer<typeof messageSchema>;
 const CONVERSE_PATH = /^\/model\/([^/]+)\/converse$/;
 
 /**
- * The shape of a SigV4 `Authorization` header; groups: access key id, date, region, service. SignedHeaders
- * may contain `:authority` over HTTP/2. The signature is matched but never kept.
+ * The shape of a SigV4 `Authorization` header; groups: access key id, date, region, service. The signature
+ * is matched but never kept.
  */
 const SIGV4_AUTHORIZATION =
   /^AWS4-HMAC-SHA256 Credential=([^/\s,]+)\/(\d{8})\/([^/\s,]+)\/([^/\s,]+)\/aws4_request, ?SignedHeaders=[^\s,]+, ?Signature=[0-9a-f]+$/;
 
 /** The signing name of Bedrock Runtime: credential scopes for any other service are refused. */
 const BEDROCK_SIGNING_SERVICE = "bedrock";
-
-/** The first bytes of every HTTP/2 connection ("connection preface"), by which the listener tells HTTP/2 from HTTP/1.1. */
-const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
 /** Bedrock's messages for the errors the Converse route reproduces, verbatim (curly apostrophe included). */
 const CONVERSE_MESSAGES = {
@@ -590,10 +580,8 @@ interface EchoedCredential {
   value: string;
 }
 
-/** A request as either HTTP version's server API presents it. */
-type HttpRequest = IncomingMessage | Http2ServerRequest;
-/** A response as either HTTP version's server API presents it. */
-type HttpResponse = ServerResponse | Http2ServerResponse;
+type HttpRequest = IncomingMessage;
+type HttpResponse = ServerResponse;
 
 /** What a route adds to the shared handling of a completion request (see `serve` in {@link startReferenceModelServer}). */
 interface AnswerContext {
@@ -783,16 +771,7 @@ export async function startReferenceModelServer(
     }
   };
 
-  // One listening socket for both HTTP versions: neither node:http nor node:http2 serves both in cleartext,
-  // so each connection is handed to one of two servers that never listen themselves.
-  const http1 = createServer(onRequest);
-  const http2 = createHttp2Server(onRequest);
-  const sockets = new Set<Socket>();
-  const server = createTcpServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    routeConnection(socket, http1, http2);
-  });
+  const server = createServer(onRequest);
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -819,47 +798,9 @@ export async function startReferenceModelServer(
         shutdown.abort();
         server.close((error) => (error ? reject(error) : resolve()));
         // SDK clients keep connections alive; without this, close() would wait for their idle timeout.
-        for (const socket of sockets) socket.destroy();
+        server.closeAllConnections();
       }),
   };
-}
-
-/**
- * Hands a new connection to the HTTP/2 server if it opens with the HTTP/2 preface, else to the HTTP/1.1
- * one. Bytes are read until they either differ from the preface or cover it, then put back for the chosen
- * server to read again (both read bytes already buffered on the socket).
- */
-function routeConnection(
-  socket: Socket,
-  http1: ReturnType<typeof createServer>,
-  http2: ReturnType<typeof createHttp2Server>,
-): void {
-  let head = Buffer.alloc(0);
-  // Until a server owns the socket, nothing else handles its errors (an unhandled one would crash).
-  const onError = (): void => {
-    socket.destroy();
-  };
-  const onData = (chunk: Buffer): void => {
-    head = Buffer.concat([head, chunk]);
-    const compared = Math.min(head.length, HTTP2_PREFACE.length);
-    const isHttp2 = head.subarray(0, compared).equals(HTTP2_PREFACE.subarray(0, compared));
-    if (isHttp2 && compared < HTTP2_PREFACE.length) return;
-    socket.off("data", onData);
-    socket.off("error", onError);
-    socket.pause();
-    socket.unshift(head);
-    if (isHttp2) {
-      // The HTTP/2 session reads the bytes put back itself, then owns the socket's handle: resuming the
-      // JavaScript stream as well would feed it the same bytes twice.
-      http2.emit("connection", socket);
-    } else {
-      http1.emit("connection", socket);
-      // The HTTP/1.1 server reads buffered bytes through 'data' events, which a paused socket holds back.
-      socket.resume();
-    }
-  };
-  socket.on("data", onData);
-  socket.on("error", onError);
 }
 
 /** A short stable key of a question: sha256 over the model and the last user message's parts, 16 hex digits. */
@@ -1833,9 +1774,6 @@ function deliver(req: HttpRequest, res: HttpResponse, outcome: Exclude<Outcome, 
     sendJson(res, outcome.status, outcome.body, outcome.headers);
   } else if (outcome.type === "raw") {
     send(res, outcome.status, outcome.body, {});
-  } else if (res instanceof Http2ServerResponse) {
-    // Resetting the connection would fail every request multiplexed on it: reset this stream only.
-    res.stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
   } else {
     // A reset (RST), not an orderly close: the client sees ECONNRESET with no response.
     req.socket.resetAndDestroy();
@@ -1859,7 +1797,5 @@ function send(res: HttpResponse, status: number, payload: string, headers: Recor
     "content-type": "application/json",
     "content-length": Buffer.byteLength(payload),
   };
-  // Narrowed because the two response classes' overloaded methods cannot be called on their union.
-  if (res instanceof Http2ServerResponse) res.writeHead(status, allHeaders).end(payload);
-  else res.writeHead(status, allHeaders).end(payload);
+  res.writeHead(status, allHeaders).end(payload);
 }

@@ -15,6 +15,7 @@ import {
   ThrottlingException,
   ValidationException,
 } from "@aws-sdk/client-bedrock-runtime";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
 import sharp from "sharp";
 import {
   badUsageVariant,
@@ -42,6 +43,8 @@ function bedrockClient(server: ReferenceServer): BedrockRuntimeClient {
     endpoint: server.origin,
     credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "test-secret" },
     maxAttempts: 1,
+    // HTTP/1.1, as mmsafe's Bedrock client sends it (the server speaks nothing else).
+    requestHandler: new NodeHttpHandler(),
   });
 }
 
