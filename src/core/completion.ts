@@ -110,3 +110,14 @@ export function completionBanner(completion: RunCompletion): { headline: string;
       : `Incomplete run: ${counts.join(" and ")}; accuracies are over the answered items only. Resume the run (same run id) to retry them.`;
   return { headline, lines: completion.affected.map(describeAffected) };
 }
+
+/**
+ * How to resume a run that is not complete, locally and on AWS: the same run id asks again about every item
+ * without an answer (error verdicts included), and never repeats an answered one.
+ */
+export function resumeHint(runId: string): string {
+  return (
+    `To resume: locally, the same command with --run-id ${runId} (npm start -- --run-id ${runId} …); ` +
+    `on AWS, npm run mmsafe -- start --run-id ${runId}, or a new execution with the input {"runId": "${runId}"}.`
+  );
+}

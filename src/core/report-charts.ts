@@ -166,10 +166,26 @@ export function accuracyChart(report: Report): ChartSpec {
           },
         },
         {
+          // A mark at the value of every bar, so an accuracy of 0 is seen, not mistaken for a missing bar.
+          mark: { type: "tick", thickness: 2, width: 12 },
+          encoding: {
+            y: { field: "value", type: "quantitative" },
+            color: { field: "column", type: "nominal", sort: columns, legend: null },
+          },
+        },
+        {
           mark: { type: "rule", color: "currentColor", strokeWidth: 1.5 },
           encoding: {
             y: { field: "low", type: "quantitative" },
             y2: { field: "high" },
+          },
+        },
+        {
+          // Value labels above each bar (the bars are 20 px wide: two or three digits fit).
+          mark: { type: "text", dy: -7, fontSize: 9, color: "currentColor" },
+          encoding: {
+            y: { field: "value", type: "quantitative" },
+            text: { field: "value", type: "quantitative", format: ".0f" },
           },
         },
       ],

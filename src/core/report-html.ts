@@ -27,7 +27,7 @@
  */
 import { createHash } from "node:crypto";
 import { CATEGORIES, type Category } from "./benchmark.ts";
-import { completionBanner } from "./completion.ts";
+import { completionBanner, resumeHint } from "./completion.ts";
 import { formatUsd } from "./cost.ts";
 import type { Accuracy } from "./metrics.ts";
 import { describeProvenance, provenanceDifferences } from "./provenance.ts";
@@ -159,10 +159,14 @@ thead th{position:sticky;top:0;background:var(--bg);font-weight:600}
 td[data-col]{text-align:right;font-variant-numeric:tabular-nums}
 tbody th[scope=row]{position:sticky;left:0;background:var(--bg);z-index:1}
 .ci,.n{color:var(--muted);font-size:.8em}tr.published{color:var(--muted);font-style:italic}
+#headline .ci{display:block;line-height:1.2}#headline tr.published th .tag{display:table;margin:.1rem 0 0}#headline td.no-answers{color:var(--error);font-weight:600;
+white-space:normal}.resume{font-size:.875rem;margin:.25rem 0}
 tr.baseline th{font-weight:500}
 .tag{display:inline-block;font-size:.72rem;font-style:normal;padding:0 .4rem;border-radius:.6rem;
 background:var(--tag);color:var(--muted);margin-left:.35rem;vertical-align:middle}
-.chart{margin:1rem 0 2rem;overflow-x:auto}.chart svg{display:block;max-width:none;height:auto}
+.chart{margin:1rem 0 2rem;overflow-x:auto}.chart svg{display:block;max-width:100%;height:auto}
+.scenario-list{display:none}.scenario-list h4{margin:.75rem 0 .2rem;font-size:.9rem}
+.scenario-list ul{margin:0;padding-left:1rem;font-size:.85rem}
 figcaption{font-size:.875rem;color:var(--muted);margin-bottom:.5rem}figcaption strong{color:var(--fg)}
 .filters{display:flex;flex-wrap:wrap;gap:.5rem .75rem;align-items:center;position:sticky;top:0;z-index:1;
 background:var(--bg);padding:.5rem 0;border-bottom:1px solid var(--line)}
@@ -188,6 +192,16 @@ details{margin-top:.15rem}summary{cursor:pointer;color:var(--accent);font-size:.
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;font-size:.9rem}
 dt{font-weight:600}dd{margin:0;min-width:0;overflow-wrap:anywhere}
 @media (max-width:40rem){dl{grid-template-columns:1fr}dd{margin-bottom:.5rem}body{font-size:14px}
+#headline,#headline tbody{display:block;white-space:normal}#headline thead{display:none}
+#headline tr{display:flex;flex-wrap:wrap;gap:.1rem .5rem;border:1px solid var(--line);border-radius:.5rem;
+margin:.5rem 0;padding:.35rem .6rem}
+#headline th[scope=row]{position:static;flex:0 1 auto;border:0;padding:.1rem 0;order:-4}
+#headline td{border:0;padding:.1rem 0;text-align:left;flex:1 0 5.5rem}
+#headline td::before{content:attr(data-label);display:block;font-size:.7rem;color:var(--muted);font-style:normal}
+#headline td.strategy{order:-3;flex:1 0 100%}#headline td.strategy::before{display:none}
+#headline td[data-col=total],#headline td[data-col=balanced]{order:-2;font-size:1.15em;font-weight:600}
+#headline td.no-answers{order:-2;flex-basis:100%}
+.chart[data-chart=scenarios] svg{display:none}.scenario-list{display:block}
 th[scope=row] .tag{display:table;margin:.1rem 0 0}
 .filters{position:static}}
 footer{padding:2rem 1rem;font-size:.8rem;color:var(--muted)}
@@ -195,11 +209,37 @@ footer{padding:2rem 1rem;font-size:.8rem;color:var(--muted)}
 
 const e = escapeHtml;
 
-function cellAccuracy(value: number | null, ci: Interval | null, a: Accuracy | null, col: string): string {
+/** Column labels of the headline table, also shown inside each cell when rows become cards on a phone. */
+const HEADLINE_LABELS = {
+  typical: "Typical",
+  attack: "Attack",
+  oversafety: "Over-Safe",
+  total: "Total",
+  balanced: "Balanced",
+  answered: "Answered",
+  errored: "Errors",
+  skipped: "Skipped",
+  missing: "Missing",
+  cached: "Cached",
+  cost: "Cost (USD)",
+} as const;
+type HeadlineColumn = keyof typeof HEADLINE_LABELS;
+
+/** A headline cell: `data-col` for scripts and tests, `data-label` for the phone layout's card labels. */
+const headlineCell = (col: HeadlineColumn, content: string, extra = ""): string =>
+  `<td data-col="${col}" data-label="${HEADLINE_LABELS[col]}"${extra}>${content}</td>`;
+
+function cellAccuracy(
+  value: number | null,
+  ci: Interval | null,
+  a: Accuracy | null,
+  col: HeadlineColumn,
+): string {
   const title = a ? ` title="${a.correct}/${a.n} correct"` : "";
+  // The interval goes on a line of its own (class ci is a block in the headline), so the table fits.
   const interval =
     value !== null && ci ? ` <span class="ci">[${ci.low.toFixed(1)}, ${ci.high.toFixed(1)}]</span>` : "";
-  return `<td data-col="${col}"${title}>${formatPercent(value)}${interval}</td>`;
+  return headlineCell(col, `${formatPercent(value)}${interval}`, title);
 }
 
 const tag = (text: string, cls = ""): string => `<span class="tag${cls ? ` ${cls}` : ""}">${e(text)}</span>`;
@@ -225,25 +265,35 @@ function headlineTable(report: Report): string {
   report.rows.forEach((r, i) => {
     const h = heads[i] as Headline;
     const d = r.paperDetail;
+    // A row that answered nothing measured nothing: it says so instead of five dashes.
+    const accuracy =
+      r.counts.planned > 0 && r.counts.answered === 0
+        ? `<td class="no-answers" colspan="5" data-label="Accuracy">no answers: ${r.counts.errored.toLocaleString("en-US")} errors, ${r.counts.missing.toLocaleString("en-US")} missing (see the banner above)</td>`
+        : cellAccuracy(h.typical, d.ci.typical, r.paper.typical, "typical") +
+          cellAccuracy(h.attack, d.ci.attack, r.paper.attack, "attack") +
+          cellAccuracy(h.oversafety, d.ci.oversafety, r.paper.oversafety, "oversafety") +
+          cellAccuracy(h.total, d.ci.total, null, "total") +
+          cellAccuracy(h.balanced, d.ci.balanced, null, "balanced");
     out.push(
-      `<tr ${rowAttributes(r)}>${rowHeader(r)}<td>${e(r.strategy)}</td>` +
-        cellAccuracy(h.typical, d.ci.typical, r.paper.typical, "typical") +
-        cellAccuracy(h.attack, d.ci.attack, r.paper.attack, "attack") +
-        cellAccuracy(h.oversafety, d.ci.oversafety, r.paper.oversafety, "oversafety") +
-        cellAccuracy(h.total, d.ci.total, null, "total") +
-        cellAccuracy(h.balanced, d.ci.balanced, null, "balanced") +
-        `<td data-col="answered">${h.answered}/${r.counts.planned}</td><td data-col="errored">${h.errored}</td>` +
-        `<td data-col="skipped">${h.skipped}</td><td data-col="missing">${h.missing}</td>` +
-        `<td data-col="cached">${h.cached}</td>` +
-        `<td data-col="cost">${r.usage.costUsd === null ? "–" : e(formatUsd(r.usage.costUsd))}</td></tr>`,
+      `<tr ${rowAttributes(r)}>${rowHeader(r)}<td class="strategy" data-label="Strategy">${e(r.strategy)}</td>` +
+        accuracy +
+        headlineCell("answered", `${h.answered}/${r.counts.planned}`) +
+        headlineCell("errored", String(h.errored)) +
+        headlineCell("skipped", String(h.skipped)) +
+        headlineCell("missing", String(h.missing)) +
+        headlineCell("cached", String(h.cached)) +
+        headlineCell("cost", r.usage.costUsd === null ? "–" : e(formatUsd(r.usage.costUsd))) +
+        "</tr>",
     );
   });
   for (const p of report.published.rows) {
-    const num = (col: string, x: number) => `<td data-col="${col}">${x.toFixed(1)}</td>`;
+    const num = (col: HeadlineColumn, x: number) => headlineCell(col, x.toFixed(1));
+    const none = (cols: readonly HeadlineColumn[]) => cols.map((col) => headlineCell(col, "–")).join("");
     out.push(
       `<tr class="published" data-published="${e(p.model)}"><th scope="row">${e(p.model)}${tag("published, not measured")}</th>` +
-        `<td>–</td>${num("typical", p.typical)}${num("attack", p.attack)}${num("oversafety", p.oversafety)}${num("total", p.total)}` +
-        `<td data-col="balanced">–</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td></tr>`,
+        `<td class="strategy" data-label="Strategy">–</td>${num("typical", p.typical)}${num("attack", p.attack)}${num("oversafety", p.oversafety)}${num("total", p.total)}` +
+        none(["balanced", "answered", "errored", "skipped", "missing", "cached", "cost"]) +
+        "</tr>",
     );
   }
   out.push("</tbody></table></div>");
@@ -371,7 +421,32 @@ export function isInertSvg(svg: string): boolean {
 /** A rendered SVG is used only if it is inert (see isInertSvg). */
 const safeSvg = (svg: string | null): string | null => (svg !== null && isInertSvg(svg) ? svg.trim() : null);
 
-function chartsSection(charts: readonly RenderedChart[]): string {
+/**
+ * The scenario heat map as a list, shown instead of the chart on a phone (a wide matrix there shows only its
+ * row labels): per scenario group, each model × strategy's accuracy and n.
+ */
+function scenarioList(report: Report): string {
+  const groups = new Map<string, { label: string; entries: string[] }>();
+  for (const r of report.rows) {
+    for (const s of r.paperDetail.byScenario) {
+      const key = JSON.stringify([s.category, s.domain, s.scenario]);
+      const label = `${CATEGORY_LABELS[s.category]} · ${[s.domain, s.scenario ?? "unlabelled"].filter((x) => x !== null).join(" / ")}`;
+      const group = groups.get(key) ?? { label, entries: [] };
+      group.entries.push(`${r.modelId} / ${r.strategy}: ${formatPercent(s.accuracy)} (n = ${s.n})`);
+      groups.set(key, group);
+    }
+  }
+  if (groups.size === 0) return "";
+  return (
+    '<div class="scenario-list">' +
+    [...groups.values()]
+      .map((g) => `<h4>${e(g.label)}</h4><ul>${g.entries.map((x) => `<li>${e(x)}</li>`).join("")}</ul>`)
+      .join("") +
+    "</div>"
+  );
+}
+
+function chartsSection(charts: readonly RenderedChart[], report: Report): string {
   if (charts.length === 0) return '<p class="note">No charts: the run has no results.</p>';
   return charts
     .map((c) => {
@@ -379,7 +454,8 @@ function chartsSection(charts: readonly RenderedChart[]): string {
       const body =
         svg ??
         `<p class="warn">Chart not rendered${c.error ? `: ${e(c.error)}` : c.svg === null ? "" : ": unexpected markup"}.</p>`;
-      return `<figure class="chart" data-chart="${e(c.id)}"><figcaption><strong>${e(c.title)}.</strong> ${e(c.caption)}</figcaption>${body}</figure>`;
+      const list = c.id === "scenarios" ? scenarioList(report) : "";
+      return `<figure class="chart" data-chart="${e(c.id)}"><figcaption><strong>${e(c.title)}.</strong> ${e(c.caption)}</figcaption>${body}${list}</figure>`;
     })
     .join("\n");
 }
@@ -648,7 +724,10 @@ function completionHtml(report: HtmlReportInput["report"]): string {
   const banner = completionBanner(report.completion);
   if (!banner) return "";
   const items = banner.lines.map((line) => `<li>${e(line)}</li>`).join("");
-  return `<div class="warn" id="completion" role="alert"><p><strong>${e(banner.headline)}</strong></p><ul>${items}</ul></div>`;
+  return (
+    `<div class="warn" id="completion" role="alert"><p><strong>${e(banner.headline)}</strong></p><ul>${items}</ul>` +
+    `<p class="resume">${e(resumeHint(report.run.runId))}</p></div>`
+  );
 }
 
 /** Renders report.html. */
@@ -699,7 +778,7 @@ export function renderHtml(input: HtmlReportInput): string {
     judgedTable(report),
     "</section>",
     '<section id="charts"><h2>Charts</h2>',
-    chartsSection(input.charts),
+    chartsSection(input.charts, report),
     "</section>",
     '<section id="examples"><h2>Examples</h2>',
     '<p class="note">Every planned item with each model × strategy’s answer (paper scoring marks right or wrong). Filters need JavaScript; without it every item is shown.</p>',

@@ -1,5 +1,5 @@
 import { CATEGORIES, type Category, PUBLISHED_RESULTS, type PublishedResult } from "./benchmark.ts";
-import { completionBanner, type RunCompletion, runCompletion } from "./completion.ts";
+import { completionBanner, type RunCompletion, resumeHint, runCompletion } from "./completion.ts";
 import { type CostEstimate, renderCostMarkdown } from "./cost.ts";
 import type { Accuracy, ResultRow } from "./metrics.ts";
 import { modelEndpoint, type Provider, providerOf } from "./model-config.ts";
@@ -282,6 +282,8 @@ export function renderMarkdown(report: Report): string {
     out.push(
       `> **${escapeMarkdown(banner.headline)}**`,
       ...banner.lines.map((line) => `> - ${escapeMarkdown(line)}`),
+      `>`,
+      `> ${escapeMarkdown(resumeHint(report.run.runId))}`,
       "",
     );
   }

@@ -38,6 +38,28 @@ if (!executablePath && process.env.MMSAFE_REQUIRE_BROWSER) {
 }
 const OUTPUT_DIR = path.resolve("test-output", "browser");
 
+/**
+ * How the headline fits the window: sideways overflow of the page and of the headline's own container,
+ * whether every measured row's Total and Balanced are on screen, and whether Total comes before Typical (the
+ * phone cards put Total and Balanced first).
+ */
+const FIT_SCRIPT = `(() => {
+  const wrap = document.getElementById("headline").parentElement;
+  const rows = Array.from(document.querySelectorAll("#headline tr[data-model]"));
+  const box = (tr, col) => { const el = tr.querySelector('td[data-col="' + col + '"]'); return el ? el.getBoundingClientRect() : null; };
+  const visible = (r) => r !== null && r.width > 0 && r.height > 0 && r.left >= 0 && r.right <= window.innerWidth;
+  return {
+    page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    headline: wrap.scrollWidth - wrap.clientWidth,
+    totals: rows.every((tr) => visible(box(tr, "total"))),
+    balanced: rows.every((tr) => visible(box(tr, "balanced"))),
+    totalFirst: rows.every((tr) => {
+      const total = box(tr, "total"), typical = box(tr, "typical");
+      return total !== null && typical !== null && (total.top < typical.top - 1 || (Math.abs(total.top - typical.top) <= 1 && total.left < typical.left));
+    }),
+  };
+})()`;
+
 describe("HTML report in Chromium", {
   skip: executablePath ? false : "no Chromium on this machine (apt-get install chromium)",
 }, () => {
@@ -130,6 +152,37 @@ describe("HTML report in Chromium", {
       (await page.locator("#headline tr[data-published]").count()) >= 10,
       "the paper's rows, marked published",
     );
+  });
+
+  it("fits the headline at 1400 px and turns it into cards on a 390 px phone, Total and Balanced first", async () => {
+    await mkdir(OUTPUT_DIR, { recursive: true });
+    try {
+      for (const width of [1400, 390]) {
+        await page.setViewportSize({ width, height: 900 });
+        // A string, not a function: run as written in the page (no transpiler helpers, no DOM types here).
+        const fit = (await page.evaluate(FIT_SCRIPT)) as {
+          page: number;
+          headline: number;
+          totals: boolean;
+          balanced: boolean;
+          totalFirst: boolean;
+        };
+        assert.equal(fit.page, 0, `${width} px: the page scrolls sideways`);
+        assert.equal(fit.headline, 0, `${width} px: the headline scrolls sideways`);
+        assert.ok(fit.totals && fit.balanced, `${width} px: Total and Balanced visible`);
+        assert.equal(
+          fit.totalFirst,
+          width === 390,
+          `${width} px: Total ${width === 390 ? "first" : "after the columns"}`,
+        );
+        await page.locator("#results").scrollIntoViewIfNeeded();
+        await page.screenshot({ path: path.join(OUTPUT_DIR, `headline-${width}.png`) });
+        await page.locator("#charts").scrollIntoViewIfNeeded();
+        await page.screenshot({ path: path.join(OUTPUT_DIR, `charts-${width}.png`) });
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
   });
 
   it("filters the examples browser", async () => {

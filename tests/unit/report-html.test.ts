@@ -425,6 +425,77 @@ describe("report.html", () => {
     }
   });
 
+  it("labels every headline cell for the phone layout, and aligns the published rows' empty cells", () => {
+    for (const row of tableRows(f.html, "headline")) {
+      const tds = [...row.inner.matchAll(/<td([^>]*)>/g)].map((m) => m[1] ?? "");
+      if (tds.length === 0) continue; // the header row
+      for (const attributes of tds) assert.match(attributes, /data-label="[^"]+"/, attributes);
+      // After the strategy cell, every cell is a column cell (right-aligned, "–" included).
+      for (const attributes of tds.slice(1)) assert.match(attributes, /data-col="[a-z]+"/, attributes);
+    }
+    const published = tableRows(f.html, "headline").find((r) => r.attributes.includes("data-published="));
+    assert.equal(cells(published?.inner ?? "").get("balanced"), "–");
+    assert.equal(cells(published?.inner ?? "").get("cost"), "–");
+  });
+
+  it("says 'no answers' for a row that answered nothing, and the banner says how to resume", () => {
+    const [first, ...rest] = f.report.rows;
+    assert.ok(first);
+    const silent = { ...first, counts: { ...first.counts, answered: 0, errored: first.counts.planned } };
+    const report: Report = {
+      ...f.report,
+      rows: [silent, ...rest],
+      completion: {
+        outcome: "no_answers",
+        errored: first.counts.planned,
+        missing: 0,
+        affected: [
+          {
+            modelId: first.modelId,
+            strategy: first.strategy,
+            planned: first.counts.planned,
+            answered: 0,
+            errored: first.counts.planned,
+            missing: 0,
+            kinds: { connection: first.counts.planned },
+            sample: "connect ECONNREFUSED",
+          },
+        ],
+      },
+    };
+    const html = renderHtml({ ...f.input, report });
+    const row = tableRows(html, "headline").find(
+      (r) =>
+        r.attributes.includes(`data-model="${escapeHtml(first.modelId)}"`) &&
+        r.attributes.includes(`data-strategy="${first.strategy}"`),
+    );
+    assert.ok(row);
+    assert.match(row.inner, /<td class="no-answers" colspan="5"[^>]*>no answers: \d+ errors, 0 missing/);
+    assert.ok(!cells(row.inner).has("total"), "no row of dashes");
+    const banner = html.match(/<div class="warn" id="completion" role="alert">([\s\S]*?)<\/div>/)?.[1] ?? "";
+    assert.match(banner, /No result for /);
+    assert.match(banner, /connection \d+/);
+    assert.ok(
+      banner.includes(`--run-id ${escapeHtml(f.report.run.runId)}`),
+      "the resume command names the run",
+    );
+    assert.ok(banner.includes("npm run mmsafe -- start --run-id"), "and how to resume it on AWS");
+  });
+
+  it("gives the scenario heat map a list form for phones", () => {
+    const list = figure(f.html, "scenarios").match(/<div class="scenario-list">([\s\S]*?)<\/div>/)?.[1] ?? "";
+    const groups = new Set(
+      f.report.rows.flatMap((r) =>
+        r.paperDetail.byScenario.map((s) => JSON.stringify([s.category, s.domain, s.scenario])),
+      ),
+    );
+    assert.equal([...list.matchAll(/<h4>/g)].length, groups.size);
+    assert.equal(
+      [...list.matchAll(/<li>/g)].length,
+      f.report.rows.reduce((n, r) => n + r.paperDetail.byScenario.length, 0),
+    );
+  });
+
   it("inlines the three charts as SVG, labels escaped", () => {
     for (const chart of ["accuracy", "scenarios", "confusion"]) {
       const body = figure(f.html, chart);
