@@ -23,6 +23,7 @@ import {
   BUDGETS_TABLE_KEYS,
   HANDLER_ENV,
   PIPELINE_FUNCTIONS,
+  RUN_SUMMARIES_PREFIX,
   RUNS_TABLE_KEYS,
   S3_PREFIXES,
   VERDICTS_TABLE_KEYS,
@@ -429,7 +430,12 @@ export class MmsafeStack extends Stack {
       settings: PIPELINE_FUNCTIONS.aggregate,
       environment,
     });
-    this.aggregateFunction.allowRead(this.bucket, [S3_PREFIXES.datasets, S3_PREFIXES.runs]);
+    // The run summaries too: Aggregate lists and reads them all to rebuild reports/index.html.
+    this.aggregateFunction.allowRead(this.bucket, [
+      S3_PREFIXES.datasets,
+      S3_PREFIXES.runs,
+      RUN_SUMMARIES_PREFIX,
+    ]);
     this.aggregateFunction.allowWrite(this.bucket, [S3_PREFIXES.reports]);
     this.verdictsTable.grantReadData(this.aggregateFunction.function);
     this.runsTable.grantReadWriteData(this.aggregateFunction.function);

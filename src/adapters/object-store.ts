@@ -1,6 +1,7 @@
 import {
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   NoSuchKey,
   NotFound,
   PutObjectCommand,
@@ -16,6 +17,14 @@ export interface ObjectStore {
   getTextIfExists(key: string): Promise<string | null>;
   put(key: string, body: Uint8Array | string, contentType: string): Promise<void>;
   exists(key: string): Promise<boolean>;
+  /** Every object under `prefix` with its ETag (which changes whenever it is written again); all pages. */
+  list?(prefix: string): Promise<ListedObject[]>;
+}
+
+/** One listed object: its key and ETag. */
+export interface ListedObject {
+  key: string;
+  etag: string | null;
 }
 
 /** Raised when an object mmsafe expects is missing; the message names the key and what to do. */
@@ -81,6 +90,19 @@ export class S3ObjectStore implements ObjectStore {
         ContentType: contentType,
       }),
     );
+  }
+
+  async list(prefix: string): Promise<ListedObject[]> {
+    const listed: ListedObject[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const o of page.Contents ?? []) if (o.Key) listed.push({ key: o.Key, etag: o.ETag ?? null });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return listed;
   }
 
   async exists(key: string): Promise<boolean> {

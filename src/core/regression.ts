@@ -58,8 +58,10 @@ export function detectRegression(
     for (const c of candidates) {
       if (c.current === null || c.previous == null || c.ci === null) continue;
       const margin = (c.ci.high - c.ci.low) / 2;
-      const drop = c.previous - c.current;
-      if (drop > margin) {
+      // Compared as reported (one decimal): the previous run's number is stored rounded, so an unchanged
+      // 66.67 must not read as a 0.03-point drop from 66.7 (with a zero-width interval, a "regression").
+      const drop = round1(c.previous) - round1(c.current);
+      if (drop > margin && round1(drop) > 0) {
         findings.push({
           modelId: row.modelId,
           strategy: row.strategy,

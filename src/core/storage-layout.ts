@@ -50,6 +50,18 @@ export const reportHtmlKey = (runId: string): string => `${reportPrefix(runId)}r
 export const responsesKey = (runId: string, modelId: string, strategy: string): string =>
   `${reportPrefix(runId)}responses/${modelId}.${strategy}.jsonl`;
 
+/**
+ * The history of runs: one small summary per run, each written only by its own run's Aggregate (so no two
+ * writers ever share a key), under a prefix of their own so that listing them reads summaries only. A run id
+ * starts with a letter or digit, so `_summaries/` can never be a run's folder.
+ */
+export const RUN_SUMMARIES_PREFIX = `${S3_PREFIXES.reports}_summaries/`;
+export const runSummaryKey = (runId: string): string => `${RUN_SUMMARIES_PREFIX}${runId}.json`;
+/** The index of every run, rebuilt from the summaries by each Aggregate (see core/history.ts). */
+export const REPORTS_INDEX_JSON_KEY = `${S3_PREFIXES.reports}index.json`;
+/** index.json as a page, beside the run folders so that its links to `./<runId>/report.html` resolve. */
+export const REPORTS_INDEX_HTML_KEY = `${S3_PREFIXES.reports}index.html`;
+
 /** A cached answer: fanned out by the first two hex digits of its key. */
 export const responseCacheKey = (key: string): string =>
   `${S3_PREFIXES.cache}responses/${key.slice(0, 2)}/${key}.json`;

@@ -20,6 +20,8 @@ import {
   HANDLER_ENV,
   MODELS_CONFIG_KEY,
   PIPELINE_FUNCTIONS,
+  REPORTS_INDEX_HTML_KEY,
+  REPORTS_INDEX_JSON_KEY,
   RUNS_TABLE_KEYS,
   reportPrefix,
   VERDICTS_TABLE_KEYS,
@@ -235,7 +237,10 @@ export interface LocalRunOptions {
   models?: ModelConfig[];
   /** Extra execution input (runId, strategies, categories, limit, shardSize, mapConcurrency, ...). */
   input?: Record<string, Json>;
-  /** Where to copy the report (`<reportsDir>/<runId>/`); default `reports`. */
+  /**
+   * Where to copy the report (`<reportsDir>/<runId>/`) and the history of runs (`<reportsDir>/index.html`,
+   * `index.json`); default `reports`.
+   */
   reportsDir?: string;
   /** Latency the reference baselines add to each answer, in ms. */
   baselineLatencyMs?: number;
@@ -551,7 +556,11 @@ const within = <T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T |
  * and the caller closes the session and ends the process. Refuses a home another mmsafe process uses
  * ({@link LocalHomeInUseError}).
  */
-/** Copies a run's report files from the local bucket to `<reportsDir>/<runId>/`; returns that folder. */
+/**
+ * Copies a run's report files from the local bucket to `<reportsDir>/<runId>/`, and the history of runs
+ * (index.html, index.json) to `<reportsDir>/`, where its links to `./<runId>/report.html` resolve; returns
+ * the run's folder.
+ */
 async function copyReport(
   store: S3ObjectStore,
   output: AggregateOutput,
@@ -570,7 +579,27 @@ async function copyReport(
     const key = uri.slice(`s3://${store.bucket}/`.length);
     await writeFile(path.join(reportDir, uri.slice(prefix.length)), await store.getBytes(key));
   }
+  await copyHistory(store, path.resolve(reportsDir));
   return reportDir;
+}
+
+/**
+ * Copies the bucket's current index.json and index.html, as the last Aggregate left them (this run's, or a
+ * later one's that includes it). Never fails the run: the run's own report is copied already, and the next
+ * run copies the index again. index.json goes first, so the page is never newer than its data.
+ */
+async function copyHistory(store: S3ObjectStore, reportsDir: string): Promise<void> {
+  for (const [key, file] of [
+    [REPORTS_INDEX_JSON_KEY, "index.json"],
+    [REPORTS_INDEX_HTML_KEY, "index.html"],
+  ] as const) {
+    try {
+      const text = await store.getTextIfExists(key);
+      if (text !== null) await writeFile(path.join(reportsDir, file), text);
+    } catch {
+      return;
+    }
+  }
 }
 
 /**

@@ -16,7 +16,13 @@ import type { IConstruct } from "constructs";
 import { z } from "zod";
 import { EVALUATION_ASL_PATH, MmsafeStack, type PipelineFunction } from "../../lib/mmsafe-stack.ts";
 import { METRICS } from "../../src/core/observability.ts";
-import { ASL_SUBSTITUTIONS, HANDLER_ENV, reportJsonKey, S3_PREFIXES } from "../../src/core/storage-layout.ts";
+import {
+  ASL_SUBSTITUTIONS,
+  HANDLER_ENV,
+  RUN_SUMMARIES_PREFIX,
+  reportJsonKey,
+  S3_PREFIXES,
+} from "../../src/core/storage-layout.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -520,7 +526,11 @@ describe("IAM", () => {
     );
     assert.deepEqual(
       access(pipelineFunctions.aggregate),
-      sorted([...reads(S3_PREFIXES.datasets, S3_PREFIXES.runs), writes(S3_PREFIXES.reports)]),
+      // The run summaries too: Aggregate lists and reads them all to rebuild the history (reports/index.html).
+      sorted([
+        ...reads(S3_PREFIXES.datasets, S3_PREFIXES.runs, RUN_SUMMARIES_PREFIX),
+        writes(S3_PREFIXES.reports),
+      ]),
     );
   });
 
