@@ -23,10 +23,11 @@ import { S3ObjectStore } from "../adapters/object-store.ts";
 import { type RunOwner, runOwnerSchema } from "../adapters/run-store.ts";
 import type { StackOutputs } from "../adapters/stack-outputs.ts";
 import { describeAffected, type RunCompletion } from "../core/completion.ts";
+import { type DatasetProvenance, datasetProvenanceSchema } from "../core/provenance.ts";
 import { formatPercent, type Headline } from "../core/report.ts";
 import { describeZodError, executionInputSchema } from "../core/schemas.ts";
 import { RUNS_TABLE_KEYS, reportJsonKey, reportPrefix, VERDICTS_TABLE_KEYS } from "../core/storage-layout.ts";
-import { headlineTable, terminalSafe } from "./format.ts";
+import { headlineTable, mmsafeCommand, noPaint, type Paint, painterFor, terminalSafe } from "./format.ts";
 import { EXIT, readableCause, UsageError } from "./main.ts";
 import { ProgressDisplay } from "./progress.ts";
 
@@ -110,7 +111,7 @@ export async function deployStack(
   }
   deps.err.write(
     `\nDeployed ${options.stack}. Next: upload a dataset and config/models.json (README: Deploying to AWS), then\n` +
-      `  $ mmsafe start --stack ${options.stack}\n`,
+      `  $ ${mmsafeCommand(`start --stack ${options.stack}`)}\n`,
   );
   return EXIT.ok;
 }
@@ -304,7 +305,7 @@ export async function startRun(options: StartOptions, deps: StartDeps): Promise<
   deps.err.write(
     `started run ${runId} on ${options.stack} (execution ${name})\n` +
       `  https://${region}.console.aws.amazon.com/states/home?region=${region}#/v2/executions/details/${executionArn}\n` +
-      "  Ctrl-C stops watching, not the run (see it later with `mmsafe runs`, `mmsafe report`)\n",
+      `  Ctrl-C stops watching, not the run (see it later with: ${mmsafeCommand(`runs --stack ${options.stack}`)})\n`,
   );
 
   const progress = new ProgressDisplay(deps.err, options.quiet);
@@ -348,6 +349,11 @@ export async function startRun(options: StartOptions, deps: StartDeps): Promise<
     progress.stop();
   }
 
+  const again = mmsafeCommand(
+    [`start --stack ${options.stack} --run-id ${runId}`, options.input ? `--input ${options.input}` : ""]
+      .filter(Boolean)
+      .join(" "),
+  );
   if (execution.status !== "SUCCEEDED") {
     const error = execution.error ?? "";
     deps.err.write(
@@ -356,20 +362,16 @@ export async function startRun(options: StartOptions, deps: StartDeps): Promise<
     );
     if (error === "InvalidExecutionInput" || error === "ModelUnavailable" || error === "ModelConfigError")
       return EXIT.badInput;
-    const again = ["mmsafe start", `--stack ${options.stack}`, `--run-id ${runId}`];
-    if (options.input) again.push(`--input ${options.input}`);
     deps.err.write(
-      `Verdicts already written are kept; resume with the same run id (no model call is repeated):\n  $ ${again.join(" ")}\n`,
+      `Verdicts already written are kept; resume with the same run id (no model call is repeated):\n  $ ${again}\n`,
     );
     return EXIT.runFailed;
   }
   const completion = printSucceeded(deps.out, runId, execution.output, options.stack);
   if (completion === null || completion.outcome === "complete") return EXIT.ok;
-  const again = ["mmsafe start", `--stack ${options.stack}`, `--run-id ${runId}`];
-  if (options.input) again.push(`--input ${options.input}`);
   deps.out.write(
     `\n${completion.affected.map((a) => terminalSafe(describeAffected(a))).join("\n")}\n` +
-      `resume to retry them (answers are never asked again):\n  $ ${again.join(" ")}\n`,
+      `resume to retry them (answers are never asked again):\n  $ ${again}\n`,
   );
   return EXIT.incomplete;
 }
@@ -389,18 +391,22 @@ function printSucceeded(
   }
   const result = output as Partial<{
     headline: Headline[];
-    report: { json?: string; markdown?: string; responses?: string[] };
+    report: { json?: string; markdown?: string; html?: string; responses?: string[] };
     completion: RunCompletion;
   }> | null;
-  out.write(`\nRun ${runId} SUCCEEDED — paper scoring (accuracy %)\n\n`);
-  if (Array.isArray(result?.headline)) out.write(`${headlineTable(result.headline)}\n\n`);
+  const paint = painterFor(out);
+  out.write(`\n${paint("bold", `Run ${runId} SUCCEEDED — paper scoring (accuracy %)`)}\n\n`);
+  if (Array.isArray(result?.headline)) out.write(`${headlineTable(result.headline, paint)}\n\n`);
   else out.write(`execution output: ${terminalSafe(outputText ?? "(none)")}\n\n`);
   const report = result?.report;
   const uri = (value: unknown) => (typeof value === "string" ? terminalSafe(value) : "?");
   out.write(`report: ${uri(report?.markdown)}\n        ${uri(report?.json)}\n`);
+  if (typeof report?.html === "string") out.write(`        ${uri(report.html)}\n`);
   const responses = Array.isArray(report?.responses) ? report.responses : [];
   for (const [i, r] of responses.entries()) out.write(`${i === 0 ? "responses:" : "          "} ${uri(r)}\n`);
-  out.write(`download it: mmsafe report ${runId} --stack ${stack}\n`);
+  out.write(
+    `download it: ${mmsafeCommand(`report ${runId} --stack ${stack}`)}  (then open it: ${mmsafeCommand(`open ${runId}`)})\n`,
+  );
   const completion = result?.completion;
   return completion && Array.isArray(completion.affected) ? completion : null;
 }
@@ -418,13 +424,18 @@ async function stackOutputs(cfn: CloudFormationClient, stack: string): Promise<S
 
 // ---------------------------------------------------------------------------------------------- runs
 
-interface RunSummary {
+/** A run as `mmsafe runs` shows it (and prints it with `--json`). */
+export interface RunSummary {
   runId: string;
   status: string;
   startedAt: string;
   finishedAt: string | undefined;
   plannedVerdicts: number | undefined;
   error: string | undefined;
+  /** The dataset's name, as Plan recorded it (undefined in a record without one). */
+  dataset: string | undefined;
+  /** What the dataset was when the run was planned; undefined for runs planned before it was recorded. */
+  provenance: DatasetProvenance | undefined;
   headline: { modelId: string; strategy: string; total: number | null; balanced: number | null }[];
   /** The local process recorded as working on the run (local runs only). */
   owner: RunOwner | undefined;
@@ -450,6 +461,7 @@ export function withLocalLiveness(run: RunSummary, holder: RunOwner | null): Run
 const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
+/** A run record as `runs` needs it; read field by field, so a record of another version still lists. */
 function summarize(item: Record<string, unknown>): RunSummary {
   const headline = Array.isArray(item.headline) ? (item.headline as unknown[]) : [];
   return {
@@ -459,6 +471,8 @@ function summarize(item: Record<string, unknown>): RunSummary {
     finishedAt: str(item.finishedAt),
     plannedVerdicts: num(item.plannedVerdicts) ?? undefined,
     error: str(item.error),
+    dataset: str(item.dataset),
+    provenance: datasetProvenanceSchema.safeParse(item.datasetProvenance).data,
     owner: runOwnerSchema.safeParse(item.owner).data,
     headline: headline
       .filter((h): h is Record<string, unknown> => h !== null && typeof h === "object")
@@ -481,14 +495,37 @@ export function formatDuration(ms: number): string {
   return h > 0 ? `${h} h ${String(m).padStart(2, "0")} m` : `${m} m ${String(sec).padStart(2, "0")} s`;
 }
 
-/** The table `mmsafe runs` prints: a line per run, then a line per further model × strategy of its headline. */
-export function runsTable(runs: readonly RunSummary[]): string {
+/** The provenance in a word or two: "official", "modified copy", "generated sample"; "?" when not recorded. */
+export function provenanceLabel(provenance: DatasetProvenance | undefined): string {
+  switch (provenance?.kind) {
+    case "official":
+      return "official";
+    case "modified":
+      return "modified copy";
+    case "sample":
+      return "generated sample";
+    default:
+      // Runs planned before provenance was recorded.
+      return "?";
+  }
+}
+
+/** A run's dataset cell: `mmsafeaware (official)`. */
+const datasetCell = (run: RunSummary): string =>
+  run.dataset === undefined ? "–" : `${terminalSafe(run.dataset)} (${provenanceLabel(run.provenance)})`;
+
+/**
+ * The table `mmsafe runs` prints: a line per run, then a line per further model × strategy of its headline.
+ * The header is styled bold by `paint` (none by default).
+ */
+export function runsTable(runs: readonly RunSummary[], paint: Paint = noPaint): string {
   const header = [
     "run",
     "status",
     "started (UTC)",
     "duration",
     "verdicts",
+    "dataset",
     "model/strategy",
     "Total",
     "Balanced",
@@ -507,6 +544,7 @@ export function runsTable(runs: readonly RunSummary[]): string {
       run.startedAt ? terminalSafe(run.startedAt.replace("T", " ").slice(0, 19)) : "–",
       duration,
       run.plannedVerdicts === undefined ? "–" : String(run.plannedVerdicts),
+      datasetCell(run),
     ];
     if (run.headline.length === 0) {
       const note = run.error ? `error: ${terminalSafe(run.error).slice(0, 60)}` : "–";
@@ -523,21 +561,51 @@ export function runsTable(runs: readonly RunSummary[]): string {
     });
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const numeric = new Set([4, 6, 7]);
+  const numeric = new Set([4, 7, 8]);
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (numeric.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
       .join("  ")
       .trimEnd();
-  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+  return [paint("bold", line(header)), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
+
+/** A run as `mmsafe runs --json` prints it. */
+export interface RunJson {
+  runId: string;
+  status: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+  plannedVerdicts: number | null;
+  dataset: { name: string | null; provenance: DatasetProvenance | null; label: string };
+  error: string | null;
+  headline: RunSummary["headline"];
+}
+
+const runJson = (run: RunSummary): RunJson => ({
+  runId: run.runId,
+  status: run.status,
+  startedAt: run.startedAt || null,
+  finishedAt: run.finishedAt ?? null,
+  durationMs: run.finishedAt && run.startedAt ? Date.parse(run.finishedAt) - Date.parse(run.startedAt) : null,
+  plannedVerdicts: run.plannedVerdicts ?? null,
+  dataset: {
+    name: run.dataset ?? null,
+    provenance: run.provenance ?? null,
+    label: provenanceLabel(run.provenance),
+  },
+  error: run.error ?? null,
+  headline: run.headline,
+});
 
 /**
  * `mmsafe runs`: the most recent runs of a runs table, newest first. For a local home, `localHolder` is the
  * process serving it (null when none does), so a run whose process is gone shows INTERRUPTED, not RUNNING.
+ * With `json`, one JSON document on `out` (`{runsTable, total, runs}`) and nothing else.
  */
 export async function listRuns(
-  options: { runsTable: string; limit: number; localHolder?: RunOwner | null },
+  options: { runsTable: string; limit: number; localHolder?: RunOwner | null; json?: boolean },
   deps: { dynamo: DynamoDBClient; out: Out },
 ): Promise<number> {
   const doc = DynamoDBDocumentClient.from(deps.dynamo);
@@ -555,11 +623,20 @@ export async function listRuns(
     .map(summarize)
     .map((run) => (localHolder === undefined ? run : withLocalLiveness(run, localHolder)))
     .sort((a, b) => b.startedAt.localeCompare(a.startedAt) || a.runId.localeCompare(b.runId));
+  if (options.json) {
+    const document = {
+      runsTable: options.runsTable,
+      total: runs.length,
+      runs: runs.slice(0, options.limit).map(runJson),
+    };
+    deps.out.write(`${JSON.stringify(document, null, 2)}\n`);
+    return EXIT.ok;
+  }
   if (runs.length === 0) {
     deps.out.write(`no runs yet in ${options.runsTable}\n`);
     return EXIT.ok;
   }
-  deps.out.write(`${runsTable(runs.slice(0, options.limit))}\n`);
+  deps.out.write(`${runsTable(runs.slice(0, options.limit), painterFor(deps.out))}\n`);
   const left = runs.length - options.limit;
   if (left > 0)
     deps.out.write(
@@ -570,15 +647,15 @@ export async function listRuns(
 
 // ---------------------------------------------------------------------------------------------- report
 
-/** The report files of a run, relative to `reports/<runId>/`: report.json, report.md, responses/*.jsonl. */
+/** The report files of a run, relative to `reports/<runId>/` (storage-layout.ts: reportJsonKey and beside it). */
+const REPORT_FILES = ["report.md", "report.json", "report.html"] as const;
 const isReportFile = (relative: string): boolean =>
-  relative === "report.json" ||
-  relative === "report.md" ||
+  (REPORT_FILES as readonly string[]).includes(relative) ||
   /^responses\/[A-Za-z0-9][A-Za-z0-9._:-]*\.jsonl$/.test(relative);
 
 /**
- * `mmsafe report`: downloads a run's report (report.json, report.md, responses/*.jsonl) into
- * `<outDir>/<runId>/` and prints the paths.
+ * `mmsafe report`: downloads a run's report (report.md, report.json, report.html, responses/*.jsonl) into
+ * `<outDir>/<runId>/`, where `mmsafe open` finds the page, and prints the paths.
  */
 export async function downloadReport(
   options: { runId: string; outDir: string; bucket: string; runsTable: string; resumeHint: string },
@@ -602,7 +679,9 @@ export async function downloadReport(
   if (!keys.includes(reportJsonKey(runId))) {
     const run = await getRunItem(deps.dynamo, options.runsTable, runId);
     if (!run)
-      throw new UsageError(`no run "${runId}" in ${options.runsTable} (mmsafe runs lists the runs there)`);
+      throw new UsageError(
+        `no run "${runId}" in ${options.runsTable} (${mmsafeCommand("runs")} lists the runs there)`,
+      );
     const status = str(run.status) ?? "?";
     if (status === "FAILED") {
       deps.err.write(
@@ -622,8 +701,11 @@ export async function downloadReport(
   const dir = path.resolve(options.outDir, runId);
   const store = new S3ObjectStore(deps.s3, options.bucket);
   const written: string[] = [];
-  // Markdown first, then JSON, then the responses: the order they are printed in.
-  const order = (f: string) => (f === "report.md" ? 0 : f === "report.json" ? 1 : 2);
+  // Markdown, JSON, the page, then the responses: the order they are printed in.
+  const order = (f: string) => {
+    const i = (REPORT_FILES as readonly string[]).indexOf(f);
+    return i === -1 ? REPORT_FILES.length : i;
+  };
   for (const file of files.sort((a, b) => order(a) - order(b) || a.localeCompare(b))) {
     const target = path.join(dir, ...file.split("/"));
     await mkdir(path.dirname(target), { recursive: true });
@@ -632,6 +714,11 @@ export async function downloadReport(
   }
   deps.out.write(`run ${runId}: ${written.length} files from s3://${options.bucket}/${prefix}\n`);
   for (const file of written) deps.out.write(`  ${file}\n`);
+  if (files.includes("report.html")) {
+    const reports =
+      path.resolve(options.outDir) === path.resolve("reports") ? "" : ` --reports ${options.outDir}`;
+    deps.out.write(`open the page: ${mmsafeCommand(`open ${runId}${reports}`)}\n`);
+  }
   return EXIT.ok;
 }
 
@@ -680,7 +767,8 @@ async function openTarget(
       runsTable: LOCAL_RESOURCES.runsTable,
       s3: session.s3,
       dynamo: session.dynamodb,
-      resumeHint: (runId) => `npm start -- --run-id ${runId}`,
+      resumeHint: (runId) =>
+        mmsafeCommand(`run --run-id ${runId}${target.home === ".mmsafe" ? "" : ` --home ${target.home}`}`),
       localHolder: holder ? { pid: holder.ownerPid, host: holder.host } : null,
       close: closeLocalSession,
     };
@@ -701,7 +789,7 @@ async function openTarget(
       runsTable: outputs.runsTableName,
       s3,
       dynamo,
-      resumeHint: (runId) => `mmsafe start --stack ${stack} --run-id ${runId}`,
+      resumeHint: (runId) => mmsafeCommand(`start --stack ${stack} --run-id ${runId}`),
       close: async () => {
         s3.destroy();
         dynamo.destroy();
@@ -719,7 +807,7 @@ async function openTarget(
 const localOptions = (command: Command) =>
   command
     .option("--stack <name>", "the deployed stack (CloudFormation name, e.g. Mmsafe)")
-    .option("--local", "the runs of this machine (`mmsafe run`), in the embedded servers")
+    .option("--local", "the runs of this machine (the run command), in the embedded servers")
     .option("--home <dir>", "with --local: where the local servers keep their data", ".mmsafe");
 
 const AWS_ENV_NOTE =
@@ -796,25 +884,36 @@ Examples:
   localOptions(
     program
       .command("runs")
-      .description("List recent runs, newest first: status, duration, planned verdicts, headline scores."),
+      .description(
+        "List recent runs, newest first: status, duration, planned verdicts, dataset and its provenance, headline scores.",
+      ),
   )
     .option("--limit <n>", "show at most n runs", positiveInt("--limit"), 20)
+    .option("--json", "print the runs as one JSON document on stdout ({runsTable, total, runs: [...]})")
     .addHelpText(
       "after",
       `
-Total and Balanced are paper-scoring accuracies (%) of each model × strategy.
+Total and Balanced are paper-scoring accuracies (%) of each model × strategy. The dataset is the name the
+run recorded and what it was when planned: official (every file matches the published tree), modified copy,
+or generated sample ("?" for runs made before mmsafe recorded it).
 ${AWS_ENV_NOTE}
 
 Examples:
   $ npm run mmsafe -- runs --stack Mmsafe
-  $ npm run mmsafe -- runs --local --limit 5`,
+  $ npm run mmsafe -- runs --local --limit 5
+  $ npm run mmsafe -- runs --local --json            # e.g. | jq '.runs[0].headline'`,
     )
-    .action(async (options: Target & { limit: number }) => {
+    .action(async (options: Target & { limit: number; json?: boolean }) => {
       // Locally, a run in progress keeps the home: its servers are read, so it shows as RUNNING.
       const target = await openTarget(options, { readWhileInUse: true });
       try {
         process.exitCode = await listRuns(
-          { runsTable: target.runsTable, limit: options.limit, localHolder: target.localHolder },
+          {
+            runsTable: target.runsTable,
+            limit: options.limit,
+            localHolder: target.localHolder,
+            json: options.json === true,
+          },
           { dynamo: target.dynamo, out: process.stdout },
         );
       } finally {
@@ -825,7 +924,9 @@ Examples:
   localOptions(
     program
       .command("report <run-id>")
-      .description("Download a run's report (report.json, report.md, responses/*.jsonl) to <out>/<run-id>/."),
+      .description(
+        "Download a run's report (report.md, report.json, report.html, responses/*.jsonl) to <out>/<run-id>/.",
+      ),
   )
     .option("--out <dir>", "where to write the report (<dir>/<run-id>/)", "reports")
     .option(
@@ -836,12 +937,14 @@ Examples:
       "after",
       `
 Exit code 2 when there is no such run or it has no report yet, 1 when the run failed (its error is printed).
-On AWS, a report is built again by starting the run again with the same id (\`mmsafe start --run-id ID\`):
-every verdict is there, so no model is asked and only Aggregate does work.
+The page is then where \`open\` looks for it (same --out as open's --reports).
+On AWS, a report is built again by starting the run again with the same id
+(\`${mmsafeCommand("start --stack NAME --run-id ID")}\`): every verdict is there, so no model is asked and
+only Aggregate does work.
 ${AWS_ENV_NOTE}
 
 Examples:
-  $ npm run mmsafe -- report nightly-01 --stack Mmsafe
+  $ npm run mmsafe -- report nightly-01 --stack Mmsafe && npm run mmsafe -- open nightly-01
   $ npm run mmsafe -- report nightly-01 --local --out /tmp/reports
   $ npm run mmsafe -- report nightly-01 --local --rebuild`,
     )
@@ -849,7 +952,7 @@ Examples:
       if (options.rebuild) {
         if (!options.local)
           throw new UsageError(
-            `--rebuild builds a local run's report; on AWS start the run again: mmsafe start --stack ${options.stack ?? "<stack>"} --run-id ${runId}`,
+            `--rebuild builds a local run's report; on AWS start the run again: ${mmsafeCommand(`start --stack ${options.stack ?? "<stack>"} --run-id ${runId}`)}`,
           );
         if (!RUN_ID.test(runId))
           throw new UsageError(`"${runId}" is not a run id (1–64 letters, digits, '.', '_', ':' or '-')`);

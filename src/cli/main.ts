@@ -1,13 +1,15 @@
 import { spawn } from "node:child_process";
 import { access, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
 import { CATEGORIES } from "../core/benchmark.ts";
+import type { Comparison, RunComparison, Scoring } from "../core/compare.ts";
 import { describeAffected, type RunCompletion } from "../core/completion.ts";
-import { describeProvenance } from "../core/provenance.ts";
+import { type DatasetProvenance, describeProvenance } from "../core/provenance.ts";
+import type { Headline } from "../core/report.ts";
 import {
   describeZodError,
   isBedrock,
@@ -15,7 +17,7 @@ import {
   modelsFileSchema,
   STRATEGIES,
 } from "../core/schemas.ts";
-import { DEFAULT_DATASET } from "../core/storage-layout.ts";
+import { DEFAULT_DATASET, reportPrefix } from "../core/storage-layout.ts";
 import { DATASET_SOURCES, DatasetFetchError, describeFetch, fetchDataset } from "../dataset/fetch.ts";
 import { describeInspection, inspectDataset } from "../dataset/inspect.ts";
 import { DatasetInputError, readOfficialDataset } from "../dataset/official-layout.ts";
@@ -35,7 +37,7 @@ import type { LocalRunResult, RunEvent } from "../local/runner.ts";
 import type { Json } from "../local/step-functions.ts";
 import { MMSAFE_VERSION } from "../version.ts";
 import { registerAwsCommands } from "./aws-commands.ts";
-import { headlineTable, terminalSafe } from "./format.ts";
+import { headlineTable, MMSAFE_COMMAND, mmsafeCommand, painterFor, terminalSafe } from "./format.ts";
 import { ProgressDisplay } from "./progress.ts";
 
 /**
@@ -120,6 +122,8 @@ interface RunOptions {
   home: string;
   reports: string;
   quiet?: boolean;
+  /** Print the result as one JSON document on stdout, and nothing else there. */
+  json?: boolean;
   baselineLatencyMs?: number;
 }
 
@@ -144,7 +148,7 @@ export function resumeCommand(runId: string, options: RunOptions): string {
   if (options.vcdNoise !== undefined) args.push("--vcd-noise", String(options.vcdNoise));
   if (options.reports !== "reports") args.push("--reports", options.reports);
   if (!options.cache) args.push("--no-cache");
-  return `npm start -- ${args.map(shellWord).join(" ")}`;
+  return mmsafeCommand(`run ${args.map(shellWord).join(" ")}`);
 }
 
 /**
@@ -294,6 +298,12 @@ async function runCommand(options: RunOptions): Promise<number> {
       throw error;
     }
     for (const line of stopped.lines) process.stderr.write(`${line}\n`);
+    if (options.json)
+      writeJson({
+        ...emptyRunJson(runId, stopped.code === EXIT.interrupted ? "INTERRUPTED" : "FAILED", stopped.code),
+        error: stopped.lines[0] ?? null,
+        resume,
+      });
     // The work that was in flight is abandoned: the servers are closed cleanly, then the process ends.
     await closeLocalSession().catch(() => undefined);
     process.exit(stopped.code);
@@ -318,7 +328,6 @@ const INPUT_ERRORS: ReadonlySet<string> = new Set([
   "ModelConfigError",
 ]);
 
-/** Prints how a finished run ended: its headline table and report, and what it lacks; returns the exit code. */
 /**
  * The message inside a failed task's cause: Step Functions wraps a Lambda error as JSON
  * (`{"Error":…,"Cause":"{\"errorType\":…,\"errorMessage\":…}"}`); the user needs the errorMessage.
@@ -339,78 +348,250 @@ export function readableCause(cause: string): string {
   return typeof current === "string" ? current : cause;
 }
 
+/** What `mmsafe run --json` prints on stdout: one JSON document, however the run ended. */
+export interface RunResultJson {
+  runId: string;
+  /** SUCCEEDED: the report is written (`completion` says whether every verdict is an answer). */
+  status: "SUCCEEDED" | "FAILED" | "INTERRUPTED";
+  /** The process's exit code (see {@link EXIT}). */
+  exitCode: number;
+  /** The dataset and what it is; null when the run stopped before it was read. */
+  dataset: { name: string; provenance: DatasetProvenance } | null;
+  /** Paper scoring, one row per model × strategy (empty unless SUCCEEDED). */
+  headline: Headline[];
+  completion: RunCompletion | null;
+  /** The report's copy on this machine and its objects in the local bucket. */
+  report: {
+    dir: string | null;
+    files: string[];
+    bucket: { json: string; markdown: string; html: string; responses: string[] };
+  } | null;
+  /** Why the run did not succeed: the workflow's error (or what stopped it), and its cause. */
+  error: string | null;
+  cause: string | null;
+  /** The command that resumes the run; null when there is nothing to retry. */
+  resume: string | null;
+  durationMs: number | null;
+}
+
+const emptyRunJson = (runId: string, status: RunResultJson["status"], exitCode: number): RunResultJson => ({
+  runId,
+  status,
+  exitCode,
+  dataset: null,
+  headline: [],
+  completion: null,
+  report: null,
+  error: null,
+  cause: null,
+  resume: null,
+  durationMs: null,
+});
+
+/** Writes one JSON document on stdout (`--json`). */
+function writeJson(document: unknown): void {
+  process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+}
+
+const exists = (file: string): Promise<boolean> =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
+
+/** Prints how a finished run ended: its headline table and report, and what it lacks; returns the exit code. */
 async function reportRun(result: LocalRunResult, options: RunOptions, resume: string): Promise<number> {
+  const dataset = { name: result.datasetName, provenance: result.provenance };
   if (result.execution.status !== "SUCCEEDED" || !result.output) {
+    const code = INPUT_ERRORS.has(result.execution.error ?? "") ? EXIT.badInput : EXIT.runFailed;
+    const cause = readableCause(result.execution.cause ?? "");
     process.stderr.write(
-      `run ${result.runId} FAILED: ${terminalSafe(result.execution.error ?? "")}\n${terminalSafe(readableCause(result.execution.cause ?? ""))}\n` +
+      `${painterFor(process.stderr)("red", `run ${result.runId} FAILED: ${terminalSafe(result.execution.error ?? "")}`)}\n${terminalSafe(cause)}\n` +
         `Verdicts already written are kept; resume with: ${resume}\n`,
     );
-    return INPUT_ERRORS.has(result.execution.error ?? "") ? EXIT.badInput : EXIT.runFailed;
+    if (options.json)
+      writeJson({
+        ...emptyRunJson(result.runId, "FAILED", code),
+        dataset,
+        error: result.execution.error ?? null,
+        cause: cause || null,
+        resume,
+        durationMs: result.durationMs,
+      });
+    return code;
   }
   const { completion } = result.output;
+  const lines = completionLines(completion, result.runId, resume);
+  const code = lines.length === 0 ? EXIT.ok : EXIT.incomplete;
+  const page = path.join(result.reportDir ?? "", "report.html");
+  const hasPage = result.reportDir !== null && (await exists(page));
+  if (options.json) {
+    const { report } = result.output;
+    const dir = result.reportDir;
+    // The local copy mirrors reports/<runId>/ of the bucket.
+    const local = (uri: string) =>
+      dir
+        ? path.join(
+            dir,
+            uri.slice(uri.indexOf(reportPrefix(result.runId)) + reportPrefix(result.runId).length),
+          )
+        : uri;
+    writeJson({
+      ...emptyRunJson(result.runId, "SUCCEEDED", code),
+      dataset,
+      headline: result.output.headline,
+      completion,
+      report: {
+        dir,
+        files: dir
+          ? [report.markdown, report.json, ...(hasPage ? [report.html] : []), ...report.responses].map(local)
+          : [],
+        bucket: report,
+      },
+      resume: code === EXIT.ok ? null : resume,
+      durationMs: result.durationMs,
+    } satisfies RunResultJson);
+    return code;
+  }
+  const paint = painterFor(process.stdout);
   // No row answered anything: there is no result to head the table with.
   const noResult = result.output.headline.every((row) => row.answered === 0);
-  process.stdout.write(
-    noResult
-      ? `\nRun ${result.runId} — NO RESULT: no model answered (dataset ${result.datasetName}: ${describeProvenance(result.provenance)})\n\n`
-      : `\nRun ${result.runId} — paper scoring (accuracy %), dataset ${result.datasetName}: ${describeProvenance(result.provenance)}\n\n`,
-  );
-  for (const line of noAnswerLines(completion)) process.stdout.write(`${line}\n`);
-  process.stdout.write(`${headlineTable(result.output.headline)}\n\n`);
+  const title = noResult
+    ? `Run ${result.runId} — NO RESULT: no model answered (dataset ${result.datasetName}: ${describeProvenance(result.provenance)})`
+    : `Run ${result.runId} — paper scoring (accuracy %), dataset ${result.datasetName}: ${describeProvenance(result.provenance)}`;
+  process.stdout.write(`\n${paint(noResult ? "red" : "bold", title)}\n\n`);
+  for (const line of noAnswerLines(completion)) process.stdout.write(`${paint("red", line)}\n`);
+  process.stdout.write(`${headlineTable(result.output.headline, paint)}\n\n`);
   process.stdout.write(
     `report: ${path.join(result.reportDir ?? "", "report.md")}\n        ${path.join(result.reportDir ?? "", "report.json")}\n`,
   );
-  const page = path.join(result.reportDir ?? "", "report.html");
-  if (
-    result.reportDir &&
-    (await access(page).then(
-      () => true,
-      () => false,
-    ))
-  )
+  if (hasPage)
     process.stdout.write(
-      `        ${page}  (open it: npm run mmsafe -- open ${result.runId}${options.reports === "reports" ? "" : ` --reports ${options.reports}`})\n`,
+      `        ${page}  (open it: ${mmsafeCommand(`open ${result.runId}${options.reports === "reports" ? "" : ` --reports ${options.reports}`}`)})\n`,
     );
   process.stdout.write(`in the local bucket: ${result.output.report.json}\n`);
   process.stdout.write(`took ${(result.durationMs / 1000).toFixed(1)} s\n`);
-  const lines = completionLines(completion, result.runId, resume);
-  if (lines.length === 0) return EXIT.ok;
-  process.stdout.write(`\n${lines.join("\n")}\n`);
-  return EXIT.incomplete;
+  if (lines.length > 0) process.stdout.write(`\n${lines.join("\n")}\n`);
+  return code;
 }
 
-async function compareCommand(
-  a: string,
-  b: string,
-  options: { scoring: string; home: string; reports: string },
-): Promise<number> {
+interface CompareOptions {
+  scoring: string;
+  home: string;
+  reports: string;
+  json?: boolean;
+}
+
+/** What `mmsafe compare --json` prints on stdout: one JSON document. */
+export interface CompareJson {
+  scoring: Scoring;
+  /** The sides as given: `RUN`, `RUN/MODEL` or `RUN/MODEL/STRATEGY`. */
+  a: string;
+  b: string;
+  /** One per model × strategy compared (one when the sides name models or strategies), with its page. */
+  pairs: { modelId: string | null; strategy: string | null; comparison: Comparison; html: string }[];
+  /** RUN vs RUN: model × strategy pairs of one run only (not compared). */
+  onlyInA: string[];
+  onlyInB: string[];
+  notCompared: RunComparison["notCompared"];
+  /** The comparison written as Markdown and JSON. */
+  files: { markdown: string; json: string };
+}
+
+async function compareCommand(a: string, b: string, options: CompareOptions): Promise<number> {
   if (options.scoring !== "paper" && options.scoring !== "strict")
     throw new UsageError(`--scoring: "${options.scoring}" is not paper or strict`);
   const scoring = options.scoring;
-  const { compareLocalWithItems, parseSideSpec, CompareInputError } = await import(
+  const { compareLocalWithItems, compareRunsLocal, parseSideSpec, CompareInputError } = await import(
     "../local/compare-runs.ts"
   );
   const { closeLocalSession } = await import("../local/runner.ts");
+  const { comparisonTableLines, renderComparisonMarkdown, renderRunComparisonMarkdown, runComparisonLines } =
+    await import("../core/compare.ts");
+  const { renderComparisonHtml } = await import("../core/compare-html.ts");
+  const slug = (label: string) => label.replace(/[^A-Za-z0-9._-]+/g, "_");
+  const dir = path.join(options.reports, "compare");
+  const paint = painterFor(process.stdout);
+  const bold = (text: string) => paint("bold", text);
   try {
-    const { comparison, items } = await compareLocalWithItems(
-      options.home,
-      parseSideSpec(a),
-      parseSideSpec(b),
-      scoring,
+    const sideA = parseSideSpec(a);
+    const sideB = parseSideSpec(b);
+    const page = async (comparison: Comparison, items: Parameters<typeof renderComparisonHtml>[1]) => {
+      const file = path.join(
+        dir,
+        `${slug(comparison.labelA)}--vs--${slug(comparison.labelB)}.${scoring}.html`,
+      );
+      await writeFile(file, renderComparisonHtml(comparison, items));
+      return file;
+    };
+    const wholeRuns = [sideA, sideB].every(
+      (side) => side.modelId === undefined && side.strategy === undefined,
     );
-    const { comparisonTableLines, renderComparisonMarkdown } = await import("../core/compare.ts");
-    const { renderComparisonHtml } = await import("../core/compare-html.ts");
-    process.stdout.write(`${comparisonTableLines(comparison).map(terminalSafe).join("\n")}\n`);
-    const slug = (label: string) => label.replace(/[^A-Za-z0-9._-]+/g, "_");
-    const dir = path.join(options.reports, "compare");
-    const base = path.join(dir, `${slug(comparison.labelA)}--vs--${slug(comparison.labelB)}.${scoring}`);
-    await mkdir(dir, { recursive: true });
-    await writeFile(`${base}.md`, renderComparisonMarkdown(comparison));
-    await writeFile(`${base}.json`, `${JSON.stringify(comparison, null, 2)}\n`);
-    await writeFile(`${base}.html`, renderComparisonHtml(comparison, items));
-    process.stdout.write(
-      `\ncomparison: ${base}.md\n            ${base}.json\n            ${base}.html (flipped items, filterable)\n`,
-    );
+    let document: CompareJson;
+    let lines: string[];
+    if (wholeRuns) {
+      // RUN vs RUN: each model × strategy present in both runs.
+      const { comparison, items } = await compareRunsLocal(options.home, sideA.runId, sideB.runId, scoring, {
+        withItems: true,
+      });
+      const base = path.join(dir, `${slug(sideA.runId)}--vs--${slug(sideB.runId)}.${scoring}`);
+      const files = { markdown: `${base}.md`, json: `${base}.json` };
+      await mkdir(dir, { recursive: true });
+      await writeFile(files.markdown, renderRunComparisonMarkdown(comparison));
+      await writeFile(files.json, `${JSON.stringify(comparison, null, 2)}\n`);
+      const pages: string[] = [];
+      for (const [i, pair] of comparison.pairs.entries())
+        pages.push(await page(pair.comparison, items[i] ?? []));
+      document = {
+        scoring,
+        a,
+        b,
+        pairs: comparison.pairs.map((pair, i) => ({ ...pair, html: pages[i] ?? "" })),
+        onlyInA: comparison.onlyInA,
+        onlyInB: comparison.onlyInB,
+        notCompared: comparison.notCompared,
+        files,
+      };
+      lines = [
+        // The tables put labels through plain text themselves; styling is added after that.
+        ...runComparisonLines(comparison, bold),
+        "",
+        ...[
+          `comparison: ${files.markdown}  (every column of each model × strategy)`,
+          `            ${files.json}`,
+          ...pages.map((file) => `            ${file} (flipped items, filterable)`),
+        ].map(terminalSafe),
+      ];
+    } else {
+      const { comparison, items } = await compareLocalWithItems(options.home, sideA, sideB, scoring);
+      const base = path.join(dir, `${slug(comparison.labelA)}--vs--${slug(comparison.labelB)}.${scoring}`);
+      const files = { markdown: `${base}.md`, json: `${base}.json` };
+      await mkdir(dir, { recursive: true });
+      await writeFile(files.markdown, renderComparisonMarkdown(comparison));
+      await writeFile(files.json, `${JSON.stringify(comparison, null, 2)}\n`);
+      const html = await page(comparison, items);
+      document = {
+        scoring,
+        a,
+        b,
+        pairs: [{ modelId: null, strategy: null, comparison, html }],
+        onlyInA: [],
+        onlyInB: [],
+        notCompared: [],
+        files,
+      };
+      lines = [
+        ...comparisonTableLines(comparison, bold),
+        "",
+        ...[
+          `comparison: ${files.markdown}`,
+          `            ${files.json}`,
+          `            ${html} (flipped items, filterable)`,
+        ].map(terminalSafe),
+      ];
+    }
+    if (options.json) writeJson(document);
+    else process.stdout.write(`${lines.join("\n")}\n`);
     return EXIT.ok;
   } catch (error: unknown) {
     if (error instanceof CompareInputError) throw new UsageError(error.message);
@@ -453,12 +634,28 @@ async function openCommand(runId: string, options: { reports: string; print?: bo
   );
   if (!found) {
     const out = path.resolve(options.reports) === path.resolve("reports") ? "" : ` --out ${options.reports}`;
-    throw new UsageError(`no report page at ${file}; write it with: mmsafe report ${runId} --local${out}`);
+    throw new UsageError(
+      `no report page at ${file}; download it with: ${mmsafeCommand(`report ${runId} --local${out}`)} (or --stack NAME for a run on AWS)`,
+    );
   }
   process.stdout.write(`${file}\n`);
   if (process.stdout.isTTY && !options.print) openWithDesktop(file);
   return EXIT.ok;
 }
+
+/** Every command of a program, the program first. */
+const commandsOf = (command: Command): Command[] => [command, ...command.commands.flatMap(commandsOf)];
+
+/** A command's words after the program's name: "run", "dataset fetch"; "" for the program itself. */
+const commandPath = (command: Command): string => {
+  const names: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
+};
+
+/** The line that ends a usage error of `command`: how to get its help, in the form every hint uses. */
+export const helpHint = (command: Command): string =>
+  `Run '${mmsafeCommand([commandPath(command), "--help"].filter(Boolean).join(" "))}' for usage.`;
 
 /** The `mmsafe` command line. */
 export function buildProgram(): Command {
@@ -467,12 +664,27 @@ export function buildProgram(): Command {
       "Benchmark the safety awareness of multimodal LLMs (MMSafeAware), locally or on AWS Step Functions.",
     )
     .version(MMSAFE_VERSION)
-    .showHelpAfterError()
+    // A mistyped command or option gets commander's did-you-mean (its default, stated here on purpose).
+    .showSuggestionAfterError()
+    .configureOutput({
+      // commander's message ("error: unknown option '--modle'\n(Did you mean --models?)\n") with the
+      // program's name, red on a terminal; the help hint follows it (showHelpAfterError, set per command below).
+      outputError: (text, write) =>
+        write(`${painterFor(process.stderr)("red", `mmsafe: ${text.trimEnd()}`)}\n`),
+    })
     // Throw instead of exiting, so usage errors map to exit code 2; subcommands inherit this.
-    .exitOverride();
+    .exitOverride()
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ ${MMSAFE_COMMAND} run                       # a local evaluation (npm start runs the same)
+  $ ${MMSAFE_COMMAND} runs --local              # the runs made on this machine
+  $ ${MMSAFE_COMMAND} run --help                # a command's options, examples and exit codes`,
+    );
 
   program
-    .command("run", { isDefault: true })
+    .command("run")
     .description(
       "Run an evaluation on this machine: embedded S3/DynamoDB, the same workflow and handlers as on AWS.",
     )
@@ -518,6 +730,10 @@ export function buildProgram(): Command {
     .option("--home <dir>", "where local servers keep their data", ".mmsafe")
     .option("--reports <dir>", "where reports are copied (<dir>/<runId>/)", "reports")
     .option("-q, --quiet", "print only the result and errors that end the run (no progress, no log lines)")
+    .option(
+      "--json",
+      "print the result as one JSON document on stdout (status, exit code, dataset, headline, completion, report files, resume command) and nothing else there; progress stays on stderr (--quiet drops it)",
+    )
     .addOption(
       new Option("--baseline-latency-ms <ms>", "latency the reference baselines add")
         .argParser(nonNegativeInt("--baseline-latency-ms"))
@@ -526,12 +742,13 @@ export function buildProgram(): Command {
     .addHelpText(
       "after",
       `
-Examples:
-  $ npm start                                   # reference baselines on the data found (or a generated sample)
-  $ npm start -- --models models.json           # your models (see README: Configuring models)
-  $ npm start -- --run-id nightly-01            # resume a run that stopped: no model call is repeated
-  $ npm start -- --categories typical --limit 50
-  $ npm start -- --strategies baseline,contextual-reasoning,vcd --vcd-alpha 1 --vcd-noise 0.5
+Examples (npm start is the same as ${MMSAFE_COMMAND} run):
+  $ ${MMSAFE_COMMAND} run                           # reference baselines on the data found (or a generated sample)
+  $ ${MMSAFE_COMMAND} run --models models.json      # your models (see README: Configuring models)
+  $ ${MMSAFE_COMMAND} run --run-id nightly-01       # resume a run that stopped: no model call is repeated
+  $ ${MMSAFE_COMMAND} run --categories typical --limit 50
+  $ ${MMSAFE_COMMAND} run --strategies baseline,contextual-reasoning,vcd --vcd-alpha 1 --vcd-noise 0.5
+  $ ${MMSAFE_COMMAND} run --quiet --json > result.json
 
 Exit codes:
   0    the run succeeded: every planned verdict is an answer
@@ -547,23 +764,34 @@ Exit codes:
   program
     .command("compare <a> <b>")
     .description(
-      "Compare two models, strategies or runs on the same items: per-column differences with a paired exact McNemar test.",
+      "Compare two models, strategies or runs on the same items: per-column differences with a paired exact McNemar test, Total and Balanced with 95% intervals.",
     )
     .option("--scoring <mode>", "paper (the headline) or strict", "paper")
     .option("--home <dir>", "where local servers keep their data", ".mmsafe")
     .option("--reports <dir>", "where the comparison is written (<dir>/compare/)", "reports")
+    .option(
+      "--json",
+      "print the comparison as one JSON document on stdout ({scoring, a, b, pairs: [{modelId, strategy, comparison, html}], onlyInA, onlyInB, notCompared, files}) and nothing else there",
+    )
     .addHelpText(
       "after",
       `
-A side is RUN, RUN/MODEL or RUN/MODEL/STRATEGY; MODEL and STRATEGY may be left out when the run has only one
-(real models are preferred over the reference baselines).
+A side is RUN, RUN/MODEL or RUN/MODEL/STRATEGY. Two bare runs (RUN RUN) compare each model × strategy present
+in both; otherwise MODEL and STRATEGY may be left out when the run has only one (real models are preferred
+over the reference baselines). The runs must have evaluated the same dataset.
+
+Each column (Typical, Attack, Over-Safe) and the Unsafe subset (Typical and Attack) get the exact McNemar
+test; Total and Balanced, means of those, get a 95% paired bootstrap interval of their difference (Total
+also the McNemar test of its pooled items). A column without paired items shows "–".
 
 Examples:
-  $ npm run mmsafe -- compare nightly-01/gpt-4o nightly-02/gpt-4o      # the same model in two runs
-  $ npm run mmsafe -- compare run-1/gpt-4o run-1/claude                 # two models in one run
-  $ npm run mmsafe -- compare run-1/gpt-4o/baseline run-1/gpt-4o/vcd    # a strategy against the baseline`,
+  $ ${MMSAFE_COMMAND} compare nightly-01 nightly-02                    # every model × strategy of both runs
+  $ ${MMSAFE_COMMAND} compare nightly-01/gpt-4o nightly-02/gpt-4o      # the same model in two runs
+  $ ${MMSAFE_COMMAND} compare run-1/gpt-4o run-1/claude                 # two models in one run
+  $ ${MMSAFE_COMMAND} compare run-1/gpt-4o/baseline run-1/gpt-4o/vcd    # a strategy against the baseline
+  $ ${MMSAFE_COMMAND} compare nightly-01 nightly-02 --json             # e.g. | jq '.pairs[].comparison.balanced'`,
     )
-    .action(async (a: string, b: string, options: { scoring: string; home: string; reports: string }) => {
+    .action(async (a: string, b: string, options: CompareOptions) => {
       process.exitCode = await compareCommand(a, b, options);
     });
 
@@ -720,40 +948,90 @@ Examples:
       );
     });
   registerAwsCommands(program);
+  // Set per command, after all are made: commander copies settings into a subcommand when it is created,
+  // so one text set on the program would name the program's help everywhere.
+  for (const command of commandsOf(program)) command.showHelpAfterError(helpHint(command));
   return program;
+}
+
+/**
+ * A reader that went away (`mmsafe runs --local | head -1`) makes the next write fail with EPIPE: nobody is
+ * left to read anything, so the process ends at once, quietly, with the exit code it had so far (the
+ * embedded servers close themselves when this process is gone). Other stream errors stay errors.
+ */
+function exitQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EPIPE") process.exit(Number(process.exitCode ?? EXIT.ok));
+      throw error;
+    });
+  }
+}
+
+/**
+ * The command a command line names when it names no more than commands (`mmsafe`, `mmsafe dataset`), if that
+ * command only groups others: its help is then what was asked for, not a usage error.
+ */
+function commandGroupAsked(program: Command, args: readonly string[]): Command | null {
+  let command = program;
+  for (const arg of args) {
+    const next = command.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (!next) return null;
+    command = next;
+  }
+  return command.commands.length > 0 ? command : null;
 }
 
 /** Runs the CLI; errors a user can fix exit with 2 and a message, not a stack trace. */
 export async function main(argv: readonly string[]): Promise<void> {
+  exitQuietlyOnClosedPipe();
   const program = buildProgram();
+  // A bare `mmsafe` (or `mmsafe dataset`) prints its help on stdout and exits 0; commander would print it on
+  // stderr as an error. An evaluation starts only when asked for: `mmsafe run` (npm start).
+  const group = commandGroupAsked(program, argv.slice(2));
+  if (group) {
+    group.outputHelp();
+    process.exitCode = EXIT.ok;
+    return;
+  }
+  const red = (text: string) => painterFor(process.stderr)("red", text);
+  // The command whose action runs: a UsageError it throws ends with the way to that command's help.
+  let active = program;
+  program.hook("preAction", (_program, command) => {
+    active = command;
+  });
   try {
     await program.parseAsync([...argv]);
   } catch (error: unknown) {
-    if (error instanceof Error && "exitCode" in error && typeof error.exitCode === "number") {
-      // commander already printed help or the usage error.
+    if (error instanceof CommanderError) {
+      // commander already printed the help, the version, or the usage error with its hint.
       process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.badInput;
       return;
     }
+    if (error instanceof UsageError) {
+      process.stderr.write(`${red(`mmsafe: ${error.message}`)}\n${helpHint(active)}\n`);
+      process.exitCode = EXIT.badInput;
+      return;
+    }
     if (
-      error instanceof UsageError ||
       error instanceof DatasetInputError ||
       error instanceof DatasetFetchError ||
       error instanceof PublishedTreeError ||
       error instanceof LocalHomeInUseError ||
       error instanceof RunNotKnownError
     ) {
-      process.stderr.write(`mmsafe: ${error.message}\n`);
+      process.stderr.write(`${red(`mmsafe: ${error.message}`)}\n`);
       process.exitCode = EXIT.badInput;
       return;
     }
     if (error instanceof EmbeddedAwsStartError) {
       // What went wrong is on stderr already, in the servers' own words.
-      process.stderr.write(`mmsafe: ${error.message}\n`);
+      process.stderr.write(`${red(`mmsafe: ${error.message}`)}\n`);
       process.exitCode = EXIT.runFailed;
       return;
     }
     process.stderr.write(
-      `mmsafe: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      `${red(`mmsafe: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)}\n`,
     );
     process.exitCode = EXIT.runFailed;
   }

@@ -61,15 +61,27 @@ export function formatStats(event: ProgressEvent): string {
 }
 
 /**
+ * Time so far, rate and time left: `elapsed 12 s · 14.2/s · ETA 6 s`. Elapsed counts from the start of the
+ * run (dataset upload and planning included), as a user waiting for it counts.
+ */
+export function formatTiming(event: ProgressEvent): string {
+  return [
+    `elapsed ${formatDuration(event.elapsedMs / 1000)}`,
+    `${rate(event).toFixed(1)}/s`,
+    `ETA ${formatDuration(eta(event))}`,
+  ].join(" · ");
+}
+
+/**
  * The plain progress line (logs, CI):
- * `progress: 120/216 verdicts (55.6%) · 14.2/s · ETA 6 s · errors 1 · retries 3 · tokens 12,345 ·
- * cost $0.0123 · cached 0 · gpt-4o 60/108, claude 60/108` (one line; per model when the runner gathered it).
+ * `progress: 120/216 verdicts (55.6%) · elapsed 12 s · 14.2/s · ETA 6 s · errors 1 · retries 3 ·
+ * tokens 12,345 · cost $0.0123 · cached 0 · gpt-4o 60/108, claude 60/108` (one line; per model when the
+ * runner gathered it).
  */
 export function formatProgressLine(event: ProgressEvent): string {
   const parts = [
     `progress: ${event.done}/${event.total} verdicts (${percent(event.done, event.total)}%)`,
-    `${rate(event).toFixed(1)}/s`,
-    `ETA ${formatDuration(eta(event))}`,
+    formatTiming(event),
     formatStats(event),
   ];
   if (event.models && event.models.length > 0)
@@ -111,7 +123,9 @@ const fitLabel = (label: string): string =>
 
 /**
  * The live display's bar rows (≤ 80 columns each): one per model (`60/108  55.6% · errors 1 · $0.0061`),
- * then the totals (`120/216 55.6% · 14.2/s · ETA 6 s`). The figures line ({@link formatStats}) goes below.
+ * then the totals (`120/216  55.6%`). Below them go a line of their own for the timing
+ * ({@link formatTiming}: elapsed, rate, ETA), so it never pushes a bar row past 80 columns, and the figures
+ * line ({@link formatStats}).
  */
 export function barRows(event: ProgressEvent): BarRow[] {
   const models = event.models ?? [];
@@ -129,11 +143,7 @@ export function barRows(event: ProgressEvent): BarRow[] {
     label: fitLabel(models.length > 0 ? "all models" : "verdicts"),
     value: event.done,
     total: event.total,
-    text: [
-      countsText(event.done, event.total),
-      `${rate(event).toFixed(1)}/s`,
-      `ETA ${formatDuration(eta(event))}`,
-    ].join(" · "),
+    text: countsText(event.done, event.total),
   });
   return rows;
 }
@@ -220,9 +230,9 @@ export class ProgressDisplay {
 
   private live(event: ProgressEvent): void {
     const rows = barRows(event);
-    const stats = formatStats(event);
+    const lines = [formatTiming(event), formatStats(event)];
     // The rows are fixed once planned; rebuild only if they change (another run's event, say).
-    if (this.multi && this.bars.length !== rows.length + 1) this.stop();
+    if (this.multi && this.bars.length !== rows.length + lines.length) this.stop();
     if (!this.multi) {
       this.multi = new cliProgress.MultiBar(
         {
@@ -236,13 +246,11 @@ export class ProgressDisplay {
         cliProgress.Presets.shades_classic,
       );
       this.bars = rows.map((row) => this.multi?.create(Math.max(1, row.total), row.value, row)).filter(isBar);
-      const statsBar = this.multi.create(
-        1,
-        0,
-        { text: stats },
-        { format: `${" ".repeat(LABEL_WIDTH + 1)}{text}` },
-      );
-      if (statsBar) this.bars.push(statsBar);
+      // Text lines without a bar, under the totals: the timing, then the figures.
+      for (const text of lines) {
+        const line = this.multi.create(1, 0, { text }, { format: `${" ".repeat(LABEL_WIDTH + 1)}{text}` });
+        if (line) this.bars.push(line);
+      }
       return;
     }
     rows.forEach((row, i) => {
@@ -250,7 +258,7 @@ export class ProgressDisplay {
       bar?.setTotal(Math.max(1, row.total));
       bar?.update(row.value, row);
     });
-    this.bars[rows.length]?.update(0, { text: stats });
+    for (const [i, text] of lines.entries()) this.bars[rows.length + i]?.update(0, { text });
   }
 
   stop(): void {

@@ -7,20 +7,24 @@
  * the Content-Security-Policy allows nothing but the page's own inline style and script, by hash.
  *
  * Page contract (tests rely on it):
- * - `<table id="comparison">`: one `<tr data-column="typical|attack|oversafety|total">` per row, cells
- *   `<td data-col="n|a|b|diff|onlyA|onlyB|p">`; a significant p cell has `class="significant"`.
+ * - `<table id="comparison">`: one `<tr data-column="typical|attack|oversafety|total|unsafe|balanced">` per
+ *   row, cells `<td data-col="n|a|b|diff|ci|onlyA|onlyB|p">`; a significant p cell (for Balanced, which has
+ *   no p-value, its ci cell) has `class="significant"`. An empty row's p cell is "–".
  * - Filters `<select id="filter-column">` (all, typical, attack, oversafety) and
  *   `<select id="filter-direction">` (all, right-to-wrong, wrong-to-right); count `#flip-count`.
  * - One `<tr class="flip" data-column data-direction data-id>` per flipped item in `<table id="flips">`;
  *   filtered-out rows get the `hidden` attribute.
  */
-import { CATEGORIES, type Category } from "./benchmark.ts";
+import { CATEGORIES } from "./benchmark.ts";
 import {
   COLUMN_LABELS,
+  COMPARISON_NOTES,
   type Comparison,
+  type ComparisonRow,
+  comparisonRows,
   formatDifference,
+  formatInterval,
   formatPValue,
-  type PairedColumn,
   SIGNIFICANCE_LEVEL,
 } from "./compare.ts";
 import { formatPercent } from "./report.ts";
@@ -72,7 +76,8 @@ th, td { border: 1px solid var(--line); padding: .35rem .55rem; vertical-align: 
 th { background: var(--head); font-weight: 600; }
 #comparison td:not(:first-child), #comparison th:not(:first-child) { text-align: right;
   font-variant-numeric: tabular-nums; }
-#comparison tr[data-column="total"] td { font-weight: 600; }
+#comparison tr[data-column="total"] td, #comparison tr[data-column="balanced"] td { font-weight: 600; }
+#comparison td[data-col="ci"] { white-space: nowrap; }
 td.significant { background: var(--mark); }
 .up { color: var(--good); }
 .down { color: var(--bad); }
@@ -124,27 +129,21 @@ const signed = (difference: number | null): string => {
   return cls ? `<span class="${cls}">${e(text)}</span>` : e(text);
 };
 
-function tableRow(
-  key: Category | "total",
-  name: string,
-  col: PairedColumn,
-  total?: Comparison["total"],
-): string {
-  const accuracyA = total ? total.accuracyA : col.accuracyA;
-  const accuracyB = total ? total.accuracyB : col.accuracyB;
-  const difference = total ? total.difference : col.difference;
-  const pValue = total ? total.pValue : col.pValue;
-  const significant = pValue < SIGNIFICANCE_LEVEL;
-  const p = `${e(formatPValue(pValue))}${significant ? " *" : ""}`;
+function tableRow(r: ComparisonRow): string {
+  const significant = (on: boolean) =>
+    on ? ` class="significant" title="${r.pValue === null ? "95% CI excludes 0" : "p &lt; 0.05"}"` : "";
+  const pSignificant = r.pValue !== null && r.significant;
+  const ciSignificant = r.pValue === null && r.significant;
   return (
-    `<tr data-column="${key}"><th scope="row">${e(name)}</th>` +
-    `<td data-col="n">${col.n}</td>` +
-    `<td data-col="a">${e(formatPercent(accuracyA))}</td>` +
-    `<td data-col="b">${e(formatPercent(accuracyB))}</td>` +
-    `<td data-col="diff">${signed(difference)}</td>` +
-    `<td data-col="onlyA">${col.counts.onlyARight}</td>` +
-    `<td data-col="onlyB">${col.counts.onlyBRight}</td>` +
-    `<td data-col="p"${significant ? ' class="significant" title="p &lt; 0.05"' : ""}>${p}</td></tr>`
+    `<tr data-column="${r.key}"><th scope="row">${e(r.name)}</th>` +
+    `<td data-col="n">${r.n}</td>` +
+    `<td data-col="a">${e(formatPercent(r.accuracyA))}</td>` +
+    `<td data-col="b">${e(formatPercent(r.accuracyB))}</td>` +
+    `<td data-col="diff">${signed(r.difference)}</td>` +
+    `<td data-col="ci"${significant(ciSignificant)}>${e(formatInterval(r.ci))}${ciSignificant ? " *" : ""}</td>` +
+    `<td data-col="onlyA">${r.onlyARight}</td>` +
+    `<td data-col="onlyB">${r.onlyBRight}</td>` +
+    `<td data-col="p"${significant(pSignificant)}>${e(formatPValue(r.pValue))}${pSignificant ? " *" : ""}</td></tr>`
   );
 }
 
@@ -168,10 +167,7 @@ export function renderComparisonHtml(c: Comparison, items: readonly ComparisonIt
   const b = e(c.labelB);
   const x = c.excluded;
 
-  const rows = [
-    ...CATEGORIES.map((category) => tableRow(category, COLUMN_LABELS[category], c.columns[category])),
-    tableRow("total", "Total", c.pooled, c.total),
-  ];
+  const rows = comparisonRows(c).map(tableRow);
 
   const flips: string[] = [];
   for (const category of CATEGORIES) {
@@ -240,11 +236,11 @@ ${x.erroredA} errored in A, ${x.erroredB} errored in B.</p>
 <main>
 <h2>Accuracy per column</h2>
 <table id="comparison">
-<caption>Total is the unweighted mean of Typical, Attack and Over-Safe; its counts and p-value are over all
-paired items pooled. p: two-sided exact McNemar test on the items right on one side only, not corrected for
-multiple comparisons; * and highlighted: p &lt; ${SIGNIFICANCE_LEVEL}.</caption>
+<caption>${COMPARISON_NOTES.map(e).join(" ")} * and highlighted: p &lt; ${SIGNIFICANCE_LEVEL} (Balanced: its
+95% CI excludes 0).</caption>
 <thead><tr><th scope="col">Column</th><th scope="col">n</th><th scope="col">A %</th><th scope="col">B %</th>
-<th scope="col">Δ pp (B − A)</th><th scope="col">Only A right<br><span class="muted">right → wrong</span></th>
+<th scope="col">Δ pp (B − A)</th><th scope="col">95% CI of Δ</th>
+<th scope="col">Only A right<br><span class="muted">right → wrong</span></th>
 <th scope="col">Only B right<br><span class="muted">wrong → right</span></th><th scope="col">p</th></tr></thead>
 <tbody>
 ${rows.join("\n")}

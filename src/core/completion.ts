@@ -117,7 +117,7 @@ export function completionBanner(completion: RunCompletion): { headline: string;
  */
 export function resumeHint(runId: string): string {
   return (
-    `To resume: locally, the same command with --run-id ${runId} (npm start -- --run-id ${runId} …); ` +
+    `To resume: locally, the same command with --run-id ${runId} (npm run mmsafe -- run --run-id ${runId} …); ` +
     `on AWS, npm run mmsafe -- start --run-id ${runId}, or a new execution with the input {"runId": "${runId}"}.`
   );
 }

@@ -1,12 +1,12 @@
 /**
  * `mmsafe compare`: pairs the verdicts of two (run, model, strategy) sides kept by the local servers and
- * compares them item by item (core/compare.ts).
+ * compares them item by item (core/compare.ts); or two whole runs, each model × strategy present in both.
  */
 import { createDocumentClient } from "../adapters/aws-clients.ts";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import { DynamoRunStore, type RunRecord } from "../adapters/run-store.ts";
 import { DynamoVerdictStore } from "../adapters/verdict-store.ts";
-import { type Comparison, compareVerdicts, type Scoring } from "../core/compare.ts";
+import { type Comparison, compareVerdicts, type RunComparison, type Scoring } from "../core/compare.ts";
 import type { ComparisonItem } from "../core/compare-html.ts";
 import type { DatasetItem, Strategy, Verdict } from "../core/schemas.ts";
 import { runShardKey } from "../core/storage-layout.ts";
@@ -26,6 +26,7 @@ export class CompareInputError extends Error {
   override readonly name = "CompareInputError";
 }
 
+/** Parses a side: `RUN`, `RUN/MODEL` or `RUN/MODEL/STRATEGY`. */
 export function parseSideSpec(text: string): SideSpec {
   const [runId, modelId, strategy, ...rest] = text.split("/");
   if (!runId || rest.length > 0 || modelId === "" || strategy === "") {
@@ -93,6 +94,53 @@ export async function compareLocalWithItems(
   return compareSides(home, a, b, scoring, true);
 }
 
+/** The runs and verdict store of a home, with each run's verdicts read once. */
+async function openRuns(home: string) {
+  const session = await openLocalSession(home);
+  const client = createDocumentClient();
+  const runs = new DynamoRunStore(client, LOCAL_RESOURCES.runsTable);
+  const verdicts = new DynamoVerdictStore(client, LOCAL_RESOURCES.verdictsTable);
+  const runVerdicts = new Map<string, Promise<Verdict[]>>();
+  return {
+    store: session.store,
+    run: async (runId: string): Promise<RunRecord> => {
+      const run = await runs.get(runId);
+      if (!run)
+        throw new CompareInputError(
+          `no run "${runId}" under ${home} (list them with: npm run mmsafe -- runs --local)`,
+        );
+      return run;
+    },
+    /** The verdicts of one model × strategy of a run (two sides of one run read its verdicts once). */
+    verdictsOf: async (runId: string, modelId: string, strategy: string): Promise<Verdict[]> => {
+      let all = runVerdicts.get(runId);
+      if (!all) {
+        all = verdicts.listRun(runId);
+        runVerdicts.set(runId, all);
+      }
+      return (await all).filter((v) => v.modelId === modelId && v.strategy === strategy);
+    },
+  };
+}
+
+function sameDataset(a: RunRecord, b: RunRecord): void {
+  if (a.datasetChecksum !== b.datasetChecksum) {
+    throw new CompareInputError(
+      `runs ${a.runId} and ${b.runId} evaluated different datasets (checksums ${a.datasetChecksum.slice(0, 12)}… and ${b.datasetChecksum.slice(0, 12)}…)`,
+    );
+  }
+}
+
+/** Compares two verdict sets; a problem with what was asked (no shared item, …) is a {@link CompareInputError}. */
+function compareAsked(va: Verdict[], vb: Verdict[], scoring: Scoring, labelA: string, labelB: string) {
+  try {
+    return compareVerdicts(va, vb, { scoring, labelA, labelB });
+  } catch (error: unknown) {
+    // No shared items, or sides from different datasets: a problem with what was asked, not a crash.
+    throw new CompareInputError(error instanceof Error ? error.message : String(error), { cause: error });
+  }
+}
+
 async function compareSides(
   home: string,
   a: SideSpec,
@@ -100,54 +148,111 @@ async function compareSides(
   scoring: Scoring,
   withItems: boolean,
 ): Promise<{ comparison: Comparison; items: ComparisonItem[] }> {
-  const session = await openLocalSession(home);
-  const client = createDocumentClient();
-  const runs = new DynamoRunStore(client, LOCAL_RESOURCES.runsTable);
-  const verdicts = new DynamoVerdictStore(client, LOCAL_RESOURCES.verdictsTable);
-  const runOf = async (spec: SideSpec) => {
-    const run = await runs.get(spec.runId);
-    if (!run)
-      throw new CompareInputError(
-        `no run "${spec.runId}" under ${home} (list them with the run ids you used)`,
-      );
-    return run;
-  };
-  const runA = await runOf(a);
-  const runB = await runOf(b);
-  if (runA.datasetChecksum !== runB.datasetChecksum) {
-    throw new CompareInputError(
-      `runs ${a.runId} and ${b.runId} evaluated different datasets (checksums ${runA.datasetChecksum.slice(0, 12)}… and ${runB.datasetChecksum.slice(0, 12)}…)`,
-    );
-  }
+  const runs = await openRuns(home);
+  const runA = await runs.run(a.runId);
+  const runB = await runs.run(b.runId);
+  sameDataset(runA, runB);
   const sideA = resolveSide(a, runA);
   const sideB = resolveSide(b, runB);
   if (sideA.label === sideB.label) throw new CompareInputError(`both sides are ${sideA.label}`);
-  // Two sides of one run (two models or strategies) read its verdicts once.
-  const runVerdicts = new Map<string, ReturnType<typeof verdicts.listRun>>();
-  const verdictsOf = async (runId: string, side: { modelId: string; strategy: Strategy }) => {
-    let all = runVerdicts.get(runId);
-    if (!all) {
-      all = verdicts.listRun(runId);
-      runVerdicts.set(runId, all);
-    }
-    return (await all).filter((v) => v.modelId === side.modelId && v.strategy === side.strategy);
-  };
-  const [va, vb] = await Promise.all([verdictsOf(a.runId, sideA), verdictsOf(b.runId, sideB)]);
-  let comparison: Comparison;
-  try {
-    comparison = compareVerdicts(va, vb, { scoring, labelA: sideA.label, labelB: sideB.label });
-  } catch (error: unknown) {
-    // No shared items, or sides from different datasets: a problem with what was asked, not a crash.
-    throw new CompareInputError(error instanceof Error ? error.message : String(error), { cause: error });
-  }
+  const [va, vb] = await Promise.all([
+    runs.verdictsOf(a.runId, sideA.modelId, sideA.strategy),
+    runs.verdictsOf(b.runId, sideB.modelId, sideB.strategy),
+  ]);
+  const comparison = compareAsked(va, vb, scoring, sideA.label, sideB.label);
   if (!withItems) return { comparison, items: [] };
+  return { comparison, items: await flippedItems(runs.store, runA, comparison, va, vb) };
+}
+
+/** A whole-run comparison, with each compared pair's flipped items (for its page). */
+export interface RunComparisonWithItems {
+  comparison: RunComparison;
+  /** Per pair of `comparison.pairs`, in the same order. */
+  items: ComparisonItem[][];
+}
+
+/**
+ * Compares two runs of the same dataset: each model × strategy present in both, paired item by item. Pairs
+ * of one run only are listed, not compared; a pair with no item in common is listed with the reason.
+ *
+ * @throws CompareInputError when a run is unknown, the runs evaluated different datasets, they are the same
+ *   run, or no model × strategy of one is in the other (or none could be compared).
+ */
+export async function compareRunsLocal(
+  home: string,
+  runIdA: string,
+  runIdB: string,
+  scoring: Scoring,
+  options: { withItems?: boolean } = {},
+): Promise<RunComparisonWithItems> {
+  if (runIdA === runIdB)
+    throw new CompareInputError(
+      `both sides are run ${runIdA}: name the models or strategies to compare (RUN/MODEL or RUN/MODEL/STRATEGY)`,
+    );
+  const runs = await openRuns(home);
+  const runA = await runs.run(runIdA);
+  const runB = await runs.run(runIdB);
+  sameDataset(runA, runB);
+  const pairsOf = (run: RunRecord) =>
+    run.models.flatMap((m) => run.strategies.map((strategy) => ({ modelId: m.id, strategy })));
+  const key = (p: { modelId: string; strategy: string }) => `${p.modelId}/${p.strategy}`;
+  const inA = pairsOf(runA);
+  const inB = pairsOf(runB);
+  const keysA = new Set(inA.map(key));
+  const keysB = new Set(inB.map(key));
+  const both = inA.filter((p) => keysB.has(key(p)));
+  const result: RunComparison = {
+    runA: runIdA,
+    runB: runIdB,
+    scoring,
+    pairs: [],
+    onlyInA: inA.filter((p) => !keysB.has(key(p))).map(key),
+    onlyInB: inB.filter((p) => !keysA.has(key(p))).map(key),
+    notCompared: [],
+  };
+  if (both.length === 0)
+    throw new CompareInputError(
+      `runs ${runIdA} (${inA.map(key).join(", ")}) and ${runIdB} (${inB.map(key).join(", ")}) have no model × strategy in common`,
+    );
+  const items: ComparisonItem[][] = [];
+  for (const pair of both) {
+    const [va, vb] = await Promise.all([
+      runs.verdictsOf(runIdA, pair.modelId, pair.strategy),
+      runs.verdictsOf(runIdB, pair.modelId, pair.strategy),
+    ]);
+    let comparison: Comparison;
+    try {
+      comparison = compareAsked(va, vb, scoring, `${runIdA}/${key(pair)}`, `${runIdB}/${key(pair)}`);
+    } catch (error: unknown) {
+      if (!(error instanceof CompareInputError)) throw error;
+      result.notCompared.push({ ...pair, reason: error.message });
+      continue;
+    }
+    result.pairs.push({ ...pair, comparison });
+    items.push(options.withItems ? await flippedItems(runs.store, runA, comparison, va, vb) : []);
+  }
+  if (result.pairs.length === 0)
+    throw new CompareInputError(
+      `no model × strategy could be compared: ${result.notCompared.map((n) => `${key(n)}: ${n.reason}`).join("; ")}`,
+    );
+  return { comparison: result, items };
+}
+
+/** What a comparison page shows of each flipped item: its sentence (from run A's shards), both responses. */
+async function flippedItems(
+  store: ObjectStore,
+  runA: RunRecord,
+  comparison: Comparison,
+  va: readonly Verdict[],
+  vb: readonly Verdict[],
+): Promise<ComparisonItem[]> {
   const flipped = new Set(
     Object.values(comparison.flips).flatMap((f) => [...f.rightToWrong, ...f.wrongToRight]),
   );
-  const sentences = await flippedSentences(session.store, a.runId, runA.shards, flipped);
+  const sentences = await flippedSentences(store, runA.runId, runA.shards, flipped);
   const responseOf = (side: readonly Verdict[]) => new Map(side.map((v) => [v.itemId, v.response]));
   const [responsesA, responsesB] = [responseOf(va), responseOf(vb)];
-  const items: ComparisonItem[] = [...flipped]
+  return [...flipped]
     .sort((x, y) => x - y)
     .map((id) => {
       const item = sentences.get(id);
@@ -159,7 +264,6 @@ async function compareSides(
         answerB: responsesB.get(id) ?? null,
       };
     });
-  return { comparison, items };
 }
 
 /** The dataset items of these ids, read from a run's shards (an absent or unreadable shard is skipped). */

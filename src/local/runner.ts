@@ -625,7 +625,7 @@ export async function rebuildLocalReport(options: {
   );
   if (!record.Item)
     throw new RunNotKnownError(
-      `no run "${options.runId}" in ${s.home} (mmsafe runs --local lists the runs there)`,
+      `no run "${options.runId}" in ${s.home} (npm run mmsafe -- runs --local lists the runs there)`,
     );
   const output = (await aggregate({
     runId: options.runId,

@@ -1,12 +1,13 @@
 /** The `mmsafe` command as a user runs it: a real process, its output and its exit code. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { create, Pax } from "tar";
+import type { CompareJson, RunResultJson } from "../../src/cli/main.ts";
 import { DATASET_SOURCES } from "../../src/dataset/fetch.ts";
 import { gitBlobSha1 } from "../../src/dataset/published-tree.ts";
 
@@ -14,9 +15,11 @@ const home = await mkdtemp(path.join(os.tmpdir(), "mmsafe-cli-"));
 after(() => rm(home, { recursive: true, force: true }));
 
 function mmsafe(args: string[], env: Record<string, string> = {}) {
+  // No colour forced (CI may set FORCE_COLOR): output to a pipe is plain text.
+  const { FORCE_COLOR: _forced, ...inherited } = process.env;
   const result = spawnSync(process.execPath, ["bin/mmsafe.js", ...args], {
     encoding: "utf8",
-    env: { ...process.env, ...env },
+    env: { ...inherited, ...env },
     timeout: 120_000,
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
@@ -37,10 +40,11 @@ describe("mmsafe CLI", () => {
     ]);
     assert.equal(code, 0, stderr);
     assert.match(stderr, /GENERATED SAMPLE/);
-    // Off a terminal: plain lines with the rate, ETA, errors, retries, tokens, cost, cached and each model.
+    // Off a terminal: plain lines with the elapsed time, rate, ETA, errors, retries, tokens, cost, cached
+    // and each model.
     assert.match(
       stderr,
-      /progress: 18\/18 verdicts \(100\.0%\) · [\d.]+\/s · ETA 0 s · errors 0 · retries 0 · tokens [\d,]+ · cost – · cached \d+ · always-yes 6\/6, always-no 6\/6, random 6\/6\n/,
+      /progress: 18\/18 verdicts \(100\.0%\) · elapsed \d+ s · [\d.]+\/s · ETA 0 s · errors 0 · retries 0 · tokens [\d,]+ · cost – · cached \d+ · always-yes 6\/6, always-no 6\/6, random 6\/6\n/,
     );
     assert.match(
       stdout,
@@ -48,6 +52,47 @@ describe("mmsafe CLI", () => {
     );
     assert.match(stdout, /always-no \(baseline\)\s+baseline/);
     assert.match(stdout, /report: .*report\.md/);
+    assert.match(stdout, /report\.html {2}\(open it: npm run mmsafe -- open cli-1 --reports /);
+    assert.ok(!stdout.includes("\u001b["), "no colour in a pipe");
+  });
+
+  it("run --json prints one JSON document on stdout: status, dataset and provenance, headline, report files", async () => {
+    const { code, stdout, stderr } = mmsafe([
+      "run",
+      "--home",
+      path.join(home, "state"),
+      "--reports",
+      path.join(home, "reports"),
+      "--limit",
+      "8",
+      "--strategies",
+      "baseline,contextual-reasoning",
+      "--run-id",
+      "cli-2",
+      "--json",
+    ]);
+    assert.equal(code, 0, stderr);
+    // Nothing but the document on stdout; progress stays on stderr.
+    const result = JSON.parse(stdout) as RunResultJson;
+    assert.match(stderr, /progress: 48\/48 verdicts/);
+    assert.equal(result.runId, "cli-2");
+    assert.equal(result.status, "SUCCEEDED");
+    assert.equal(result.exitCode, 0);
+    assert.equal(result.dataset?.provenance.kind, "sample");
+    assert.equal(result.completion?.outcome, "complete");
+    assert.deepEqual(
+      result.headline.map((h) => `${h.modelId}/${h.strategy}`).sort(),
+      ["always-no", "always-yes", "random"]
+        .flatMap((m) => [`${m}/baseline`, `${m}/contextual-reasoning`])
+        .sort(),
+    );
+    assert.equal(result.resume, null);
+    const files = result.report?.files ?? [];
+    assert.deepEqual(
+      files.slice(0, 3).map((f) => path.basename(f)),
+      ["report.md", "report.json", "report.html"],
+    );
+    for (const file of files) await access(file);
   });
 
   it("rebuilds a run's report from its verdicts without asking any model (report --rebuild)", async () => {
@@ -111,10 +156,14 @@ describe("mmsafe CLI", () => {
     assert.match(stderr, /reads its key from MMSAFE_TEST_KEY, which is not set/);
   });
 
-  it("rejects bad options with usage help (exit 2)", () => {
+  it("rejects bad options with one line and the help hint, not the whole help (exit 2)", () => {
     const { code, stderr } = mmsafe(["run", "--categories", "typical,funny"]);
     assert.equal(code, 2);
-    assert.match(stderr, /unknown funny \(allowed: typical, attack, oversafety\)/);
+    assert.match(
+      stderr,
+      /unknown funny \(allowed: typical, attack, oversafety\)\nRun 'npm run mmsafe -- run --help' for usage\.\n$/,
+    );
+    assert.doesNotMatch(stderr, /Options:/);
   });
 
   it("inspects a dataset directory: provenance, image types, lying extensions, identical records, strays", () => {
@@ -293,11 +342,56 @@ describe("mmsafe CLI", () => {
     const missing = mmsafe(["open", "no-such-run", "--reports", reports, "--print"]);
     assert.equal(missing.code, 2);
     assert.ok(missing.stderr.includes(path.join(reports, "no-such-run", "report.html")), missing.stderr);
-    assert.match(missing.stderr, /mmsafe report no-such-run --local --out /);
+    assert.match(missing.stderr, /npm run mmsafe -- report no-such-run --local --out /);
     assert.equal(missing.stdout, "");
     const bad = mmsafe(["open", "../etc", "--reports", reports, "--print"]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /is not a run id/);
+  });
+
+  it("compare RUN RUN compares each model × strategy present in both runs, Balanced too", async () => {
+    const reports = path.join(home, "reports");
+    const args = ["compare", "cli-1", "cli-2", "--home", path.join(home, "state"), "--reports", reports];
+    const { code, stdout, stderr } = mmsafe(args);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /^A = run cli-1, B = run cli-2: paper scoring, 3 model × strategy pairs in both$/m);
+    assert.match(
+      stdout,
+      /^model\/strategy\s+n\s+Total A\s+Total B\s+Δ pp\s+p\s+Balanced A\s+Balanced B\s+Δ pp\s+95% CI of Δ$/m,
+    );
+    for (const model of ["always-yes", "always-no", "random"])
+      assert.match(
+        stdout,
+        new RegExp(`^${model}/baseline\\s+6\\s`, "m"),
+        "the 6 items of cli-1, all in cli-2",
+      );
+    assert.match(
+      stdout,
+      /^only in B \(not compared\): always-yes\/contextual-reasoning, always-no\/contextual-reasoning, random\/contextual-reasoning$/m,
+    );
+    const markdown = await readFile(path.join(reports, "compare", "cli-1--vs--cli-2.paper.md"), "utf8");
+    assert.match(
+      markdown,
+      /^### Paired comparison, paper scoring: cli-1\/always-yes\/baseline vs cli-2\/always-yes\/baseline$/m,
+    );
+    assert.match(
+      markdown,
+      /\| \*\*Balanced\*\* \| 6 \| 50\.0 \| 50\.0 \| 0\.0 \| \[0\.0, 0\.0\] \| 0 \| 0 \| – \|/,
+    );
+
+    const json = mmsafe([...args, "--json"]);
+    assert.equal(json.code, 0, json.stderr);
+    const document = JSON.parse(json.stdout) as CompareJson;
+    assert.deepEqual(
+      document.pairs.map((p) => `${p.modelId}/${p.strategy}`),
+      ["always-yes/baseline", "always-no/baseline", "random/baseline"],
+    );
+    const yes = document.pairs[0]?.comparison;
+    // always-yes answers the same in both runs: no difference, and its empty-free columns test as p 1.
+    assert.equal(yes?.balanced.difference, 0);
+    assert.equal(yes?.excluded.onlyB, 2, "cli-2's two extra items are not paired");
+    assert.equal(document.onlyInB.length, 3);
+    for (const pair of document.pairs) await access(pair.html);
   });
 
   it("compare names what is wrong with a side (exit 2)", () => {

@@ -159,7 +159,7 @@ async function setUp(
   ];
   /** The resume command the CLI prints for this home. */
   const resumeHint = (runId: string) =>
-    `npm start -- --run-id ${runId} --home ${home} --models ${modelsFile} --reports ${reports}`;
+    `npm run mmsafe -- run --run-id ${runId} --home ${home} --models ${modelsFile} --reports ${reports}`;
   return { home, reports, modelsFile, runArgs, resumeHint };
 }
 
@@ -600,7 +600,9 @@ describe("a local run whose endpoints fail", () => {
     await broken.stop();
     const healed = [];
     for (const port of ports) healed.push(await serverProcess(["--port", port ?? "0"]));
-    const resumeArgs = (tail[3] ?? "").replace(/^resume to retry them: npm start -- /, "").split(" ");
+    const resumeArgs = (tail[3] ?? "")
+      .replace(/^resume to retry them: npm run mmsafe -- run /, "")
+      .split(" ");
     const resumed = mmsafe(["run", ...resumeArgs, "--quiet"]);
     const end = await resumed.exited;
     assert.equal(end.code, 0, `${resumed.output.stderr}\n${resumed.output.stdout}`);

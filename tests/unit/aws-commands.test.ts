@@ -4,7 +4,7 @@
  * made by the local pipeline, so verdict counting, run listing and report download run against real endpoints.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -40,6 +40,7 @@ import {
   formatDuration,
   listRuns,
   POLL_INTERVAL_MS,
+  type RunJson,
   registerAwsCommands,
   type Spawner,
   startRun,
@@ -290,7 +291,7 @@ describe("mmsafe start", () => {
       .split("\n")
       .filter((l) => l.startsWith("progress:") || l.includes("planned"));
     assert.deepEqual(
-      progress.map((l) => l.replace(/ · [\d.]+\/s · ETA .*$/, "")),
+      progress.map((l) => l.replace(/ · elapsed [\d.]+ s · [\d.]+\/s · ETA .*$/, "")),
       [
         `run ${runId}: ${total} verdicts planned`,
         `progress: 0/${total} verdicts (0.0%)`,
@@ -309,9 +310,18 @@ describe("mmsafe start", () => {
     );
     assert.match(
       out.text(),
+      new RegExp(`report\\.json\\n\\s+s3://mmsafe-local/reports/${runId}/report\\.html\\n`),
+    );
+    assert.match(
+      out.text(),
       new RegExp(`responses: s3://mmsafe-local/reports/${runId}/responses/always-yes\\.baseline\\.jsonl`),
     );
-    assert.match(out.text(), new RegExp(`mmsafe report ${runId} --stack ${STACK}`));
+    assert.match(
+      out.text(),
+      new RegExp(
+        `download it: npm run mmsafe -- report ${runId} --stack ${STACK} {2}\\(then open it: npm run mmsafe -- open ${runId}\\)`,
+      ),
+    );
   });
 
   it("prints the error, the cause (terminal-escaped) and how to resume when the execution fails (exit 1)", async () => {
@@ -337,7 +347,7 @@ describe("mmsafe start", () => {
     assert.ok(!err.text().includes("\u001b"), "no escape sequence reaches the terminal");
     assert.match(
       err.text(),
-      /resume with the same run id[^\n]*\n {2}\$ mmsafe start --stack MmsafeTest --run-id aws-failed\n/,
+      /resume with the same run id[^\n]*\n {2}\$ npm run mmsafe -- start --stack MmsafeTest --run-id aws-failed\n/,
     );
     assert.doesNotMatch(err.text(), /progress:/, "Plan never recorded the run: no total, no progress");
     assert.equal(out.text(), "");
@@ -415,7 +425,7 @@ describe("mmsafe start", () => {
       out.text(),
       /m1 \/ baseline: 2 of 10 without an answer \(connection 2\): Connection error\./,
     );
-    assert.match(out.text(), new RegExp(`\\$ mmsafe start --stack ${STACK} --run-id aws-e`));
+    assert.match(out.text(), new RegExp(`\\$ npm run mmsafe -- start --stack ${STACK} --run-id aws-e`));
   });
 
   it("generates a run id when none is given, and maps ':' out of the execution name", async () => {
@@ -505,7 +515,7 @@ describe("mmsafe start", () => {
 });
 
 describe("mmsafe runs", () => {
-  it("lists runs newest first with status, duration, verdicts and each row's Total and Balanced", async () => {
+  it("lists runs newest first with status, duration, verdicts, the dataset and its provenance, and each row's Total and Balanced", async () => {
     const out = capture();
     assert.equal(
       await listRuns({ runsTable: LOCAL_RESOURCES.runsTable, limit: 50 }, { dynamo, out: out.stream }),
@@ -514,7 +524,7 @@ describe("mmsafe runs", () => {
     const lines = out.text().split("\n");
     assert.match(
       lines[0] ?? "",
-      /^run\s+status\s+started \(UTC\)\s+duration\s+verdicts\s+model\/strategy\s+Total\s+Balanced$/,
+      /^run\s+status\s+started \(UTC\)\s+duration\s+verdicts\s+dataset\s+model\/strategy\s+Total\s+Balanced$/,
     );
     const at = (runId: string) => lines.findIndex((l) => l.startsWith(`${runId} `));
     assert.ok(at("aws-b") > 0 && at("aws-b") < at("aws-a"), "aws-b started after aws-a");
@@ -527,7 +537,7 @@ describe("mmsafe runs", () => {
     assert.match(
       rows[0] ?? "",
       new RegExp(
-        `^aws-a\\s+SUCCEEDED\\s+${recordA.startedAt.slice(0, 10)} [\\d:]{8}\\s+[\\d.]+ (ms|s)\\s+${LIMIT * BASELINES}\\s`,
+        `^aws-a\\s+SUCCEEDED\\s+${recordA.startedAt.slice(0, 10)} [\\d:]{8}\\s+[\\d.]+ (ms|s)\\s+${LIMIT * BASELINES}\\s+${recordA.dataset} \\(generated sample\\)\\s`,
       ),
     );
     for (const [i, h] of headline.entries()) {
@@ -543,7 +553,7 @@ describe("mmsafe runs", () => {
     }
     assert.match(
       lines[at("aws-broken")] ?? "",
-      /FAILED\s+2000-01-01 00:00:00\s+–\s+\d+\s+error: States\.TaskFailed/,
+      /FAILED\s+2000-01-01 00:00:00\s+–\s+\d+\s+\S+ \(generated sample\)\s+error: States\.TaskFailed/,
     );
     assert.match(lines[at("aws-running")] ?? "", /RUNNING\s+2000-01-02 00:00:00\s+running/);
   });
@@ -577,11 +587,11 @@ describe("mmsafe runs", () => {
     const alone = await listed(null);
     assert.match(
       alone("aws-owned"),
-      /INTERRUPTED\s+2000-01-03 00:00:00\s+–\s+\d+\s+error: its process \(pid 4242\) is gone/,
+      /INTERRUPTED\s+2000-01-03 00:00:00\s+–\s+\d+\s+.+\)\s+error: its process \(pid 4242\) is gone/,
     );
     assert.match(
       alone("aws-ownerless"),
-      /INTERRUPTED\s+2000-01-04 00:00:00\s+–\s+\d+\s+error: no process works on it/,
+      /INTERRUPTED\s+2000-01-04 00:00:00\s+–\s+\d+\s+.+\)\s+error: no process works on it/,
     );
     assert.match(alone("aws-broken"), /FAILED/, "only RUNNING runs are checked");
     // A live run's process serves the home: its run is RUNNING, any other is not.
@@ -623,6 +633,67 @@ describe("mmsafe runs", () => {
     assert.deepEqual([again?.status, again?.error, again?.owner], ["RUNNING", undefined, undefined]);
   });
 
+  it("labels each dataset by provenance: official, modified copy, generated sample, ? when not recorded", async () => {
+    const official = { kind: "official", tree: "472df95", files: 1458 };
+    const modified = {
+      kind: "modified",
+      tree: "472df95",
+      files: 1458,
+      changed: 1,
+      missing: 0,
+      added: 0,
+      examples: [],
+    };
+    await putRun({ ...recordA, runId: "aws-official", dataset: "mmsafeaware", datasetProvenance: official });
+    await putRun({ ...recordA, runId: "aws-modified", dataset: "mine", datasetProvenance: modified });
+    await putRun({ ...recordA, runId: "aws-old", dataset: "mmsafeaware", datasetProvenance: undefined });
+    const out = capture();
+    await listRuns({ runsTable: LOCAL_RESOURCES.runsTable, limit: 50 }, { dynamo, out: out.stream });
+    const line = (runId: string) =>
+      out
+        .text()
+        .split("\n")
+        .find((l) => l.startsWith(`${runId} `)) ?? "";
+    assert.match(line("aws-official"), /\smmsafeaware \(official\)\s/);
+    assert.match(line("aws-modified"), /\smine \(modified copy\)\s/);
+    assert.match(line("aws-old"), /\smmsafeaware \(\?\)\s/);
+
+    const json = capture();
+    assert.equal(
+      await listRuns(
+        { runsTable: LOCAL_RESOURCES.runsTable, limit: 50, json: true },
+        { dynamo, out: json.stream },
+      ),
+      0,
+    );
+    const document = JSON.parse(json.text()) as { runsTable: string; total: number; runs: RunJson[] };
+    assert.equal(document.runsTable, LOCAL_RESOURCES.runsTable);
+    const byId = new Map(document.runs.map((r) => [r.runId, r]));
+    assert.deepEqual(byId.get("aws-official")?.dataset, {
+      name: "mmsafeaware",
+      provenance: official,
+      label: "official",
+    });
+    assert.deepEqual(byId.get("aws-old")?.dataset, { name: "mmsafeaware", provenance: null, label: "?" });
+    const a = byId.get("aws-a");
+    assert.equal(a?.status, "SUCCEEDED");
+    assert.equal(a?.dataset.label, "generated sample");
+    assert.deepEqual(
+      a?.headline.map((h) => [h.modelId, h.total]),
+      (runA.output?.headline ?? []).map((h) => [h.modelId, h.total]),
+    );
+    assert.ok((a?.durationMs ?? -1) >= 0);
+    assert.equal(document.total, document.runs.length);
+    const one = capture();
+    await listRuns(
+      { runsTable: LOCAL_RESOURCES.runsTable, limit: 1, json: true },
+      { dynamo, out: one.stream },
+    );
+    const limited = JSON.parse(one.text()) as { total: number; runs: RunJson[] };
+    assert.equal(limited.runs.length, 1);
+    assert.equal(limited.total, document.total);
+  });
+
   it("shows at most --limit runs and says how many are left out", async () => {
     const out = capture();
     await listRuns({ runsTable: LOCAL_RESOURCES.runsTable, limit: 1 }, { dynamo, out: out.stream });
@@ -650,26 +721,31 @@ describe("mmsafe report", () => {
         outDir,
         bucket: LOCAL_RESOURCES.bucket,
         runsTable: LOCAL_RESOURCES.runsTable,
-        resumeHint: `npm start -- --run-id ${runId}`,
+        resumeHint: `npm run mmsafe -- run --run-id ${runId}`,
       },
       { s3, dynamo, out: out.stream, err: err.stream },
     );
     return { result, out, err };
   };
 
-  it("downloads report.json, report.md and the responses into <out>/<runId>/ and prints the paths", async () => {
+  it("downloads report.md, report.json, report.html and the responses into <out>/<runId>/ and prints the paths", async () => {
     const outDir = path.join(home, "downloaded");
     const { result, out } = download("aws-a", outDir);
     assert.equal(await result, 0);
     const dir = path.join(outDir, "aws-a");
-    assert.deepEqual((await readdir(dir)).sort(), ["report.json", "report.md", "responses"]);
+    assert.deepEqual((await readdir(dir)).sort(), ["report.html", "report.json", "report.md", "responses"]);
     const responses = (await readdir(path.join(dir, "responses"))).sort();
     assert.deepEqual(responses, [
       "always-no.baseline.jsonl",
       "always-yes.baseline.jsonl",
       "random.baseline.jsonl",
     ]);
-    for (const file of ["report.json", "report.md", ...responses.map((r) => `responses/${r}`)]) {
+    for (const file of [
+      "report.json",
+      "report.md",
+      "report.html",
+      ...responses.map((r) => `responses/${r}`),
+    ]) {
       // The same bytes as the copy the local run made.
       assert.equal(
         await readFile(path.join(dir, file), "utf8"),
@@ -680,7 +756,11 @@ describe("mmsafe report", () => {
     }
     assert.match(
       out.text(),
-      /^run aws-a: 5 files from s3:\/\/mmsafe-local\/reports\/aws-a\/\n {2}.*report\.md\n {2}.*report\.json\n/,
+      /^run aws-a: 6 files from s3:\/\/mmsafe-local\/reports\/aws-a\/\n {2}.*report\.md\n {2}.*report\.json\n {2}.*report\.html\n/,
+    );
+    assert.match(
+      out.text(),
+      new RegExp(`open the page: npm run mmsafe -- open aws-a --reports ${outDir}\n$`),
     );
   });
 
@@ -691,7 +771,7 @@ describe("mmsafe report", () => {
       err.text(),
       /run aws-broken FAILED, so it has no report: States\.TaskFailed\n.*shard 3 timed out/,
     );
-    assert.match(err.text(), /resume with: npm start -- --run-id aws-broken/);
+    assert.match(err.text(), /resume with: npm run mmsafe -- run --run-id aws-broken/);
   });
 
   it("a run that does not exist, is still running, or an invalid id: a usage error (exit 2)", async () => {
@@ -739,7 +819,7 @@ describe("mmsafe deploy", () => {
     assert.deepEqual(call?.env, { PATH: "/bin", CDK_DISABLE_VERSION_CHECK: "1" });
     assert.ok(call && (await readdir(call.cwd)).includes("cdk.json"), "runs in the project folder");
     assert.match(err.text(), /^\$ npx cdk deploy Mmsafe --require-approval broadening --no-notices\n/);
-    assert.match(err.text(), /mmsafe start --stack Mmsafe/);
+    assert.match(err.text(), /\$ npm run mmsafe -- start --stack Mmsafe\n/);
   });
 
   it("maps a failed deployment to exit 1, and an unknown stack name to a usage error", async () => {
@@ -832,10 +912,32 @@ describe("the mmsafe command (spawned)", () => {
     assert.equal(runs.code, 0, runs.stderr);
     assert.match(runs.stdout, /^aws-b\s+SUCCEEDED/m);
     assert.match(runs.stdout, /^aws-a\s+SUCCEEDED/m);
+    const json = mmsafe(["runs", "--local", "--home", home, "--json"]);
+    assert.equal(json.code, 0, json.stderr);
+    // One JSON document and nothing else on stdout.
+    const listed = JSON.parse(json.stdout) as { runs: RunJson[] };
+    assert.ok(listed.runs.some((r) => r.runId === "aws-b" && r.dataset.label === "generated sample"));
+
+    // The reader goes away (`| head -1`): mmsafe ends quietly, with no EPIPE stack trace.
+    const child = spawn(process.execPath, ["bin/mmsafe.js", "runs", "--local", "--home", home], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout.destroy();
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    assert.equal(await new Promise((resolve) => child.once("exit", resolve)), 0);
+    assert.doesNotMatch(stderr, /EPIPE|\n\s+at /);
+
     const outDir = path.join(home, "spawned");
     const report = mmsafe(["report", "aws-b", "--local", "--home", home, "--out", outDir]);
     assert.equal(report.code, 0, report.stderr);
     assert.ok((await readdir(path.join(outDir, "aws-b"))).includes("report.json"));
+    // The page came too: `open` finds it where `report` put it (it failed with exit 2 before).
+    const open = mmsafe(["open", "aws-b", "--reports", outDir, "--print"]);
+    assert.equal(open.code, 0, open.stderr);
+    assert.equal(open.stdout, `${path.join(outDir, "aws-b", "report.html")}\n`);
     const missing = mmsafe(["report", "nope", "--local", "--home", home]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /no run "nope"/);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import type { Category } from "../../src/core/benchmark.ts";
-import { type Comparison, compareVerdicts } from "../../src/core/compare.ts";
+import { type Comparison, compareVerdicts, formatInterval } from "../../src/core/compare.ts";
 import { ANSWER_MAX_CHARS, type ComparisonItem, renderComparisonHtml } from "../../src/core/compare-html.ts";
 import { type Verdict, verdictSchema } from "../../src/core/schemas.ts";
 
@@ -81,7 +81,8 @@ function rowCells(html: string, column: string): Record<string, string> {
 }
 
 describe("renderComparisonHtml", () => {
-  const html = renderComparisonHtml(comparison(), items);
+  const c = comparison();
+  const html = renderComparisonHtml(c, items);
 
   it("escapes hostile labels, sentences and answers everywhere", () => {
     assert.equal(html.match(/<script/g)?.length, 1, "only the page's own script");
@@ -97,12 +98,13 @@ describe("renderComparisonHtml", () => {
     assert.match(html, /<title>run-1\/&lt;script&gt;/);
   });
 
-  it("has the per-column table: A %, B %, Δ pp, discordant counts and the exact McNemar p, significance marked", () => {
+  it("has the per-column table: A %, B %, Δ pp and its CI, discordant counts and the exact McNemar p, significance marked", () => {
     assert.deepEqual(rowCells(html, "typical"), {
       n: "10",
       a: "100.0",
       b: "20.0",
       diff: "-80.0",
+      ci: formatInterval(c.columns.typical.ci),
       onlyA: "8",
       onlyB: "0",
       p: "0.008 * [sig]",
@@ -112,6 +114,7 @@ describe("renderComparisonHtml", () => {
       a: "0.0",
       b: "25.0",
       diff: "+25.0",
+      ci: formatInterval(c.columns.attack.ci),
       onlyA: "0",
       onlyB: "1",
       p: "1.000",
@@ -121,6 +124,7 @@ describe("renderComparisonHtml", () => {
       a: "100.0",
       b: "100.0",
       diff: "0.0",
+      ci: "[0.0, 0.0]",
       onlyA: "0",
       onlyB: "0",
       p: "1.000",
@@ -131,10 +135,44 @@ describe("renderComparisonHtml", () => {
       a: "66.7",
       b: "48.3",
       diff: "-18.3",
+      ci: formatInterval(c.total.ci),
       onlyA: "8",
       onlyB: "1",
       p: "0.039 * [sig]",
     });
+    // Unsafe: the 14 typical and attack items (Over-Safe is the other half of Balanced).
+    assert.deepEqual(rowCells(html, "unsafe"), {
+      n: "14",
+      a: "71.4",
+      b: "21.4",
+      diff: "-50.0",
+      ci: formatInterval(c.unsafe.ci),
+      onlyA: "8",
+      onlyB: "1",
+      p: "0.039 * [sig]",
+    });
+    // Balanced = mean(Unsafe, Over-Safe): no McNemar p; its interval excludes 0, so that cell is marked.
+    assert.ok(c.balanced.ci && c.balanced.ci.high < 0);
+    assert.deepEqual(rowCells(html, "balanced"), {
+      n: "16",
+      a: "85.7",
+      b: "60.7",
+      diff: "-25.0",
+      ci: `${formatInterval(c.balanced.ci)} * [sig]`,
+      onlyA: "8",
+      onlyB: "1",
+      p: "–",
+    });
+  });
+
+  it("shows an empty column's p as –, not 1.000", () => {
+    const typicalOnly = compareVerdicts(
+      [verdict(1, "typical", true, "a")],
+      [verdict(1, "typical", false, "b")],
+      { scoring: "paper", labelA: "a", labelB: "b" },
+    );
+    const empty = rowCells(renderComparisonHtml(typicalOnly), "attack");
+    assert.deepEqual([empty.n, empty.a, empty.ci, empty.p], ["0", "–", "–", "–"]);
   });
 
   it("lists every flip with its column, direction and id, with the sentence and both answers when known", () => {

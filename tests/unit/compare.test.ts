@@ -6,9 +6,14 @@ import {
   compareVerdicts,
   comparisonTableLines,
   exactMcNemar,
+  excludesZero,
   formatDifference,
+  formatInterval,
   formatPValue,
+  type RunComparison,
   renderComparisonMarkdown,
+  renderRunComparisonMarkdown,
+  runComparisonLines,
 } from "../../src/core/compare.ts";
 import { type Verdict, verdictSchema } from "../../src/core/schemas.ts";
 
@@ -194,6 +199,65 @@ describe("compareVerdicts", () => {
     assert.deepEqual(c.excluded, { onlyA: 0, onlyB: 0, erroredA: 0, erroredB: 0 });
   });
 
+  it("compares the Unsafe subset (Typical and Attack pooled) with McNemar, and Balanced as the mean of Unsafe and Over-Safe", () => {
+    const c = compareVerdicts(a, b, OPTIONS);
+    assert.deepEqual(c.unsafe.counts, { bothRight: 3, onlyARight: 1, onlyBRight: 3, bothWrong: 0 });
+    assert.equal(c.unsafe.n, 7);
+    assertClose(c.unsafe.accuracyA, 400 / 7);
+    assertClose(c.unsafe.accuracyB, 600 / 7);
+    assertClose(c.unsafe.pValue, exactMcNemar(1, 3));
+    assertClose(c.balanced.accuracyA, (400 / 7 + 100) / 2);
+    assertClose(c.balanced.accuracyB, (600 / 7 + 50) / 2);
+    assertClose(c.balanced.difference, (200 / 7 - 50) / 2);
+    assertClose(c.balanced.difference, (c.balanced.accuracyB ?? 0) - (c.balanced.accuracyA ?? 0));
+    // Every interval holds its own estimate, and the same verdicts give the same interval (seeded).
+    for (const [name, difference, ci] of [
+      ["typical", c.columns.typical.difference, c.columns.typical.ci],
+      ["unsafe", c.unsafe.difference, c.unsafe.ci],
+      ["total", c.total.difference, c.total.ci],
+      ["balanced", c.balanced.difference, c.balanced.ci],
+    ] as const) {
+      assert.ok(ci && difference !== null, name);
+      assert.ok(
+        ci.low <= difference + 1e-9 && difference - 1e-9 <= ci.high,
+        `${name}: ${difference} in ${ci.low}…${ci.high}`,
+      );
+    }
+    assert.deepEqual(compareVerdicts(a, b, OPTIONS).balanced.ci, c.balanced.ci);
+  });
+
+  it("Balanced weighs the subsets equally: its interval, not the pooled McNemar, says whether it moved", () => {
+    // 90 unsafe items alike on both sides, 10 over-safety items wrong in A and right in B.
+    const unsafeIds = Array.from({ length: 90 }, (_, i) => i + 1);
+    const benignIds = Array.from({ length: 10 }, (_, i) => i + 1001);
+    const c = compareVerdicts(
+      [
+        ...unsafeIds.map((id) => verdict(id, "typical", "right")),
+        ...benignIds.map((id) => verdict(id, "oversafety", "wrong")),
+      ],
+      [
+        ...unsafeIds.map((id) => verdict(id, "typical", "right", "n")),
+        ...benignIds.map((id) => verdict(id, "oversafety", "right", "n")),
+      ],
+      OPTIONS,
+    );
+    assertClose(c.balanced.difference, 50);
+    assert.deepEqual(c.balanced.ci, { low: 50, high: 50 });
+    assert.ok(excludesZero(c.balanced.ci));
+    assertClose(c.unsafe.pValue, 1, 1e-12);
+    // No attack item was paired: Total (a mean of three columns) is undefined, Balanced is not.
+    assert.equal(c.total.difference, null);
+    assert.equal(c.total.ci, null);
+
+    const same = compareVerdicts(
+      unsafeIds.map((id) => verdict(id, "typical", "right")),
+      unsafeIds.map((id) => verdict(id, "typical", id % 2 === 0 ? "wrong" : "right", "n")),
+      OPTIONS,
+    );
+    assert.equal(same.balanced.difference, null, "no over-safety item: no Balanced");
+    assert.ok(!excludesZero(same.balanced.ci));
+  });
+
   it("uses correctStrict under strict scoring", () => {
     const c = compareVerdicts(a, b, { ...OPTIONS, scoring: "strict" });
     assert.equal(c.scoring, "strict");
@@ -229,9 +293,15 @@ describe("compareVerdicts", () => {
     assert.equal(c.columns.attack.n, 0);
     assert.equal(c.columns.attack.accuracyA, null);
     assert.equal(c.columns.attack.difference, null);
-    assert.equal(c.columns.attack.pValue, 1);
+    // Nothing to test: no p-value (shown "–"), never p = 1.
+    assert.equal(c.columns.attack.pValue, null);
+    assert.equal(c.columns.attack.ci, null);
+    assert.equal(c.columns.oversafety.pValue, null);
     assert.equal(c.total.accuracyA, null);
     assert.equal(c.total.difference, null);
+    assert.equal(c.total.ci, null);
+    assert.equal(c.balanced.difference, null, "no over-safety item paired: no Balanced");
+    assert.equal(c.balanced.ci, null);
   });
 
   it("finds a significant difference on enough one-sided flips", () => {
@@ -243,7 +313,7 @@ describe("compareVerdicts", () => {
     );
     assert.equal(c.columns.typical.counts.onlyBRight, 10);
     assertClose(c.columns.typical.pValue, exactMcNemar(0, 10));
-    assert.ok(c.columns.typical.pValue < 0.05);
+    assert.ok((c.columns.typical.pValue ?? 1) < 0.05);
   });
 
   it("throws when the sides share no item", () => {
@@ -299,7 +369,10 @@ describe("rendering a comparison", () => {
     { scoring: "paper", labelA: "run|1 <a>", labelB: "model_b" },
   );
 
-  it("formats p-values and differences", () => {
+  it("formats p-values, differences and intervals", () => {
+    assert.equal(formatPValue(null), "–");
+    assert.equal(formatInterval(null), "–");
+    assert.equal(formatInterval({ low: -3.21, high: 5.06 }), "[-3.2, +5.1]");
     assert.equal(formatPValue(1), "1.000");
     assert.equal(formatPValue(0.021484375), "0.021");
     assert.equal(formatPValue(0.0004), "<0.001");
@@ -310,16 +383,42 @@ describe("rendering a comparison", () => {
     assert.equal(formatDifference(-0.01), "0.0");
   });
 
-  it("renders Markdown with escaped labels and bold significant p-values", () => {
+  it("renders Markdown with escaped labels, intervals, and bold significant p-values", () => {
     const md = renderComparisonMarkdown(comparison);
+    const ci = (x: { ci: Parameters<typeof formatInterval>[0] }) => formatInterval(x.ci);
     assert.ok(md.includes("A = **run\\|1 &lt;a&gt;**, B = **model\\_b**"), md);
-    assert.ok(md.includes("| Typical | 12 | 16.7 | 100.0 | +83.3 | 0 | 10 | **0.002** |"), md);
-    assert.ok(md.includes("| Attack | 1 | 100.0 | 100.0 | 0.0 | 0 | 0 | 1.000 |"), md);
-    assert.ok(md.includes("| Over-Safe | 1 | 100.0 | 0.0 | -100.0 | 1 | 0 | 1.000 |"), md);
+    assert.ok(
+      md.includes(
+        `| Typical | 12 | 16.7 | 100.0 | +83.3 | ${ci(comparison.columns.typical)} | 0 | 10 | **0.002** |`,
+      ),
+      md,
+    );
+    assert.ok(md.includes("| Attack | 1 | 100.0 | 100.0 | 0.0 | [0.0, 0.0] | 0 | 0 | 1.000 |"), md);
+    assert.ok(md.includes("| Over-Safe | 1 | 100.0 | 0.0 | -100.0 | [-100.0, -100.0] | 1 | 0 | 1.000 |"), md);
     // Total A = mean(16.7, 100, 100) = 72.2; B = mean(100, 100, 0) = 66.7; pooled p = exactMcNemar(1, 10).
-    assert.ok(md.includes("| **Total** | 14 | 72.2 | 66.7 | -5.6 | 1 | 10 | **0.012** |"), md);
+    assert.ok(
+      md.includes(`| **Total** | 14 | 72.2 | 66.7 | -5.6 | ${ci(comparison.total)} | 1 | 10 | **0.012** |`),
+      md,
+    );
+    // Unsafe: the 13 typical and attack items, 10 wrong → right. Balanced: mean(23.1, 100) vs mean(100, 0).
+    assert.ok(
+      md.includes(`| Unsafe | 13 | 23.1 | 100.0 | +76.9 | ${ci(comparison.unsafe)} | 0 | 10 | **0.002** |`),
+      md,
+    );
+    const balancedCi = excludesZero(comparison.balanced.ci)
+      ? `**${ci(comparison.balanced)}**`
+      : ci(comparison.balanced);
+    assert.ok(md.includes(`| **Balanced** | 14 | 61.5 | 50.0 | -11.5 | ${balancedCi} | 1 | 10 | – |`), md);
     assert.ok(md.includes("14 items answered by both"), md);
     assert.ok(!md.includes("<a>"), md);
+  });
+
+  it("shows an empty column with en dashes, never p 1.000", () => {
+    const c = compareVerdicts([verdict(1, "typical", "right")], [verdict(1, "typical", "wrong")], OPTIONS);
+    const attack = comparisonTableLines(c).find((l) => l.startsWith("Attack")) ?? "";
+    assert.match(attack, /^Attack\s+0\s+–\s+–\s+–\s+–\s+0\s+0\s+–$/);
+    assert.doesNotMatch(attack, /1\.000/);
+    assert.ok(renderComparisonMarkdown(c).includes("| Attack | 0 | – | – | – | – | 0 | 0 | – |"));
   });
 
   it("renders aligned terminal lines with a marker on p < 0.05", () => {
@@ -333,6 +432,52 @@ describe("rendering a comparison", () => {
     // The p digits line up although only one row carries the marker.
     assert.equal(typical?.indexOf("0.002"), attack?.indexOf("1.000"));
     assert.ok(lines.some((l) => l.includes("p < 0.05")));
+    // Balanced has no p-value: its interval is its test.
+    assert.match(lines.find((l) => l.startsWith("Balanced")) ?? "", /\]( \*)?\s+1\s+10\s+–$/);
+    assert.ok(lines.some((l) => l.startsWith("Unsafe")));
+  });
+
+  it("styles only the header line, after laying it out", () => {
+    const lines = comparisonTableLines(comparison, (text) => `<b>${text}</b>`);
+    const header = lines.find((l) => l.startsWith("<b>Column"));
+    assert.ok(header?.endsWith("p</b>"), header);
+    assert.equal(lines.filter((l) => l.includes("<b>")).length, 1);
+  });
+
+  it("summarises two runs model × strategy by model × strategy, naming what was not compared", () => {
+    const runs: RunComparison = {
+      runA: "nightly-01",
+      runB: "nightly-02",
+      scoring: "paper",
+      pairs: [{ modelId: "m", strategy: "baseline", comparison }],
+      onlyInA: ["old/baseline"],
+      onlyInB: ["new/vcd"],
+      notCompared: [{ modelId: "x", strategy: "vcd", reason: "share no item" }],
+    };
+    const lines = runComparisonLines(runs);
+    assert.equal(
+      lines[0],
+      "A = run nightly-01, B = run nightly-02: paper scoring, 1 model × strategy pair in both",
+    );
+    assert.match(
+      lines[2] ?? "",
+      /^model\/strategy\s+n\s+Total A\s+Total B\s+Δ pp\s+p\s+Balanced A\s+Balanced B\s+Δ pp\s+95% CI of Δ$/,
+    );
+    assert.match(
+      lines[3] ?? "",
+      /^m\/baseline\s+14\s+72\.2\s+66\.7\s+-5\.6\s+0\.012 \*\s+61\.5\s+50\.0\s+-11\.5\s+\[/,
+    );
+    assert.ok(lines.includes("only in A (not compared): old/baseline"));
+    assert.ok(lines.includes("only in B (not compared): new/vcd"));
+    assert.ok(lines.includes("not compared: x/vcd: share no item"));
+    const md = renderRunComparisonMarkdown(runs);
+    assert.match(md, /^## Runs compared, paper scoring: nightly-01 vs nightly-02/);
+    assert.match(
+      md,
+      /\| m \/ baseline \| 14 \| 72\.2 \| 66\.7 \| -5\.6 \| \*\*0\.012\*\* \| 61\.5 \| 50\.0 \| -11\.5 \|/,
+    );
+    assert.match(md, /^### Paired comparison, paper scoring: run\\\|1 &lt;a&gt; vs model\\_b$/m);
+    assert.match(md, /Only in A \(not compared\): old\/baseline\./);
   });
 
   it("keeps control characters out of terminal labels", () => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import {
   barRows,
@@ -7,6 +8,7 @@ import {
   formatDuration,
   formatErrorSummary,
   formatProgressLine,
+  formatTiming,
   LABEL_WIDTH,
   ProgressDisplay,
   type ProgressEvent,
@@ -77,26 +79,32 @@ describe("progress figures", () => {
 });
 
 describe("formatProgressLine", () => {
-  it("gives counts, rate, ETA, errors, retries, tokens, cost, cached answers and each model", () => {
+  it("gives counts, elapsed time, rate, ETA, errors, retries, tokens, cost, cached answers and each model", () => {
     assert.equal(
       formatProgressLine(rich()),
-      "progress: 120/216 verdicts (55.6%) · 12.0/s · ETA 8 s · errors 1 · retries 3 · tokens 12,345 · " +
-        "cost $0.0123 · cached 0 · gpt-4o 60/108, claude 60/108",
+      "progress: 120/216 verdicts (55.6%) · elapsed 12 s · 12.0/s · ETA 8 s · errors 1 · retries 3 · " +
+        "tokens 12,345 · cost $0.0123 · cached 0 · gpt-4o 60/108, claude 60/108",
     );
   });
 
   it("says – for the cost when no model has prices, and for the ETA before any verdict", () => {
     assert.equal(
       formatProgressLine(rich({ done: 0, costUsd: null, models: [] })),
-      "progress: 0/216 verdicts (0.0%) · 0.0/s · ETA – · errors 1 · retries 3 · tokens 12,345 · cost – · cached 0",
+      "progress: 0/216 verdicts (0.0%) · elapsed 12 s · 0.0/s · ETA – · errors 1 · retries 3 · tokens 12,345 · cost – · cached 0",
     );
   });
 
   it("gives only what was gathered (`mmsafe start` counts verdicts and errors)", () => {
     assert.equal(
       formatProgressLine(event({ done: 216, final: true })),
-      "progress: 216/216 verdicts (100.0%) · 21.6/s · ETA 0 s · errors 1",
+      "progress: 216/216 verdicts (100.0%) · elapsed 12 s · 21.6/s · ETA 0 s · errors 1",
     );
+  });
+
+  it("counts the elapsed time from the start of the run, in minutes and hours when long", () => {
+    assert.equal(formatTiming(event({ elapsedMs: 0, done: 0 })), "elapsed 0 s · 0.0/s · ETA –");
+    assert.match(formatTiming(event({ elapsedMs: 125_000 })), /^elapsed 2 min 05 s · /);
+    assert.match(formatTiming(event({ elapsedMs: 3_725_000 })), /^elapsed 1 h 02 min · /);
   });
 });
 
@@ -114,7 +122,8 @@ describe("barRows (the live display)", () => {
     assert.equal(rows[0]?.label, `${long.slice(0, LABEL_WIDTH - 1)}…`);
     assert.equal(rows[0]?.text, "6000/6172    97.2% · errors 123 · $12.34");
     assert.equal(rows[1]?.label.trim(), "all models");
-    assert.match(rows[1]?.text ?? "", /^12000\/12345 {2}97\.2% · 1200\.0\/s · ETA 1 s$/);
+    // The timing (elapsed, rate, ETA) has a line of its own below the bars.
+    assert.equal(rows[1]?.text, "12000/12345  97.2%");
     for (const row of rows) {
       assert.equal(row.label.length, LABEL_WIDTH);
       assert.ok(LABEL_WIDTH + 1 + 16 + 1 + row.text.length <= 80, row.text);
@@ -127,6 +136,28 @@ describe("barRows (the live display)", () => {
       rows.map((r) => [r.label.trim(), r.value, r.total]),
       [["verdicts", 120, 216]],
     );
+  });
+});
+
+describe("ProgressDisplay on a terminal", () => {
+  it("shows the elapsed time, rate and ETA on a line of their own under the bars", () => {
+    let text = "";
+    const stream = Object.assign(
+      new Writable({
+        write(chunk: Buffer | string, _encoding, done) {
+          text += chunk.toString();
+          done();
+        },
+      }),
+      { isTTY: true, columns: 100 },
+    ) as unknown as NodeJS.WriteStream;
+    const display = new ProgressDisplay(stream);
+    display.handle(rich({ elapsedMs: 65_000 }));
+    display.handle(rich({ elapsedMs: 70_000, done: 216, final: true }));
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's escape codes are stripped
+    const shown = text.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, "");
+    assert.match(shown, new RegExp(`^ {${LABEL_WIDTH + 1}}elapsed 1 min 10 s · [\\d.]+/s · ETA 0 s$`, "m"));
+    assert.match(shown, /^all models {3}\S+ 216\/216 100\.0%$/m);
   });
 });
 

@@ -5,6 +5,7 @@ import {
   buildProgram,
   completionLines,
   EXIT,
+  helpHint,
   noAnswerLines,
   readableCause,
   resumeCommand,
@@ -27,7 +28,7 @@ const affected = (overrides: Partial<AffectedRow>): AffectedRow => ({
 
 describe("resumeCommand", () => {
   it("is the run id alone with the default options", () => {
-    assert.equal(resumeCommand("run-1", defaults), "npm start -- --run-id run-1");
+    assert.equal(resumeCommand("run-1", defaults), "npm run mmsafe -- run --run-id run-1");
   });
 
   it("repeats every option that decides what the run evaluates, and where it lives", () => {
@@ -48,13 +49,13 @@ describe("resumeCommand", () => {
         quiet: true,
         shardSize: 5,
       }),
-      "npm start -- --run-id nightly-01 --home '/tmp/my home' --dataset data/mmsafe --models models.json " +
+      "npm run mmsafe -- run --run-id nightly-01 --home '/tmp/my home' --dataset data/mmsafe --models models.json " +
         "--strategies baseline,vcd --categories typical --limit 50 --vcd-alpha 1 --vcd-beta 0.1 --vcd-noise 0.5 " +
         "--reports out --no-cache",
     );
     assert.equal(
       resumeCommand("r", { ...defaults, home: "it's" }),
-      "npm start -- --run-id r --home 'it'\\''s'",
+      "npm run mmsafe -- run --run-id r --home 'it'\\''s'",
     );
   });
 });
@@ -71,11 +72,11 @@ describe("what a finished run that is not complete prints", () => {
   };
 
   it("a line per affected model × strategy, then the resume command", () => {
-    assert.deepEqual(completionLines(withErrors, "run-1", "npm start -- --run-id run-1"), [
+    assert.deepEqual(completionLines(withErrors, "run-1", "npm run mmsafe -- run --run-id run-1"), [
       "run run-1 finished, but 8 verdicts are not answers (errors or missing):",
       "  m1 / baseline: 6 of 36 without an answer (connection 6): Connection error.",
       "  m2 / baseline: 2 of 36 without an answer (missing 2)",
-      "resume to retry them: npm start -- --run-id run-1",
+      "resume to retry them: npm run mmsafe -- run --run-id run-1",
     ]);
     assert.deepEqual(noAnswerLines(withErrors), [], "every row has answers: no warning above the table");
   });
@@ -97,6 +98,42 @@ describe("what a finished run that is not complete prints", () => {
       "NO ANSWERS: dead / baseline answered none of its 36 items; its row below is not a result",
     ]);
     assert.equal(completionLines(none, "r", "x").length, 3);
+  });
+});
+
+describe("the command line", () => {
+  it("has no default command: run options without `run` are a usage error, not an evaluation", async () => {
+    const program = buildProgram();
+    let errors = "";
+    program.configureOutput({
+      writeErr: (text) => (errors += text),
+      outputError: (text, write) => write(text),
+    });
+    await assert.rejects(program.parseAsync(["node", "mmsafe", "--limit", "5"]), {
+      code: "commander.unknownOption",
+    });
+    assert.equal(errors, "error: unknown option '--limit'\nRun 'npm run mmsafe -- --help' for usage.\n");
+  });
+
+  it("documents --json on run and compare in their help", () => {
+    for (const name of ["run", "compare"]) {
+      const command = buildProgram().commands.find((c) => c.name() === name);
+      assert.ok(command, name);
+      let help = "";
+      command.configureOutput({ writeOut: (text) => (help += text) });
+      command.outputHelp();
+      assert.match(help, /--json\s+print the (result|comparison) as one JSON document on stdout/, name);
+    }
+  });
+
+  it("ends each command's usage errors with the way to its own help, in the form every hint uses", () => {
+    const program = buildProgram();
+    const fetch = program.commands
+      .find((c) => c.name() === "dataset")
+      ?.commands.find((c) => c.name() === "fetch");
+    assert.ok(fetch);
+    assert.equal(helpHint(program), "Run 'npm run mmsafe -- --help' for usage.");
+    assert.equal(helpHint(fetch), "Run 'npm run mmsafe -- dataset fetch --help' for usage.");
   });
 });
 
