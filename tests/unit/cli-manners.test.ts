@@ -125,11 +125,13 @@ describe("a closed pipe", () => {
 });
 
 describe("colour", () => {
-  let saved: { FORCE_COLOR?: string; NO_COLOR?: string };
+  const COLOUR_ENV = ["FORCE_COLOR", "NO_COLOR", "NODE_DISABLE_COLORS", "TERM", "CI"] as const;
+  let saved: Partial<Record<(typeof COLOUR_ENV)[number], string>>;
   beforeEach(() => {
-    saved = { FORCE_COLOR: process.env.FORCE_COLOR, NO_COLOR: process.env.NO_COLOR };
-    delete process.env.FORCE_COLOR;
-    delete process.env.NO_COLOR;
+    saved = Object.fromEntries(COLOUR_ENV.map((key) => [key, process.env[key]]));
+    for (const key of COLOUR_ENV) delete process.env[key];
+    // A colour terminal whatever runs the tests: node:tty reads TERM (unset or "dumb" in many CI shells).
+    process.env.TERM = "xterm-256color";
   });
   afterEach(() => {
     for (const [key, value] of Object.entries(saved)) {
