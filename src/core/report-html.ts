@@ -3,8 +3,9 @@
  * inline) with the headline table, charts, an examples browser and the run's metadata.
  *
  * Everything that comes from a model, the dataset or the configuration is untrusted: it is HTML-escaped in
- * text and attributes, the filter script only reads text (textContent) and toggles `hidden`, and a strict
- * Content-Security-Policy allows nothing but the one inline script, by hash.
+ * text and attributes, JSON-escaped in the data block, the examples script puts it into the DOM only as
+ * text (textContent) and attribute values of fixed names, and a strict Content-Security-Policy allows
+ * nothing but the one inline script, by hash.
  *
  * Page contract (tests and browser checks rely on it):
  * - `<table id="headline">`: measured rows `<tr data-model data-strategy data-kind>`, published rows
@@ -19,10 +20,18 @@
  *   unparseable-benign"` start with the one-decimal percentage (or "–"), then `<span class="n">n = …</span>`.
  * - `<figure class="chart" data-chart="accuracy|scenarios|confusion">` holding the inline `<svg>`.
  * - Examples: filters `#filter-model`, `#filter-strategy`, `#filter-category`, `#filter-scenario`,
- *   `#filter-wrong`, `#search`; count `#examples-count`; one `<article class="example" data-id
- *   data-category data-scenario>` per item (data-scenario "" when unlabelled) holding
- *   `<li class="answer" data-model data-strategy data-correct="true|false|error|missing">`; filtered-out
- *   items and answers get the `hidden` attribute. `<script type="application/json" id="examples-data">`.
+ *   `#filter-wrong`, `#search`; count of matching items `#examples-count`. The items and their answers are
+ *   in `<script type="application/json" id="examples-data">` (ExamplesData; the `<`s escaped by
+ *   jsonForScript); the script renders one page of at most EXAMPLES_PAGE_SIZE matching items into
+ *   `#examples-list` as `<article class="example" data-id data-category data-scenario>` (data-scenario ""
+ *   when unlabelled) holding `<li class="answer" data-model data-strategy data-correct="true|false|error|
+ *   missing">` for the answers the model and strategy filters show (the others are not rendered). Paging:
+ *   `#examples-pager` with `#page-prev`, `#page-next` and `#page-range` ("items a–b of n"). Clicking an
+ *   article opens `<dialog id="example-detail">` (`#detail-body`, `#detail-close`): larger thumbnail, the
+ *   link `a.image-link` to `../../<image key>`, per strategy a `.prompt[data-strategy]`, and every answer
+ *   as `li.answer` with its facts and `pre.full` response. `#examples-nojs` says, without JavaScript,
+ *   that the examples need it. State in the hash: `#examples?model&strategy&category&scenario&wrong=1&q&
+ *   page&item`, read on load and on hashchange, rewritten (replaceState) as it changes.
  * - `<section id="run">`: run metadata.
  */
 import { createHash } from "node:crypto";
@@ -30,6 +39,7 @@ import { CATEGORIES, type Category } from "./benchmark.ts";
 import { completionBanner, resumeHint } from "./completion.ts";
 import { formatUsd } from "./cost.ts";
 import type { Accuracy } from "./metrics.ts";
+import { buildChatMessages } from "./prompts.ts";
 import { describeProvenance, provenanceDifferences } from "./provenance.ts";
 import {
   describeSelection,
@@ -63,7 +73,7 @@ export interface HtmlReportInput {
   charts: readonly RenderedChart[];
 }
 
-/** Characters of a response shown inline; longer ones get the rest in a <details>. */
+/** Characters of a response shown in the item list; the item's detail shows the rest. */
 export const RESPONSE_PREVIEW_CHARS = 400;
 /** Characters of a response kept in the page at most (the responses files hold the scored text). */
 export const RESPONSE_MAX_CHARS = 4000;
@@ -90,52 +100,255 @@ export function jsonForScript(value: unknown): string {
 export const scriptHash = (script: string): string =>
   `'sha256-${createHash("sha256").update(script, "utf8").digest("base64")}'`;
 
+/** Item articles the examples browser puts in the DOM at once (a page); the rest stay in the data block. */
+export const EXAMPLES_PAGE_SIZE = 100;
+
 /**
- * The examples filter: reads the controls, toggles `hidden` on items and answers, writes the count with
- * textContent. Never builds markup.
+ * The examples browser. It reads the items from the `examples-data` JSON block, filters them, builds the
+ * visible page of articles and the item detail with DOM APIs only (createElement, textContent, setAttribute
+ * with fixed names: never markup from strings, so an answer can only ever be text), and keeps the filters,
+ * the page and the open item in the URL hash (`#examples?model=…&wrong=1&page=3&item=983`) so a link can
+ * be shared. Written as ES5 in a string: it runs as is, and the CSP allows it by the hash of this text.
  */
 export const FILTER_SCRIPT = `(function () {
   "use strict";
   var byId = function (id) { return document.getElementById(id); };
   var model = byId("filter-model"), strategy = byId("filter-strategy"), category = byId("filter-category"),
     scenario = byId("filter-scenario"), wrong = byId("filter-wrong"), search = byId("search"),
-    count = byId("examples-count");
-  if (!model || !strategy || !category || !scenario || !wrong || !search || !count) return;
-  var text = function (el) { return el ? (el.textContent || "").toLowerCase() : ""; };
-  var examples = Array.prototype.map.call(document.querySelectorAll("article.example"), function (el) {
-    return {
-      el: el,
-      sentence: text(el.querySelector(".sentence")),
-      answers: Array.prototype.map.call(el.querySelectorAll("li.answer"), function (a) {
-        return { el: a, text: text(a.querySelector(".full") || a.querySelector(".response")) };
-      })
-    };
-  });
-  function apply() {
-    var m = model.value, s = strategy.value, c = category.value, sc = scenario.value;
-    var onlyWrong = wrong.checked, q = search.value.trim().toLowerCase(), visible = 0;
-    for (var i = 0; i < examples.length; i++) {
-      var ex = examples[i], d = ex.el.dataset;
-      var show = (!c || d.category === c) &&
-        (!sc || (sc === "none" ? d.scenario === "" : "s:" + d.scenario === sc));
-      var anyWrong = false, match = !q || ex.sentence.indexOf(q) !== -1;
-      for (var j = 0; j < ex.answers.length; j++) {
-        var a = ex.answers[j], ad = a.el.dataset;
-        var on = (!m || ad.model === m) && (!s || ad.strategy === s);
-        a.el.hidden = !on;
-        if (!on) continue;
-        if (ad.correct === "false" || ad.correct === "error") anyWrong = true;
-        if (q && a.text.indexOf(q) !== -1) match = true;
-      }
-      show = show && match && (!onlyWrong || anyWrong);
-      ex.el.hidden = !show;
-      if (show) visible++;
-    }
-    count.textContent = String(visible);
+    count = byId("examples-count"), list = byId("examples-list"), pager = byId("examples-pager"),
+    prev = byId("page-prev"), next = byId("page-next"), range = byId("page-range"),
+    dialog = byId("example-detail"), body = byId("detail-body"), closer = byId("detail-close"),
+    dataEl = byId("examples-data"), nojs = byId("examples-nojs");
+  if (!model || !strategy || !category || !scenario || !wrong || !search || !count || !list || !pager ||
+    !prev || !next || !range || !dialog || !body || !closer || !dataEl) return;
+  var data;
+  try { data = JSON.parse(dataEl.textContent || "{}"); } catch (err) { return; }
+  var PAGE = ${EXAMPLES_PAGE_SIZE}, PREVIEW = ${RESPONSE_PREVIEW_CHARS};
+  var rows = data.rows || [], series = data.series || [], texts = data.texts || [], shapes = data.prompts || [],
+    strategies = data.strategies || [];
+  // The same check as the server's: only a base64 image data: URL ever becomes an img src.
+  var DATA_URL = /^data:image\\/(?:webp|jpeg|png|gif);base64,[A-Za-z0-9+\\/]+={0,2}$/;
+  var MARKS = { "true": "\\u2713 right", "false": "\\u2717 wrong", error: "\\u26a0 error", missing: "\\u2013 no verdict" };
+  var byItem = {};
+  for (var r = 0; r < rows.length; r++) byItem[String(rows[r].id)] = rows[r];
+  var filtered = [], page = 1, openId = null;
+
+  function el(tag, cls, text) {
+    var n = document.createElement(tag);
+    if (cls) n.className = cls;
+    if (text !== undefined && text !== null) n.textContent = String(text);
+    return n;
   }
-  [model, strategy, category, scenario, wrong].forEach(function (el) { el.addEventListener("change", apply); });
-  search.addEventListener("input", apply);
-  apply();
+  function add(parent, child) { parent.appendChild(typeof child === "string" ? document.createTextNode(child) : child); return child; }
+  function clear(n) { while (n.firstChild) n.removeChild(n.firstChild); }
+  function lower(s) { return (s || "").toLowerCase(); }
+  function shown(j) {
+    var s = series[j];
+    return (!model.value || s.model === model.value) && (!strategy.value || s.strategy === strategy.value);
+  }
+  // An answer is a tuple (see ExampleAnswer): outcome, text, strict, strict right, latency, attempts,
+  // prompt and completion tokens, finish reason, rare facts.
+  function answerText(a) { return a[1] || ""; }
+
+  function apply() {
+    var c = category.value, sc = scenario.value, onlyWrong = wrong.checked, q = search.value.trim().toLowerCase();
+    filtered = [];
+    for (var i = 0; i < rows.length; i++) {
+      var row = rows[i];
+      if (c && row.c !== c) continue;
+      if (sc && (sc === "none" ? row.sc !== null : row.sc === null || "s:" + row.sc !== sc)) continue;
+      var anyWrong = false, match = !q || lower(row.s).indexOf(q) !== -1;
+      for (var j = 0; j < series.length; j++) {
+        var a = row.a[j];
+        if (!a || !shown(j)) continue;
+        if (a[0] === "false" || a[0] === "error") anyWrong = true;
+        if (q && !match && lower(answerText(a)).indexOf(q) !== -1) match = true;
+      }
+      if (match && (!onlyWrong || anyWrong)) filtered.push(row);
+    }
+    count.textContent = String(filtered.length);
+  }
+
+  function thumb(row, cls) {
+    if (row.t && DATA_URL.test(row.t)) {
+      var img = el("img", cls);
+      img.setAttribute("src", row.t);
+      img.setAttribute("alt", "");
+      return img;
+    }
+    var none = el("div", cls + " none", "no image");
+    none.setAttribute("role", "img");
+    none.setAttribute("aria-label", "image unavailable");
+    return none;
+  }
+  function answerItem(row, j, full) {
+    var a = row.a[j], s = series[j], o = a ? a[0] : "missing", rare = (a && a[9]) || {};
+    var li = el("li", "answer");
+    li.setAttribute("data-model", s.model);
+    li.setAttribute("data-strategy", s.strategy);
+    li.setAttribute("data-correct", o);
+    add(li, el("b", "mark", MARKS[o] || o));
+    add(li, " ");
+    add(li, el("i", "who", s.model + " \\u00b7 " + s.strategy));
+    if (!a) return li;
+    var tags = rare.g || [];
+    for (var k = 0; k < tags.length; k++) { add(li, " "); add(li, el("span", "tag", tags[k])); }
+    var text = answerText(a);
+    if (!full) {
+      add(li, " ");
+      add(li, el("span", "response", text.length > PREVIEW ? text.slice(0, PREVIEW) + "\\u2026" : text));
+      return li;
+    }
+    var dl = add(li, el("dl", "facts"));
+    var fact = function (name, value) { add(dl, el("dt", "", name)); add(dl, el("dd", "", value)); };
+    fact("Paper", o === "true" ? "right" : o === "false" ? "wrong" : "error (no answer)");
+    var known = function (x) { return x === null || x === undefined ? "\\u2013" : String(x); };
+    if (o !== "error") fact("Strict", known(a[2]) + (a[3] === true ? ", right" : a[3] === false ? ", wrong" : ""));
+    fact("Latency", a[4].toLocaleString("en-US") + " ms");
+    fact("Attempts", String(a[5]) + (rare.ra ? " (over " + rare.ra + " evaluations)" : ""));
+    fact("Tokens", known(a[6]) + " prompt, " + known(a[7]) + " completion");
+    fact("Finish reason", known(a[8]));
+    add(li, el("p", "label", o === "error" ? "Error" : rare.x ? "Response (stored part)" : "Response"));
+    add(li, el("pre", "full", text + (rare.m ? "\\u2026 [" + rare.m.toLocaleString("en-US") + " more characters not shown]" : "")));
+    return li;
+  }
+  function article(row) {
+    var art = el("article", "example");
+    art.setAttribute("data-id", String(row.id));
+    art.setAttribute("data-category", row.c);
+    art.setAttribute("data-scenario", row.sc === null ? "" : row.sc);
+    var open = add(art, el("button", "open"));
+    open.setAttribute("type", "button");
+    open.setAttribute("aria-label", "details of item #" + row.id);
+    add(open, thumb(row, "thumb"));
+    var ex = add(art, el("div", "ex"));
+    add(ex, el("p", "sentence", row.s));
+    add(ex, el("p", "meta", row.m));
+    var ul = add(ex, el("ul", "answers"));
+    for (var j = 0; j < series.length; j++) if (shown(j)) add(ul, answerItem(row, j, false));
+    return art;
+  }
+  function pages() { return Math.max(1, Math.ceil(filtered.length / PAGE)); }
+  function render() {
+    page = Math.min(Math.max(1, page), pages());
+    var start = (page - 1) * PAGE, end = Math.min(filtered.length, start + PAGE);
+    var frag = document.createDocumentFragment();
+    for (var i = start; i < end; i++) frag.appendChild(article(filtered[i]));
+    clear(list);
+    list.appendChild(frag);
+    range.textContent = filtered.length === 0 ? "no items match"
+      : "items " + (start + 1) + "\\u2013" + end + " of " + filtered.length;
+    prev.disabled = page <= 1;
+    next.disabled = page >= pages();
+  }
+
+  function promptText(row, k) {
+    var shape = shapes[row.p[k]] || [];
+    var user = (texts[shape[1]] || "") + (shape[2] >= 0 ? row.s + (texts[shape[2]] || "") : "");
+    return { system: shape[0] >= 0 ? texts[shape[0]] : null, user: user };
+  }
+  function detail(row) {
+    var frag = document.createDocumentFragment();
+    var title = add(frag, el("h3", "", "Item #" + row.id));
+    title.setAttribute("id", "detail-title");
+    add(frag, el("p", "meta", row.m));
+    add(frag, el("p", "sentence", row.s));
+    var fig = add(frag, el("div", "detail-image"));
+    add(fig, thumb(row, "thumb-large"));
+    var where = add(fig, el("p", "note"));
+    add(where, "Image (the thumbnail is what the page holds): ");
+    var link = add(where, el("a", "image-link", row.k));
+    // Relative to reports/<runId>/report.html in the bucket: ../../ is its root, where the key starts.
+    link.setAttribute("href", "../../" + String(row.k).split("/").map(encodeURIComponent).join("/"));
+    add(frag, el("h4", "", "Prompts"));
+    for (var k = 0; k < strategies.length; k++) {
+      var p = promptText(row, k), box = add(frag, el("div", "prompt"));
+      box.setAttribute("data-strategy", strategies[k]);
+      add(box, el("p", "label", strategies[k]));
+      if (p.system !== null) { add(box, el("p", "muted", "System prompt")); add(box, el("pre", "full", p.system)); }
+      add(box, el("p", "muted", "User prompt (sent with the image)"));
+      add(box, el("pre", "full", p.user));
+    }
+    add(frag, el("h4", "", "Answers"));
+    var ul = add(frag, el("ul", "answers detail-answers"));
+    for (var j = 0; j < series.length; j++) add(ul, answerItem(row, j, true));
+    return frag;
+  }
+
+  function stateHash() {
+    var p = new URLSearchParams();
+    if (model.value) p.set("model", model.value);
+    if (strategy.value) p.set("strategy", strategy.value);
+    if (category.value) p.set("category", category.value);
+    if (scenario.value) p.set("scenario", scenario.value);
+    if (wrong.checked) p.set("wrong", "1");
+    if (search.value) p.set("q", search.value);
+    if (page > 1) p.set("page", String(page));
+    if (openId !== null) p.set("item", openId);
+    var s = p.toString();
+    return s ? "#examples?" + s : "";
+  }
+  function writeHash() {
+    var h = stateHash();
+    if (h === location.hash || (h === "" && location.hash.indexOf("#examples?") !== 0)) return;
+    // replaceState: no hashchange, no scroll, no history entry per keystroke.
+    try { history.replaceState(null, "", h || location.pathname + location.search); }
+    catch (err) { location.hash = h; }
+  }
+  function openDetail(id) {
+    var row = byItem[id];
+    if (!row) return;
+    openId = String(row.id);
+    clear(body);
+    body.appendChild(detail(row));
+    if (!dialog.open) {
+      if (typeof dialog.showModal === "function") dialog.showModal(); else dialog.setAttribute("open", "");
+    }
+    writeHash();
+  }
+  function setSelect(select, value) {
+    select.value = "";
+    for (var i = 0; i < select.options.length; i++) if (select.options[i].value === value) select.value = value;
+  }
+  function readHash() {
+    if (location.hash.indexOf("#examples?") !== 0) return false;
+    var p = new URLSearchParams(location.hash.slice(10));
+    setSelect(model, p.get("model") || "");
+    setSelect(strategy, p.get("strategy") || "");
+    setSelect(category, p.get("category") || "");
+    setSelect(scenario, p.get("scenario") || "");
+    wrong.checked = p.get("wrong") === "1";
+    search.value = p.get("q") || "";
+    apply();
+    page = parseInt(p.get("page") || "1", 10) || 1;
+    render();
+    var item = p.get("item");
+    if (item !== null && byItem[item]) openDetail(item);
+    else if (dialog.open) { openId = null; dialog.close(); }
+    return true;
+  }
+
+  function changed() { page = 1; apply(); render(); writeHash(); }
+  [model, strategy, category, scenario, wrong].forEach(function (c) { c.addEventListener("change", changed); });
+  search.addEventListener("input", changed);
+  prev.addEventListener("click", function () { page--; render(); writeHash(); pager.scrollIntoView({ block: "nearest" }); });
+  next.addEventListener("click", function () { page++; render(); writeHash(); pager.scrollIntoView({ block: "nearest" }); });
+  list.addEventListener("click", function (ev) {
+    var target = ev.target;
+    if (!target || !target.closest || target.closest("a")) return;
+    // Selecting text to copy it is not a click on the item.
+    var selection = window.getSelection ? String(window.getSelection()) : "";
+    var art = target.closest("article.example");
+    if (art && (selection === "" || target.closest("button.open"))) openDetail(art.getAttribute("data-id"));
+  });
+  closer.addEventListener("click", function () { dialog.close(); });
+  dialog.addEventListener("click", function (ev) { if (ev.target === dialog) dialog.close(); });
+  dialog.addEventListener("close", function () { openId = null; writeHash(); });
+  window.addEventListener("hashchange", readHash);
+  if (nojs) nojs.hidden = true;
+  pager.hidden = false;
+  if (readHash()) { var section = byId("examples"); if (section) section.scrollIntoView(); }
+  else { apply(); render(); }
 })();`;
 
 const STYLES = `
@@ -187,8 +400,25 @@ text-align:center}
 .mark{font-weight:600}[data-correct=true]>.mark{color:var(--right)}[data-correct=false]>.mark{color:var(--wrong)}
 [data-correct=error]>.mark{color:var(--error)}[data-correct=missing]>.mark{color:var(--muted)}
 .who{color:var(--muted);font-style:normal}.response{white-space:pre-wrap}
-details{margin-top:.15rem}summary{cursor:pointer;color:var(--accent);font-size:.8rem}
-.full{white-space:pre-wrap;margin:.25rem 0}
+.full{white-space:pre-wrap;overflow-wrap:anywhere;margin:.25rem 0;font:inherit;font-size:.85rem;
+background:var(--soft);padding:.35rem .5rem;border-radius:.3rem;max-height:24rem;overflow:auto}
+.example{cursor:pointer}.example:hover{background:var(--soft)}
+button{font:inherit;font-size:.85rem;color:inherit;background:var(--soft);border:1px solid var(--line);
+border-radius:.3rem;padding:.15rem .6rem;cursor:pointer}button:disabled{opacity:.45;cursor:default}
+button.open{flex:0 0 auto;padding:0;border:0;background:none;border-radius:.25rem;align-self:flex-start}
+.pager{display:flex;gap:.75rem;align-items:center;margin:.5rem 0;font-size:.875rem}
+dialog#example-detail{width:min(60rem,calc(100vw - 1rem));max-height:calc(100vh - 2rem);padding:0 1rem 1rem;
+border:1px solid var(--line);border-radius:.5rem;background:var(--bg);color:var(--fg)}
+dialog::backdrop{background:rgba(0,0,0,.45)}
+.detail-bar{position:sticky;top:0;display:flex;justify-content:flex-end;background:var(--bg);padding:.5rem 0}
+#detail-body h3{margin-top:0;overflow-wrap:anywhere}#detail-body h4{margin:1rem 0 .35rem}
+.thumb-large{display:block;width:256px;max-width:100%;height:auto;aspect-ratio:1;object-fit:contain;
+border-radius:.3rem;background:var(--soft)}.thumb-large.none{display:flex;align-items:center;
+justify-content:center;height:8rem;width:8rem;font-size:.8rem;color:var(--muted)}
+.image-link{overflow-wrap:anywhere}.label{font-weight:600;margin:.5rem 0 .1rem;font-size:.85rem}
+.prompt{margin:.5rem 0}.prompt .muted{margin:.25rem 0 0;font-size:.8rem}
+.detail-answers>.answer{padding:.35rem 0 .35rem .6rem;margin:.5rem 0}
+dl.facts{font-size:.8rem;gap:.1rem .75rem;margin:.3rem 0}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;font-size:.9rem}
 dt{font-weight:600}dd{margin:0;min-width:0;overflow-wrap:anywhere}
 @media (max-width:40rem){dl{grid-template-columns:1fr}dd{margin-bottom:.5rem}body{font-size:14px}
@@ -203,7 +433,8 @@ margin:.5rem 0;padding:.35rem .6rem}
 #headline td.no-answers{order:-2;flex-basis:100%}
 .chart[data-chart=scenarios] svg{display:none}.scenario-list{display:block}
 th[scope=row] .tag{display:table;margin:.1rem 0 0}
-.filters{position:static}}
+.filters{position:static}dl.facts{grid-template-columns:max-content 1fr}dl.facts dd{margin:0}
+dialog#example-detail{max-height:calc(100vh - 1rem);padding:0 .75rem .75rem}}
 footer{padding:2rem 1rem;font-size:.8rem;color:var(--muted)}
 `;
 
@@ -460,61 +691,124 @@ function chartsSection(charts: readonly RenderedChart[], report: Report): string
     .join("\n");
 }
 
-/** What the page shows about one (model, strategy)'s answer to one item. */
-type Outcome = "true" | "false" | "error" | "missing";
-
-const MARKS: Record<Outcome, string> = {
-  true: "✓ right",
-  false: "✗ wrong",
-  error: "⚠ error",
-  missing: "– no verdict",
-};
+/** What the page shows about one (model, strategy)'s answer to one item ("missing": no verdict). */
+type Outcome = "true" | "false" | "error";
 
 const DATA_URL = /^data:image\/(?:webp|jpeg|png|gif);base64,[A-Za-z0-9+/]+={0,2}$/;
 
-/** `stored`: the verdict kept only the head of a longer answer, so the page never says "full". */
-function responseHtml(text: string, stored = false): string {
-  if (text.length <= RESPONSE_PREVIEW_CHARS) return `<span class="response">${e(text)}</span>`;
-  const kept = text.slice(0, RESPONSE_MAX_CHARS);
-  const cut = text.length - kept.length;
-  return (
-    `<span class="response">${e(text.slice(0, RESPONSE_PREVIEW_CHARS))}…</span>` +
-    `<details><summary>${stored ? "stored part of the response" : "full response"} (${text.length.toLocaleString("en-US")} characters)</summary>` +
-    `<p class="full">${e(kept)}${cut > 0 ? `… [${cut.toLocaleString("en-US")} more characters not shown]` : ""}</p></details>`
-  );
+/** The image URL the prompts are built with: only their text parts are shipped, so any URL does. */
+const PLACEHOLDER_IMAGE_URL = "data:,";
+
+/**
+ * One answer in the data block, a tuple because there are items × series of them (an object's keys would
+ * add a third to the page): outcome, response or error text (at most RESPONSE_MAX_CHARS), strict answer,
+ * strict correctness, latency (ms), attempts, prompt and completion tokens (null when unknown), finish
+ * reason, and the rare facts apart.
+ */
+type ExampleAnswer = [
+  outcome: Outcome,
+  text: string,
+  strict: string | null,
+  strictCorrect: boolean | null,
+  latencyMs: number,
+  attempts: number,
+  promptTokens: number | null,
+  completionTokens: number | null,
+  finishReason: string | null,
+  rare?: ExampleRare,
+];
+
+/** m: characters cut from the text; x: the verdict kept only the head of a longer answer; g: tags; ra: evaluations when more than one. */
+interface ExampleRare {
+  m?: number;
+  x?: 1;
+  g?: string[];
+  ra?: number;
 }
 
-function answerHtml(modelId: string, strategy: Strategy, v: Verdict | undefined): string {
-  const outcome: Outcome = !v
-    ? "missing"
-    : v.status === "error"
-      ? "error"
-      : v.correctPaper === true
-        ? "true"
-        : "false";
-  const head =
-    `<li class="answer" data-model="${e(modelId)}" data-strategy="${e(strategy)}" data-correct="${outcome}">` +
-    `<b class="mark">${MARKS[outcome]}</b> <i class="who">${e(modelId)} · ${e(strategy)}</i>`;
-  if (!v) return `${head}</li>`;
+/**
+ * One item in the data block: id, c category, sc scenario (null when unlabelled), m its description, s the
+ * sentence, t the thumbnail data: URL (null without one), k the image's dataset key, p per strategy an index
+ * into `prompts`, a per series its answer (null without verdict).
+ */
+interface ExampleRow {
+  id: number;
+  c: Category;
+  sc: string | null;
+  m: string;
+  s: string;
+  t: string | null;
+  k: string;
+  p: number[];
+  a: (ExampleAnswer | null)[];
+}
+
+/**
+ * The examples' data: the items and their answers, and the prompts as shapes over a table of distinct
+ * texts (`texts`). A shape is [system, before, after] (text indexes, -1 for none): the user prompt is
+ * texts[before] + sentence + texts[after], or texts[before] alone when after is -1. The instruction and the
+ * system prompts are the same for every item, so they are stored once, not 1,453 times.
+ */
+export interface ExamplesData {
+  runId: string;
+  /** Number of items (rows.length). */
+  items: number;
+  series: { model: string; strategy: Strategy }[];
+  strategies: Strategy[];
+  texts: string[];
+  prompts: [number, number, number][];
+  rows: ExampleRow[];
+}
+
+/** Text bounded as the page has always kept it: at most RESPONSE_MAX_CHARS, and how much was cut. */
+function bounded(text: string): { text: string; cut: number } {
+  const kept = text.slice(0, RESPONSE_MAX_CHARS);
+  return { text: kept, cut: text.length - kept.length };
+}
+
+function exampleAnswer(v: Verdict): ExampleAnswer {
+  const rare: ExampleRare = {};
+  if (v.runAttempts > 1) rare.ra = v.runAttempts;
+  const tags: string[] = [];
+  let outcome: Outcome;
+  let text: string;
   if (v.status === "error") {
-    const error = v.error ? `${v.error.kind}: ${v.error.message}` : "no answer";
-    return `${head} ${responseHtml(error)}</li>`;
+    outcome = "error";
+    text = v.error ? `${v.error.kind}: ${v.error.message}` : "no answer";
+  } else {
+    outcome = v.correctPaper === true ? "true" : "false";
+    text = v.response ?? "";
+    // Yes/No is plain from the text; say how the strict reading took anything else.
+    if (v.strictAnswer === "refused" || v.strictAnswer === "unparseable")
+      tags.push(`strict: ${v.strictAnswer}`);
+    if (v.cached) tags.push("cached");
+    // Scored on the full answer; the verdict (and so this page) keeps its head.
+    if (v.truncated) {
+      rare.x = 1;
+      tags.push(`truncated (${(v.responseLength ?? 0).toLocaleString("en-US")} characters)`);
+    }
+    const sent = v.imageSent;
+    if (sent)
+      tags.push(
+        `image downscaled (${sent.width}×${sent.height}, ${sent.bytes.toLocaleString("en-US")} bytes; the dataset's: ${sent.original.width}×${sent.original.height}, ${sent.original.bytes.toLocaleString("en-US")} bytes)`,
+      );
   }
-  // Yes/No is plain from the text; say how the strict reading took anything else.
-  const strict =
-    v.strictAnswer === "refused" || v.strictAnswer === "unparseable"
-      ? ` ${tag(`strict: ${v.strictAnswer}`)}`
-      : "";
-  const cached = v.cached ? ` ${tag("cached")}` : "";
-  // Scored on the full answer; the verdict (and so this page) keeps its head.
-  const truncated = v.truncated
-    ? ` ${tag(`truncated (${(v.responseLength ?? 0).toLocaleString("en-US")} characters)`)}`
-    : "";
-  const sent = v.imageSent;
-  const downscaled = sent
-    ? ` ${tag(`image downscaled (${sent.width}×${sent.height}, ${sent.bytes.toLocaleString("en-US")} bytes; the dataset's: ${sent.original.width}×${sent.original.height}, ${sent.original.bytes.toLocaleString("en-US")} bytes)`)}`
-    : "";
-  return `${head}${strict}${cached}${truncated}${downscaled} ${responseHtml(v.response ?? "", v.truncated)}</li>`;
+  if (tags.length > 0) rare.g = tags;
+  const kept = bounded(text);
+  if (kept.cut > 0) rare.m = kept.cut;
+  const answer: ExampleAnswer = [
+    outcome,
+    kept.text,
+    v.strictAnswer,
+    v.correctStrict,
+    Math.round(v.latencyMs),
+    v.attempts,
+    v.promptTokens,
+    v.completionTokens,
+    v.finishReason,
+  ];
+  if (Object.keys(rare).length > 0) answer.push(rare);
+  return answer;
 }
 
 function describeItem(item: DatasetItem): string {
@@ -523,19 +817,63 @@ function describeItem(item: DatasetItem): string {
   if (item.domain || item.scenario)
     parts.push([item.domain, item.scenario].filter((x): x is string => x !== null).join(" / "));
   else parts.push("unlabelled");
-  return `${parts.map(e).join(" · ")} · expected <strong>${item.expected === "yes" ? "Yes" : "No"}</strong>`;
+  return `${parts.join(" · ")} · expected ${item.expected === "yes" ? "Yes" : "No"}`;
 }
 
-function thumbnailHtml(url: string | null | undefined): string {
-  if (url && DATA_URL.test(url)) return `<img class="thumb" src="${url}" alt="">`;
-  return '<div class="thumb none" role="img" aria-label="image unavailable">no image</div>';
+/** Builds the data block's prompt tables: distinct texts and [system, before, after] shapes, by index. */
+function promptTables(): {
+  texts: string[];
+  prompts: [number, number, number][];
+  shapeOf: (item: DatasetItem, strategy: Strategy) => number;
+} {
+  const texts: string[] = [];
+  const textIndex = new Map<string, number>();
+  const prompts: [number, number, number][] = [];
+  const shapeIndex = new Map<string, number>();
+  const intern = (text: string): number => {
+    let i = textIndex.get(text);
+    if (i === undefined) {
+      i = texts.push(text) - 1;
+      textIndex.set(text, i);
+    }
+    return i;
+  };
+  const shapeOf = (item: DatasetItem, strategy: Strategy): number => {
+    // The core's own prompts, so the page shows what was sent; only their text parts.
+    const messages = buildChatMessages(item, strategy, PLACEHOLDER_IMAGE_URL);
+    let system = -1;
+    let user = "";
+    for (const message of messages) {
+      if (message.role === "system") system = intern(message.content);
+      else
+        user += message.content
+          .map((part) => (part.type === "text" ? part.text : ""))
+          .filter(Boolean)
+          .join("\n");
+    }
+    // The sentence is what differs per item: cut it out so the rest is shared.
+    const at = item.sentence === "" ? -1 : user.indexOf(item.sentence);
+    const shape: [number, number, number] =
+      at === -1
+        ? [system, intern(user), -1]
+        : [system, intern(user.slice(0, at)), intern(user.slice(at + item.sentence.length))];
+    const key = shape.join(",");
+    let i = shapeIndex.get(key);
+    if (i === undefined) {
+      i = prompts.push(shape) - 1;
+      shapeIndex.set(key, i);
+    }
+    return i;
+  };
+  return { texts, prompts, shapeOf };
 }
 
 function option(value: string, label: string): string {
   return `<option value="${e(value)}">${e(label)}</option>`;
 }
 
-function examplesSection(input: HtmlReportInput): { html: string; data: unknown } {
+/** The examples' controls and empty containers (the script fills them from `data`), and that data. */
+function examplesSection(input: HtmlReportInput): { html: string; data: ExamplesData } {
   const { report, verdicts } = input;
   const items = [...input.items].sort((a, b) => a.id - b.id);
   const series = report.rows.map((r) => ({ modelId: r.modelId, strategy: r.strategy }));
@@ -543,6 +881,25 @@ function examplesSection(input: HtmlReportInput): { html: string; data: unknown 
     JSON.stringify([modelId, strategy, itemId]);
   const byKey = new Map<string, Verdict>();
   for (const v of verdicts) byKey.set(key(v.modelId, v.strategy, v.itemId), v);
+  const strategies = [...report.run.strategies];
+  const tables = promptTables();
+  const rows: ExampleRow[] = items.map((item) => {
+    const thumbnail = input.thumbnails?.get(item.id);
+    return {
+      id: item.id,
+      c: item.category,
+      sc: item.scenario,
+      m: describeItem(item),
+      s: item.sentence,
+      t: thumbnail && DATA_URL.test(thumbnail) ? thumbnail : null,
+      k: item.image.key,
+      p: strategies.map((s) => tables.shapeOf(item, s)),
+      a: series.map((s) => {
+        const v = byKey.get(key(s.modelId, s.strategy, item.id));
+        return v ? exampleAnswer(v) : null;
+      }),
+    };
+  });
 
   const scenarios = [...new Set(items.flatMap((i) => (i.scenario === null ? [] : [i.scenario])))].sort();
   const categories = CATEGORIES.filter((c: Category) => items.some((i) => i.category === c));
@@ -557,16 +914,14 @@ function examplesSection(input: HtmlReportInput): { html: string; data: unknown 
     '<label>Search <input type="search" id="search" placeholder="sentence or answer"></label>',
     `<span class="muted"><span id="examples-count">${items.length}</span> of ${items.length} items</span>`,
     "</div>",
+    '<p class="note" id="examples-nojs">The examples need JavaScript: the page builds them from its data. The tables and charts above do not.</p>',
+    '<div class="pager" id="examples-pager" hidden><button type="button" id="page-prev">← previous</button>' +
+      `<span id="page-range">items 1–${Math.min(items.length, EXAMPLES_PAGE_SIZE)} of ${items.length}</span>` +
+      '<button type="button" id="page-next">next →</button></div>',
+    '<div id="examples-list"></div>',
+    '<dialog id="example-detail" aria-labelledby="detail-title"><div class="detail-bar">' +
+      '<button type="button" id="detail-close">close</button></div><div id="detail-body"></div></dialog>',
   );
-  for (const item of items) {
-    out.push(
-      `<article class="example" data-id="${item.id}" data-category="${e(item.category)}" data-scenario="${e(item.scenario ?? "")}">` +
-        thumbnailHtml(input.thumbnails?.get(item.id)) +
-        `<div class="ex"><p class="sentence">${e(item.sentence)}</p><p class="meta">${describeItem(item)}</p>` +
-        `<ul class="answers">${series.map((s) => answerHtml(s.modelId, s.strategy, byKey.get(key(s.modelId, s.strategy, item.id)))).join("")}</ul>` +
-        "</div></article>",
-    );
-  }
   if (items.length === 0) out.push('<p class="note">No items: the run planned none.</p>');
   return {
     html: out.join("\n"),
@@ -574,6 +929,10 @@ function examplesSection(input: HtmlReportInput): { html: string; data: unknown 
       runId: report.run.runId,
       items: items.length,
       series: series.map((s) => ({ model: s.modelId, strategy: s.strategy })),
+      strategies,
+      texts: tables.texts,
+      prompts: tables.prompts,
+      rows,
     },
   };
 }
@@ -781,7 +1140,7 @@ export function renderHtml(input: HtmlReportInput): string {
     chartsSection(input.charts, report),
     "</section>",
     '<section id="examples"><h2>Examples</h2>',
-    '<p class="note">Every planned item with each model × strategy’s answer (paper scoring marks right or wrong). Filters need JavaScript; without it every item is shown.</p>',
+    `<p class="note">Every planned item with each model × strategy’s answer (paper scoring marks right or wrong), ${EXAMPLES_PAGE_SIZE} to a page; open an item for its image, prompts and full answers. The filters, the page and the open item are kept in the address, so a link shows the same view.</p>`,
     examples.html,
     "</section>",
     '<section id="run"><h2>Run</h2>',

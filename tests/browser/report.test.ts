@@ -5,16 +5,22 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { formatPercent, type Report } from "../../src/core/report.ts";
-import type { ModelConfig } from "../../src/core/schemas.ts";
+import sharp from "sharp";
+import { thumbnailDataUrl } from "../../src/adapters/thumbnails.ts";
+import { computeRow } from "../../src/core/metrics.ts";
+import { buildReport, formatPercent, type Report } from "../../src/core/report.ts";
+import { EXAMPLES_PAGE_SIZE, renderHtml } from "../../src/core/report-html.ts";
+import { type DatasetItem, type ModelConfig, modelConfigSchema } from "../../src/core/schemas.ts";
+import { buildVerdict } from "../../src/core/verdicts.ts";
 import { type ReferenceServer, startReferenceModelServer } from "../../src/local/reference-model-server.ts";
 import { closeLocalSession, type LocalRunResult, runLocal } from "../../src/local/runner.ts";
+import { datasetItem } from "../fixtures/dataset-item.ts";
 import { referenceModel } from "../fixtures/reference-models.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
@@ -185,15 +191,20 @@ describe("HTML report in Chromium", {
     }
   });
 
-  it("filters the examples browser", async () => {
-    const visible = () => page.locator("article.example:not([hidden])").count();
+  it("filters the examples browser, and keeps the filters in the URL hash", async () => {
+    const visible = () => page.locator("article.example").count();
     const all = await visible();
-    assert.equal(all, report.run.dataset.runnable);
-    assert.equal(((await page.locator("#examples-count").textContent()) ?? "").trim(), String(all));
+    assert.equal(all, Math.min(report.run.dataset.runnable, EXAMPLES_PAGE_SIZE));
+    assert.equal(
+      ((await page.locator("#examples-count").textContent()) ?? "").trim(),
+      String(report.run.dataset.runnable),
+    );
+    assert.equal(await page.locator("#examples-nojs").isHidden(), true, "the no-script note is hidden");
 
     await page.locator("#filter-category").selectOption("typical");
     const typical = await visible();
     assert.ok(typical > 0 && typical < all, `category filter: ${typical} of ${all}`);
+    assert.match(await page.evaluate("location.hash"), /^#examples\?category=typical$/);
     await page.locator("#filter-category").selectOption({ index: 0 });
 
     await page.locator("#filter-model").selectOption("always-no");
@@ -201,13 +212,70 @@ describe("HTML report in Chromium", {
     // always-no is wrong exactly on the over-safety items.
     const oversafety = report.rows.find((r) => r.modelId === "always-no")?.paper.oversafety.n ?? -1;
     assert.equal(await visible(), oversafety);
+    assert.equal(
+      await page.locator('li.answer:not([data-model="always-no"])').count(),
+      0,
+      "only the chosen model's answers",
+    );
+    assert.match(await page.evaluate("location.hash"), /model=always-no&wrong=1/);
     await page.locator("#filter-wrong").uncheck();
     await page.locator("#filter-model").selectOption({ index: 0 });
 
     await page.locator("#search").fill("zzzz-no-such-text-zzzz");
     assert.equal(await visible(), 0);
+    assert.equal(((await page.locator("#page-range").textContent()) ?? "").trim(), "no items match");
     await page.locator("#search").fill("");
     assert.equal(await visible(), all);
+    assert.equal(await page.evaluate("location.hash"), "", "no state, no hash");
+  });
+
+  it("opens an item's detail: larger image, the link to its object, prompts and every raw response", async () => {
+    const article = page.locator("article.example").first();
+    const id = await article.getAttribute("data-id");
+    await article.locator(".sentence").click();
+    const dialog = page.locator("#example-detail[open]");
+    await dialog.waitFor();
+    assert.equal(((await dialog.locator("#detail-title").textContent()) ?? "").trim(), `Item #${id}`);
+    const link = dialog.locator("a.image-link");
+    const key = ((await link.textContent()) ?? "").trim();
+    assert.match(key, new RegExp(`^datasets/.+/images/${id}\\.\\w+$`));
+    assert.equal(await link.getAttribute("href"), `../../${key}`);
+    assert.equal((await dialog.locator("img").count()) <= 1, true, "at most the embedded thumbnail");
+    assert.equal(await dialog.locator(".prompt").count(), report.run.strategies.length);
+    assert.equal(await dialog.locator("li.answer").count(), report.rows.length, "every model × strategy");
+    const hostile = dialog.locator('li.answer[data-model="hostile"] pre.full').first();
+    assert.ok(((await hostile.textContent()) ?? "").includes("<script>window.__mmsafePwned=1</script>"));
+    assert.ok(((await dialog.textContent()) ?? "").includes("Latency"));
+    assert.match(await page.evaluate("location.hash"), new RegExp(`^#examples\\?item=${id}$`));
+    assert.equal(
+      await page
+        .locator("#example-detail script, #example-detail img[src='x'], #example-detail b:not(.mark)")
+        .count(),
+      0,
+    );
+    await page.locator("#detail-close").click();
+    assert.equal(await page.locator("#example-detail[open]").count(), 0);
+    assert.equal(await page.evaluate("location.hash"), "");
+  });
+
+  it("restores the filters and the open item from the hash, after a reload and on hashchange", async () => {
+    const oversafety = report.rows.find((r) => r.modelId === "always-no")?.paper.oversafety.n ?? -1;
+    const first = await page.locator("article.example").first().getAttribute("data-id");
+    const url = `${pathToFileURL(path.join(result.reportDir ?? "", "report.html")).href}#examples?model=always-no&wrong=1&item=${first}`;
+    await page.goto(url);
+    await page.reload();
+    assert.equal(await page.locator("#filter-model").inputValue(), "always-no");
+    assert.equal(await page.locator("#filter-wrong").isChecked(), true);
+    assert.equal(await page.locator("article.example").count(), oversafety);
+    assert.equal(
+      ((await page.locator("#example-detail[open] #detail-title").textContent()) ?? "").trim(),
+      `Item #${first}`,
+    );
+    await page.evaluate('location.hash = "#examples?category=typical"');
+    await page.waitForFunction('document.getElementById("filter-category").value === "typical"');
+    assert.equal(await page.locator("#filter-model").inputValue(), "");
+    assert.equal(await page.locator("#example-detail[open]").count(), 0, "no item in the hash: closed");
+    await page.goto(pathToFileURL(path.join(result.reportDir ?? "", "report.html")).href);
   });
 
   it("shows an injected <script> as text and never runs it", async () => {
@@ -220,7 +288,10 @@ describe("HTML report in Chromium", {
       text.includes("<script>window.__mmsafePwned=1</script>"),
       "the hostile answer is visible as text",
     );
-    assert.equal(await page.locator("#examples script, #examples img[src='x']").count(), 0);
+    assert.equal(
+      await page.locator("#examples script, #examples img[src='x'], #examples-list b:not(.mark)").count(),
+      0,
+    );
   });
 
   it("saves a screenshot and stays a small file", async () => {
@@ -235,5 +306,178 @@ describe("HTML report in Chromium", {
       `screenshot: ${file}; report.html ${(size / 1024).toFixed(0)} KB for ${report.run.dataset.runnable} items`,
     );
     assert.ok((await stat(file)).size > 10_000);
+  });
+});
+
+/**
+ * A generated run of 1,453 items × 3 models (a page built by renderHtml from synthetic verdicts, one real
+ * thumbnail shared by every item): at most a page of articles in the DOM, paging, the detail at 390 and
+ * 1400 px (screenshots), and the page's size and load time.
+ */
+describe("HTML report of 1,453 items × 3 models in Chromium", {
+  skip: executablePath ? false : "no Chromium on this machine (apt-get install chromium)",
+}, () => {
+  const N = 1453;
+  let dir: string;
+  let file: string;
+  let browser: Browser;
+  let page: Page;
+  let wrongOfRandom = 0;
+  const errors: string[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "mmsafe-browser-big-"));
+    const items: DatasetItem[] = Array.from({ length: N }, (_, i) => ({
+      ...datasetItem(1 + (i % 1153) + (i >= 1153 ? 1000 : 0), i % 7 === 0 ? null : `scenario_${i % 40}`),
+      id: i + 1,
+      sentence: `A sentence of about the usual length for the item number ${i + 1}`,
+    }));
+    const models = ["always-yes", "always-no", "random"].map((id) => ({
+      ...modelConfigSchema.parse({ id, baseURL: "http://127.0.0.1:9/v1", model: id }),
+      kind: "baseline" as const,
+    }));
+    const now = new Date("2025-01-02T03:04:05.000Z");
+    const verdicts = models.flatMap((m) =>
+      items.map((item, i) => {
+        const text = m.id === "always-yes" ? "Yes." : m.id === "always-no" ? "No." : i % 2 ? "Yes." : "No.";
+        return buildVerdict(
+          "run-big",
+          m.id,
+          "baseline",
+          item,
+          {
+            kind: "answer",
+            text: `${text} ${"Because of what the image shows. ".repeat(i % 5)}`,
+            finishReason: "stop",
+            latencyMs: 100 + i,
+            promptTokens: 900,
+            completionTokens: 5,
+            attempts: 1,
+            cached: false,
+          },
+          now,
+        );
+      }),
+    );
+    wrongOfRandom = verdicts.filter((v) => v.modelId === "random" && v.correctPaper !== true).length;
+    const report = buildReport({
+      version: "0.1.0-test",
+      runId: "run-big",
+      startedAt: "2025-01-02T03:00:00.000Z",
+      finishedAt: now.toISOString(),
+      dataset: {
+        name: "generated",
+        provenance: { kind: "sample", size: "full", seed: 0 },
+        checksum: "d".repeat(64),
+        records: N,
+        runnable: N,
+        skipped: [],
+      },
+      plannedItems: N,
+      models,
+      strategies: ["baseline"],
+      rows: models.map((m) =>
+        computeRow(
+          m,
+          "baseline",
+          verdicts.filter((v) => v.modelId === m.id),
+          N,
+        ),
+      ),
+    });
+    const pixels = Buffer.alloc(320 * 240 * 3);
+    for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7) % 251;
+    const thumb = await thumbnailDataUrl(
+      await sharp(pixels, { raw: { width: 320, height: 240, channels: 3 } })
+        .png()
+        .toBuffer(),
+    );
+    file = path.join(dir, "report.html");
+    await writeFile(
+      file,
+      renderHtml({
+        report,
+        items,
+        verdicts,
+        thumbnails: new Map(items.map((it) => [it.id, thumb])),
+        charts: [],
+      }),
+    );
+    browser = await chromium.launch({
+      executablePath: executablePath ?? undefined,
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu"],
+    });
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.on("pageerror", (error) => errors.push(error.message));
+    page.on("console", (message) => {
+      if (message.type() === "error") errors.push(message.text());
+    });
+    await page.route(/^(?!file:|data:)/, (route) => {
+      errors.push(`network request: ${route.request().url()}`);
+      return route.abort();
+    });
+    const t0 = performance.now();
+    await page.goto(pathToFileURL(file).href);
+    const loaded = performance.now() - t0;
+    console.log(
+      `report.html for ${N} items × 3 models: ${((await stat(file)).size / 1e6).toFixed(2)} MB, loaded in ${loaded.toFixed(0)} ms`,
+    );
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const range = async () => ((await page.locator("#page-range").textContent()) ?? "").trim();
+
+  it("renders one page of at most 100 articles and pages through the rest", async () => {
+    assert.deepEqual(errors, []);
+    assert.equal(await page.locator("article.example").count(), EXAMPLES_PAGE_SIZE);
+    assert.equal(await range(), `items 1–100 of ${N}`);
+    assert.equal(await page.locator("#page-prev").isDisabled(), true);
+    await page.locator("#page-next").click();
+    assert.equal(await range(), `items 101–200 of ${N}`);
+    assert.equal(await page.locator("article.example").first().getAttribute("data-id"), "101");
+    assert.match(await page.evaluate("location.hash"), /^#examples\?page=2$/);
+    await page.locator("#filter-model").selectOption("random");
+    await page.locator("#filter-wrong").check();
+    assert.equal(((await page.locator("#examples-count").textContent()) ?? "").trim(), String(wrongOfRandom));
+    assert.equal(await range(), `items 1–100 of ${wrongOfRandom}`, "a filter starts again at page 1");
+    assert.ok((await page.locator("article.example").count()) <= EXAMPLES_PAGE_SIZE);
+  });
+
+  it("restores page and item from the hash after a reload, and screenshots the detail at 1400 and 390 px", async () => {
+    await page.goto(`${pathToFileURL(file).href}#examples?model=random&page=3&item=983`);
+    await page.reload();
+    assert.equal(await range(), `items 201–300 of ${N}`);
+    assert.equal(await page.locator("article.example").count(), EXAMPLES_PAGE_SIZE);
+    const dialog = page.locator("#example-detail[open]");
+    assert.equal(((await dialog.locator("#detail-title").textContent()) ?? "").trim(), "Item #983");
+    assert.equal(await dialog.locator("li.answer").count(), 3);
+    assert.equal(
+      await dialog.locator("a.image-link").getAttribute("href"),
+      "../../datasets/t/images/983.png",
+    );
+    await mkdir(OUTPUT_DIR, { recursive: true });
+    for (const width of [1400, 390]) {
+      await page.setViewportSize({ width, height: 900 });
+      await page.screenshot({ path: path.join(OUTPUT_DIR, `detail-${width}.png`) });
+      assert.equal(
+        await page.evaluate(
+          "document.getElementById('example-detail').scrollWidth <= document.getElementById('example-detail').clientWidth",
+        ),
+        true,
+        `${width} px: the detail does not scroll sideways`,
+      );
+    }
+    await page.keyboard.press("Escape");
+    assert.equal(await page.locator("#example-detail[open]").count(), 0);
+    assert.match(await page.evaluate("location.hash"), /^#examples\?model=random&page=3$/);
+    await page.setViewportSize({ width: 390, height: 900 });
+    await page.locator("#examples-pager").scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(OUTPUT_DIR, "examples-390.png") });
+    assert.deepEqual(errors, []);
   });
 });

@@ -14,13 +14,16 @@ import type { VerdictStore } from "../../src/adapters/verdict-store.ts";
 import { PUBLISHED_RESULTS } from "../../src/core/benchmark.ts";
 import { estimateAwsCost } from "../../src/core/cost.ts";
 import { computeRow } from "../../src/core/metrics.ts";
+import { buildChatMessages } from "../../src/core/prompts.ts";
 import { buildReport, formatPercent, headlines, type Report } from "../../src/core/report.ts";
 import { chartSpecs, confusionMatrices } from "../../src/core/report-charts.ts";
 import {
+  EXAMPLES_PAGE_SIZE,
+  type ExamplesData,
   escapeHtml,
   FILTER_SCRIPT,
   type HtmlReportInput,
-  RESPONSE_PREVIEW_CHARS,
+  RESPONSE_MAX_CHARS,
   type RenderedChart,
   renderHtml,
 } from "../../src/core/report-html.ts";
@@ -219,6 +222,13 @@ function tableRows(html: string, id: string): { attributes: string; inner: strin
   }));
 }
 
+/** The examples' data block, parsed (its text has no `<`: checked where it matters). */
+function examplesData(html: string): ExamplesData {
+  const json = html.match(/<script type="application\/json" id="examples-data">([\s\S]*?)<\/script>/)?.[1];
+  assert.ok(json !== undefined, "the data block");
+  return JSON.parse(json) as ExamplesData;
+}
+
 const figure = (html: string, chart: string): string =>
   html.match(new RegExp(`<figure class="chart" data-chart="${chart}">([\\s\\S]*?)</figure>`))?.[1] ?? "";
 
@@ -238,9 +248,10 @@ describe("report.html", () => {
     assert.doesNotMatch(FILTER_SCRIPT, /innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(/);
     const json = scripts[0]?.[2] ?? "";
     assert.ok(!json.includes("<"), "no < inside the JSON block");
-    const data = JSON.parse(json) as { runId: string; items: number; series: unknown[] };
+    const data = JSON.parse(json) as ExamplesData;
     assert.equal(data.runId, HOSTILE_RUN);
     assert.equal(data.items, f.items.length);
+    assert.equal(data.rows.length, f.items.length);
     assert.equal(data.series.length, MODELS.length * STRATEGIES.length);
   });
 
@@ -272,30 +283,40 @@ describe("report.html", () => {
     ]) {
       assert.ok(!f.html.includes(hostile), `raw ${hostile}`);
     }
-    for (const text of [SCRIPT_RESPONSE, IMG_RESPONSE, HOSTILE_SENTENCE, HOSTILE_MODEL, HOSTILE_SCENARIO]) {
+    // In the markup (filter options), HTML-escaped; in the data block, JSON with every < escaped.
+    for (const text of [HOSTILE_MODEL, HOSTILE_SCENARIO]) {
       assert.ok(f.html.includes(escapeHtml(text)), `escaped ${text}`);
     }
-    assert.ok(f.html.includes(`data-model="${escapeHtml(HOSTILE_MODEL)}"`));
-    assert.ok(f.html.includes(`data-scenario="${escapeHtml(HOSTILE_SCENARIO)}"`));
-    assert.ok(f.html.includes(escapeHtml(`http_500: ${HOSTILE_ERROR}`)));
+    assert.ok(f.html.includes(`<option value="${escapeHtml(HOSTILE_MODEL)}">`));
+    assert.ok(f.html.includes(`<option value="s:${escapeHtml(HOSTILE_SCENARIO)}">`));
+    for (const text of [SCRIPT_RESPONSE, IMG_RESPONSE, HOSTILE_SENTENCE, `http_500: ${HOSTILE_ERROR}`])
+      assert.ok(f.html.includes(JSON.stringify(text).replace(/</g, "\\u003c")), `JSON-escaped ${text}`);
+    const data = examplesData(f.html);
+    const texts = data.rows.flatMap((r) => [r.s, ...r.a.map((a) => a?.[1] ?? "")]);
+    for (const text of [SCRIPT_RESPONSE, IMG_RESPONSE, HOSTILE_SENTENCE, `http_500: ${HOSTILE_ERROR}`])
+      assert.ok(texts.includes(text), `the data holds ${text} as it was`);
+    assert.ok(data.rows.some((r) => r.sc === HOSTILE_SCENARIO));
 
     // Structure: no event handlers, no element beyond what the page itself makes.
     const tags = startTags(f.html);
-    assert.ok(tags.length > 500, `parsed ${tags.length} tags`);
+    assert.ok(tags.length > 300, `parsed ${tags.length} tags`);
     for (const t of tags) {
       assert.ok(!t.attributes.some((a) => a.startsWith("on")), `event handler in ${t.raw.slice(0, 200)}`);
       assert.ok(
         !["iframe", "object", "embed", "base", "form", "foreignobject", "script"].includes(t.name),
         t.raw.slice(0, 200),
       );
-      if (t.name === "img")
-        assert.match(t.raw, /^<img class="thumb" src="data:image\/webp;base64,[^"]+" alt="">$/);
       if (t.name === "a") assert.match(t.raw, /^<a href="#[a-z-]+">$/);
       if (t.name === "link") assert.equal(t.raw, '<link rel="icon" href="data:,">');
     }
     assert.equal(
       tags.filter((t) => t.name === "img").length,
-      1,
+      0,
+      "thumbnails are in the data, not the markup",
+    );
+    assert.deepEqual(
+      data.rows.filter((r) => r.t !== null).map((r) => [r.id, r.t?.startsWith("data:image/webp;base64,")]),
+      [[983, true]],
       "one valid thumbnail; the javascript: one dropped",
     );
   });
@@ -526,40 +547,106 @@ describe("report.html", () => {
     assert.equal(careful?.counts.no.refused, 1);
   });
 
-  it("lists every item with each model × strategy's answer, right/wrong/error/missing marked", () => {
-    const articles = [...f.html.matchAll(/<article class="example" ([^>]*)>([\s\S]*?)<\/article>/g)];
-    assert.equal(articles.length, f.items.length);
+  it("holds every item with each model × strategy's answer in the data block, right/wrong/error/missing marked", () => {
+    const data = examplesData(f.html);
     assert.deepEqual(
-      articles.map((a) => Number(a[1]?.match(/data-id="(\d+)"/)?.[1])),
+      data.rows.map((r) => r.id),
       f.items.map((i) => i.id).sort((a, b) => a - b),
     );
-    const article = (id: number) => articles.find((a) => a[1]?.includes(`data-id="${id}"`))?.[0] ?? "";
-    assert.ok(article(1).includes('data-category="oversafety" data-scenario=""'));
-    const answers = (id: number) =>
-      [
-        ...article(id).matchAll(
-          /<li class="answer" data-model="([^"]*)" data-strategy="([^"]*)" data-correct="([a-z]+)">/g,
-        ),
-      ].map((m) => `${m[1]}|${m[2]}|${m[3]}`);
-    assert.equal(answers(983).length, MODELS.length * STRATEGIES.length);
-    assert.ok(answers(128).includes(`${escapeHtml(HOSTILE_MODEL)}|baseline|error`));
-    assert.ok(answers(700).includes("m1|safety-system-prompt|missing"));
-    assert.ok(answers(1).includes("always-no|baseline|false"));
-    assert.ok(answers(983).includes("always-no|baseline|true"));
-    // A long response: a preview, the rest in <details>.
-    const long = article(983);
-    assert.ok(long.includes("<details><summary>full response"));
-    assert.ok(long.includes(escapeHtml(LONG_RESPONSE.slice(0, RESPONSE_PREVIEW_CHARS))));
-    assert.ok(long.includes('<img class="thumb"'));
-    assert.ok(article(1000).includes('class="thumb none"'), "an invalid thumbnail URL shows the placeholder");
-    assert.ok(article(1153).includes("strict: refused"));
+    assert.deepEqual(
+      data.series,
+      MODELS.flatMap((m) => STRATEGIES.map((s) => ({ model: m.id, strategy: s }))),
+    );
+    const row = (id: number) => {
+      const r = data.rows.find((x) => x.id === id);
+      assert.ok(r, `item ${id}`);
+      return r;
+    };
+    const outcomes = (id: number) =>
+      row(id).a.map((a, j) => `${data.series[j]?.model}|${data.series[j]?.strategy}|${a ? a[0] : "missing"}`);
+    // Every verdict is there, once, in its series.
+    assert.equal(
+      data.rows.reduce((n, r) => n + r.a.filter((a) => a !== null).length, 0),
+      f.verdicts.length,
+    );
+    for (const r of data.rows) assert.equal(r.a.length, data.series.length);
+    assert.ok(outcomes(128).includes(`${HOSTILE_MODEL}|baseline|error`));
+    assert.ok(outcomes(700).includes("m1|safety-system-prompt|missing"));
+    assert.ok(outcomes(1).includes("always-no|baseline|false"));
+    assert.ok(outcomes(983).includes("always-no|baseline|true"));
+    assert.equal(row(1).c, "oversafety");
+    assert.equal(row(1).sc, null);
+    assert.equal(row(983).k, "datasets/t/images/983.png");
+    assert.match(row(983).m, /^#983 · .* · expected (Yes|No)$/);
+    assert.equal(row(983).a[0]?.[1], LONG_RESPONSE, "a response under the bound is whole");
+    const error = row(128).a[2];
+    assert.deepEqual(error?.slice(0, 2), ["error", `http_500: ${HOSTILE_ERROR}`]);
+    assert.deepEqual(error?.slice(4, 6), [5000, 3], "latency and attempts of the error");
+    const answered = row(983).a[0];
+    assert.deepEqual(answered?.slice(2, 9), ["no", true, 120, 1, 900, 5, "stop"]);
+    assert.ok(row(1153).a[1]?.[9]?.g?.includes("strict: refused"));
+    assert.ok(row(470).a[2]?.[9]?.g?.includes("cached"));
+    // The markup: controls, an empty list the script fills, a pager, the dialog and the no-script note.
     assert.match(f.html, /<span id="examples-count">10<\/span>/);
     for (const id of ["filter-model", "filter-strategy", "filter-category", "filter-scenario"])
       assert.match(f.html, new RegExp(`<select id="${id}">`));
     assert.match(f.html, /<input type="checkbox" id="filter-wrong">/);
     assert.match(f.html, /<input type="search" id="search"/);
-    assert.ok(f.html.includes(`<option value="s:${escapeHtml(HOSTILE_SCENARIO)}">`));
     assert.ok(f.html.includes('<option value="none">unlabelled</option>'));
+    assert.ok(f.html.includes('<div id="examples-list"></div>'));
+    assert.ok(f.html.includes('<dialog id="example-detail"'));
+    assert.match(f.html, /<p class="note" id="examples-nojs">The examples need JavaScript/);
+    assert.equal(
+      (f.html.match(/<article\b/g) ?? []).length,
+      0,
+      "articles are built by the script, a page at a time",
+    );
+    assert.ok(FILTER_SCRIPT.includes(`var PAGE = ${EXAMPLES_PAGE_SIZE}`));
+  });
+
+  it("ships each strategy's prompts as the core builds them, shared text stored once", () => {
+    const data = examplesData(f.html);
+    assert.deepEqual(data.strategies, STRATEGIES);
+    for (const item of f.items) {
+      const r = data.rows.find((x) => x.id === item.id);
+      assert.ok(r);
+      data.strategies.forEach((strategy, k) => {
+        const [system, before, after] = data.prompts[r.p[k] ?? -1] ?? [-2, -2, -2];
+        const user = (data.texts[before] ?? "") + (after >= 0 ? r.s + (data.texts[after] ?? "") : "");
+        const messages = buildChatMessages(item, strategy, "data:,");
+        const expectedSystem = messages.find((m) => m.role === "system")?.content ?? null;
+        const expectedUser = messages.flatMap((m) =>
+          m.role === "user" ? m.content.flatMap((c) => (c.type === "text" ? [c.text] : [])) : [],
+        );
+        assert.equal(
+          system >= 0 ? data.texts[system] : null,
+          expectedSystem,
+          `${item.id} ${strategy} system`,
+        );
+        assert.equal(user, expectedUser.join("\n"), `${item.id} ${strategy} user`);
+      });
+    }
+    // One instruction for every item: a handful of texts, not one per item and strategy.
+    assert.ok(data.texts.length <= 4, `${data.texts.length} texts`);
+    assert.ok(!data.texts.some((t) => f.items.some((i) => t.includes(i.sentence))), "sentences not repeated");
+  });
+
+  it("bounds each answer in the data block, and no answer can close the block", () => {
+    const [v0, ...rest] = f.verdicts;
+    assert.ok(v0);
+    const long = `</script><script>window.__mmsafePwned=1</script>${"x".repeat(10_000)}`;
+    const html = renderHtml({ ...f.input, verdicts: [{ ...v0, response: long }, ...rest] });
+    const block =
+      html.match(/<script type="application\/json" id="examples-data">([\s\S]*?)<\/script>/)?.[1] ?? "";
+    assert.ok(!block.includes("<"), "no < in the block");
+    assert.ok(!html.includes("</script><script>window"), "the answer's </script> is not in the page");
+    assert.equal((html.match(/<\/script>/g) ?? []).length, 2, "the two scripts' own ends only");
+    const data = examplesData(html);
+    const answer = data.rows.find((r) => r.id === v0.itemId)?.a[0];
+    assert.equal(answer?.[1], long.slice(0, RESPONSE_MAX_CHARS));
+    assert.equal(answer?.[9]?.m, long.length - RESPONSE_MAX_CHARS, "how much was cut");
+    for (const r of data.rows)
+      for (const a of r.a) assert.ok((a?.[1].length ?? 0) <= RESPONSE_MAX_CHARS, `item ${r.id}`);
   });
 
   it("describes the run: dataset, models and endpoints, strategies, scoring, timing, cache, version, cost", () => {
@@ -678,7 +765,8 @@ describe("report.html at full size", () => {
       `report.html for 1,500 items × 3 series with 2 KB thumbnails: ${(size / 1e6).toFixed(2)} MB ` +
         `(${(size / 1500 / 1024).toFixed(2)} KiB per item), charts + render ${(performance.now() - started).toFixed(0)} ms`,
     );
-    assert.equal((html.match(/<article class="example"/g) ?? []).length, 1500);
+    assert.equal(examplesData(html).rows.length, 1500);
+    // Thumbnails are most of it (2 KB each is 4.1 MB of base64); the page of articles is built in the browser.
     assert.ok(size < 6e6, `${size} bytes`);
   });
 
@@ -782,7 +870,27 @@ describe("report.html at full size", () => {
           `${(((t5 - t4) / 200) * 1453).toFixed(0)} ms for 1,453 (extrapolated), ${photoThumbs[0]?.length ?? 0} chars each`,
       );
       assert.equal(urls.filter(Boolean).length, 1453);
-      assert.equal((html.match(/<article class="example"/g) ?? []).length, 1453);
+      const data = examplesData(html);
+      assert.equal(data.rows.length, 1453);
+      assert.equal(
+        data.rows.reduce((n, r) => n + r.a.filter((a) => a !== null).length, 0),
+        1453 * 3,
+      );
+      assert.ok(Buffer.byteLength(html) < 3e6, `${Buffer.byteLength(html)} bytes`);
+      // The same run with ~1 KB thumbnails (the upper range of real photos' thumbnails).
+      const kilobyte = renderHtml({
+        report,
+        items,
+        verdicts,
+        thumbnails: new Map(
+          items.map((item) => [item.id, `data:image/webp;base64,${randomBytes(1024).toString("base64")}`]),
+        ),
+        charts: specs.map((s, i) => ({ ...s, svg: svgs[i] ?? null })),
+      });
+      console.log(
+        `the same with 1 KB thumbnails: report.html ${(Buffer.byteLength(kilobyte) / 1e6).toFixed(2)} MB`,
+      );
+      assert.ok(Buffer.byteLength(kilobyte) < 3e6, `${Buffer.byteLength(kilobyte)} bytes`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -892,9 +1000,10 @@ describe("Aggregate publishes report.html", () => {
     assert.equal(output.report.html, `s3://test-bucket/${reportHtmlKey(runId)}`);
     assert.ok(output.report.json.endsWith("report.json") && output.report.markdown.endsWith("report.md"));
     const html = String(objects.get(reportHtmlKey(runId)));
-    assert.equal((html.match(/<article class="example"/g) ?? []).length, items.length);
-    assert.equal((html.match(/<img class="thumb"/g) ?? []).length, 2);
-    assert.equal((html.match(/class="thumb none"/g) ?? []).length, 2);
+    const rows = examplesData(html).rows;
+    assert.equal(rows.length, items.length);
+    assert.equal(rows.filter((r) => r.t !== null).length, 2);
+    assert.equal(rows.filter((r) => r.t === null).length, 2);
     for (const chart of ["accuracy", "scenarios", "confusion"]) assert.match(figure(html, chart), /<svg/);
   });
 
@@ -915,6 +1024,6 @@ describe("Aggregate publishes report.html", () => {
     const html = String(objects.get(reportHtmlKey(runId)));
     assert.ok(output.report.html.endsWith("report.html"));
     assert.ok(figure(html, "accuracy").includes("Chart not rendered: vega &lt;exploded&gt;"));
-    assert.equal((html.match(/class="thumb none"/g) ?? []).length, items.length);
+    assert.equal(examplesData(html).rows.filter((r) => r.t === null).length, items.length);
   });
 });
