@@ -13,6 +13,7 @@ import { pathToFileURL } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import sharp from "sharp";
 import { thumbnailDataUrl } from "../../src/adapters/thumbnails.ts";
+import { runCompletion } from "../../src/core/completion.ts";
 import { computeRow } from "../../src/core/metrics.ts";
 import { buildReport, formatPercent, type Report } from "../../src/core/report.ts";
 import { EXAMPLES_PAGE_SIZE, renderHtml } from "../../src/core/report-html.ts";
@@ -320,6 +321,7 @@ describe("HTML report of 1,453 items × 3 models in Chromium", {
   const N = 1453;
   let dir: string;
   let file: string;
+  let failingFile: string;
   let browser: Browser;
   let page: Page;
   let wrongOfRandom = 0;
@@ -403,6 +405,55 @@ describe("HTML report of 1,453 items × 3 models in Chromium", {
         charts: [],
       }),
     );
+    // The same run with a fourth model whose endpoint was unreachable: every verdict a connection error.
+    const unreachable = {
+      ...modelConfigSchema.parse({ id: "unreachable", baseURL: "http://127.0.0.1:9/v1", model: "m" }),
+    };
+    const failedVerdicts = items.map((item) =>
+      buildVerdict(
+        "run-big",
+        unreachable.id,
+        "baseline",
+        item,
+        {
+          kind: "error",
+          errorKind: "connection",
+          message: "connect ECONNREFUSED 127.0.0.1:9",
+          latencyMs: 3,
+          attempts: 4,
+        },
+        now,
+      ),
+    );
+    const failingRows = [...report.rows, computeRow(unreachable, "baseline", failedVerdicts, N)];
+    failingFile = path.join(dir, "failing.html");
+    await writeFile(
+      failingFile,
+      renderHtml({
+        report: {
+          ...report,
+          run: {
+            ...report.run,
+            models: [
+              ...report.run.models,
+              {
+                id: "unreachable",
+                model: "m",
+                kind: "model",
+                provider: "openai",
+                baseURL: "http://127.0.0.1:9/v1",
+              },
+            ],
+          },
+          rows: failingRows,
+          completion: runCompletion(failingRows, [...verdicts, ...failedVerdicts]),
+        },
+        items,
+        verdicts: [...verdicts, ...failedVerdicts],
+        thumbnails: new Map(items.map((it) => [it.id, thumb])),
+        charts: [],
+      }),
+    );
     browser = await chromium.launch({
       executablePath: executablePath ?? undefined,
       headless: true,
@@ -431,6 +482,51 @@ describe("HTML report of 1,453 items × 3 models in Chromium", {
   });
 
   const range = async () => ((await page.locator("#page-range").textContent()) ?? "").trim();
+
+  it("fits its headline at 1400 px and shows Total and Balanced on a 390 px phone", async () => {
+    try {
+      for (const width of [1400, 390]) {
+        await page.setViewportSize({ width, height: 900 });
+        const fit = (await page.evaluate(FIT_SCRIPT)) as {
+          page: number;
+          headline: number;
+          totals: boolean;
+          balanced: boolean;
+        };
+        assert.equal(fit.page, 0, `${width} px: the page scrolls sideways`);
+        assert.equal(fit.headline, 0, `${width} px: the headline scrolls sideways`);
+        assert.ok(fit.totals && fit.balanced, `${width} px: Total and Balanced visible`);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1400, height: 900 });
+    }
+  });
+
+  it("opens with the failure banner when a model was unreachable, and its row says 'no answers'", async () => {
+    const other = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    try {
+      await other.goto(pathToFileURL(failingFile).href);
+      for (const width of [1400, 390]) {
+        await other.setViewportSize({ width, height: 900 });
+        const banner = other.locator("#completion[role=alert]");
+        const box = await banner.boundingBox();
+        assert.ok(
+          box && box.y < 450 && box.width > 0,
+          `${width} px: the banner is at the top (${JSON.stringify(box)})`,
+        );
+        const text = (await banner.textContent()) ?? "";
+        assert.match(text, /No result for unreachable \/ baseline/);
+        assert.match(text, /connection 1,453/);
+        assert.match(text, /ECONNREFUSED/);
+        assert.match(text, /--run-id run-big/);
+        const row = other.locator('#headline tr[data-model="unreachable"] td.no-answers');
+        assert.match((await row.textContent()) ?? "", /no answers: 1,453 errors/);
+        await other.screenshot({ path: path.join(OUTPUT_DIR, `banner-${width}.png`) });
+      }
+    } finally {
+      await other.close();
+    }
+  });
 
   it("renders one page of at most 100 articles and pages through the rest", async () => {
     assert.deepEqual(errors, []);
