@@ -21,6 +21,7 @@
  */
 import { formatUsd } from "./cost.ts";
 import type { HistoryIndex, RunSummary, RunSummaryRow, Trend } from "./history.ts";
+import { BASE_PAGE_STYLES, PAGE_FOOTER_STYLES } from "./page-styles.ts";
 import { describeProvenance } from "./provenance.ts";
 import { formatPercent } from "./report.ts";
 import { escapeHtml, isInertSvg, type RenderedChart } from "./report-html.ts";
@@ -41,17 +42,7 @@ export const INDEX_CONTENT_SECURITY_POLICY =
 
 const e = escapeHtml;
 
-const STYLES = `
-:root{color-scheme:light dark;--bg:#fff;--fg:#1b1f24;--muted:#59636e;--line:#d0d7de;--soft:#f3f5f7;
---right:#1a7f37;--wrong:#cf222e;--error:#9a6700;--accent:#0969da;--tag:#eef1f4}
-@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;--line:#30363d;
---soft:#161b22;--right:#3fb950;--wrong:#f85149;--error:#d29922;--accent:#4493f8;--tag:#21262d}}
-*{box-sizing:border-box}[hidden]{display:none!important}
-html{-webkit-text-size-adjust:100%}
-body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
-header,main,footer{max-width:84rem;margin:0 auto;padding:0 1rem}
-header{padding-top:1rem}h1{font-size:1.5rem;margin:.5rem 0}h2{font-size:1.2rem;margin:2rem 0 .5rem;
-border-bottom:1px solid var(--line);padding-bottom:.25rem}
+const STYLES = `${BASE_PAGE_STYLES}
 a{color:var(--accent)}nav{display:flex;flex-wrap:wrap;gap:.25rem 1rem;font-size:.9rem;margin:.75rem 0}
 .muted,.note{color:var(--muted)}.note{font-size:.875rem}code{font-size:.85em;overflow-wrap:anywhere}
 .warn{border-left:4px solid var(--error);padding:.25rem .75rem;background:var(--soft);overflow-wrap:anywhere}
@@ -88,8 +79,7 @@ min-width:0;max-width:none;overflow-wrap:anywhere}
 font-weight:400;text-transform:uppercase;letter-spacing:.03em}
 #runs [data-col=run]{font-size:1rem}
 .table-wrap.runs{overflow:visible}}
-footer{padding:2rem 1rem;font-size:.8rem;color:var(--muted)}
-`;
+${PAGE_FOOTER_STYLES}`;
 
 /** "2025-01-02 03:00 UTC": the same wherever the page was built or is read. */
 export function formatWhen(iso: string): string {

@@ -39,6 +39,7 @@ import { CATEGORIES, type Category } from "./benchmark.ts";
 import { completionBanner, resumeHint } from "./completion.ts";
 import { formatUsd } from "./cost.ts";
 import type { Accuracy } from "./metrics.ts";
+import { BASE_PAGE_STYLES, PAGE_FOOTER_STYLES } from "./page-styles.ts";
 import { buildChatMessages } from "./prompts.ts";
 import { describeProvenance, provenanceDifferences } from "./provenance.ts";
 import {
@@ -351,17 +352,7 @@ export const FILTER_SCRIPT = `(function () {
   else { apply(); render(); }
 })();`;
 
-const STYLES = `
-:root{color-scheme:light dark;--bg:#fff;--fg:#1b1f24;--muted:#59636e;--line:#d0d7de;--soft:#f3f5f7;
---right:#1a7f37;--wrong:#cf222e;--error:#9a6700;--accent:#0969da;--tag:#eef1f4}
-@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;--line:#30363d;
---soft:#161b22;--right:#3fb950;--wrong:#f85149;--error:#d29922;--accent:#4493f8;--tag:#21262d}}
-*{box-sizing:border-box}[hidden]{display:none!important}
-html{-webkit-text-size-adjust:100%}
-body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
-header,main,footer{max-width:84rem;margin:0 auto;padding:0 1rem}
-header{padding-top:1rem}h1{font-size:1.5rem;margin:.5rem 0}h2{font-size:1.2rem;margin:2rem 0 .5rem;
-border-bottom:1px solid var(--line);padding-bottom:.25rem}h3{font-size:1rem;margin:1.25rem 0 .5rem}
+const STYLES = `${BASE_PAGE_STYLES}h3{font-size:1rem;margin:1.25rem 0 .5rem}
 a{color:var(--accent)}nav{display:flex;flex-wrap:wrap;gap:.25rem 1rem;font-size:.9rem}
 .muted,.note{color:var(--muted)}.note{font-size:.875rem}code{font-size:.85em;word-break:break-all}
 .warn{border-left:4px solid var(--error);padding:.25rem .75rem;background:var(--soft)}
@@ -435,8 +426,7 @@ margin:.5rem 0;padding:.35rem .6rem}
 th[scope=row] .tag{display:table;margin:.1rem 0 0}
 .filters{position:static}dl.facts{grid-template-columns:max-content 1fr}dl.facts dd{margin:0}
 dialog#example-detail{max-height:calc(100vh - 1rem);padding:0 .75rem .75rem}}
-footer{padding:2rem 1rem;font-size:.8rem;color:var(--muted)}
-`;
+${PAGE_FOOTER_STYLES}`;
 
 const e = escapeHtml;
 
