@@ -35,8 +35,9 @@ import {
   runSummaryKey,
 } from "../../src/core/storage-layout.ts";
 import { buildVerdict } from "../../src/core/verdicts.ts";
-import { aggregate, type ListedObject, publishHistory } from "../../src/pipeline/aggregate.ts";
+import { aggregate, type ListedObject } from "../../src/pipeline/aggregate.ts";
 import { toJsonl } from "../../src/pipeline/dataset-io.ts";
+import { publishHistory } from "../../src/pipeline/publish-history.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 
 const model = (id: string, kind: ModelConfig["kind"] = "model"): ModelConfig => ({
