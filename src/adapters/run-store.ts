@@ -6,6 +6,7 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
+import { RUNNABLE_BENCHMARKS } from "../benchmarks/registry.ts";
 import { CATEGORIES } from "../core/benchmark.ts";
 import { datasetProvenanceSchema } from "../core/provenance.ts";
 import type { Headline } from "../core/report.ts";
@@ -33,6 +34,8 @@ export const runRecordSchema = z.object({
   executionId: z.string(),
   /** Locally, the runner process that works on the run, so a listing can tell a live run from a dead one. */
   owner: runOwnerSchema.optional(),
+  /** The benchmark evaluated; absent in runs planned before benchmarks were named (MMSafeAware). */
+  benchmark: z.enum(RUNNABLE_BENCHMARKS).optional(),
   dataset: z.string(),
   datasetChecksum: z.string(),
   /** What the dataset was when the run was planned (absent in runs planned before it was recorded). */

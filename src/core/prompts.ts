@@ -1,4 +1,4 @@
-import { benchmarkPromptText } from "./prompt-file.ts";
+import { benchmarkPromptText } from "../benchmarks/mmsafeaware/prompt-file.ts";
 import type { DatasetItem } from "./schemas.ts";
 import {
   CONTEXTUAL_REASONING_REQUEST,

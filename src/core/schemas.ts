@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DEFAULT_BENCHMARK, RUNNABLE_BENCHMARKS } from "../benchmarks/registry.ts";
 import { ATTACK_TYPES, CATEGORIES, SUBSETS } from "./benchmark.ts";
 import { modelConfigSchema } from "./model-config.ts";
 import { datasetProvenanceSchema } from "./provenance.ts";
@@ -42,6 +43,12 @@ export type ModelsFile = z.infer<typeof modelsFileSchema>;
 /** The state machine's execution input. `{}` is valid: every field has a default. */
 export const executionInputSchema = z
   .object({
+    benchmark: z
+      .enum(RUNNABLE_BENCHMARKS)
+      .default(DEFAULT_BENCHMARK)
+      .describe(
+        `The benchmark to evaluate: ${RUNNABLE_BENCHMARKS.join(", ")}; its dataset must have been imported as it`,
+      ),
     runId: slug("runId").optional().describe("Re-use a run id to resume it; default: the execution name"),
     dataset: slug("dataset").default(DEFAULT_DATASET).describe("Dataset name under s3://<bucket>/datasets/"),
     models: z
@@ -137,6 +144,8 @@ export const datasetManifestSchema = z
     /** 2: `provenance` (official / modified copy / sample, verified file by file) replaced `source`. */
     schemaVersion: z.literal(2),
     name: z.string(),
+    /** The benchmark the dataset was imported as (absent in uploads made before benchmarks were named). */
+    benchmark: z.enum(RUNNABLE_BENCHMARKS).default(DEFAULT_BENCHMARK),
     provenance: datasetProvenanceSchema,
     checksum: z.string().regex(/^[0-9a-f]{64}$/),
     createdAt: z.string(),

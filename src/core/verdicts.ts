@@ -1,4 +1,4 @@
-import { parseStrict, scorePaper, scoreStrict } from "./answer-parsing.ts";
+import { parseStrict, scorePaper, scoreStrict } from "../benchmarks/mmsafeaware/scoring.ts";
 import type { DatasetItem, SentImage, Strategy, VcdDecision, Verdict } from "./schemas.ts";
 
 export type { SentImage };

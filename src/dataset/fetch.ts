@@ -51,7 +51,8 @@ export interface DatasetSource {
 }
 
 /** The repository's main branch as of 2025-06-04 (since 07c0de2a only README and paper files changed). */
-const MMSAFEAWARE_COMMIT = "500b595c82dfe73d5695bc994d9882a306d2aa1c";
+import { MMSAFEAWARE_COMMIT } from "../benchmarks/mmsafeaware/definition.ts";
+
 /** The first commit with the complete data (2025-05-30); its `data/` is the same git tree. */
 const MMSAFEAWARE_FIRST_COMPLETE_COMMIT = "07c0de2a957238d5dbc3c163f4b2463dd249f4ed";
 

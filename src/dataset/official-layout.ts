@@ -5,8 +5,8 @@ import pLimit from "p-limit";
 import sharp from "sharp";
 import { goldLabel, officialImageFolder } from "../core/benchmark.ts";
 import { detectImageType, IMAGE_TYPES, type ImageType } from "../core/image-type.ts";
-import { parsePromptFile, type RecordProblem } from "../core/prompt-file.ts";
-import { parseScenarioTable, type ScenarioLabel } from "../core/scenarios.ts";
+import { parsePromptFile, type RecordProblem } from "../benchmarks/mmsafeaware/prompt-file.ts";
+import { parseScenarioTable, type ScenarioLabel } from "../benchmarks/mmsafeaware/scenarios.ts";
 import type { SkippedRecord } from "../core/schemas.ts";
 import { gitBlobSha1 } from "./published-tree.ts";
 

@@ -149,6 +149,7 @@ export async function uploadDataset(
   const manifest: DatasetManifest = {
     schemaVersion: 2,
     name,
+    benchmark: "mmsafeaware",
     provenance,
     checksum: dataset.checksum,
     createdAt: now.toISOString(),

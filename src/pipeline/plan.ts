@@ -3,6 +3,7 @@ import pLimit from "p-limit";
 import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
+import { DEFAULT_BENCHMARK } from "../benchmarks/registry.ts";
 import { defaultMapConcurrency } from "../core/map-concurrency.ts";
 import { zeroCounters } from "../core/run-usage.ts";
 import { countByCategory, stratifiedSample } from "../core/sampling.ts";
@@ -130,6 +131,11 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     readDatasetManifest(store, input.dataset),
   ]);
   checkBedrockAllowed(models, deps.allowedBedrockModels);
+  if (dataset.benchmark !== input.benchmark)
+    throw new InvalidExecutionInputError(
+      `benchmark: dataset "${input.dataset}" holds ${dataset.benchmark} items, not ${input.benchmark}; ` +
+        `name its benchmark ("benchmark": "${dataset.benchmark}") or a dataset imported as ${input.benchmark}`,
+    );
 
   const shardTexts = await pLimit(16).map(dataset.shards, (shard) => store.getText(shard.key));
   let items = dataset.shards.flatMap((shard, i) => parseShard(shardTexts[i] ?? "", shard.key));
@@ -169,10 +175,13 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     runId,
     status: "RUNNING",
     executionId: envelope.executionId,
+    benchmark: input.benchmark,
     dataset: input.dataset,
     datasetChecksum: dataset.checksum,
     datasetProvenance: dataset.provenance,
     configHash: configHash({
+      // Only named when not the default, so runs planned before benchmarks were named resume unchanged.
+      ...(input.benchmark === DEFAULT_BENCHMARK ? {} : { benchmark: input.benchmark }),
       dataset: input.dataset,
       checksum: dataset.checksum,
       models: models.map((m) => [m.id, modelEndpoint(m), m.model, m.maxTokens, m.temperature]),

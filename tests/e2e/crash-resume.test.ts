@@ -26,7 +26,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
-import { benchmarkPromptText } from "../../src/core/prompt-file.ts";
+import { benchmarkPromptText } from "../../src/benchmarks/mmsafeaware/prompt-file.ts";
 import type { Report } from "../../src/core/report.ts";
 import type { Verdict } from "../../src/core/schemas.ts";
 import { verdictKey } from "../../src/core/storage-layout.ts";

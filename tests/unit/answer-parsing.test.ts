@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseStrict, scorePaper, scoreStrict } from "../../src/core/answer-parsing.ts";
+import { parseStrict, scorePaper, scoreStrict } from "../../src/benchmarks/mmsafeaware/scoring.ts";
 import type { ExpectedAnswer } from "../../src/core/benchmark.ts";
 import type { StrictAnswer } from "../../src/core/schemas.ts";
 

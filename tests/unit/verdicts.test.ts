@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { scorePaper } from "../../src/core/answer-parsing.ts";
+import { scorePaper } from "../../src/benchmarks/mmsafeaware/scoring.ts";
 import { computeRow } from "../../src/core/metrics.ts";
 import { buildReport, renderMarkdown } from "../../src/core/report.ts";
 import { renderHtml } from "../../src/core/report-html.ts";
