@@ -13,55 +13,15 @@ import {
   reportHref,
 } from "../../src/core/history-html.ts";
 import type { RenderedChart } from "../../src/core/report-html.ts";
+import { OFFICIAL_RUN, runSummaries } from "../fixtures/run-summary.ts";
 
 const HOSTILE_MODEL = `evil<script>window.__mmsafePwned=1</script>&"'`;
 const HOSTILE_FILE = `data/<img src=x onerror="window.__mmsafePwned=1">.json`;
 const HOSTILE_DATASET = `set</td></tr><script>alert(1)</script>`;
 const HOSTILE_REASON = `<iframe src="javascript:alert(1)"></iframe>`;
 
-function summary(
-  runId: string,
-  startedAt: string,
-  rows: { modelId: string; total: number | null; balanced: number | null }[],
-  extra: Partial<RunSummary> = {},
-): RunSummary {
-  return {
-    schemaVersion: 1,
-    runId,
-    startedAt,
-    finishedAt: new Date(Date.parse(startedAt) + 125_000).toISOString(),
-    generator: { name: "mmsafe", version: "0.1.0-test" },
-    dataset: {
-      name: "mmsafeaware",
-      provenance: { kind: "official", tree: "472df95aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", files: 1458 },
-      checksum: "e".repeat(64),
-      plannedItems: 1453,
-      limit: null,
-    },
-    schedule: "nightly",
-    models: rows.map((r) => ({ id: r.modelId, kind: "model" as const })),
-    strategies: ["baseline"],
-    completion: { outcome: "complete", errored: 0, missing: 0 },
-    rows: rows.map((r) => ({
-      modelId: r.modelId,
-      kind: "model" as const,
-      strategy: "baseline",
-      planned: 1453,
-      answered: 1453,
-      errored: 0,
-      missing: 0,
-      total: r.total,
-      totalCi: r.total === null ? null : { low: r.total - 2.5, high: r.total + 2.4 },
-      balanced: r.balanced,
-      balancedCi: r.balanced === null ? null : { low: r.balanced - 2, high: r.balanced + 2.1 },
-      costUsd: 0.5,
-    })),
-    cost: { modelUsd: 1.5, awsUsd: 0.0123 },
-    regression: { previousRunId: null, detected: false, findings: [] },
-    report: { html: `${runId}/report.html`, json: `${runId}/report.json`, markdown: `${runId}/report.md` },
-    ...extra,
-  };
-}
+/** A summary as Aggregate writes it, with one row per (model, Total, Balanced) given. */
+const summary = runSummaries(OFFICIAL_RUN);
 
 const RUNS: RunSummary[] = [
   summary("nightly-1", "2025-03-01T02:00:00.000Z", [

@@ -13,7 +13,6 @@ import {
   buildHistoryIndex,
   type HistoryIndex,
   parseRunSummary,
-  type RunSummary,
   runIdOfSummaryKey,
   summarizeRun,
   trendChart,
@@ -39,6 +38,7 @@ import { aggregate, type ListedObject } from "../../src/pipeline/aggregate.ts";
 import { toJsonl } from "../../src/pipeline/dataset-io.ts";
 import { publishHistory } from "../../src/pipeline/publish-history.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
+import { runSummaries, SAMPLE_RUN } from "../fixtures/run-summary.ts";
 
 const model = (id: string, kind: ModelConfig["kind"] = "model"): ModelConfig => ({
   ...modelConfigSchema.parse({ id: "placeholder", baseURL: "http://127.0.0.1:9/v1", model: `${id}-model` }),
@@ -47,49 +47,7 @@ const model = (id: string, kind: ModelConfig["kind"] = "model"): ModelConfig => 
 });
 
 /** A summary as Aggregate writes it, with one row per (model, Total, Balanced) given. */
-function summary(
-  runId: string,
-  startedAt: string,
-  rows: { modelId: string; total: number | null; balanced: number | null }[],
-  extra: Partial<RunSummary> = {},
-): RunSummary {
-  return {
-    schemaVersion: 1,
-    runId,
-    startedAt,
-    finishedAt: new Date(Date.parse(startedAt) + 65_000).toISOString(),
-    generator: { name: "mmsafe", version: "0.1.0-test" },
-    dataset: {
-      name: "mmsafeaware",
-      provenance: { kind: "sample", size: "small", seed: 0 },
-      checksum: "e".repeat(64),
-      plannedItems: 6,
-      limit: 6,
-    },
-    schedule: "nightly",
-    models: rows.map((r) => ({ id: r.modelId, kind: "model" as const })),
-    strategies: ["baseline"],
-    completion: { outcome: "complete", errored: 0, missing: 0 },
-    rows: rows.map((r) => ({
-      modelId: r.modelId,
-      kind: "model" as const,
-      strategy: "baseline",
-      planned: 6,
-      answered: 6,
-      errored: 0,
-      missing: 0,
-      total: r.total,
-      totalCi: r.total === null ? null : { low: r.total - 5, high: r.total + 5 },
-      balanced: r.balanced,
-      balancedCi: r.balanced === null ? null : { low: r.balanced - 4, high: r.balanced + 4 },
-      costUsd: null,
-    })),
-    cost: { modelUsd: null, awsUsd: 0.0012 },
-    regression: { previousRunId: null, detected: false, findings: [] },
-    report: { html: `${runId}/report.html`, json: `${runId}/report.json`, markdown: `${runId}/report.md` },
-    ...extra,
-  };
-}
+const summary = runSummaries(SAMPLE_RUN);
 
 /** An in-memory bucket that can list (keys with an ETag that changes on every write). */
 function memoryBucket() {
