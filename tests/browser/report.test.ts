@@ -3,14 +3,12 @@
  * comes from a real local run whose models include one that answers with script-injection attempts.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import sharp from "sharp";
 import { thumbnailDataUrl } from "../../src/adapters/thumbnails.ts";
 import { runCompletion } from "../../src/core/completion.ts";
@@ -21,21 +19,11 @@ import { type DatasetItem, type ModelConfig, modelConfigSchema } from "../../src
 import { buildVerdict } from "../../src/core/verdicts.ts";
 import { type ReferenceServer, startReferenceModelServer } from "../../src/local/reference-model-server.ts";
 import { closeLocalSession, type LocalRunResult, runLocal } from "../../src/local/runner.ts";
+import { findChromium, launchChromium, NO_CHROMIUM, recordProblemsOffline } from "../fixtures/browser.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 import { referenceModel } from "../fixtures/reference-models.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
-
-/** Debian's Chromium (or MMSAFE_CHROMIUM); null when this machine has none. */
-function findChromium(): string | null {
-  const candidates = [process.env.MMSAFE_CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser"];
-  for (const candidate of candidates) if (candidate && existsSync(candidate)) return candidate;
-  try {
-    return execFileSync("which", ["chromium"], { encoding: "utf8" }).trim() || null;
-  } catch {
-    return null;
-  }
-}
 
 const executablePath = findChromium();
 if (!executablePath && process.env.MMSAFE_REQUIRE_BROWSER) {
@@ -67,8 +55,41 @@ const FIT_SCRIPT = `(() => {
   };
 })()`;
 
+interface HeadlineFit {
+  page: number;
+  headline: number;
+  totals: boolean;
+  balanced: boolean;
+  totalFirst: boolean;
+}
+
+/**
+ * Checks the headline at 1400 px and at 390 px: neither the page nor the headline scrolls sideways, and
+ * every row's Total and Balanced are visible; `more` checks more at each width. The window is set back to
+ * `restore` afterwards.
+ */
+async function checkHeadlineFits(
+  page: Page,
+  restore: { width: number; height: number },
+  more?: (width: number, fit: HeadlineFit) => Promise<void>,
+): Promise<void> {
+  try {
+    for (const width of [1400, 390]) {
+      await page.setViewportSize({ width, height: 900 });
+      // A string, not a function: run as written in the page (no transpiler helpers, no DOM types here).
+      const fit = (await page.evaluate(FIT_SCRIPT)) as HeadlineFit;
+      assert.equal(fit.page, 0, `${width} px: the page scrolls sideways`);
+      assert.equal(fit.headline, 0, `${width} px: the headline scrolls sideways`);
+      assert.ok(fit.totals && fit.balanced, `${width} px: Total and Balanced visible`);
+      await more?.(width, fit);
+    }
+  } finally {
+    await page.setViewportSize(restore);
+  }
+}
+
 describe("HTML report in Chromium", {
-  skip: executablePath ? false : "no Chromium on this machine (apt-get install chromium)",
+  skip: executablePath ? false : NO_CHROMIUM,
 }, () => {
   let home: string;
   let server: ReferenceServer;
@@ -100,22 +121,10 @@ describe("HTML report in Chromium", {
     );
     report = JSON.parse(await readFile(path.join(result.reportDir ?? "", "report.json"), "utf8")) as Report;
 
-    browser = await chromium.launch({
-      executablePath: executablePath ?? undefined,
-      headless: true,
-      // Containers often run as root, where Chromium's sandbox cannot start.
-      args: ["--no-sandbox", "--disable-gpu"],
-    });
+    browser = await launchChromium(executablePath);
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    page.on("console", (message) => {
-      if (message.type() === "error") consoleErrors.push(message.text());
-    });
-    page.on("pageerror", (error) => consoleErrors.push(error.message));
     // Offline: any request leaving the file would be a CDN or tracker the report must not have.
-    await page.route(/^(?!file:|data:)/, (route) => {
-      consoleErrors.push(`network request: ${route.request().url()}`);
-      return route.abort();
-    });
+    await recordProblemsOffline(page, consoleErrors);
     await page.goto(pathToFileURL(path.join(result.reportDir ?? "", "report.html")).href);
   });
 
@@ -163,33 +172,17 @@ describe("HTML report in Chromium", {
 
   it("fits the headline at 1400 px and turns it into cards on a 390 px phone, Total and Balanced first", async () => {
     await mkdir(OUTPUT_DIR, { recursive: true });
-    try {
-      for (const width of [1400, 390]) {
-        await page.setViewportSize({ width, height: 900 });
-        // A string, not a function: run as written in the page (no transpiler helpers, no DOM types here).
-        const fit = (await page.evaluate(FIT_SCRIPT)) as {
-          page: number;
-          headline: number;
-          totals: boolean;
-          balanced: boolean;
-          totalFirst: boolean;
-        };
-        assert.equal(fit.page, 0, `${width} px: the page scrolls sideways`);
-        assert.equal(fit.headline, 0, `${width} px: the headline scrolls sideways`);
-        assert.ok(fit.totals && fit.balanced, `${width} px: Total and Balanced visible`);
-        assert.equal(
-          fit.totalFirst,
-          width === 390,
-          `${width} px: Total ${width === 390 ? "first" : "after the columns"}`,
-        );
-        await page.locator("#results").scrollIntoViewIfNeeded();
-        await page.screenshot({ path: path.join(OUTPUT_DIR, `headline-${width}.png`) });
-        await page.locator("#charts").scrollIntoViewIfNeeded();
-        await page.screenshot({ path: path.join(OUTPUT_DIR, `charts-${width}.png`) });
-      }
-    } finally {
-      await page.setViewportSize({ width: 1280, height: 900 });
-    }
+    await checkHeadlineFits(page, { width: 1280, height: 900 }, async (width, fit) => {
+      assert.equal(
+        fit.totalFirst,
+        width === 390,
+        `${width} px: Total ${width === 390 ? "first" : "after the columns"}`,
+      );
+      await page.locator("#results").scrollIntoViewIfNeeded();
+      await page.screenshot({ path: path.join(OUTPUT_DIR, `headline-${width}.png`) });
+      await page.locator("#charts").scrollIntoViewIfNeeded();
+      await page.screenshot({ path: path.join(OUTPUT_DIR, `charts-${width}.png`) });
+    });
   });
 
   it("filters the examples browser, and keeps the filters in the URL hash", async () => {
@@ -316,7 +309,7 @@ describe("HTML report in Chromium", {
  * 1400 px (screenshots), and the page's size and load time.
  */
 describe("HTML report of 1,453 items × 3 models in Chromium", {
-  skip: executablePath ? false : "no Chromium on this machine (apt-get install chromium)",
+  skip: executablePath ? false : NO_CHROMIUM,
 }, () => {
   const N = 1453;
   let dir: string;
@@ -454,20 +447,9 @@ describe("HTML report of 1,453 items × 3 models in Chromium", {
         charts: [],
       }),
     );
-    browser = await chromium.launch({
-      executablePath: executablePath ?? undefined,
-      headless: true,
-      args: ["--no-sandbox", "--disable-gpu"],
-    });
+    browser = await launchChromium(executablePath);
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.on("pageerror", (error) => errors.push(error.message));
-    page.on("console", (message) => {
-      if (message.type() === "error") errors.push(message.text());
-    });
-    await page.route(/^(?!file:|data:)/, (route) => {
-      errors.push(`network request: ${route.request().url()}`);
-      return route.abort();
-    });
+    await recordProblemsOffline(page, errors);
     const t0 = performance.now();
     await page.goto(pathToFileURL(file).href);
     const loaded = performance.now() - t0;
@@ -484,22 +466,7 @@ describe("HTML report of 1,453 items × 3 models in Chromium", {
   const range = async () => ((await page.locator("#page-range").textContent()) ?? "").trim();
 
   it("fits its headline at 1400 px and shows Total and Balanced on a 390 px phone", async () => {
-    try {
-      for (const width of [1400, 390]) {
-        await page.setViewportSize({ width, height: 900 });
-        const fit = (await page.evaluate(FIT_SCRIPT)) as {
-          page: number;
-          headline: number;
-          totals: boolean;
-          balanced: boolean;
-        };
-        assert.equal(fit.page, 0, `${width} px: the page scrolls sideways`);
-        assert.equal(fit.headline, 0, `${width} px: the headline scrolls sideways`);
-        assert.ok(fit.totals && fit.balanced, `${width} px: Total and Balanced visible`);
-      }
-    } finally {
-      await page.setViewportSize({ width: 1400, height: 900 });
-    }
+    await checkHeadlineFits(page, { width: 1400, height: 900 });
   });
 
   it("opens with the failure banner when a model was unreachable, and its row says 'no answers'", async () => {

@@ -6,8 +6,6 @@
  * 1400 px without sideways scrolling; the screenshots are kept in test-output/browser/.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -15,6 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import type { HistoryIndex } from "../../src/core/history.ts";
 import { closeLocalSession, type LocalRunResult, runLocal } from "../../src/local/runner.ts";
+import { findChromium, launchChromium, NO_CHROMIUM, recordProblemsOffline } from "../fixtures/browser.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -35,17 +34,6 @@ const LAYOUT_SCRIPT = `({
   runs: document.querySelectorAll("#runs tbody.run").length,
   charts: Array.from(document.querySelectorAll("figure.trend svg"), (svg) => svg.getBoundingClientRect().width),
 })`;
-
-/** Debian's Chromium (or MMSAFE_CHROMIUM); null when this machine has none. */
-function findChromium(): string | null {
-  const candidates = [process.env.MMSAFE_CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser"];
-  for (const candidate of candidates) if (candidate && existsSync(candidate)) return candidate;
-  try {
-    return execFileSync("which", ["chromium"], { encoding: "utf8" }).trim() || null;
-  } catch {
-    return null;
-  }
-}
 
 describe("the history of runs, from three local runs", () => {
   const results: LocalRunResult[] = [];
@@ -149,29 +137,16 @@ describe("the history of runs, from three local runs", () => {
 
   const executablePath = findChromium();
   it("loads offline in Chromium with no script, and fits 390 px and 1400 px", {
-    skip: executablePath ? false : "no Chromium on this machine (apt-get install chromium)",
+    skip: executablePath ? false : NO_CHROMIUM,
   }, async () => {
-    const { chromium } = await import("playwright-core");
-    const browser = await chromium.launch({
-      executablePath: executablePath ?? undefined,
-      headless: true,
-      // Containers often run as root, where Chromium's sandbox cannot start.
-      args: ["--no-sandbox", "--disable-gpu"],
-    });
+    const browser = await launchChromium(executablePath);
     try {
       await mkdir(OUTPUT_DIR, { recursive: true });
       for (const width of [390, 1400]) {
         const page = await browser.newPage({ viewport: { width, height: 900 } });
         const problems: string[] = [];
-        page.on("console", (m) => {
-          if (m.type() === "error") problems.push(m.text());
-        });
-        page.on("pageerror", (error) => problems.push(error.message));
         // Offline: any request leaving the file would be a resource the page must not have.
-        await page.route(/^(?!file:|data:)/, (route) => {
-          problems.push(`network request: ${route.request().url()}`);
-          return route.abort();
-        });
+        await recordProblemsOffline(page, problems);
         const started = performance.now();
         await page.goto(pathToFileURL(path.join(reportsDir, "index.html")).href);
         const loadMs = performance.now() - started;
