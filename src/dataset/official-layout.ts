@@ -3,10 +3,10 @@ import { open, readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import pLimit from "p-limit";
 import sharp from "sharp";
-import { goldLabel, officialImageFolder } from "../core/benchmark.ts";
-import { detectImageType, IMAGE_TYPES, type ImageType } from "../core/image-type.ts";
 import { parsePromptFile, type RecordProblem } from "../benchmarks/mmsafeaware/prompt-file.ts";
 import { parseScenarioTable, type ScenarioLabel } from "../benchmarks/mmsafeaware/scenarios.ts";
+import { goldLabel, officialImageFolder } from "../core/benchmark.ts";
+import { detectImageType, IMAGE_TYPES, type ImageType } from "../core/image-type.ts";
 import type { SkippedRecord } from "../core/schemas.ts";
 import { gitBlobSha1 } from "./published-tree.ts";
 
