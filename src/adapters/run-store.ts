@@ -6,7 +6,7 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
-import { RUNNABLE_BENCHMARKS } from "../benchmarks/registry.ts";
+import { RUNNABLE_BENCHMARKS } from "../benchmarks/names.ts";
 import { CATEGORIES } from "../core/benchmark.ts";
 import { datasetProvenanceSchema } from "../core/provenance.ts";
 import type { Headline } from "../core/report.ts";

@@ -4,16 +4,42 @@
  */
 import type { BenchmarkDefinition } from "./definition.ts";
 import { MMSAFEAWARE } from "./mmsafeaware/definition.ts";
-
-/** The benchmark a run evaluates when its input names none (so `{}` stays a valid input). */
-export const DEFAULT_BENCHMARK = "mmsafeaware";
+import { MOSSBENCH } from "./mossbench/definition.ts";
+import { EMPTY_ANSWER_IS_REFUSAL, judgeNeeded, MOSSBENCH_JUDGE } from "./mossbench/judge.ts";
+import { refusalByKeywords } from "./mossbench/refusal-keywords.ts";
+import type { PluginBenchmark } from "./names.ts";
+import type { BenchmarkPlugin } from "./plugin.ts";
+import { VLGUARD } from "./vlguard/definition.ts";
+import { matchedRejectEntries, refused } from "./vlguard/keyword-scorer.ts";
 
 /** Every known benchmark, in the order the README and `--help` list them. */
-export const BENCHMARKS: readonly BenchmarkDefinition[] = [MMSAFEAWARE];
+export const BENCHMARKS: readonly BenchmarkDefinition[] = [MMSAFEAWARE, MOSSBENCH, VLGUARD];
 
-/** Names a run can evaluate through the pipeline. */
-export const RUNNABLE_BENCHMARKS = ["mmsafeaware"] as const;
-export type RunnableBenchmark = (typeof RUNNABLE_BENCHMARKS)[number];
+/** The plug-in benchmarks' run-time parts. */
+export const PLUGINS: Readonly<Record<PluginBenchmark, BenchmarkPlugin>> = {
+  mossbench: {
+    definition: MOSSBENCH,
+    refusalScorers: { "refusal-keywords": refusalByKeywords },
+    judge: MOSSBENCH_JUDGE,
+    judgeNeeded,
+    unjudgedScore: EMPTY_ANSWER_IS_REFUSAL,
+    strategies: ["baseline", "safety-system-prompt"],
+  },
+  vlguard: {
+    definition: VLGUARD,
+    refusalScorers: {
+      keywords: (answer) => ({
+        refused: refused(answer),
+        matched: refused(answer) ? (matchedRejectEntries(answer)[0] ?? '(exactly "it is not")') : null,
+      }),
+    },
+    // The official judge (a GPT-4V win rate against GPT-4V's reference answers) is not reproduced.
+    judge: null,
+    judgeNeeded: () => false,
+    unjudgedScore: 0,
+    strategies: ["baseline", "safety-system-prompt"],
+  },
+};
 
 /** A benchmark name is not known; the message lists the names that are. */
 export class UnknownBenchmarkError extends Error {

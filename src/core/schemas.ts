@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { DEFAULT_BENCHMARK, RUNNABLE_BENCHMARKS } from "../benchmarks/registry.ts";
+import { EXPECTED_BEHAVIOURS } from "../benchmarks/definition.ts";
+import { DEFAULT_BENCHMARK, PLUGIN_BENCHMARKS, RUNNABLE_BENCHMARKS } from "../benchmarks/names.ts";
 import { ATTACK_TYPES, CATEGORIES, SUBSETS } from "./benchmark.ts";
 import { modelConfigSchema } from "./model-config.ts";
 import { datasetProvenanceSchema } from "./provenance.ts";
@@ -132,9 +133,49 @@ export const datasetItemSchema = z
   .strict();
 export type DatasetItem = z.infer<typeof datasetItemSchema>;
 
+/** A breakdown value of a plug-in benchmark's item (harm category, a flag). */
+const groupValueSchema = z.union([z.string().max(200), z.number(), z.boolean(), z.null()]);
+
+/**
+ * One runnable item of a plug-in benchmark (MOSSBench, VLGuard) in a shard: the text sent verbatim with the
+ * image, the column it counts in and what the model should do. MMSafeAware items keep their own shape
+ * ({@link datasetItemSchema}), which its scoring and report read.
+ */
+export const benchmarkItemSchema = z
+  .object({
+    benchmark: z.enum(PLUGIN_BENCHMARKS),
+    /** The pipeline's key of the item: 1…n in the benchmark's record order. */
+    id: z.number().int().positive(),
+    /** The benchmark's own id of the record (`12`, `contrast:12`, `Ads_306373:unsafe`). */
+    recordId: z.string().min(1).max(200),
+    /** The key of the benchmark column it counts in. */
+    category: z.string().min(1).max(64),
+    expected: z.enum(EXPECTED_BEHAVIOURS),
+    text: z.string().min(1),
+    groups: z.record(z.string().max(64), groupValueSchema),
+    image: imageRefSchema,
+    thumbnail: datasetItemSchema.shape.thumbnail,
+  })
+  .strict();
+export type BenchmarkItem = z.infer<typeof benchmarkItemSchema>;
+
+/** Any item a run shard holds. */
+export const shardItemSchema = z.union([datasetItemSchema, benchmarkItemSchema]);
+export type ShardItem = DatasetItem | BenchmarkItem;
+
+/** True for a plug-in benchmark's item (MMSafeAware items name no benchmark). */
+export const isBenchmarkItem = (item: ShardItem): item is BenchmarkItem => "benchmark" in item;
+
 /** A record that is in the dataset but cannot be evaluated, with the reason. */
 export const skippedRecordSchema = z
-  .object({ id: z.number().int().nullable(), reason: z.string(), detail: z.string() })
+  .object({
+    /** The MMSafeAware id; null when unreadable, and for a plug-in benchmark's record (see recordId). */
+    id: z.number().int().nullable(),
+    /** A plug-in benchmark's own id of the record (`contrast:12`); null when unreadable. */
+    recordId: z.string().max(200).nullable().optional(),
+    reason: z.string(),
+    detail: z.string(),
+  })
   .strict();
 export type SkippedRecord = z.infer<typeof skippedRecordSchema>;
 
@@ -320,3 +361,44 @@ export function describeZodError(error: z.ZodError, source: string): string {
   });
   return `${source} is invalid:\n${lines.join("\n")}`;
 }
+
+/** A no-judge scorer's reading of a plug-in benchmark's answer: a refusal or not, and the phrase that decided. */
+export const refusalScoreSchema = z
+  .object({ refused: z.boolean(), matched: z.string().max(200).nullable() })
+  .strict();
+export type RefusalScore = z.infer<typeof refusalScoreSchema>;
+
+/**
+ * A verdict on a plug-in benchmark's item: the same record of the call as {@link verdictSchema}, with the
+ * benchmark's column and expectation, and the reading of every no-judge scorer of the benchmark (a judge's
+ * reading is a verdict of its own, so a judge can be changed without touching these).
+ */
+export const benchmarkVerdictSchema = verdictSchema
+  .omit({
+    category: true,
+    attackType: true,
+    domain: true,
+    scenario: true,
+    expected: true,
+    strictAnswer: true,
+    correctPaper: true,
+    correctStrict: true,
+    vcd: true,
+  })
+  .extend({
+    benchmark: z.enum(PLUGIN_BENCHMARKS),
+    recordId: z.string().min(1).max(200),
+    category: z.string().min(1).max(64),
+    expected: z.enum(EXPECTED_BEHAVIOURS),
+    /** By scorer id; null for an error verdict (no answer to read). */
+    scores: z.record(z.string().max(64), refusalScoreSchema).nullable(),
+  })
+  .strict();
+export type BenchmarkVerdict = z.infer<typeof benchmarkVerdictSchema>;
+
+/** Any verdict the verdicts table holds. */
+export const storedVerdictSchema = z.union([verdictSchema, benchmarkVerdictSchema]);
+export type StoredVerdict = Verdict | BenchmarkVerdict;
+
+/** True for a plug-in benchmark's verdict. */
+export const isBenchmarkVerdict = (v: StoredVerdict): v is BenchmarkVerdict => "benchmark" in v;

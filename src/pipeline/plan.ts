@@ -3,7 +3,7 @@ import pLimit from "p-limit";
 import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
-import { DEFAULT_BENCHMARK } from "../benchmarks/registry.ts";
+import { DEFAULT_BENCHMARK } from "../benchmarks/names.ts";
 import { defaultMapConcurrency } from "../core/map-concurrency.ts";
 import { zeroCounters } from "../core/run-usage.ts";
 import { countByCategory, stratifiedSample } from "../core/sampling.ts";
