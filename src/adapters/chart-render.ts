@@ -1,12 +1,12 @@
 /**
- * Renders Vega-Lite specs (core/report-charts.ts) to SVG strings at report time: Vega-Lite compiles to Vega,
+ * Renders Vega-Lite specs (report/report-charts.ts) to SVG strings at report time: Vega-Lite compiles to Vega,
  * and a headless Vega view (no canvas, no DOM, no network) renders the scenegraph to SVG markup, which
  * escapes every text it writes.
  */
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
-import type { VegaLiteSpec } from "../core/report-charts.ts";
-import { isInertSvg } from "../core/report-html.ts";
+import type { VegaLiteSpec } from "../report/report-charts.ts";
+import { isInertSvg } from "../report/report-html.ts";
 
 /** One spec to one `<svg>…</svg>` string. Throws when the spec does not compile or render. */
 export async function renderSvg(spec: VegaLiteSpec): Promise<string> {

@@ -508,7 +508,7 @@ async function compareCommand(a: string, b: string, options: CompareOptions): Pr
   const { closeLocalSession } = await import("../local/runner.ts");
   const { comparisonTableLines, renderComparisonMarkdown, renderRunComparisonMarkdown, runComparisonLines } =
     await import("../core/compare.ts");
-  const { renderComparisonHtml } = await import("../core/compare-html.ts");
+  const { renderComparisonHtml } = await import("../report/compare-html.ts");
   const slug = (label: string) => label.replace(/[^A-Za-z0-9._-]+/g, "_");
   const dir = path.join(options.reports, "compare");
   const paint = painterFor(process.stdout);

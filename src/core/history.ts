@@ -9,10 +9,10 @@
  * it is validated, and one that does not validate is counted and named on the page, never silently dropped.
  */
 import { z } from "zod";
+import { CHART_CONFIG, type ChartSpec, seriesLabel } from "../report/report-charts.ts";
 import { datasetProvenanceSchema } from "./provenance.ts";
 import type { RegressionCheck } from "./regression.ts";
 import type { Report } from "./report.ts";
-import { CHART_CONFIG, type ChartSpec, seriesLabel } from "./report-charts.ts";
 import { describeZodError } from "./schemas.ts";
 import type { Interval } from "./statistics.ts";
 import { RUN_SUMMARIES_PREFIX } from "./storage-layout.ts";

@@ -1,10 +1,10 @@
+import { CATEGORY_LABELS } from "../report/report-charts.ts";
 import { CATEGORIES, type Category, PUBLISHED_RESULTS, type PublishedResult } from "./benchmark.ts";
 import { completionBanner, type RunCompletion, resumeHint, runCompletion } from "./completion.ts";
 import { type CostEstimate, renderCostMarkdown } from "./cost.ts";
 import type { Accuracy, ResultRow } from "./metrics.ts";
 import { modelEndpoint, type Provider, providerOf } from "./model-config.ts";
 import { type DatasetProvenance, describeProvenance } from "./provenance.ts";
-import { CATEGORY_LABELS } from "./report-charts.ts";
 import type { ModelConfig, SkippedRecord, Strategy } from "./schemas.ts";
 import { STRATEGY_DESCRIPTIONS, type VcdOptions } from "./strategies.ts";
 

@@ -7,10 +7,10 @@ import type { ObjectStore } from "../adapters/object-store.ts";
 import { DynamoRunStore, type RunRecord } from "../adapters/run-store.ts";
 import { DynamoVerdictStore } from "../adapters/verdict-store.ts";
 import { type Comparison, compareVerdicts, type RunComparison, type Scoring } from "../core/compare.ts";
-import type { ComparisonItem } from "../core/compare-html.ts";
 import type { DatasetItem, Strategy, Verdict } from "../core/schemas.ts";
 import { runShardKey } from "../core/storage-layout.ts";
-import { parseShard } from "../pipeline/dataset-io.ts";
+import { parseMmsafeawareShard } from "../pipeline/dataset-io.ts";
+import type { ComparisonItem } from "../report/compare-html.ts";
 import { LOCAL_RESOURCES } from "./embedded-aws.ts";
 import { openLocalSession } from "./runner.ts";
 
@@ -281,7 +281,7 @@ async function flippedSentences(
     if (text === null) continue;
     let items: DatasetItem[];
     try {
-      items = parseShard(text, key);
+      items = parseMmsafeawareShard(text, key);
     } catch {
       continue;
     }

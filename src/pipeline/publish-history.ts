@@ -13,15 +13,15 @@ import {
   type RunSummary,
   trendChart,
 } from "../core/history.ts";
-import { renderHistoryHtml } from "../core/history-html.ts";
-import type { ChartSpec } from "../core/report-charts.ts";
-import type { RenderedChart } from "../core/report-html.ts";
 import {
   REPORTS_INDEX_HTML_KEY,
   REPORTS_INDEX_JSON_KEY,
   RUN_SUMMARIES_PREFIX,
   runSummaryKey,
 } from "../core/storage-layout.ts";
+import { renderHistoryHtml } from "../report/history-html.ts";
+import type { ChartSpec } from "../report/report-charts.ts";
+import type { RenderedChart } from "../report/report-html.ts";
 import type { AggregateDeps } from "./aggregate.ts";
 
 /**

@@ -3,8 +3,12 @@ import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import type { Category } from "../../src/core/benchmark.ts";
 import { type Comparison, compareVerdicts, formatInterval } from "../../src/core/compare.ts";
-import { ANSWER_MAX_CHARS, type ComparisonItem, renderComparisonHtml } from "../../src/core/compare-html.ts";
 import { type Verdict, verdictSchema } from "../../src/core/schemas.ts";
+import {
+  ANSWER_MAX_CHARS,
+  type ComparisonItem,
+  renderComparisonHtml,
+} from "../../src/report/compare-html.ts";
 
 function verdict(itemId: number, category: Category, right: boolean, modelId: string): Verdict {
   return verdictSchema.parse({

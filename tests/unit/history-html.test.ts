@@ -11,8 +11,8 @@ import {
   INDEX_CONTENT_SECURITY_POLICY,
   renderHistoryHtml,
   reportHref,
-} from "../../src/core/history-html.ts";
-import type { RenderedChart } from "../../src/core/report-html.ts";
+} from "../../src/report/history-html.ts";
+import type { RenderedChart } from "../../src/report/report-html.ts";
 import { OFFICIAL_RUN, runSummaries } from "../fixtures/run-summary.ts";
 
 const HOSTILE_MODEL = `evil<script>window.__mmsafePwned=1</script>&"'`;

@@ -21,7 +21,6 @@ import {
 import { computeRow } from "../../src/core/metrics.ts";
 import type { RegressionCheck } from "../../src/core/regression.ts";
 import { buildReport } from "../../src/core/report.ts";
-import { isInertSvg } from "../../src/core/report-html.ts";
 import { runUsageFromCounters } from "../../src/core/run-usage.ts";
 import { type ModelConfig, modelConfigSchema, type Verdict } from "../../src/core/schemas.ts";
 import {
@@ -37,6 +36,7 @@ import { buildVerdict } from "../../src/core/verdicts.ts";
 import { aggregate, type ListedObject } from "../../src/pipeline/aggregate.ts";
 import { toJsonl } from "../../src/pipeline/dataset-io.ts";
 import { publishHistory } from "../../src/pipeline/publish-history.ts";
+import { isInertSvg } from "../../src/report/report-html.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 import { runSummaries, SAMPLE_RUN } from "../fixtures/run-summary.ts";
 

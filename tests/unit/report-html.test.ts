@@ -16,17 +16,6 @@ import { estimateAwsCost } from "../../src/core/cost.ts";
 import { computeRow } from "../../src/core/metrics.ts";
 import { buildChatMessages } from "../../src/core/prompts.ts";
 import { buildReport, formatPercent, headlines, type Report } from "../../src/core/report.ts";
-import { chartSpecs, confusionMatrices } from "../../src/core/report-charts.ts";
-import {
-  EXAMPLES_PAGE_SIZE,
-  type ExamplesData,
-  escapeHtml,
-  FILTER_SCRIPT,
-  type HtmlReportInput,
-  RESPONSE_MAX_CHARS,
-  type RenderedChart,
-  renderHtml,
-} from "../../src/core/report-html.ts";
 import { runUsageFromCounters } from "../../src/core/run-usage.ts";
 import {
   type DatasetItem,
@@ -41,6 +30,17 @@ import { readOfficialDataset } from "../../src/dataset/official-layout.ts";
 import { writeSampleDataset } from "../../src/dataset/sample.ts";
 import { aggregate } from "../../src/pipeline/aggregate.ts";
 import { toJsonl } from "../../src/pipeline/dataset-io.ts";
+import { chartSpecs, confusionMatrices } from "../../src/report/report-charts.ts";
+import {
+  EXAMPLES_PAGE_SIZE,
+  type ExamplesData,
+  escapeHtml,
+  FILTER_SCRIPT,
+  type HtmlReportInput,
+  RESPONSE_MAX_CHARS,
+  type RenderedChart,
+  renderHtml,
+} from "../../src/report/report-html.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 
 const NOW = new Date("2025-01-02T03:04:05.000Z");

@@ -10,7 +10,6 @@ import { describe, it } from "node:test";
 import { scorePaper } from "../../src/benchmarks/mmsafeaware/scoring.ts";
 import { computeRow } from "../../src/core/metrics.ts";
 import { buildReport, renderMarkdown } from "../../src/core/report.ts";
-import { renderHtml } from "../../src/core/report-html.ts";
 import { modelConfigSchema, type Strategy, verdictSchema } from "../../src/core/schemas.ts";
 import {
   buildVerdict,
@@ -18,6 +17,7 @@ import {
   STORED_TEXT_MAX_BYTES,
   storedText,
 } from "../../src/core/verdicts.ts";
+import { renderHtml } from "../../src/report/report-html.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 
 const NOW = new Date("2025-01-02T03:04:05.000Z");

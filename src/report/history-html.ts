@@ -2,7 +2,7 @@
  * reports/index.html: the history of runs as one self-contained page — every run newest first, with a link
  * to its report, and a trend chart per (model, strategy) seen in more than one run.
  *
- * Same security as report.html (core/report-html.ts), stricter still: every string from a summary (model
+ * Same security as report.html (report/report-html.ts), stricter still: every string from a summary (model
  * ids, dataset names, provenance file names, schedules) is HTML-escaped with the report's escapeHtml, charts
  * are inlined only when isInertSvg accepts them, and the Content-Security-Policy allows no script at all
  * (the page needs none), only inline styles and data: images.
@@ -19,13 +19,13 @@
  * - `<figure class="trend" data-model data-strategy data-runs>` per trend, holding the inline `<svg>` (or a
  *   note that it was not rendered) and a `<table class="points">` of its numbers.
  */
-import { formatUsd } from "./cost.ts";
-import type { HistoryIndex, RunSummary, RunSummaryRow, Trend } from "./history.ts";
+import { formatUsd } from "../core/cost.ts";
+import type { HistoryIndex, RunSummary, RunSummaryRow, Trend } from "../core/history.ts";
+import { describeProvenance } from "../core/provenance.ts";
+import { formatPercent } from "../core/report.ts";
+import type { Interval } from "../core/statistics.ts";
 import { BASE_PAGE_STYLES, PAGE_FOOTER_STYLES } from "./page-styles.ts";
-import { describeProvenance } from "./provenance.ts";
-import { formatPercent } from "./report.ts";
 import { escapeHtml, isInertSvg, type RenderedChart } from "./report-html.ts";
-import type { Interval } from "./statistics.ts";
 
 export interface HistoryHtmlInput {
   index: HistoryIndex;

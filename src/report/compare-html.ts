@@ -15,7 +15,7 @@
  * - One `<tr class="flip" data-column data-direction data-id>` per flipped item in `<table id="flips">`;
  *   filtered-out rows get the `hidden` attribute.
  */
-import { CATEGORIES } from "./benchmark.ts";
+import { CATEGORIES } from "../core/benchmark.ts";
 import {
   COLUMN_LABELS,
   COMPARISON_NOTES,
@@ -26,8 +26,8 @@ import {
   formatInterval,
   formatPValue,
   SIGNIFICANCE_LEVEL,
-} from "./compare.ts";
-import { formatPercent } from "./report.ts";
+} from "../core/compare.ts";
+import { formatPercent } from "../core/report.ts";
 import { scriptHash as cspHash, escapeHtml } from "./report-html.ts";
 
 /** What the page shows of a flipped item; without it, an item is listed by id only. */

@@ -7,10 +7,10 @@
  * background, text in `currentColor` (inherits the page's text colour when the SVG is inlined) and grey
  * rules.
  */
-import { CATEGORIES, type Category } from "./benchmark.ts";
-import type { ResultRow } from "./metrics.ts";
-import type { Report } from "./report.ts";
-import type { Strategy, Verdict } from "./schemas.ts";
+import { CATEGORIES, type Category } from "../core/benchmark.ts";
+import type { ResultRow } from "../core/metrics.ts";
+import type { Report } from "../core/report.ts";
+import type { Strategy, Verdict } from "../core/schemas.ts";
 
 /** A Vega-Lite top-level spec, as plain data. */
 export type VegaLiteSpec = Record<string, unknown>;

@@ -35,13 +35,12 @@
  * - `<section id="run">`: run metadata.
  */
 import { createHash } from "node:crypto";
-import { CATEGORIES, type Category } from "./benchmark.ts";
-import { completionBanner, resumeHint } from "./completion.ts";
-import { formatUsd } from "./cost.ts";
-import type { Accuracy } from "./metrics.ts";
-import { BASE_PAGE_STYLES, PAGE_FOOTER_STYLES } from "./page-styles.ts";
-import { buildChatMessages } from "./prompts.ts";
-import { describeProvenance, provenanceDifferences } from "./provenance.ts";
+import { CATEGORIES, type Category } from "../core/benchmark.ts";
+import { completionBanner, resumeHint } from "../core/completion.ts";
+import { formatUsd } from "../core/cost.ts";
+import type { Accuracy } from "../core/metrics.ts";
+import { buildChatMessages } from "../core/prompts.ts";
+import { describeProvenance, provenanceDifferences } from "../core/provenance.ts";
 import {
   describeSelection,
   describeSkipped,
@@ -49,10 +48,11 @@ import {
   type Headline,
   headlines,
   type Report,
-} from "./report.ts";
+} from "../core/report.ts";
+import type { DatasetItem, Strategy, Verdict } from "../core/schemas.ts";
+import type { Interval } from "../core/statistics.ts";
+import { BASE_PAGE_STYLES, PAGE_FOOTER_STYLES } from "./page-styles.ts";
 import { CATEGORY_LABELS } from "./report-charts.ts";
-import type { DatasetItem, Strategy, Verdict } from "./schemas.ts";
-import type { Interval } from "./statistics.ts";
 
 /** A chart of the page: its SVG, or null with the reason it could not be rendered. */
 export interface RenderedChart {
