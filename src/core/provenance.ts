@@ -56,12 +56,13 @@ export const provenanceDifferences = (p: DatasetProvenance): number =>
 /**
  * One phrase for banners and reports, e.g. "official MMSafeAware data (verified against the published
  * tree 472df95, 1,458 files)", "modified copy (3 files differ from the published tree: …)", "generated
- * sample, not the real benchmark".
+ * sample, not the real benchmark". `benchmarkTitle` names the benchmark in the official phrase ("official
+ * VLGuard data …"); the other two phrases do not name it.
  */
-export function describeProvenance(p: DatasetProvenance): string {
+export function describeProvenance(p: DatasetProvenance, benchmarkTitle = "MMSafeAware"): string {
   switch (p.kind) {
     case "official":
-      return `official MMSafeAware data (verified against the published tree ${shortTree(p.tree)}, ${p.files.toLocaleString("en-US")} files)`;
+      return `official ${benchmarkTitle} data (verified against the published tree ${shortTree(p.tree)}, ${p.files.toLocaleString("en-US")} files)`;
     case "modified": {
       const n = provenanceDifferences(p);
       const parts = [

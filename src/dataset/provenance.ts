@@ -37,19 +37,45 @@ const sampleMarkerSchema = z
   })
   .strict();
 
-/** Writes the marker that identifies a generated sample. */
-export async function writeSampleMarker(dir: string, size: string, seed: number): Promise<void> {
-  const marker: z.infer<typeof sampleMarkerSchema> = {
+/** The content of a sample marker. */
+export type SampleMarker = z.infer<typeof sampleMarkerSchema>;
+
+/** The note of a marker written for `benchmark` ("… not the MMSafeAware benchmark."). */
+export const sampleMarkerNote = (benchmark: string): string =>
+  `Synthetic sentences and images in the official layout; not the ${benchmark} benchmark.`;
+
+/** Options of {@link writeSampleMarker}. */
+export interface SampleMarkerOptions {
+  /** The benchmark the sample imitates, named in the default note (default `MMSafeAware`). */
+  benchmark?: string;
+  /** The marker's note in full; takes precedence over `benchmark`. */
+  note?: string;
+}
+
+/**
+ * Writes the marker that identifies a generated sample. Without options the note names MMSafeAware, as
+ * it always has; `benchmark` names another benchmark, `note` replaces the note.
+ */
+export async function writeSampleMarker(
+  dir: string,
+  size: string,
+  seed: number,
+  options: SampleMarkerOptions = {},
+): Promise<void> {
+  const marker: SampleMarker = {
     generator: "mmsafe dataset sample",
     size,
     seed,
-    note: "Synthetic sentences and images in the official layout; not the MMSafeAware benchmark.",
+    note: options.note ?? sampleMarkerNote(options.benchmark ?? "MMSafeAware"),
   };
   await writeFile(path.join(dir, SAMPLE_MARKER_FILE), `${JSON.stringify(marker, null, 2)}\n`, "utf8");
 }
 
-/** The sample marker of a folder, or undefined when it has none (or an unreadable one). */
-async function readSampleMarker(dir: string): Promise<z.infer<typeof sampleMarkerSchema> | undefined> {
+/**
+ * The sample marker in a folder ({@link SAMPLE_MARKER_FILE} directly inside `dir`), or undefined when it
+ * has none, or one that is not JSON or not a marker as {@link writeSampleMarker} writes it.
+ */
+export async function readSampleMarker(dir: string): Promise<SampleMarker | undefined> {
   try {
     const parsed = sampleMarkerSchema.safeParse(
       JSON.parse(await readFile(path.join(dir, SAMPLE_MARKER_FILE), "utf8")),

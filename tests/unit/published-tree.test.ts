@@ -4,9 +4,14 @@ import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:f
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { describeProvenance } from "../../src/core/provenance.ts";
+import { type DatasetProvenance, describeProvenance } from "../../src/core/provenance.ts";
 import type { FileHashCache } from "../../src/dataset/official-layout.ts";
-import { establishProvenance, SAMPLE_MARKER_FILE } from "../../src/dataset/provenance.ts";
+import {
+  establishProvenance,
+  readSampleMarker,
+  SAMPLE_MARKER_FILE,
+  writeSampleMarker,
+} from "../../src/dataset/provenance.ts";
 import {
   compareWithPublishedTree,
   describeDifferences,
@@ -188,5 +193,75 @@ describe("published tree", () => {
       "modified copy, not the official data (3 files differ from the published tree 472df95, 2 changed, 1 added: " +
         "data/images/1.jpg changed, data/images/7.jpg changed, data/more/a.txt added)",
     );
+  });
+
+  it("names the benchmark given in the official phrase only; MMSafeAware by default", () => {
+    const official = {
+      kind: "official",
+      tree: "472df95aad775ef362d045e2debb2526dadb09c3",
+      files: 1458,
+    } as const;
+    assert.equal(
+      describeProvenance(official),
+      "official MMSafeAware data (verified against the published tree 472df95, 1,458 files)",
+    );
+    assert.equal(describeProvenance(official, "MMSafeAware"), describeProvenance(official));
+    assert.equal(
+      describeProvenance(
+        { kind: "official", tree: "UCSC-VLAA/VLGuard@1a2b3c4 data/test.json", files: 1001 },
+        "VLGuard",
+      ),
+      "official VLGuard data (verified against the published tree UCSC-VLAA/VLGuard@1a2b3c4 data/test.json, 1,001 files)",
+    );
+    const modified: DatasetProvenance = {
+      kind: "modified",
+      tree: "472df95aad775ef362d045e2debb2526dadb09c3",
+      files: 10,
+      changed: 1,
+      missing: 0,
+      added: 0,
+      examples: ["a.png changed"],
+    };
+    assert.equal(describeProvenance(modified, "MOSSBench"), describeProvenance(modified));
+    const sample = { kind: "sample", size: "full", seed: 1 } as const;
+    assert.equal(describeProvenance(sample, "MOSSBench"), "generated sample, not the real benchmark");
+  });
+
+  it("writes a marker naming the benchmark or carrying a given note, and reads it back", async () => {
+    const marker = async (name: string, options?: Parameters<typeof writeSampleMarker>[3]) => {
+      const at = path.join(tmp, name);
+      await mkdir(at, { recursive: true });
+      await writeSampleMarker(at, "full", 7, options);
+      return { at, json: JSON.parse(await readFile(path.join(at, SAMPLE_MARKER_FILE), "utf8")) };
+    };
+    const plain = await marker("marker-default");
+    assert.deepEqual(plain.json, {
+      generator: "mmsafe dataset sample",
+      size: "full",
+      seed: 7,
+      note: "Synthetic sentences and images in the official layout; not the MMSafeAware benchmark.",
+    });
+    assert.deepEqual(await readSampleMarker(plain.at), plain.json);
+    const vlguard = await marker("marker-vlguard", { benchmark: "VLGuard" });
+    assert.equal(
+      vlguard.json.note,
+      "Synthetic sentences and images in the official layout; not the VLGuard benchmark.",
+    );
+    assert.deepEqual(await readSampleMarker(vlguard.at), vlguard.json);
+    const noted = await marker("marker-note", { benchmark: "VLGuard", note: "Tiny images for tests." });
+    assert.equal(noted.json.note, "Tiny images for tests.");
+    assert.equal((await establishProvenance(noted.at, { tree })).provenance.kind, "sample");
+
+    // No marker, not JSON, or another generator: not a sample.
+    assert.equal(await readSampleMarker(path.join(tmp, "no-such-folder")), undefined);
+    const broken = path.join(tmp, "marker-broken");
+    await mkdir(broken);
+    await writeFile(path.join(broken, SAMPLE_MARKER_FILE), "{not json");
+    assert.equal(await readSampleMarker(broken), undefined);
+    await writeFile(
+      path.join(broken, SAMPLE_MARKER_FILE),
+      JSON.stringify({ generator: "other", size: "x", seed: 1 }),
+    );
+    assert.equal(await readSampleMarker(broken), undefined);
   });
 });

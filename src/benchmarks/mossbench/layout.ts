@@ -15,7 +15,7 @@ import path from "node:path";
 import { z } from "zod";
 import { detectImageType, IMAGE_TYPES, type ImageType } from "../../core/image-type.ts";
 import { type DatasetProvenance, MAX_PROVENANCE_EXAMPLES } from "../../core/provenance.ts";
-import { SAMPLE_MARKER_FILE } from "../../dataset/provenance.ts";
+import { readSampleMarker } from "../../dataset/provenance.ts";
 import { gitBlobSha1 } from "../../dataset/published-tree.ts";
 import type { BenchmarkRecord, SkippedBenchmarkRecord } from "../definition.ts";
 import { MOSSBENCH_COMMIT, MOSSBENCH_CONTRAST_COLUMN, MOSSBENCH_TYPES } from "./definition.ts";
@@ -171,12 +171,6 @@ const contrastRecordSchema = z.object({
 });
 
 const PID_KEY = /^[1-9][0-9]*$/;
-
-const sampleMarkerSchema = z.object({
-  generator: z.literal("mmsafe dataset sample"),
-  size: z.string().max(20),
-  seed: z.number().int(),
-});
 
 // ---- reading -----------------------------------------------------------------------------------------
 
@@ -357,18 +351,6 @@ async function mapBounded<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-async function readSampleMarker(root: string): Promise<z.infer<typeof sampleMarkerSchema> | undefined> {
-  try {
-    const parsed = sampleMarkerSchema.safeParse(
-      JSON.parse(await readFile(path.join(root, SAMPLE_MARKER_FILE), "utf8")),
-    );
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    // No marker (or not JSON): not a generated sample.
-    return undefined;
-  }
 }
 
 async function listFiles(root: string, relative: string): Promise<string[]> {

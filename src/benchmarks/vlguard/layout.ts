@@ -25,7 +25,7 @@ import path from "node:path";
 import { z } from "zod";
 import { detectImageType, IMAGE_TYPES, type ImageType } from "../../core/image-type.ts";
 import { type DatasetProvenance, MAX_PROVENANCE_EXAMPLES } from "../../core/provenance.ts";
-import { SAMPLE_MARKER_FILE } from "../../dataset/provenance.ts";
+import { readSampleMarker, SAMPLE_MARKER_FILE } from "../../dataset/provenance.ts";
 import { gitBlobSha1 } from "../../dataset/published-tree.ts";
 import type { BenchmarkRecord, SkippedBenchmarkRecord } from "../definition.ts";
 import { VLGUARD_COLUMNS, VLGUARD_COMMIT, VLGUARD_REPOSITORY } from "./definition.ts";
@@ -126,12 +126,6 @@ const annotationSchema = z.discriminatedUnion("safe", [unsafeRecordSchema, safeR
   message: 'needs "safe": true or false',
 });
 type Annotation = z.infer<typeof annotationSchema>;
-
-const sampleMarkerSchema = z.object({
-  generator: z.literal("mmsafe dataset sample"),
-  size: z.string().max(20),
-  seed: z.number().int(),
-});
 
 /** An item before its image is checked. */
 type PendingRecord = Omit<BenchmarkRecord, "mediaType" | "imageBytes">;
@@ -380,18 +374,6 @@ async function listFiles(root: string): Promise<string[]> {
   return files.sort();
 }
 
-async function sampleMarkerOf(dir: string): Promise<z.infer<typeof sampleMarkerSchema> | undefined> {
-  try {
-    const parsed = sampleMarkerSchema.safeParse(
-      JSON.parse(await readFile(path.join(dir, SAMPLE_MARKER_FILE), "utf8")),
-    );
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    // No marker (or not JSON): not a generated sample.
-    return undefined;
-  }
-}
-
 const clip = (text: string): string => (text.length > 200 ? `${text.slice(0, 199)}…` : text);
 
 async function establishVlguardProvenance(
@@ -399,7 +381,7 @@ async function establishVlguardProvenance(
   annotationBytes: Buffer,
   checks: ReadonlyMap<string, ImageCheck>,
 ): Promise<DatasetProvenance> {
-  const marker = (await sampleMarkerOf(path.dirname(imagesRoot))) ?? (await sampleMarkerOf(imagesRoot));
+  const marker = (await readSampleMarker(path.dirname(imagesRoot))) ?? (await readSampleMarker(imagesRoot));
   if (marker) return { kind: "sample", size: marker.size, seed: marker.seed };
 
   const examples: string[] = [];
