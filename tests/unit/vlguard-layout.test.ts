@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { cp, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { crc32, deflateRawSync } from "node:zlib";
 import sharp from "sharp";
 import {
   readVlguardDataset,
@@ -35,6 +36,96 @@ async function copyOfSample(name: string, { marker = true } = {}): Promise<strin
 
 const read = (dir: string): Promise<VlguardDataset> =>
   readVlguardDataset(path.join(dir, "test.json"), path.join(dir, "test"));
+
+/** One entry of {@link zipOf}: a name ending in `/` is a folder entry; `deflate` compresses (method 8). */
+interface ZipEntry {
+  name: string;
+  data?: Buffer;
+  deflate?: boolean;
+}
+
+/**
+ * A minimal zip writer (no zip64, no data descriptors): local file headers with the data stored (method 0)
+ * or deflated (method 8), the central directory, and the end record. Names are flagged UTF-8.
+ */
+function zipOf(entries: readonly ZipEntry[]): Buffer {
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const { name, data = Buffer.alloc(0), deflate = false } of entries) {
+    const nameBytes = Buffer.from(name, "utf8");
+    const stored = deflate ? deflateRawSync(data) : data;
+    const crc = crc32(data);
+    const method = deflate ? 8 : 0;
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4); // version needed
+    local.writeUInt16LE(0x0800, 6); // UTF-8 names
+    local.writeUInt16LE(method, 8);
+    local.writeUInt16LE(0, 10); // time
+    local.writeUInt16LE(0x21, 12); // date: 1980-01-01
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(stored.length, 18);
+    local.writeUInt32LE(data.length, 22);
+    local.writeUInt16LE(nameBytes.length, 26);
+    local.writeUInt16LE(0, 28); // extra field length
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE(20, 4); // version made by
+    central.writeUInt16LE(20, 6); // version needed
+    central.writeUInt16LE(0x0800, 8);
+    central.writeUInt16LE(method, 10);
+    central.writeUInt16LE(0, 12);
+    central.writeUInt16LE(0x21, 14);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(stored.length, 20);
+    central.writeUInt32LE(data.length, 24);
+    central.writeUInt16LE(nameBytes.length, 28);
+    // extra, comment, disk, internal attributes: 0; external attributes: 0; then the local header's offset.
+    central.writeUInt32LE(offset, 42);
+    locals.push(local, nameBytes, stored);
+    centrals.push(central, nameBytes);
+    offset += local.length + nameBytes.length + stored.length;
+  }
+  const directory = Buffer.concat(centrals);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(directory.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, directory, end]);
+}
+
+/** Every file under `root`, relative with `/` separators, sorted. */
+async function filesUnder(root: string): Promise<string[]> {
+  const entries = await readdir(root, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(root, path.join(e.parentPath, e.name)).split(path.sep).join("/"))
+    .sort();
+}
+
+/** The sample's `test/` folder as zip entries under the root folder `test/` (every other one deflated). */
+async function sampleZipEntries(): Promise<ZipEntry[]> {
+  const root = path.join(sampleDir, "test");
+  const files = await filesUnder(root);
+  const folders = [...new Set(files.map((f) => f.split("/")[0] ?? ""))].map((f) => ({ name: `test/${f}/` }));
+  const entries: ZipEntry[] = [{ name: "test/" }, ...folders];
+  for (const [i, f] of files.entries())
+    entries.push({ name: `test/${f}`, data: await readFile(path.join(root, f)), deflate: i % 2 === 1 });
+  return entries;
+}
+
+/** `test.json` and the sample marker of the sample, beside `test.zip` holding `entries`. */
+async function zippedSample(name: string, entries: readonly ZipEntry[]): Promise<string> {
+  const dir = path.join(tmp, name);
+  await mkdir(dir, { recursive: true });
+  await cp(path.join(sampleDir, "test.json"), path.join(dir, "test.json"));
+  await cp(path.join(sampleDir, SAMPLE_MARKER_FILE), path.join(dir, SAMPLE_MARKER_FILE));
+  await writeFile(path.join(dir, "test.zip"), zipOf(entries));
+  return dir;
+}
 
 before(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), "vlguard-layout-"));
@@ -233,5 +324,76 @@ describe("readVlguardDataset", () => {
       readVlguardDataset(notList, path.join(sampleDir, "test")),
       (e: unknown) => e instanceof VlguardLayoutError && /JSON list/.test(e.message),
     );
+  });
+});
+
+describe("readVlguardDataset from test.zip", () => {
+  it("reads a zip with the test/ root folder like the unzipped folder, and serves the images' bytes", async () => {
+    const dir = await zippedSample("zip-ok", await sampleZipEntries());
+    const zipped = await readVlguardDataset(path.join(dir, "test.json"), path.join(dir, "test.zip"), {
+      concurrency: 4,
+    });
+    try {
+      assert.deepEqual(zipped.records, sample.records);
+      assert.deepEqual(zipped.skipped, []);
+      assert.deepEqual(zipped.extraImages, []);
+      assert.deepEqual(zipped.mismatchedExtensions, []);
+      assert.deepEqual(zipped.provenance, { kind: "sample", size: "full", seed: 7 });
+      assert.deepEqual(zipped.images, { kind: "zip", path: path.join(dir, "test.zip") });
+      for (const record of [zipped.records[0], zipped.records[1], zipped.records.at(-1)]) {
+        assert.ok(record);
+        const bytes = await zipped.openImage(record);
+        assert.deepEqual(bytes, await readFile(path.join(sampleDir, "test", record.imagePath)));
+        assert.equal(bytes.length, record.imageBytes);
+      }
+      await assert.rejects(zipped.openImage({ imagePath: "not/used.png" }), VlguardLayoutError);
+    } finally {
+      await zipped.close();
+    }
+    // The folder read serves bytes the same way.
+    const first = sample.records[0];
+    assert.ok(first);
+    assert.deepEqual(
+      await sample.openImage(first),
+      await readFile(path.join(sampleDir, "test", first.imagePath)),
+    );
+    assert.deepEqual(sample.images, { kind: "folder", path: path.join(sampleDir, "test") });
+  });
+
+  it("refuses a zip with an entry that leaves the archive, naming the entry", async () => {
+    const png = await readFile(path.join(sampleDir, "test", sample.records[0]?.imagePath ?? ""));
+    const entries = [...(await sampleZipEntries()), { name: "../evil.png", data: png }];
+    const dir = await zippedSample("zip-evil", entries);
+    await assert.rejects(
+      readVlguardDataset(path.join(dir, "test.json"), path.join(dir, "test.zip")),
+      (e: unknown) => e instanceof VlguardLayoutError && e.message.includes('entry "../evil.png"'),
+    );
+    const absolute = await zippedSample("zip-absolute", [{ name: "/etc/evil.png", data: png }]);
+    await assert.rejects(
+      readVlguardDataset(path.join(absolute, "test.json"), path.join(absolute, "test.zip")),
+      (e: unknown) =>
+        e instanceof VlguardLayoutError && /entry "\/etc\/evil\.png" is an absolute path/.test(e.message),
+    );
+  });
+
+  it("skips the records whose image is not in the zip, naming the image", async () => {
+    const unsafe = raw.find((r) => !r.safe);
+    const safe = raw.find((r) => r.safe);
+    assert.ok(unsafe && safe);
+    const gone = new Set([`test/${unsafe.image}`, `test/${safe.image}`]);
+    const dir = await zippedSample(
+      "zip-missing",
+      (await sampleZipEntries()).filter((e) => !gone.has(e.name)),
+    );
+    const zipped = await readVlguardDataset(path.join(dir, "test.json"), path.join(dir, "test.zip"));
+    await zipped.close();
+    const missing = zipped.skipped.filter((s) => s.reason === "missing_image");
+    assert.deepEqual(
+      missing.map((s) => s.id).sort(),
+      [unsafe.id, `${safe.id}:unsafe`, `${safe.id}:safe`].sort(),
+    );
+    assert.ok(missing.every((s) => /is not in test\.zip/.test(s.detail)));
+    assert.ok(missing.some((s) => s.detail.includes(unsafe.image)));
+    assert.equal(zipped.records.length, sample.records.length - 3);
   });
 });

@@ -1,8 +1,12 @@
 /**
  * Reads VLGuard's test set from its two official parts: `test.json` (`data/test.json` of ys-zong/VLGuard
- * at the pinned commit) and the images folder (the `test/` folder of the gated `test.zip`, which the user
- * downloads and unzips). Image paths in `test.json` are relative to that folder, as in the official loader
- * (`os.path.join(root_path, img_id)`).
+ * at the pinned commit) and the images: the gated `test.zip` itself, or the `test/` folder unzipping it
+ * gives. Image paths in `test.json` are relative to that folder, as in the official loader
+ * (`os.path.join(root_path, img_id)`); in the zip, the archive's root folder `test/` is stripped.
+ *
+ * Images from a zip are never extracted to disk: entries are indexed from the central directory, each used
+ * image's first bytes are read (a few at a time) to check it, and {@link VlguardDataset.openImage} later
+ * returns an image's bytes from the archive (or the folder) when it is uploaded.
  *
  * Each annotation record gives one or two items: an unsafe-image record one item in `unsafes` (id `<id>`,
  * expected refusal); a safe-image record one item in `safe_unsafes` (`<id>:unsafe`, expected refusal) and
@@ -16,12 +20,15 @@
  * named). Images in the folder that `test.json` does not use are listed in `extraImages` but do not change
  * the provenance: no item reads them. A generated sample is recognised by the sample marker in the images
  * folder's parent (where {@link writeVlguardSample} puts it, beside `test.json` and `test/`) or in the images
- * folder itself; the marker wins over every other check.
+ * folder itself (for a zip: beside the archive only, never inside it); the marker wins over every other
+ * check.
  */
 import { createHash } from "node:crypto";
 import type { Dirent } from "node:fs";
 import { open, readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
+import type { Readable } from "node:stream";
+import yauzl from "yauzl";
 import { z } from "zod";
 import { detectImageType, IMAGE_TYPES, type ImageType } from "../../core/image-type.ts";
 import { type DatasetProvenance, MAX_PROVENANCE_EXAMPLES } from "../../core/provenance.ts";
@@ -41,7 +48,7 @@ export const VLGUARD_OFFICIAL_IMAGES = 1000;
 const PUBLISHED_LABEL = `${VLGUARD_REPOSITORY}@${VLGUARD_COMMIT.slice(0, 7)} data/test.json`;
 
 const DOWNLOAD_TEST_JSON = `download data/test.json from ${VLGUARD_REPOSITORY} at commit ${VLGUARD_COMMIT}`;
-const DOWNLOAD_IMAGES = `request access to the Hugging Face dataset ${VLGUARD_REPOSITORY}, download test.zip and unzip it; pass its test/ folder`;
+const DOWNLOAD_IMAGES = `request access to the Hugging Face dataset ${VLGUARD_REPOSITORY}, download test.zip and pass it (or the test/ folder unzipping it gives)`;
 
 /** `test.json` or the images folder cannot be read at all; the message names the path and what to fetch. */
 export class VlguardLayoutError extends Error {
@@ -50,8 +57,15 @@ export class VlguardLayoutError extends Error {
 
 /** Options of {@link readVlguardDataset}. */
 export interface VlguardReadOptions {
-  /** Images read at once (default 16). */
+  /** Images read at once, from the folder or the zip (default 16). */
   concurrency?: number;
+}
+
+/** Where the images are read from. */
+export interface VlguardImagesLocation {
+  kind: "folder" | "zip";
+  /** Absolute path of the folder or the `.zip` file. */
+  path: string;
 }
 
 /** What {@link readVlguardDataset} found. */
@@ -65,6 +79,19 @@ export interface VlguardDataset {
   extraImages: string[];
   /** Used images whose extension does not match their bytes: `bad_ads/x.png (JPEG bytes)`. */
   mismatchedExtensions: string[];
+  images: VlguardImagesLocation;
+  /**
+   * The bytes of a record's image, read from the folder or from the zip (nothing is extracted to disk);
+   * this is how the images get to the upload. Only paths of this dataset's records are accepted.
+   *
+   * @throws VlguardLayoutError when the path is not one of the records' images, or the image has gone
+   */
+  openImage(record: Pick<BenchmarkRecord, "imagePath">): Promise<Buffer>;
+  /**
+   * Closes the zip archive that {@link openImage} keeps open (nothing to do for a folder). Reading is done
+   * when `readVlguardDataset` returns, with the archive closed; the first `openImage` opens it again.
+   */
+  close(): Promise<void>;
 }
 
 const imagePathSchema = z
@@ -136,11 +163,12 @@ type ImageCheck =
   | { ok: false; reason: "missing_image" | "unreadable_image"; detail: string };
 
 /**
- * Reads VLGuard's `test.json` and images folder (see the module comment for the layout and provenance).
+ * Reads VLGuard's `test.json` and images (see the module comment for the layout and provenance).
  *
  * @param testJson path of `test.json`
- * @param images path of the images folder (the unzipped `test/`); a `.zip` file is refused for now
- * @throws VlguardLayoutError when `test.json` or the folder is missing, or `test.json` is not a JSON list
+ * @param images the images folder (the unzipped `test/`), or `test.zip` itself (a file ending in `.zip`)
+ * @throws VlguardLayoutError when `test.json` or the images are missing, `test.json` is not a JSON list,
+ *   or the zip cannot be read or has an entry whose name leaves the archive (`/x`, `../x`), naming it
  */
 export async function readVlguardDataset(
   testJson: string,
@@ -148,9 +176,22 @@ export async function readVlguardDataset(
   options: VlguardReadOptions = {},
 ): Promise<VlguardDataset> {
   const annotationBytes = await readTestJson(testJson);
-  const imagesRoot = await resolveImagesFolder(images);
   const entries = parseTestJson(annotationBytes, testJson);
+  const source = await openImageSource(images);
+  try {
+    return await readWithSource(source, testJson, annotationBytes, entries, options);
+  } finally {
+    await source.close();
+  }
+}
 
+async function readWithSource(
+  source: ImageSource,
+  testJson: string,
+  annotationBytes: Buffer,
+  entries: unknown[],
+  options: VlguardReadOptions,
+): Promise<VlguardDataset> {
   const skipped: SkippedBenchmarkRecord[] = [];
   const pending: PendingRecord[] = [];
   const seenIds = new Set<string>();
@@ -177,7 +218,7 @@ export async function readVlguardDataset(
   }
 
   const used = [...new Set(pending.map((r) => r.imagePath))];
-  const checks = await checkImages(imagesRoot, used, options.concurrency ?? 16);
+  const checks = await checkImages(source, used, options.concurrency ?? 16);
 
   const records: BenchmarkRecord[] = [];
   const mismatched = new Set<string>();
@@ -196,23 +237,22 @@ export async function readVlguardDataset(
   }
 
   const usedSet = new Set(used);
-  const extraImages = (await listFiles(imagesRoot)).filter(
-    (f) => !usedSet.has(f) && f !== SAMPLE_MARKER_FILE,
-  );
-  const provenance = await establishVlguardProvenance(imagesRoot, annotationBytes, checks);
-  return { records, skipped, provenance, extraImages, mismatchedExtensions: [...mismatched].sort() };
-}
-
-/**
- * Reading the images straight from `test.zip` is not supported: no zip reader is a dependency of the
- * project yet. Unzip the archive and pass its `test/` folder to {@link readVlguardDataset}.
- *
- * @throws VlguardLayoutError always, saying what to do instead
- */
-export function readVlguardImagesZip(zipPath: string): never {
-  throw new VlguardLayoutError(
-    `${zipPath}: reading the images from the zip archive is not supported yet; unzip it and pass the test/ folder it contains`,
-  );
+  const extraImages = (await source.list()).filter((f) => !usedSet.has(f) && f !== SAMPLE_MARKER_FILE);
+  const provenance = await establishVlguardProvenance(source.markerDirs, annotationBytes, checks);
+  return {
+    records,
+    skipped,
+    provenance,
+    extraImages,
+    mismatchedExtensions: [...mismatched].sort(),
+    images: { kind: source.kind, path: source.path },
+    openImage: async (record) => {
+      if (!usedSet.has(record.imagePath))
+        throw new VlguardLayoutError(`${record.imagePath} is not the image of a record of ${testJson}`);
+      return source.read(record.imagePath);
+    },
+    close: () => source.close(),
+  };
 }
 
 async function readTestJson(testJson: string): Promise<Buffer> {
@@ -228,7 +268,23 @@ async function readTestJson(testJson: string): Promise<Buffer> {
   }
 }
 
-async function resolveImagesFolder(images: string): Promise<string> {
+/**
+ * Where the images are: a folder or a zip archive. `check` looks at an image the same way for both
+ * (present, a non-empty regular file, JPEG/PNG/WebP/GIF first bytes); `read` returns its bytes.
+ */
+interface ImageSource {
+  kind: "folder" | "zip";
+  path: string;
+  /** Folders where a sample marker labels the data (the marker wins over every other check). */
+  markerDirs: string[];
+  check(relative: string): Promise<ImageCheck>;
+  read(relative: string): Promise<Buffer>;
+  /** Every file, relative with `/` separators, sorted. */
+  list(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+async function openImageSource(images: string): Promise<ImageSource> {
   let isDirectory: boolean;
   try {
     isDirectory = (await stat(images)).isDirectory();
@@ -237,11 +293,221 @@ async function resolveImagesFolder(images: string): Promise<string> {
       cause: error,
     });
   }
-  if (!isDirectory) {
-    if (images.toLowerCase().endsWith(".zip")) readVlguardImagesZip(images);
-    throw new VlguardLayoutError(`VLGuard images folder ${images} is not a folder: ${DOWNLOAD_IMAGES}`);
+  if (isDirectory) return folderSource(path.resolve(images));
+  if (images.toLowerCase().endsWith(".zip")) {
+    const zip = await readVlguardImagesZip(images);
+    await zip.ready();
+    return zip;
   }
-  return path.resolve(images);
+  throw new VlguardLayoutError(
+    `VLGuard images folder ${images} is not a folder or a .zip file: ${DOWNLOAD_IMAGES}`,
+  );
+}
+
+function folderSource(root: string): ImageSource {
+  return {
+    kind: "folder",
+    path: root,
+    markerDirs: [path.dirname(root), root],
+    check: (relative) => checkFolderImage(root, relative),
+    read: async (relative) => {
+      try {
+        return await readFile(path.join(root, ...relative.split("/")));
+      } catch (error: unknown) {
+        throw new VlguardLayoutError(`image ${relative} cannot be read from ${root}`, { cause: error });
+      }
+    },
+    list: () => listFiles(root),
+    close: async () => {},
+  };
+}
+
+/** The root folder `test.zip` holds its images in; stripped from entry names when every entry is in it. */
+const ZIP_ROOT = "test/";
+/** Resource-fork entries some archivers add; ignored. */
+const MACOS_METADATA = "__MACOSX/";
+
+/** Why an entry name is refused (it would leave the archive's folder), or null when it is safe. */
+function unsafeEntryName(name: string): string | null {
+  if (name === "") return "is empty";
+  if (name.includes("\0")) return "contains a NUL character";
+  if (name.includes("\\")) return "contains a backslash";
+  if (name.startsWith("/") || /^[A-Za-z]:/.test(name)) return "is an absolute path";
+  if (name.split("/").includes("..")) return "contains a '..' segment";
+  return null;
+}
+
+/** The entries of a zip archive by name (root folder stripped), and the open archive. */
+interface ZipIndex {
+  zip: yauzl.ZipFile;
+  files: Map<string, yauzl.Entry>;
+  folders: Set<string>;
+}
+
+/** Images in a zip archive: {@link readVlguardDataset}'s source for `test.zip`. */
+export interface VlguardZipImages extends ImageSource {
+  kind: "zip";
+  /** Opens the archive and reads its central directory (the first `check`, `read` or `list` does it too). */
+  ready(): Promise<void>;
+}
+
+/**
+ * The images of VLGuard's `test.zip`, read in place. Opening reads only the central directory: every
+ * entry's name is checked (no absolute paths, no `..`, no backslashes: the whole archive is refused,
+ * naming the entry), and the root folder `test/` is stripped when every entry is inside it, so names
+ * match `test.json`'s `image` fields. An image's bytes are read from the archive when asked for.
+ *
+ * @param zipPath path of `test.zip`
+ */
+export function readVlguardImagesZip(zipPath: string): VlguardZipImages {
+  const full = path.resolve(zipPath);
+  const name = path.basename(full);
+  let index: Promise<ZipIndex> | undefined;
+
+  const openIndex = async (): Promise<ZipIndex> => {
+    let zip: yauzl.ZipFile;
+    try {
+      // Names are decoded and checked here, so that a refused entry is named in our own message.
+      zip = await yauzl.openPromise(full, {
+        autoClose: false,
+        decodeStrings: false,
+        validateEntrySizes: true,
+      });
+    } catch (error: unknown) {
+      throw new VlguardLayoutError(
+        `${zipPath} is not a readable zip archive (${error instanceof Error ? error.message : String(error)}): ${DOWNLOAD_IMAGES}, or unzip it`,
+        { cause: error },
+      );
+    }
+    try {
+      const names: [string, yauzl.Entry][] = [];
+      for await (const entry of zip.eachEntry()) {
+        const entryName = yauzl.getFileNameLowLevel(
+          entry.generalPurposeBitFlag,
+          entry.fileNameRaw,
+          entry.extraFields,
+          true,
+        );
+        const unsafe = unsafeEntryName(entryName);
+        if (unsafe !== null)
+          throw new VlguardLayoutError(
+            `${zipPath}: entry ${JSON.stringify(entryName)} ${unsafe}; the archive is refused (it is not VLGuard's test.zip, or it was tampered with)`,
+          );
+        if (entryName.startsWith(MACOS_METADATA)) continue;
+        names.push([entryName, entry]);
+      }
+      const strip = names.length > 0 && names.every(([n]) => n.startsWith(ZIP_ROOT));
+      const files = new Map<string, yauzl.Entry>();
+      const folders = new Set<string>();
+      for (const [entryName, entry] of names) {
+        const relative = strip ? entryName.slice(ZIP_ROOT.length) : entryName;
+        if (relative === "") continue;
+        if (relative.endsWith("/")) {
+          folders.add(relative.slice(0, -1));
+          continue;
+        }
+        if (files.has(relative))
+          throw new VlguardLayoutError(
+            `${zipPath}: entry ${JSON.stringify(entryName)} is in the archive twice; the archive is refused`,
+          );
+        files.set(relative, entry);
+        // Folders implied by a file's path (archives need not list them).
+        const parts = relative.split("/");
+        for (let k = 1; k < parts.length; k++) folders.add(parts.slice(0, k).join("/"));
+      }
+      return { zip, files, folders };
+    } catch (error: unknown) {
+      zip.close();
+      if (error instanceof VlguardLayoutError) throw error;
+      throw new VlguardLayoutError(
+        `${zipPath}: the archive's directory cannot be read (${error instanceof Error ? error.message : String(error)}): ${DOWNLOAD_IMAGES}, or unzip it`,
+        { cause: error },
+      );
+    }
+  };
+  const opened = (): Promise<ZipIndex> => {
+    index ??= openIndex().catch((error: unknown) => {
+      index = undefined;
+      throw error;
+    });
+    return index;
+  };
+
+  return {
+    kind: "zip",
+    path: full,
+    // The marker sits beside test.json and the archive; nothing is looked for inside the archive.
+    markerDirs: [path.dirname(full)],
+    ready: async () => {
+      await opened();
+    },
+    check: async (relative) => {
+      const { zip, files, folders } = await opened();
+      const entry = files.get(relative);
+      if (entry === undefined) {
+        return folders.has(relative)
+          ? { ok: false, reason: "unreadable_image", detail: `image ${relative} is not a file` }
+          : { ok: false, reason: "missing_image", detail: `image ${relative} is not in ${name}` };
+      }
+      if (entry.uncompressedSize === 0)
+        return { ok: false, reason: "unreadable_image", detail: `image ${relative} is 0 bytes` };
+      let head: Buffer;
+      try {
+        head = await readEntry(zip, entry, 16);
+      } catch (error: unknown) {
+        const why = error instanceof Error ? error.message : String(error);
+        return {
+          ok: false,
+          reason: "unreadable_image",
+          detail: `image ${relative} cannot be read from ${name} (${why})`,
+        };
+      }
+      const type = detectImageType(head);
+      if (type === null)
+        return {
+          ok: false,
+          reason: "unreadable_image",
+          detail: `image ${relative} holds no JPEG, PNG, WebP or GIF bytes`,
+        };
+      return { ok: true, type, bytes: entry.uncompressedSize };
+    },
+    read: async (relative) => {
+      const { zip, files } = await opened();
+      const entry = files.get(relative);
+      if (entry === undefined) throw new VlguardLayoutError(`image ${relative} is no longer in ${zipPath}`);
+      try {
+        return await readEntry(zip, entry, Number.POSITIVE_INFINITY);
+      } catch (error: unknown) {
+        throw new VlguardLayoutError(`image ${relative} cannot be read from ${zipPath}`, { cause: error });
+      }
+    },
+    list: async () => [...(await opened()).files.keys()].sort(),
+    close: async () => {
+      const current = index;
+      index = undefined;
+      if (current === undefined) return;
+      try {
+        (await current).zip.close();
+      } catch {
+        // It never opened: nothing to close.
+      }
+    },
+  };
+}
+
+/** The first `limit` bytes of an entry (all of them for `Infinity`), decompressed; sizes are checked. */
+async function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, limit: number): Promise<Buffer> {
+  const stream: Readable = await zip.openReadStreamPromise(entry);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  // Breaking out of the loop destroys the stream, which stops reading the entry.
+  for await (const chunk of stream) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size >= limit) break;
+  }
+  const bytes = Buffer.concat(chunks);
+  return Number.isFinite(limit) ? bytes.subarray(0, limit) : bytes;
 }
 
 function parseTestJson(bytes: Buffer, testJson: string): unknown[] {
@@ -306,7 +572,7 @@ function itemsOf(record: Annotation): PendingRecord[] {
 
 /** Checks every used image: present, a regular non-empty file, JPEG/PNG/WebP/GIF bytes. */
 async function checkImages(
-  root: string,
+  source: ImageSource,
   used: readonly string[],
   concurrency: number,
 ): Promise<Map<string, ImageCheck>> {
@@ -315,14 +581,14 @@ async function checkImages(
   const worker = async (): Promise<void> => {
     while (next < used.length) {
       const relative = used[next++] as string;
-      checks.set(relative, await checkImage(root, relative));
+      checks.set(relative, await source.check(relative));
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, used.length)) }, worker));
   return checks;
 }
 
-async function checkImage(root: string, relative: string): Promise<ImageCheck> {
+async function checkFolderImage(root: string, relative: string): Promise<ImageCheck> {
   const full = path.join(root, ...relative.split("/"));
   let handle: Awaited<ReturnType<typeof open>>;
   try {
@@ -377,12 +643,14 @@ async function listFiles(root: string): Promise<string[]> {
 const clip = (text: string): string => (text.length > 200 ? `${text.slice(0, 199)}…` : text);
 
 async function establishVlguardProvenance(
-  imagesRoot: string,
+  markerDirs: readonly string[],
   annotationBytes: Buffer,
   checks: ReadonlyMap<string, ImageCheck>,
 ): Promise<DatasetProvenance> {
-  const marker = (await readSampleMarker(path.dirname(imagesRoot))) ?? (await readSampleMarker(imagesRoot));
-  if (marker) return { kind: "sample", size: marker.size, seed: marker.seed };
+  for (const dir of markerDirs) {
+    const marker = await readSampleMarker(dir);
+    if (marker) return { kind: "sample", size: marker.size, seed: marker.seed };
+  }
 
   const examples: string[] = [];
   const sha256 = createHash("sha256").update(annotationBytes).digest("hex");
