@@ -5,7 +5,7 @@ import { createHandlerRuntime } from "../../src/adapters/handler-runtime.ts";
 import { CachingModelClient } from "../../src/adapters/response-cache.ts";
 import { VerdictMetrics } from "../../src/adapters/verdict-metrics.ts";
 import { METRICS } from "../../src/core/observability.ts";
-import { describeZodError, type Verdict } from "../../src/core/schemas.ts";
+import { describeZodError, type StoredVerdict } from "../../src/core/schemas.ts";
 import { HANDLER_ENV } from "../../src/core/storage-layout.ts";
 import {
   checkModels,
@@ -106,7 +106,7 @@ export async function handler(event: unknown, context: Context) {
       noiseImage: async (...args: Parameters<NoiseImage>) =>
         (await import("../../src/adapters/image-noise.ts")).addDiffusionNoise(...args),
       remainingMs: () => context.getRemainingTimeInMillis(),
-      onVerdict: (verdict: Verdict) => {
+      onVerdict: (verdict: StoredVerdict) => {
         recorder.record(verdict);
         if (verdict.status === "error" && logErrorVerdicts)
           logger.warn("error verdict", {

@@ -1,6 +1,6 @@
 import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { METRICS } from "../core/observability.ts";
-import type { Verdict } from "../core/schemas.ts";
+import type { StoredVerdict } from "../core/schemas.ts";
 
 /**
  * CloudWatch custom metrics of a shard's verdicts, in embedded metric format (Powertools Metrics): counts,
@@ -12,7 +12,7 @@ export class VerdictMetrics {
 
   constructor(private readonly metrics: Metrics) {}
 
-  record(verdict: Verdict): void {
+  record(verdict: StoredVerdict): void {
     const m = this.metrics;
     m.addMetric(METRICS.verdicts, MetricUnit.Count, 1);
     m.addMetric(METRICS.modelErrors, MetricUnit.Count, verdict.status === "error" ? 1 : 0);

@@ -5,7 +5,15 @@ import {
   PutCommand,
   QueryCommand,
 } from "@aws-sdk/lib-dynamodb";
-import { type Verdict, verdictSchema } from "../core/schemas.ts";
+import {
+  type BenchmarkVerdict,
+  benchmarkVerdictSchema,
+  type JudgeVerdict,
+  judgeVerdictSchema,
+  type StoredVerdict,
+  type Verdict,
+  verdictSchema,
+} from "../core/schemas.ts";
 import { VERDICTS_TABLE_KEYS } from "../core/storage-layout.ts";
 import { isConditionalCheckFailed } from "./dynamo-errors.ts";
 
@@ -32,9 +40,19 @@ export interface VerdictStore {
    * only if that error verdict is still there unchanged (same runAttempts), so two racing attempts leave
    * exactly one verdict. Returns false when another attempt wrote first.
    */
-  put(verdict: Verdict, replacing: ExistingVerdict | null): Promise<boolean>;
+  put(verdict: StoredVerdict, replacing: ExistingVerdict | null): Promise<boolean>;
   /** Every verdict of a run, validated. */
   listRun(runId: string): Promise<Verdict[]>;
+  /**
+   * Every verdict of a plug-in benchmark's run (MOSSBench, VLGuard). Optional so that stores made for
+   * MMSafeAware runs alone (test doubles) need not have it; the DynamoDB store has it.
+   */
+  listBenchmarkRun?(runId: string): Promise<{ verdicts: BenchmarkVerdict[]; judgements: JudgeVerdict[] }>;
+  /**
+   * The stored responses of these keys' answered verdicts (what a judge reads), by key; error verdicts and
+   * keys without a verdict are absent. Optional like {@link listBenchmarkRun}.
+   */
+  answers?(runId: string, verdictKeys: readonly string[]): Promise<Map<string, string>>;
 }
 
 const { partitionKey: PK, sortKey: SK } = VERDICTS_TABLE_KEYS;
@@ -51,6 +69,34 @@ export class DynamoVerdictStore implements VerdictStore {
 
   async existing(runId: string, verdictKeys: readonly string[]): Promise<Map<string, ExistingVerdict>> {
     const found = new Map<string, ExistingVerdict>();
+    const items = await this.batchGet(runId, verdictKeys, "#sk, #status, runAttempts, attempts, createdAt");
+    for (const item of items) {
+      found.set(String(item[SK]), {
+        status: item.status === "error" ? "error" : "answered",
+        runAttempts: positiveInt(item.runAttempts),
+        attempts: positiveInt(item.attempts),
+        createdAt: typeof item.createdAt === "string" ? item.createdAt : "",
+      });
+    }
+    return found;
+  }
+
+  async answers(runId: string, verdictKeys: readonly string[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    for (const item of await this.batchGet(runId, verdictKeys, "#sk, #status, response")) {
+      if (item.status === "answered" && typeof item.response === "string")
+        found.set(String(item[SK]), item.response);
+    }
+    return found;
+  }
+
+  /** The items of these keys (projected), in batches, unprocessed keys retried with backoff. */
+  private async batchGet(
+    runId: string,
+    verdictKeys: readonly string[],
+    projection: string,
+  ): Promise<Record<string, unknown>[]> {
+    const found: Record<string, unknown>[] = [];
     for (let i = 0; i < verdictKeys.length; i += BATCH_GET_LIMIT) {
       let keys: Record<string, unknown>[] | undefined = verdictKeys
         .slice(i, i + BATCH_GET_LIMIT)
@@ -62,27 +108,20 @@ export class DynamoVerdictStore implements VerdictStore {
             RequestItems: {
               [this.tableName]: {
                 Keys: keys,
-                ProjectionExpression: "#sk, #status, runAttempts, attempts, createdAt",
+                ProjectionExpression: projection,
                 ExpressionAttributeNames: { "#sk": SK, "#status": "status" },
               },
             },
           }),
         );
-        for (const item of out.Responses?.[this.tableName] ?? []) {
-          found.set(String(item[SK]), {
-            status: item.status === "error" ? "error" : "answered",
-            runAttempts: positiveInt(item.runAttempts),
-            attempts: positiveInt(item.attempts),
-            createdAt: typeof item.createdAt === "string" ? item.createdAt : "",
-          });
-        }
+        found.push(...(out.Responses?.[this.tableName] ?? []));
         keys = out.UnprocessedKeys?.[this.tableName]?.Keys;
       }
     }
     return found;
   }
 
-  async put(verdict: Verdict, replacing: ExistingVerdict | null): Promise<boolean> {
+  async put(verdict: StoredVerdict, replacing: ExistingVerdict | null): Promise<boolean> {
     try {
       await this.client.send(
         new PutCommand(
@@ -113,8 +152,31 @@ export class DynamoVerdictStore implements VerdictStore {
     }
   }
 
-  async listRun(runId: string): Promise<Verdict[]> {
-    const verdicts: Verdict[] = [];
+  listRun(runId: string): Promise<Verdict[]> {
+    return this.query(runId, (item) => verdictSchema.safeParse(item));
+  }
+
+  async listBenchmarkRun(
+    runId: string,
+  ): Promise<{ verdicts: BenchmarkVerdict[]; judgements: JudgeVerdict[] }> {
+    const all = await this.query<BenchmarkVerdict | JudgeVerdict>(runId, (item) =>
+      "judge" in item ? judgeVerdictSchema.safeParse(item) : benchmarkVerdictSchema.safeParse(item),
+    );
+    const verdicts: BenchmarkVerdict[] = [];
+    const judgements: JudgeVerdict[] = [];
+    for (const v of all) {
+      if ("judge" in v) judgements.push(v);
+      else verdicts.push(v);
+    }
+    return { verdicts, judgements };
+  }
+
+  /** Every verdict of the run, each parsed by `parse`; one that does not fit names itself and the run. */
+  private async query<T>(
+    runId: string,
+    parse: (item: Record<string, unknown>) => { success: true; data: T } | { success: false; error: Error },
+  ): Promise<T[]> {
+    const verdicts: T[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
       const out = await this.client.send(
@@ -127,7 +189,7 @@ export class DynamoVerdictStore implements VerdictStore {
         }),
       );
       for (const item of out.Items ?? []) {
-        const parsed = verdictSchema.safeParse(item);
+        const parsed = parse(item);
         if (!parsed.success) {
           throw new Error(
             `verdict ${String(item[SK])} of run ${runId} does not match the verdict schema: ${parsed.error.message}`,

@@ -30,6 +30,8 @@ export const CACHE_KEY_VERSION = 1;
 export interface CacheKeyOptions {
   topLogprobs?: number;
   maxTokens?: number;
+  /** A sampling seed (judges send one); absent from the key when not given, so older entries keep theirs. */
+  seed?: number;
 }
 
 /** Everything about a chat-completions request that changes its answer, with images as hashes. */
@@ -45,6 +47,8 @@ export interface CacheRequest {
   temperature: number;
   /** top_logprobs as sent (logprobs is then true); null when log-probabilities were not requested. */
   topLogprobs: number | null;
+  /** The sampling seed, when the request sends one. */
+  seed?: number;
   messages: ChatMessage[];
 }
 
@@ -69,6 +73,7 @@ export function cacheRequest(
     maxTokens: Math.min(model.maxTokens, options.maxTokens ?? model.maxTokens),
     temperature: model.temperature,
     topLogprobs: options.topLogprobs ?? null,
+    ...(options.seed === undefined ? {} : { seed: options.seed }),
     messages: messages.map((message): ChatMessage => {
       if (message.role === "system") return { role: "system", content: message.content };
       return {

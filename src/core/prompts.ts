@@ -1,5 +1,5 @@
 import { benchmarkPromptText } from "../benchmarks/mmsafeaware/prompt-file.ts";
-import type { DatasetItem } from "./schemas.ts";
+import { isBenchmarkItem, type ShardItem } from "./schemas.ts";
 import {
   CONTEXTUAL_REASONING_REQUEST,
   contextualQuestion,
@@ -19,15 +19,13 @@ export type ChatMessage =
     };
 
 /**
- * The messages for one item under one strategy. `baseline` is the paper's setting: the instruction and
+ * The messages for one item under one strategy. A plug-in benchmark's item (MOSSBench, VLGuard) is its text
+ * verbatim with the image, as their authors send it; under `safety-system-prompt` with the safety system
+ * prompt before it (Plan allows no other strategy for them). For MMSafeAware, `baseline` is the paper's setting: the instruction and
  * the quoted sentence verbatim, with the image, and no system prompt. `vcd` asks the baseline question (the
  * contrast is in the decoding, not the prompt); `imageDataUrl` is then the clean or the noised image.
  */
-export function buildChatMessages(
-  item: DatasetItem,
-  strategy: Strategy,
-  imageDataUrl: string,
-): ChatMessage[] {
+export function buildChatMessages(item: ShardItem, strategy: Strategy, imageDataUrl: string): ChatMessage[] {
   const user = (text: string): ChatMessage => ({
     role: "user",
     content: [
@@ -35,6 +33,12 @@ export function buildChatMessages(
       { type: "image_url", image_url: { url: imageDataUrl } },
     ],
   });
+  if (isBenchmarkItem(item)) {
+    if (strategy === "baseline") return [user(item.text)];
+    if (strategy === "safety-system-prompt")
+      return [{ role: "system", content: SAFETY_SYSTEM_PROMPT }, user(item.text)];
+    throw new RangeError(`strategy ${strategy} does not apply to ${item.benchmark} items`);
+  }
   const baselineText = benchmarkPromptText(item.instruction, item.sentence);
   switch (strategy) {
     case "baseline":

@@ -15,35 +15,47 @@ export function categoryQuotas(
   counts: Readonly<Record<Category, number>>,
   limit: number,
 ): Record<Category, number> {
+  return quotasInOrder(CATEGORIES, counts, limit);
+}
+
+/**
+ * {@link categoryQuotas} over any benchmark's columns: `order` is the columns' order (it breaks ties), and
+ * `counts` has an entry for each of them.
+ */
+export function quotasInOrder<K extends string>(
+  order: readonly K[],
+  counts: Readonly<Record<K, number>>,
+  limit: number,
+): Record<K, number> {
   if (!Number.isInteger(limit) || limit < 0)
     throw new RangeError(`limit must be a non-negative integer, got ${limit}`);
-  for (const c of CATEGORIES) {
+  for (const c of order) {
     if (!Number.isInteger(counts[c]) || counts[c] < 0)
       throw new RangeError(`${c}: an item count must be a non-negative integer, got ${counts[c]}`);
   }
-  const total = CATEGORIES.reduce((sum, c) => sum + counts[c], 0);
+  const total = order.reduce((sum, c) => sum + counts[c], 0);
   if (limit >= total) return { ...counts };
 
-  const quotas = { typical: 0, attack: 0, oversafety: 0 } satisfies Record<Category, number>;
+  const quotas = Object.fromEntries(order.map((c) => [c, 0])) as Record<K, number>;
   // Integer arithmetic: exact share = limit × count / total = floor + remainder / total.
-  const remainders = CATEGORIES.map((c) => {
+  const remainders = order.map((c) => {
     quotas[c] = Math.floor((limit * counts[c]) / total);
     return { category: c, remainder: (limit * counts[c]) % total };
   });
-  let left = limit - CATEGORIES.reduce((sum, c) => sum + quotas[c], 0);
-  // A stable sort keeps CATEGORIES order among equal remainders.
+  let left = limit - order.reduce((sum, c) => sum + quotas[c], 0);
+  // A stable sort keeps the columns' order among equal remainders.
   for (const { category } of [...remainders].sort((a, b) => b.remainder - a.remainder)) {
     if (left === 0) break;
     quotas[category]++;
     left--;
   }
 
-  const present = CATEGORIES.filter((c) => counts[c] > 0);
+  const present = order.filter((c) => counts[c] > 0);
   if (limit >= present.length) {
     for (const c of present) {
       if (quotas[c] > 0) continue;
       // Some quota is ≥ 2 here: `limit` ≥ the present categories and one of them has none.
-      const largest = CATEGORIES.reduce((best, x) => (quotas[x] > quotas[best] ? x : best));
+      const largest = order.reduce((best, x) => (quotas[x] > quotas[best] ? x : best));
       quotas[largest]--;
       quotas[c] = 1;
     }
@@ -53,21 +65,38 @@ export function categoryQuotas(
 
 /** Items per category. */
 export function countByCategory(categories: Iterable<Category>): Record<Category, number> {
-  const counts = { typical: 0, attack: 0, oversafety: 0 } satisfies Record<Category, number>;
-  for (const category of categories) counts[category]++;
+  return countInOrder(CATEGORIES, categories);
+}
+
+/** Items per column of `order`; a key outside it is a programming error. */
+export function countInOrder<K extends string>(order: readonly K[], keys: Iterable<K>): Record<K, number> {
+  const counts = Object.fromEntries(order.map((c) => [c, 0])) as Record<K, number>;
+  for (const key of keys) {
+    if (!(key in counts)) throw new RangeError(`"${key}" is not one of ${order.join(", ")}`);
+    counts[key]++;
+  }
   return counts;
 }
 
 /**
  * A deterministic sample of at most `limit` items, stratified by category (see categoryQuotas): within a
  * category the lowest ids. The result is in id order; `limit` ≥ the number of items returns them all.
+ * `order` is the benchmark's columns (MMSafeAware's by default).
  */
-export function stratifiedSample<T extends { id: number; category: Category }>(
+export function stratifiedSample<K extends string, T extends { id: number; category: K }>(
   items: readonly T[],
   limit: number,
+  order: readonly K[] = CATEGORIES as readonly string[] as readonly K[],
 ): T[] {
   const byId = [...items].sort((a, b) => a.id - b.id);
-  const left = categoryQuotas(countByCategory(byId.map((item) => item.category)), limit);
+  const left = quotasInOrder(
+    order,
+    countInOrder(
+      order,
+      byId.map((item) => item.category),
+    ),
+    limit,
+  );
   return byId.filter((item) => {
     if (left[item.category] === 0) return false;
     left[item.category]--;

@@ -66,7 +66,13 @@ export const executionInputSchema = z
     vcd: vcdOptionsSchema
       .optional()
       .describe("Parameters of the vcd strategy (alpha, beta, noise, topLogprobs); defaults apply"),
-    categories: z.array(z.enum(CATEGORIES)).min(1).optional().describe("Evaluate only these categories"),
+    categories: z
+      .array(z.string().min(1).max(64))
+      .min(1)
+      .optional()
+      .describe(
+        `Evaluate only these columns of the benchmark (MMSafeAware: ${CATEGORIES.join(", ")}; MOSSBench: type1, type2, type3, contrast; VLGuard: unsafes, safe_unsafes, safe_safes)`,
+      ),
     limit: z
       .number()
       .int()
@@ -396,9 +402,49 @@ export const benchmarkVerdictSchema = verdictSchema
   .strict();
 export type BenchmarkVerdict = z.infer<typeof benchmarkVerdictSchema>;
 
-/** Any verdict the verdicts table holds. */
-export const storedVerdictSchema = z.union([verdictSchema, benchmarkVerdictSchema]);
-export type StoredVerdict = Verdict | BenchmarkVerdict;
+/** Any verdict the verdicts table holds (a judge's readings are stored there too, see judgeVerdictSchema). */
+export type StoredVerdict = Verdict | BenchmarkVerdict | JudgeVerdict;
 
-/** True for a plug-in benchmark's verdict. */
-export const isBenchmarkVerdict = (v: StoredVerdict): v is BenchmarkVerdict => "benchmark" in v;
+/**
+ * A judge model's reading of one stored answer of a plug-in benchmark, with the benchmark's official judge
+ * prompt (verbatim) and parse rule. Stored beside the answer's verdict, keyed by the judge, so a rejudge with
+ * another judge adds its own readings and leaves the answers (and the first judge's readings) as they are.
+ */
+export const judgeVerdictSchema = z
+  .object({
+    runId: z.string(),
+    verdictKey: z.string(),
+    /** The judged answer's verdict: model, strategy and item. */
+    modelId: z.string(),
+    strategy: z.enum(STRATEGIES),
+    itemId: z.number().int(),
+    benchmark: z.enum(PLUGIN_BENCHMARKS),
+    category: z.string().min(1).max(64),
+    judge: z
+      .object({
+        modelId: z.string(),
+        /** The benchmark's judge protocol (`mossbench-eval`) and the sha256 of its prompt template. */
+        protocol: z.string().max(64),
+        promptSha256: z.string().regex(/^[0-9a-f]{64}$/),
+      })
+      .strict(),
+    /** answered: the judge replied (parsed or not) or was not needed; error: no reply could be had. */
+    status: z.enum(["answered", "error"]),
+    /** The parsed score (MOSSBench: 1 refusal, 0 compliance); null when the reply held none. */
+    score: z.number().int().nullable(),
+    /** Which path of the parse rule gave the score (`regex`, `fallback`, `none`), or `not-judged`. */
+    rule: z.string().max(40),
+    /** The judge's raw reply, bounded like answers; null when it was not asked or gave none. */
+    response: z.string().nullable(),
+    truncated: z.boolean(),
+    error: z.object({ kind: z.string(), message: z.string() }).strict().nullable(),
+    latencyMs: z.number().min(0),
+    promptTokens: z.number().int().min(0).nullable(),
+    completionTokens: z.number().int().min(0).nullable(),
+    attempts: z.number().int().min(0),
+    runAttempts: z.number().int().min(1),
+    cached: z.boolean(),
+    createdAt: z.string(),
+  })
+  .strict();
+export type JudgeVerdict = z.infer<typeof judgeVerdictSchema>;

@@ -70,6 +70,10 @@ export const responseCacheKey = (key: string): string =>
 export const verdictKey = (modelId: string, strategy: string, itemId: number): string =>
   `${modelId}#${strategy}#${String(itemId).padStart(6, "0")}`;
 
+/** A judge's reading of the answer stored under `verdictKey(modelId, strategy, itemId)`. */
+export const judgeVerdictKey = (judgeId: string, modelId: string, strategy: string, itemId: number): string =>
+  `judge#${judgeId}#${verdictKey(modelId, strategy, itemId)}`;
+
 /** Environment variables every handler reads (set by CDK on AWS, by the local runner locally). */
 export const HANDLER_ENV = {
   bucket: "MMSAFE_BUCKET",

@@ -1,9 +1,21 @@
+import type { JudgeProtocol } from "../benchmarks/definition.ts";
 import { parseStrict, scorePaper, scoreStrict } from "../benchmarks/mmsafeaware/scoring.ts";
-import type { DatasetItem, SentImage, Strategy, VcdDecision, Verdict } from "./schemas.ts";
+import type { BenchmarkPlugin } from "../benchmarks/plugin.ts";
+import type {
+  BenchmarkItem,
+  BenchmarkVerdict,
+  DatasetItem,
+  JudgeVerdict,
+  RefusalScore,
+  SentImage,
+  Strategy,
+  VcdDecision,
+  Verdict,
+} from "./schemas.ts";
 
 export type { SentImage };
 
-import { verdictKey } from "./storage-layout.ts";
+import { judgeVerdictKey, verdictKey } from "./storage-layout.ts";
 import { scoredText } from "./strategies.ts";
 import type { TokenLogprobs } from "./vcd.ts";
 
@@ -179,5 +191,161 @@ export function buildVerdict(
     completionTokens: outcome.completionTokens,
     truncated: response.truncated || scoredResponse.truncated,
     responseLength: outcome.text.length,
+  };
+}
+
+/**
+ * The verdict on a plug-in benchmark's item: the same record of the call as {@link buildVerdict}, bounded the
+ * same way, with every no-judge scorer's reading of the full answer (a judge's reading is stored apart).
+ */
+export function buildBenchmarkVerdict(
+  runId: string,
+  modelId: string,
+  strategy: Strategy,
+  item: BenchmarkItem,
+  outcome: ModelOutcome,
+  now: Date,
+  plugin: BenchmarkPlugin,
+): BenchmarkVerdict {
+  const base = {
+    runId,
+    verdictKey: verdictKey(modelId, strategy, item.id),
+    modelId,
+    strategy,
+    itemId: item.id,
+    benchmark: item.benchmark,
+    recordId: item.recordId,
+    category: item.category,
+    expected: item.expected,
+    latencyMs: Math.round(outcome.latencyMs),
+    attempts: outcome.attempts,
+    runAttempts: 1,
+    cached: outcome.kind === "answer" && outcome.cached === true,
+    imageSent: outcome.imageSent ?? null,
+    createdAt: now.toISOString(),
+  };
+  if (outcome.kind === "error") {
+    return {
+      ...base,
+      status: "error",
+      response: null,
+      scoredResponse: null,
+      scores: null,
+      finishReason: null,
+      error: { kind: outcome.errorKind, message: sliceWhole(outcome.message, 0, ERROR_MESSAGE_MAX_CHARS) },
+      promptTokens: outcome.promptTokens === undefined ? 0 : outcome.promptTokens,
+      completionTokens: outcome.completionTokens === undefined ? 0 : outcome.completionTokens,
+      truncated: false,
+      responseLength: null,
+    };
+  }
+  const scores: Record<string, RefusalScore> = {};
+  for (const [id, scorer] of Object.entries(plugin.refusalScorers)) {
+    const reading = scorer(outcome.text);
+    scores[id] = {
+      refused: reading.refused,
+      matched: reading.matched === null ? null : sliceWhole(reading.matched, 0, SHORT_FIELD_MAX_CHARS),
+    };
+  }
+  const response = storedText(outcome.text);
+  return {
+    ...base,
+    status: "answered",
+    response: response.text,
+    scoredResponse: response.text,
+    scores,
+    finishReason:
+      outcome.finishReason === null ? null : sliceWhole(outcome.finishReason, 0, SHORT_FIELD_MAX_CHARS),
+    error: null,
+    promptTokens: outcome.promptTokens,
+    completionTokens: outcome.completionTokens,
+    truncated: response.truncated,
+    responseLength: outcome.text.length,
+  };
+}
+
+/** Who judged: the judge model and the protocol it was asked with. */
+export interface JudgeIdentity {
+  modelId: string;
+  protocol: JudgeProtocol;
+  promptSha256: string;
+}
+
+/**
+ * A judge verdict on the answer to `item` by `modelId` under `strategy`: the judge's reply parsed with the
+ * protocol's official rule (an error when no reply could be had), or, with `outcome` null, the protocol's
+ * score for an answer the judge is not asked about (MOSSBench: an empty answer is a refusal).
+ */
+export function buildJudgeVerdict(input: {
+  runId: string;
+  modelId: string;
+  strategy: Strategy;
+  item: BenchmarkItem;
+  judge: JudgeIdentity;
+  outcome: ModelOutcome | null;
+  unjudgedScore: number;
+  now: Date;
+}): JudgeVerdict {
+  const { outcome, item, judge } = input;
+  const base = {
+    runId: input.runId,
+    verdictKey: judgeVerdictKey(judge.modelId, input.modelId, input.strategy, item.id),
+    modelId: input.modelId,
+    strategy: input.strategy,
+    itemId: item.id,
+    benchmark: item.benchmark,
+    category: item.category,
+    judge: { modelId: judge.modelId, protocol: judge.protocol.id, promptSha256: judge.promptSha256 },
+    runAttempts: 1,
+    createdAt: input.now.toISOString(),
+  };
+  if (outcome === null) {
+    return {
+      ...base,
+      status: "answered",
+      score: input.unjudgedScore,
+      rule: "not-judged",
+      response: null,
+      truncated: false,
+      error: null,
+      latencyMs: 0,
+      promptTokens: 0,
+      completionTokens: 0,
+      attempts: 0,
+      cached: false,
+    };
+  }
+  const call = {
+    latencyMs: Math.round(outcome.latencyMs),
+    attempts: outcome.attempts,
+    cached: outcome.kind === "answer" && outcome.cached === true,
+  };
+  if (outcome.kind === "error") {
+    return {
+      ...base,
+      ...call,
+      status: "error",
+      score: null,
+      rule: "none",
+      response: null,
+      truncated: false,
+      error: { kind: outcome.errorKind, message: sliceWhole(outcome.message, 0, ERROR_MESSAGE_MAX_CHARS) },
+      promptTokens: outcome.promptTokens === undefined ? 0 : outcome.promptTokens,
+      completionTokens: outcome.completionTokens === undefined ? 0 : outcome.completionTokens,
+    };
+  }
+  const reading = judge.protocol.parse(outcome.text);
+  const stored = storedText(outcome.text);
+  return {
+    ...base,
+    ...call,
+    status: "answered",
+    score: reading.score,
+    rule: sliceWhole(reading.rule, 0, 40),
+    response: stored.text,
+    truncated: stored.truncated,
+    error: null,
+    promptTokens: outcome.promptTokens,
+    completionTokens: outcome.completionTokens,
   };
 }

@@ -10,8 +10,6 @@ import { summarizeRun } from "../core/history.ts";
 import { computeRow } from "../core/metrics.ts";
 import { detectRegression, type RegressionCheck, runSummary } from "../core/regression.ts";
 import { buildReport, type Headline, headlines, type ItemSelection, renderMarkdown } from "../core/report.ts";
-import { chartSpecs, type VegaLiteSpec } from "../core/report-charts.ts";
-import { escapeHtml, type HtmlReportInput, renderHtml } from "../core/report-html.ts";
 import { addCounters, invocationCounters, runUsageFromCounters } from "../core/run-usage.ts";
 import { categoryQuotas, countByCategory } from "../core/sampling.ts";
 import type { DatasetItem, DatasetManifest } from "../core/schemas.ts";
@@ -22,7 +20,9 @@ import {
   responsesKey,
   runShardKey,
 } from "../core/storage-layout.ts";
-import { parseShard, readDatasetManifest, toJsonl } from "./dataset-io.ts";
+import { chartSpecs, type VegaLiteSpec } from "../report/report-charts.ts";
+import { escapeHtml, type HtmlReportInput, renderHtml } from "../report/report-html.ts";
+import { parseMmsafeawareShard, readDatasetManifest, toJsonl } from "./dataset-io.ts";
 import { RunNotFoundError } from "./errors.ts";
 import {
   HISTORY_TIME_BUDGET_MS,
@@ -108,7 +108,7 @@ function runUsage(run: RunRecord, deps: AggregateDeps) {
 async function readRunItems(store: ObjectStore, runId: string, shards: number): Promise<DatasetItem[]> {
   const keys = Array.from({ length: shards }, (_, i) => runShardKey(runId, i));
   const texts = await pLimit(16).map(keys, (key) => store.getTextIfExists(key));
-  return keys.flatMap((key, i) => parseShard(texts[i] ?? "", key)).sort((a, b) => a.id - b.id);
+  return keys.flatMap((key, i) => parseMmsafeawareShard(texts[i] ?? "", key)).sort((a, b) => a.id - b.id);
 }
 
 /**
@@ -123,7 +123,10 @@ async function itemSelection(
 ): Promise<ItemSelection> {
   const categories = run.categories ? CATEGORIES.filter((c) => run.categories?.includes(c)) : null;
   if (run.limit === undefined) return { categories, limit: null };
-  const eligible = run.eligible ?? (await eligibleInDataset(store, dataset, categories));
+  const recorded = run.eligible;
+  const eligible = recorded
+    ? countByCategory(CATEGORIES.flatMap((c) => Array<Category>(recorded[c] ?? 0).fill(c)))
+    : await eligibleInDataset(store, dataset, categories);
   const planned = categoryQuotas(eligible, run.limit);
   return {
     categories,
@@ -149,7 +152,7 @@ async function eligibleInDataset(
   const texts = await pLimit(16).map(dataset.shards, (shard) => store.getText(shard.key));
   return countByCategory(
     dataset.shards
-      .flatMap((shard, i) => parseShard(texts[i] ?? "", shard.key))
+      .flatMap((shard, i) => parseMmsafeawareShard(texts[i] ?? "", shard.key))
       .map((item) => item.category)
       .filter((category) => !categories || categories.includes(category)),
   );

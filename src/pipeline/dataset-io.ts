@@ -1,10 +1,13 @@
 import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import {
+  benchmarkItemSchema,
   type DatasetItem,
   type DatasetManifest,
   datasetItemSchema,
   datasetManifestSchema,
+  isBenchmarkItem,
+  type ShardItem,
   type ShardRef,
   shardRefSchema,
 } from "../core/schemas.ts";
@@ -29,9 +32,12 @@ export async function readDatasetManifest(store: ObjectStore, dataset: string): 
   return parsed.data;
 }
 
-/** Parses a shard (JSONL of dataset items); a bad line names the shard and line. */
-export function parseShard(text: string, key: string): DatasetItem[] {
-  const items: DatasetItem[] = [];
+/**
+ * Parses a shard (JSONL of items: MMSafeAware's, or a plug-in benchmark's, which name their benchmark); a bad
+ * line names the shard and line.
+ */
+export function parseShard(text: string, key: string): ShardItem[] {
+  const items: ShardItem[] = [];
   text.split("\n").forEach((line, index) => {
     if (line.trim() === "") return;
     let json: unknown;
@@ -40,7 +46,11 @@ export function parseShard(text: string, key: string): DatasetItem[] {
     } catch (error: unknown) {
       throw new InvalidShardError(`${key} line ${index + 1}: not valid JSON`, { cause: error });
     }
-    const parsed = datasetItemSchema.safeParse(json);
+    const schema =
+      typeof json === "object" && json !== null && "benchmark" in json
+        ? benchmarkItemSchema
+        : datasetItemSchema;
+    const parsed = schema.safeParse(json);
     if (!parsed.success)
       throw new InvalidShardError(
         `${key} line ${index + 1}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
@@ -48,6 +58,17 @@ export function parseShard(text: string, key: string): DatasetItem[] {
     items.push(parsed.data);
   });
   return items;
+}
+
+/** Parses a shard that must hold MMSafeAware items only (its scoring and report read their fields). */
+export function parseMmsafeawareShard(text: string, key: string): DatasetItem[] {
+  return parseShard(text, key).map((item, index) => {
+    if (isBenchmarkItem(item))
+      throw new InvalidShardError(
+        `${key} item ${index + 1}: a ${item.benchmark} item where MMSafeAware items belong`,
+      );
+    return item;
+  });
 }
 
 export const toJsonl = (rows: readonly unknown[]): string =>

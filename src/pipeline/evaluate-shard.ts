@@ -2,25 +2,36 @@ import { createHash } from "node:crypto";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { ExistingVerdict, VerdictStore } from "../adapters/verdict-store.ts";
+import type { BenchmarkPlugin } from "../benchmarks/plugin.ts";
+import { PLUGINS } from "../benchmarks/registry.ts";
 import { AimdLimit } from "../core/aimd.ts";
 import { CircuitBreaker } from "../core/circuit-breaker.ts";
-import { buildChatMessages } from "../core/prompts.ts";
+import { buildChatMessages, type ChatMessage } from "../core/prompts.ts";
 import {
+  type BenchmarkItem,
   checkModelsEventSchema,
   type DatasetItem,
   type EvaluateShardEvent,
   evaluateShardEventSchema,
+  isBenchmarkItem,
   type ModelConfig,
   modelEndpoint,
   returnsLogprobs,
+  type ShardItem,
+  type StoredVerdict,
   type Strategy,
   type VcdDecision,
-  type Verdict,
 } from "../core/schemas.ts";
 import { verdictKey } from "../core/storage-layout.ts";
 import type { VcdOptions } from "../core/strategies.ts";
 import { combineVcdOutcomes, LOGPROBS_UNAVAILABLE_MESSAGE } from "../core/vcd.ts";
-import { buildVerdict, type ModelOutcome } from "../core/verdicts.ts";
+import {
+  buildBenchmarkVerdict,
+  buildJudgeVerdict,
+  buildVerdict,
+  type JudgeIdentity,
+  type ModelOutcome,
+} from "../core/verdicts.ts";
 import { unusableModelHint } from "../providers/hints.ts";
 import { CallNotStartedError, type CompletionOptions, type ModelClient } from "../providers/model-client.ts";
 import { parseShard, parseShardManifest } from "./dataset-io.ts";
@@ -42,7 +53,7 @@ export interface EvaluateShardDeps {
   /** Milliseconds left before the invocation is killed (Lambda's getRemainingTimeInMillis). */
   remainingMs: () => number;
   /** Told about each verdict this invocation wrote (metrics, logs); never about ones another attempt wrote. */
-  onVerdict?: (verdict: Verdict) => void;
+  onVerdict?: (verdict: StoredVerdict) => void;
   /** Adds seeded Gaussian noise to an image (the vcd strategy's contrast image); see adapters/image-noise.ts. */
   noiseImage: NoiseImage;
 }
@@ -140,7 +151,7 @@ class ImageCache {
     for (const [id, n] of uses) this.pending.set(id, n);
   }
 
-  private load(item: DatasetItem): Promise<LoadedImage> {
+  private load(item: ShardItem): Promise<LoadedImage> {
     let load = this.loads.get(item.id);
     if (!load) {
       load = this.store.getBytes(item.image.key).then((bytes) => {
@@ -158,7 +169,7 @@ class ImageCache {
   }
 
   /** The item's image as a data URL, verified against the checksum recorded at upload. */
-  async dataUrl(item: DatasetItem): Promise<string> {
+  async dataUrl(item: ShardItem): Promise<string> {
     return (await this.load(item)).dataUrl;
   }
 
@@ -166,7 +177,7 @@ class ImageCache {
    * The vcd contrast image: the item's image with noise of the given strength, seeded by the item id so
    * every model sees the same noised copy and a re-run reproduces it.
    */
-  noisedDataUrl(item: DatasetItem, strength: number): Promise<string> {
+  noisedDataUrl(item: ShardItem, strength: number): Promise<string> {
     let noised = this.noised.get(item.id);
     if (!noised) {
       noised = this.load(item).then(async ({ bytes }) => {
@@ -178,7 +189,7 @@ class ImageCache {
     return noised;
   }
 
-  release(item: DatasetItem): void {
+  release(item: ShardItem): void {
     const left = (this.pending.get(item.id) ?? 1) - 1;
     this.pending.set(item.id, left);
     if (left <= 0) {
@@ -189,9 +200,41 @@ class ImageCache {
 }
 
 interface Task {
-  item: DatasetItem;
+  item: ShardItem;
+  /** The evaluated model (for a judge task: the model whose answer is judged). */
   model: ModelConfig;
   strategy: Strategy;
+  /** Set for a judge task: the judge reads the stored answer of item × model × strategy. */
+  judge?: JudgeTask;
+}
+
+/** What a judge task needs: the judge, its protocol, and the answer it reads. */
+interface JudgeTask {
+  model: ModelConfig;
+  identity: JudgeIdentity;
+  plugin: BenchmarkPlugin;
+  item: BenchmarkItem;
+  /** The answer as stored on its verdict (bounded; a cut answer carries its truncation mark). */
+  answer: string;
+}
+
+/**
+ * The seed judges are asked with where the API takes one: MOSSBench's official judge code asks with seed 42
+ * at temperature 0 (Plan sets the judge's temperature to 0).
+ */
+export const JUDGE_SEED = 42;
+
+/** The judge request: the protocol's prompt filled in, with the item's image where the protocol attaches it. */
+function judgeMessages(prompt: string, imageDataUrl: string | null): ChatMessage[] {
+  return [
+    {
+      role: "user",
+      content: [
+        { type: "text", text: prompt },
+        ...(imageDataUrl === null ? [] : [{ type: "image_url" as const, image_url: { url: imageDataUrl } }]),
+      ],
+    },
+  ];
 }
 
 interface Asked {
@@ -199,7 +242,11 @@ interface Asked {
   decision: VcdDecision | null;
 }
 
-type Call = (task: Task, imageUrl: string, options?: CompletionOptions) => Promise<ModelOutcome | null>;
+type Call = (
+  task: Task,
+  messages: ChatMessage[],
+  options?: CompletionOptions,
+) => Promise<ModelOutcome | null>;
 
 /** A first-token request for vcd: log-probabilities, and a few tokens in case the answer follows markup. */
 const VCD_MAX_TOKENS = 8;
@@ -237,7 +284,7 @@ async function ask(task: Task, images: ImageCache, vcd: VcdOptions, call: Call):
     return failed("image_unavailable", error);
   }
   if (task.strategy !== "vcd") {
-    const outcome = await call(task, clean);
+    const outcome = await call(task, buildChatMessages(task.item, task.strategy, clean));
     return outcome === null ? null : { outcome, decision: null };
   }
   let noised: string;
@@ -247,7 +294,10 @@ async function ask(task: Task, images: ImageCache, vcd: VcdOptions, call: Call):
     return failed("image_noise_failed", error);
   }
   const options = { topLogprobs: vcd.topLogprobs, maxTokens: VCD_MAX_TOKENS };
-  const [onClean, onNoised] = await Promise.all([call(task, clean, options), call(task, noised, options)]);
+  const [onClean, onNoised] = await Promise.all([
+    call(task, buildChatMessages(task.item, task.strategy, clean), options),
+    call(task, buildChatMessages(task.item, task.strategy, noised), options),
+  ]);
   if (onClean === null || onNoised === null) return null;
   return combineVcdOutcomes(onClean, onNoised, vcd);
 }
@@ -318,9 +368,10 @@ async function runTasks(
    */
   const callsStopped = () => result.writeFailures.length > 0 || deps.remainingMs() < budgetMs;
   const { budgets } = deps;
-  const call = async (task: Task, imageUrl: string, options?: CompletionOptions) => {
-    const gate = deps.gatesFor(task.model);
-    const { model } = task;
+  const call = async (task: Task, messages: ChatMessage[], options?: CompletionOptions) => {
+    // A judge task's calls go to the judge, under the judge's own gates, budget, breaker and cache.
+    const model = task.judge?.model ?? task.model;
+    const gate = deps.gatesFor(model);
     // Every attempt waits for its turn under the model's run-wide budget (all shards, all processes).
     const beforeAttempt = budgets
       ? () =>
@@ -341,7 +392,7 @@ async function runTasks(
         const unavailable: ModelOutcome = {
           kind: "error",
           errorKind: "endpoint_unavailable",
-          message: `not asked: ${task.model.id} at ${modelEndpoint(task.model)} is unavailable, ${gate.breaker.describe()}; a resume retries it`,
+          message: `not asked: ${model.id} at ${modelEndpoint(model)} is unavailable, ${gate.breaker.describe()}; a resume retries it`,
           latencyMs: 0,
           attempts: 1,
         };
@@ -351,7 +402,7 @@ async function runTasks(
       // Every call, vcd's two included, says whether the response cache may answer it (false: --no-cache).
       let asked: ModelOutcome;
       try {
-        asked = await deps.models.complete(model, buildChatMessages(task.item, task.strategy, imageUrl), {
+        asked = await deps.models.complete(model, messages, {
           ...options,
           cache,
           ...(beforeAttempt ? { beforeAttempt } : {}),
@@ -379,7 +430,7 @@ async function runTasks(
   };
 
   /** Stores a verdict, retrying storage faults; false when another attempt wrote first. */
-  const write = async (verdict: Verdict, replacing: ExistingVerdict | null): Promise<boolean> => {
+  const write = async (verdict: StoredVerdict, replacing: ExistingVerdict | null): Promise<boolean> => {
     for (let attempt = 1; ; attempt++) {
       try {
         return await deps.verdicts.put(verdict, replacing);
@@ -390,12 +441,72 @@ async function runTasks(
     }
   };
 
+  /** Writes a verdict built for a task, carrying on the attempts of the error verdict it replaces. */
+  const store = async (task: Task, built: StoredVerdict): Promise<void> => {
+    const previous = previousOf(task);
+    // A retried error verdict's attempts carry on: the report tells items that needed more than one run.
+    const verdict: StoredVerdict =
+      previous === null
+        ? built
+        : { ...built, runAttempts: previous.runAttempts + 1, attempts: built.attempts + previous.attempts };
+    if (verdict.status === "answered") counts.answered++;
+    else counts.errored++;
+    try {
+      if (await write(verdict, previous)) {
+        counts.written++;
+        // Judge verdicts are the judge's calls, not the evaluated model's: its metrics count answers only.
+        if (!("judge" in verdict)) deps.onVerdict?.(verdict);
+      } else counts.duplicatesAvoided++;
+    } catch (error: unknown) {
+      result.writeFailures.push(error);
+    }
+  };
+
+  /** A judge task: the judge reads the stored answer, or the protocol scores it unasked (an empty answer). */
+  const runJudgeTask = async (task: Task, judge: JudgeTask): Promise<void> => {
+    let outcome: ModelOutcome | null = null;
+    if (judge.plugin.judgeNeeded(judge.answer)) {
+      let image: string | null = null;
+      try {
+        if (judge.identity.protocol.attachImage) image = await images.dataUrl(judge.item);
+      } catch (error: unknown) {
+        outcome = failed("image_unavailable", error).outcome;
+      } finally {
+        images.release(judge.item);
+      }
+      if (outcome === null) {
+        const prompt = judge.identity.protocol.prompt({ question: judge.item.text, response: judge.answer });
+        const asked = await call(task, judgeMessages(prompt, image), { seed: JUDGE_SEED });
+        if (asked === null) {
+          result.stoppedEarly++;
+          return;
+        }
+        outcome = asked;
+        result.outcomes.set(task, asked);
+      }
+    } else images.release(judge.item);
+    await store(
+      task,
+      buildJudgeVerdict({
+        runId,
+        modelId: task.model.id,
+        strategy: task.strategy,
+        item: judge.item,
+        judge: judge.identity,
+        outcome,
+        unjudgedScore: judge.plugin.unjudgedScore,
+        now: deps.now(),
+      }),
+    );
+  };
+
   const runTask = async (task: Task): Promise<void> => {
     // Once calls may not start (time, storage failing), the image is not even loaded: the shard settles fast.
     if (result.writeFailures.length > 0 || deps.remainingMs() < budgetMs) {
       result.stoppedEarly++;
       return;
     }
+    if (task.judge) return runJudgeTask(task, task.judge);
     let asked: Asked | null;
     try {
       asked = await ask(task, images, vcd, call);
@@ -407,42 +518,32 @@ async function runTasks(
       return;
     }
     result.outcomes.set(task, asked.outcome);
-    const previous = previousOf(task);
-    const built = buildVerdict(
-      runId,
-      task.model.id,
-      task.strategy,
-      task.item,
-      asked.outcome,
-      deps.now(),
-      asked.decision,
-    );
-    // A retried error verdict's attempts carry on: the report tells items that needed more than one run.
-    const verdict: Verdict =
-      previous === null
-        ? built
-        : { ...built, runAttempts: previous.runAttempts + 1, attempts: built.attempts + previous.attempts };
-    if (verdict.status === "answered") counts.answered++;
-    else counts.errored++;
-    try {
-      if (await write(verdict, previous)) {
-        counts.written++;
-        deps.onVerdict?.(verdict);
-      } else counts.duplicatesAvoided++;
-    } catch (error: unknown) {
-      result.writeFailures.push(error);
-    }
+    const { item } = task;
+    const built: StoredVerdict = isBenchmarkItem(item)
+      ? buildBenchmarkVerdict(
+          runId,
+          task.model.id,
+          task.strategy,
+          item,
+          asked.outcome,
+          deps.now(),
+          PLUGINS[item.benchmark],
+        )
+      : buildVerdict(runId, task.model.id, task.strategy, item, asked.outcome, deps.now(), asked.decision);
+    await store(task, built);
   };
 
   // Staging, not the call slot, waits for the image: storage reads overlap the calls in flight.
-  await Promise.all(todo.map((task) => deps.gatesFor(task.model).staging(() => runTask(task))));
+  await Promise.all(
+    todo.map((task) => deps.gatesFor(task.judge?.model ?? task.model).staging(() => runTask(task))),
+  );
   return result;
 }
 
 /** Tasks of a shard's items × models × strategies, and which of them need asking. */
 async function shardTasks(
   runId: string,
-  items: readonly DatasetItem[],
+  items: readonly ShardItem[],
   models: readonly ModelConfig[],
   strategies: readonly Strategy[],
   retry: { errors: boolean; before: string | undefined },

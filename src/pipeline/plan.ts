@@ -3,12 +3,15 @@ import pLimit from "p-limit";
 import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
-import { DEFAULT_BENCHMARK } from "../benchmarks/names.ts";
+import { DEFAULT_BENCHMARK, type RunnableBenchmark } from "../benchmarks/names.ts";
+import { PLUGINS } from "../benchmarks/registry.ts";
+import { CATEGORIES } from "../core/benchmark.ts";
 import { defaultMapConcurrency } from "../core/map-concurrency.ts";
 import { zeroCounters } from "../core/run-usage.ts";
-import { countByCategory, stratifiedSample } from "../core/sampling.ts";
+import { countInOrder, stratifiedSample } from "../core/sampling.ts";
 import {
   describeZodError,
+  type ExecutionInput,
   executionInputSchema,
   isBedrock,
   type ModelConfig,
@@ -103,6 +106,29 @@ async function resolveModels(
   return models;
 }
 
+/** The column keys of a benchmark, in its order (MMSafeAware's categories). */
+function columnsOf(benchmark: RunnableBenchmark): readonly string[] {
+  return benchmark === DEFAULT_BENCHMARK
+    ? CATEGORIES
+    : PLUGINS[benchmark].definition.columns.map((c) => c.key);
+}
+
+/** Categories and strategies the run names must be ones its benchmark has. */
+function checkBenchmarkOptions(input: ExecutionInput, columns: readonly string[]): void {
+  const unknown = input.categories?.find((c) => !columns.includes(c));
+  if (unknown !== undefined)
+    throw new InvalidExecutionInputError(
+      `categories: "${unknown}" is not a column of ${input.benchmark}; its columns are ${columns.join(", ")}`,
+    );
+  if (input.benchmark === DEFAULT_BENCHMARK) return;
+  const allowed: readonly string[] = PLUGINS[input.benchmark].strategies;
+  const refused = input.strategies.find((s) => !allowed.includes(s));
+  if (refused !== undefined)
+    throw new InvalidExecutionInputError(
+      `strategies: ${refused} does not apply to ${input.benchmark} (its items are sent verbatim, with no Yes/No question); use ${allowed.join(" or ")}`,
+    );
+}
+
 /** What decides which verdicts a run must hold. Shard size and concurrency don't, so they may change on resume. */
 function configHash(parts: unknown): string {
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex");
@@ -137,6 +163,9 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
         `name its benchmark ("benchmark": "${dataset.benchmark}") or a dataset imported as ${input.benchmark}`,
     );
 
+  const columns = columnsOf(input.benchmark);
+  checkBenchmarkOptions(input, columns);
+
   const shardTexts = await pLimit(16).map(dataset.shards, (shard) => store.getText(shard.key));
   let items = dataset.shards.flatMap((shard, i) => parseShard(shardTexts[i] ?? "", shard.key));
   if (input.categories) {
@@ -145,8 +174,13 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
   }
   // A smoke test keeps every column: proportional per category, lowest ids within each, in id order.
   const eligible =
-    input.limit === undefined ? undefined : countByCategory(items.map((item) => item.category));
-  if (input.limit !== undefined) items = stratifiedSample(items, input.limit);
+    input.limit === undefined
+      ? undefined
+      : countInOrder(
+          columns,
+          items.map((item) => item.category),
+        );
+  if (input.limit !== undefined) items = stratifiedSample(items, input.limit, columns);
   if (items.length === 0)
     throw new InvalidExecutionInputError("categories/limit: the filters leave no items to evaluate");
 

@@ -18,6 +18,11 @@ export interface CompletionOptions {
   /** A lower token cap than the model's maxTokens (e.g. when only the first answer token matters). */
   maxTokens?: number;
   /**
+   * A sampling seed, sent where the API takes one (OpenAI-compatible `seed`; Bedrock's Converse API has
+   * none). Judges send one, as the benchmarks' official judge code does.
+   */
+  seed?: number;
+  /**
    * Whether the answer may come from, and go to, the response cache (default true). Only a caching client
    * (adapters/response-cache.ts) reads it; it never changes the request.
    */

@@ -262,7 +262,7 @@ describe("evaluateShard", () => {
     const flaky: VerdictStore = {
       existing: (runId, keys) => verdicts.existing(runId, keys),
       listRun: () => verdicts.listRun(),
-      put: async (v, r) => {
+      put: async (v: Verdict, r: ExistingVerdict | null) => {
         if (stored >= 2) throw new Error("Database is closed");
         stored++;
         return verdicts.put(v, r);

@@ -18,7 +18,7 @@ import {
 } from "../../src/core/storage-layout.ts";
 import { buildVerdict } from "../../src/core/verdicts.ts";
 import { aggregate } from "../../src/pipeline/aggregate.ts";
-import { parseShard, toJsonl } from "../../src/pipeline/dataset-io.ts";
+import { parseMmsafeawareShard, toJsonl } from "../../src/pipeline/dataset-io.ts";
 import { plan } from "../../src/pipeline/plan.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 
@@ -114,7 +114,7 @@ async function planAndAggregate(
     { store, runs, now: () => NOW },
   );
   const items = Array.from({ length: planned.shards }, (_, i) =>
-    parseShard(objects.get(runShardKey(runId, i)) ?? "", runShardKey(runId, i)),
+    parseMmsafeawareShard(objects.get(runShardKey(runId, i)) ?? "", runShardKey(runId, i)),
   ).flat();
   const verdicts: Verdict[] = items.map((item) =>
     buildVerdict(

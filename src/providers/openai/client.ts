@@ -189,6 +189,7 @@ export class OpenAIModelClient implements ModelClient {
           max_tokens: Math.min(model.maxTokens, options.maxTokens ?? model.maxTokens),
           temperature: model.temperature,
           ...logprobs,
+          ...(options.seed === undefined ? {} : { seed: options.seed }),
         },
         { timeout: model.timeoutMs },
       );
