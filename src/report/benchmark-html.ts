@@ -42,8 +42,13 @@ export interface BenchmarkJudgeVerdict {
   itemId: number;
   /** The parsed score (MOSSBench: 1 = refusal, 0 = compliance); null when nothing could be parsed. */
   score: number | null;
-  /** Which path of the official parse rule produced it (`regex`, `fallback`, `none`, `unjudged`). */
+  /** Which path of the official parse rule produced it (`regex`, `fallback`, `none`, `not-judged`). */
   rule: string;
+  /** error: the judge gave no reply (then `error` says why). */
+  status?: "answered" | "error";
+  /** The judge's reply (untrusted, bounded on the page); null when it was not asked or gave none. */
+  response?: string | null;
+  error?: { kind: string; message: string } | null;
 }
 
 export interface BenchmarkHtmlInput {
@@ -81,10 +86,10 @@ table{border-collapse:collapse;font-size:.875rem}
 th,td{padding:.3rem .55rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 thead th{font-weight:600;vertical-align:bottom;min-width:4.5rem}
 td[data-col]{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-#headline tbody th[scope=row]{white-space:nowrap}
+#headline tbody th[scope=row]{min-width:8rem;overflow-wrap:anywhere}#headline th[scope=row] .tag{display:table;margin:.1rem 0 0}
 .ci,.n{display:block;color:var(--muted);font-size:.78em;line-height:1.25}
 tr.published{color:var(--muted);font-style:italic}tr.section th{font-style:normal;padding-top:1rem;
-border-bottom:2px solid var(--line)}td.source{font-size:.78rem;max-width:14rem;white-space:normal}
+border-bottom:2px solid var(--line)}td.source{font-size:.78rem;max-width:10rem;white-space:normal;overflow-wrap:anywhere}
 td.agg{font-weight:600}
 .tag{display:inline-block;font-size:.72rem;font-style:normal;font-weight:500;padding:0 .4rem;border-radius:.6rem;
 background:var(--tag);color:var(--muted);margin-left:.35rem;vertical-align:middle}
@@ -327,9 +332,7 @@ function examplesSection(input: BenchmarkHtmlInput): string {
             s.matched === null ? (s.refused ? " (empty answer)" : "") : `, matched “${e(s.matched)}”`
           }</p>`,
       );
-      const judgeLine = j
-        ? `<p class="reading">Judge: ${j.score === null ? "no score parsed" : `score ${j.score}`} (rule ${e(j.rule)})</p>`
-        : "";
+      const judgeLine = j ? judgeReading(j) : "";
       const stored = v.truncated ? " (stored part; scored on the full text)" : "";
       return `${head}${scorerLines.join("")}${judgeLine}<p class="label">Answer${stored}</p>${boundedPre(v.response ?? "", ANSWER_MAX_CHARS)}</li>`;
     });
@@ -342,6 +345,18 @@ function examplesSection(input: BenchmarkHtmlInput): string {
   }
 
   return sections.join("\n");
+}
+
+/** The judge's reading of an answer: its score and rule, or its error, and its reply (bounded) to open. */
+function judgeReading(j: BenchmarkJudgeVerdict): string {
+  if (j.status === "error")
+    return `<p class="reading">Judge: error (${e(j.error?.kind ?? "unknown")}), not scored</p>`;
+  const score = j.score === null ? "no score parsed" : `score ${j.score}`;
+  const reply =
+    j.response === undefined || j.response === null || j.response === ""
+      ? ""
+      : `<details class="reading"><summary>Judge's reply</summary>${boundedPre(j.response, ANSWER_MAX_CHARS)}</details>`;
+  return `<p class="reading">Judge: ${score} (rule ${e(j.rule)})</p>${reply}`;
 }
 
 function formatDuration(ms: number): string {

@@ -327,10 +327,7 @@ function comparison(
   const reasons: string[] = [];
   if (input.definition.published.length === 0)
     reasons.push("the benchmark has no published numbers transcribed");
-  if (!scorer.official)
-    reasons.push(
-      `the scorer (${scorer.label}) is not the official protocol; not comparable with the published numbers`,
-    );
+  if (!scorer.official) reasons.push(`the scorer (${scorer.id}) is not the official protocol`);
   const provenance = input.dataset.provenance.kind;
   if (provenance === "sample") reasons.push("the data is a generated sample, not the real benchmark");
   if (provenance === "modified") reasons.push("the data is a modified copy, not the official data");

@@ -187,7 +187,10 @@ describe("benchmark report JSON", () => {
     assert.equal(report.benchmark.aggregates.find((a) => a.key === "all")?.lowerIsBetter, true);
     assert.equal(report.run.intervals.level, 95);
     assert.equal(report.run.comparison.comparable, false);
-    assert.ok(report.run.comparison.reasons.some((r) => r.includes("not the official protocol")));
+    assert.deepEqual(report.run.comparison.reasons, [
+      "the scorer (refusal-keywords) is not the official protocol",
+      "2 records of the data could not be evaluated",
+    ]);
   });
 
   it("marks the published rows as published", () => {
@@ -361,7 +364,17 @@ describe("benchmark report HTML", () => {
       report,
       items,
       verdicts,
-      judgeVerdicts: [{ modelId: "m1", strategy: "baseline", itemId: 1, score: 1, rule: "regex" }],
+      judgeVerdicts: [
+        {
+          modelId: "m1",
+          strategy: "baseline",
+          itemId: 1,
+          score: 1,
+          rule: "regex",
+          response: "Score: 1 <script>window.__pwned=1</script>",
+        },
+        { modelId: "m2", strategy: "baseline", itemId: 1, score: null, rule: "none", status: "error" },
+      ],
       thumbnails: new Map<number, string | null>([
         [1, png],
         [2, "javascript:alert(1)"],
@@ -372,6 +385,9 @@ describe("benchmark report HTML", () => {
     assert.doesNotMatch(html, /src="javascript:/);
     assert.match(html, /Refusal keywords \(not the official protocol\): refusal, matched “I&#39;m sorry”/);
     assert.match(html, /Judge: score 1 \(rule regex\)/);
+    assert.match(html, /<summary>Judge's reply<\/summary><pre class="full">Score: 1 &lt;script&gt;/);
+    assert.match(html, /Judge: error \(unknown\), not scored/);
+    assert.doesNotMatch(html, /<script/);
     assert.match(html, /<table id="models" class="cards">/);
     assert.match(html, /official MOSSBench data \(verified against the published tree 2a06e5c, 546 files\)/);
   });
