@@ -436,12 +436,8 @@ export const parseBenchmarkReport = (json: unknown): BenchmarkReport => benchmar
  * The dataset's provenance in one phrase, naming the benchmark: "official MOSSBench data (verified against
  * the published tree 2a06e5c, 546 files)", a modified copy, or a generated sample.
  */
-export function describeBenchmarkProvenance(report: BenchmarkReport): string {
-  const p = report.run.dataset.provenance;
-  if (p.kind !== "official") return describeProvenance(p);
-  const tree = /^[0-9a-f]{40}$/.test(p.tree) ? p.tree.slice(0, 7) : p.tree;
-  return `official ${report.benchmark.title} data (verified against the published tree ${tree}, ${p.files.toLocaleString("en-US")} files)`;
-}
+export const describeBenchmarkProvenance = (report: BenchmarkReport): string =>
+  describeProvenance(report.run.dataset.provenance, report.benchmark.title);
 
 /** Skipped records at most named per reason; the count says how many there are. */
 const SKIPPED_NAMED = 8;
