@@ -7,6 +7,7 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { RUNNABLE_BENCHMARKS } from "../benchmarks/names.ts";
+import type { BenchmarkHeadline } from "../core/column-metrics.ts";
 import { datasetProvenanceSchema } from "../core/provenance.ts";
 import type { Headline } from "../core/report.ts";
 import { USAGE_COUNTERS, type UsageCounters } from "../core/run-usage.ts";
@@ -43,6 +44,8 @@ export const runRecordSchema = z.object({
   configHash: z.string(),
   models: z.array(modelConfigSchema),
   strategies: z.array(z.enum(STRATEGIES)),
+  /** The judge the report scores with (the latest: a rejudge replaces it); absent without a judge. */
+  judge: modelConfigSchema.optional(),
   /** What the run used on AWS so far: handler durations and requests (see core/run-usage.ts). */
   usage: z.record(z.enum(USAGE_COUNTERS), z.number()).optional(),
   /** The schedule that started the run, if one did (regressions are checked against its previous run). */
@@ -91,7 +94,7 @@ export interface RunStore {
   markSucceeded(
     runId: string,
     finishedAt: string,
-    headline: Headline[],
+    headline: readonly (Headline | BenchmarkHeadline)[],
     report: { json: string; markdown: string },
   ): Promise<void>;
 }
@@ -245,7 +248,7 @@ export class DynamoRunStore implements RunStore {
   async markSucceeded(
     runId: string,
     finishedAt: string,
-    headline: Headline[],
+    headline: readonly (Headline | BenchmarkHeadline)[],
     report: { json: string; markdown: string },
   ): Promise<void> {
     await this.client.send(

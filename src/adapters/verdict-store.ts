@@ -83,7 +83,7 @@ export class DynamoVerdictStore implements VerdictStore {
 
   async answers(runId: string, verdictKeys: readonly string[]): Promise<Map<string, string>> {
     const found = new Map<string, string>();
-    for (const item of await this.batchGet(runId, verdictKeys, "#sk, #status, response")) {
+    for (const item of await this.batchGet(runId, verdictKeys, "#sk, #status, #response")) {
       if (item.status === "answered" && typeof item.response === "string")
         found.set(String(item[SK]), item.response);
     }
@@ -109,7 +109,11 @@ export class DynamoVerdictStore implements VerdictStore {
               [this.tableName]: {
                 Keys: keys,
                 ProjectionExpression: projection,
-                ExpressionAttributeNames: { "#sk": SK, "#status": "status" },
+                ExpressionAttributeNames: {
+                  "#sk": SK,
+                  "#status": "status",
+                  ...(projection.includes("#response") ? { "#response": "response" } : {}),
+                },
               },
             },
           }),

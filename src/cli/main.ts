@@ -5,11 +5,16 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
+import { MossbenchLayoutError } from "../benchmarks/mossbench/layout.ts";
+import { DEFAULT_BENCHMARK, RUNNABLE_BENCHMARKS } from "../benchmarks/names.ts";
+import { benchmarkNamed, UnknownBenchmarkError } from "../benchmarks/registry.ts";
+import { VlguardLayoutError } from "../benchmarks/vlguard/layout.ts";
 import { CATEGORIES } from "../core/benchmark.ts";
+import type { BenchmarkHeadline } from "../core/column-metrics.ts";
 import type { Comparison, RunComparison, Scoring } from "../core/compare.ts";
 import { describeAffected, type RunCompletion } from "../core/completion.ts";
 import { type DatasetProvenance, describeProvenance } from "../core/provenance.ts";
-import type { Headline } from "../core/report.ts";
+import { formatPercent, type Headline } from "../core/report.ts";
 import {
   describeZodError,
   isBedrock,
@@ -18,6 +23,7 @@ import {
   STRATEGIES,
 } from "../core/schemas.ts";
 import { DEFAULT_DATASET, reportPrefix } from "../core/storage-layout.ts";
+import { BenchmarkImportError } from "../dataset/benchmark-import.ts";
 import { DATASET_SOURCES, DatasetFetchError, describeFetch, fetchDataset } from "../dataset/fetch.ts";
 import { describeInspection, inspectDataset } from "../dataset/inspect.ts";
 import { DatasetInputError, readOfficialDataset } from "../dataset/official-layout.ts";
@@ -32,6 +38,7 @@ import {
   RunFaultError,
   RunInterruptedError,
   RunNotKnownError,
+  RunToRejudgeError,
 } from "../local/local-errors.ts";
 import type { LocalRunResult, RunEvent } from "../local/runner.ts";
 import type { Json } from "../local/step-functions.ts";
@@ -77,6 +84,18 @@ const listOf =
     return items as T[];
   };
 
+/** One value of a fixed list. */
+const oneOf =
+  <T extends string>(flag: string, allowed: readonly T[]) =>
+  (value: string): T => {
+    if (!allowed.includes(value as T))
+      throw new InvalidArgumentError(`${flag}: unknown ${value} (allowed: ${allowed.join(", ")})`);
+    return value as T;
+  };
+
+/** A benchmark's column keys, in its order. */
+const columnsOf = (name: string): readonly string[] => benchmarkNamed(name).columns.map((c) => c.key);
+
 /** Reads and validates a models file; checks that each model's key variable is set. */
 export async function loadModelsFile(
   file: string,
@@ -104,6 +123,11 @@ export async function loadModelsFile(
 }
 
 interface RunOptions {
+  benchmark?: string;
+  /** A judge model's id (in --models, or a reference judge on the baselines). */
+  judge?: string;
+  /** Set by `rejudge`: only the judge is asked. */
+  judgeOnly?: boolean;
   dataset?: string;
   models?: string;
   runId?: string;
@@ -137,6 +161,9 @@ const shellWord = (word: string): string =>
  */
 export function resumeCommand(runId: string, options: RunOptions): string {
   const args = ["--run-id", runId];
+  if (options.benchmark && options.benchmark !== DEFAULT_BENCHMARK)
+    args.push("--benchmark", options.benchmark);
+  if (options.judge) args.push("--judge", options.judge);
   if (options.home !== ".mmsafe") args.push("--home", options.home);
   if (options.dataset) args.push("--dataset", options.dataset);
   if (options.models) args.push("--models", options.models);
@@ -251,6 +278,9 @@ function describeStop(error: unknown, resume: string): { lines: string[]; code: 
 async function runCommand(options: RunOptions): Promise<number> {
   const models = options.models ? await loadModelsFile(options.models) : undefined;
   const input: Record<string, Json> = {};
+  if (options.benchmark) input.benchmark = options.benchmark;
+  if (options.judge) input.judge = options.judge;
+  if (options.judgeOnly) input.judgeOnly = true;
   if (options.runId) input.runId = options.runId;
   if (options.strategies) input.strategies = options.strategies;
   if (options.categories) input.categories = options.categories;
@@ -399,6 +429,75 @@ const exists = (file: string): Promise<boolean> =>
     () => false,
   );
 
+/** The end of a plug-in benchmark's run (MOSSBench, VLGuard): its columns' rates, the scorer, the report. */
+function reportPluginRun(
+  result: LocalRunResult,
+  headline: readonly BenchmarkHeadline[],
+  options: RunOptions,
+  lines: readonly string[],
+  code: number,
+): number {
+  const paint = painterFor(process.stdout);
+  const benchmark = benchmarkNamed(result.output?.benchmark ?? DEFAULT_BENCHMARK);
+  const keys = [...benchmark.columns.map((c) => c.key), ...benchmark.aggregates.map((a) => a.key)];
+  const labels = [
+    ...benchmark.columns.map((c) => `${c.label}${c.lowerIsBetter ? " ↓" : " ↑"}`),
+    ...benchmark.aggregates.map((a) => a.label),
+  ];
+  const noResult = headline.every((row) => row.answered === 0);
+  process.stdout.write(
+    `
+${paint(noResult ? "red" : "bold", `Run ${result.runId} — ${benchmark.title}${noResult ? ": NO RESULT, no model answered" : " (rate %)"}, dataset ${result.datasetName}: ${describeProvenance(result.provenance, benchmark.title)}`)}
+
+`,
+  );
+  const table = [
+    ["model", "strategy", ...labels, "answered", "errors", "skipped", "cached"],
+    ...headline.map((h) => [
+      terminalSafe(h.modelId),
+      h.strategy,
+      ...keys.map((key) => formatPercent(h.rates[key] ?? null)),
+      String(h.answered),
+      String(h.errored),
+      String(h.skipped),
+      String(h.cached),
+    ]),
+  ];
+  const widths = table[0]?.map((_, i) => Math.max(...table.map((row) => (row[i] ?? "").length))) ?? [];
+  const render = (row: readonly string[]) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
+  process.stdout.write(`${paint("bold", render(table[0] ?? []))}
+`);
+  process.stdout.write(`${widths.map((w) => "-".repeat(w)).join("  ")}
+`);
+  for (const row of table.slice(1))
+    process.stdout.write(`${render(row)}
+`);
+  const summary = result.output?.summary.split("\n").find((line) => line.startsWith("Scorer: "));
+  if (summary)
+    process.stdout.write(`
+${summary}
+`);
+  process.stdout.write(
+    `
+report: ${path.join(result.reportDir ?? "", "report.md")}
+        ${path.join(result.reportDir ?? "", "report.json")}
+        ${path.join(result.reportDir ?? "", "report.html")}
+`,
+  );
+  process.stdout.write(`took ${(result.durationMs / 1000).toFixed(1)} s
+`);
+  if (lines.length > 0)
+    process.stdout.write(`
+${lines.join("\n")}
+`);
+  void options;
+  return code;
+}
+
 /** Prints how a finished run ended: its headline table and report, and what it lacks; returns the exit code. */
 async function reportRun(result: LocalRunResult, options: RunOptions, resume: string): Promise<number> {
   const dataset = { name: result.datasetName, provenance: result.provenance };
@@ -454,6 +553,8 @@ async function reportRun(result: LocalRunResult, options: RunOptions, resume: st
     return code;
   }
   const paint = painterFor(process.stdout);
+  const plugin = result.output.benchmarkHeadline;
+  if (plugin) return reportPluginRun(result, plugin, options, lines, code);
   // No row answered anything: there is no result to head the table with.
   const noResult = result.output.headline.every((row) => row.answered === 0);
   const title = noResult
@@ -689,8 +790,17 @@ Examples:
       "Run an evaluation on this machine: embedded S3/DynamoDB, the same workflow and handlers as on AWS.",
     )
     .option(
+      "--benchmark <name>",
+      `the benchmark: ${RUNNABLE_BENCHMARKS.join(", ")} (default ${DEFAULT_BENCHMARK})`,
+      oneOf("--benchmark", RUNNABLE_BENCHMARKS),
+    )
+    .option(
+      "--judge <id>",
+      "score with the benchmark's official judge prompt, asked of this model (an id in --models; on the reference baselines: judge, judge-strict or judge-terse)",
+    )
+    .option(
       "--dataset <dir>",
-      "a dataset in the official layout (default: .mmsafe/datasets/mmsafeaware, else a generated sample)",
+      "a dataset in the benchmark's official layout (default: .mmsafe/datasets/<benchmark>, else a generated sample)",
     )
     .option(
       "--models <file>",
@@ -704,8 +814,9 @@ Examples:
     )
     .option(
       "--categories <list>",
-      `evaluate only: ${CATEGORIES.join(", ")}`,
-      listOf("--categories", CATEGORIES),
+      `evaluate only these columns: ${CATEGORIES.join(", ")} (MOSSBench: type1, type2, type3, contrast; VLGuard: unsafes, safe_unsafes, safe_safes)`,
+      // Checked against the benchmark's columns once every option is read (see the preAction hook).
+      (value: string) => value.split(",").map((c) => c.trim()),
     )
     .option("--vcd-alpha <α>", "vcd contrast strength α (default 1)", numberIn("--vcd-alpha", 0, 10))
     .option("--vcd-beta <β>", "vcd plausibility cutoff β (default 0.1)", numberIn("--vcd-beta", 0, 1))
@@ -757,9 +868,53 @@ Exit codes:
   3    the run finished, but some verdicts are errors or missing: resume (same command, same --run-id) to retry them
   130  interrupted (Ctrl-C, SIGTERM): the run is marked INTERRUPTED; resume it the same way`,
     )
+    .hook("preAction", (command) => {
+      // A column of another benchmark is a usage error too: the columns depend on --benchmark.
+      const { categories, benchmark } = command.opts<RunOptions>();
+      const allowed = columnsOf(benchmark ?? DEFAULT_BENCHMARK);
+      const bad = categories?.filter((c) => !allowed.includes(c)) ?? [];
+      if (bad.length > 0)
+        command.error(
+          `error: option '--categories <list>' argument '${categories?.join(",")}' is invalid. --categories: unknown ${bad.join(", ")} (allowed: ${allowed.join(", ")})`,
+          { exitCode: EXIT.badInput, code: "commander.invalidArgument" },
+        );
+    })
     .action(async (options: RunOptions) => {
       process.exitCode = await runCommand(options);
     });
+
+  program
+    .command("rejudge <runId>")
+    .description(
+      "Score a finished run again with another judge: only the judge is asked, about the answers the run stored; the evaluated models are not asked again.",
+    )
+    .requiredOption(
+      "--judge <id>",
+      "the judge model (an id in --models; on the reference baselines: judge, judge-strict or judge-terse)",
+    )
+    .option("--models <file>", "the models file the judge is in (default: the run's reference baselines)")
+    .option("--no-cache", "ask the judge again instead of reusing cached replies")
+    .option("--home <dir>", "where local servers keep their data", ".mmsafe")
+    .option("--reports <dir>", "where reports are copied (<dir>/<runId>/)", "reports")
+    .option("-q, --quiet", "print only the result and errors that end the run")
+    .option("--json", "print the result as one JSON document on stdout")
+    .addHelpText(
+      "after",
+      `
+The report is rebuilt with the new judge's readings; the first judge's readings stay stored beside them.
+
+Examples:
+  $ ${MMSAFE_COMMAND} run --benchmark mossbench --judge judge --run-id moss-1
+  $ ${MMSAFE_COMMAND} rejudge moss-1 --judge judge-strict`,
+    )
+    .action(
+      async (
+        runId: string,
+        options: Pick<RunOptions, "judge" | "models" | "cache" | "home" | "reports" | "quiet" | "json">,
+      ) => {
+        process.exitCode = await runCommand({ ...options, runId, judgeOnly: true });
+      },
+    );
 
   program
     .command("compare <a> <b>")
@@ -1018,7 +1173,12 @@ export async function main(argv: readonly string[]): Promise<void> {
       error instanceof DatasetFetchError ||
       error instanceof PublishedTreeError ||
       error instanceof LocalHomeInUseError ||
-      error instanceof RunNotKnownError
+      error instanceof RunNotKnownError ||
+      error instanceof RunToRejudgeError ||
+      error instanceof UnknownBenchmarkError ||
+      error instanceof MossbenchLayoutError ||
+      error instanceof VlguardLayoutError ||
+      error instanceof BenchmarkImportError
     ) {
       process.stderr.write(`${red(`mmsafe: ${error.message}`)}\n`);
       process.exitCode = EXIT.badInput;

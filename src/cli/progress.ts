@@ -176,7 +176,9 @@ export class ProgressDisplay {
     } else if (event.type === "dataset") {
       if (event.fallback) {
         this.write(
-          "No MMSafeAware data under .mmsafe/datasets/mmsafeaware: using a GENERATED SAMPLE in the official layout.",
+          event.benchmark && event.lookedIn
+            ? `No ${event.benchmark} data under ${event.lookedIn}: using a GENERATED SAMPLE in the official layout.`
+            : "No MMSafeAware data under .mmsafe/datasets/mmsafeaware: using a GENERATED SAMPLE in the official layout.",
         );
         this.write(
           "Its numbers say nothing about any model; see README 'Real data' to evaluate the benchmark itself.",

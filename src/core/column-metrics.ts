@@ -166,3 +166,37 @@ export function computeBenchmarkRow(input: {
 }
 
 const pct = (x: number | null): number | null => (x === null ? null : 100 * x);
+
+/** A plug-in run's headline: per model × strategy, the rate of each column and aggregate (one decimal). */
+export interface BenchmarkHeadline {
+  modelId: string;
+  kind: ModelConfig["kind"];
+  strategy: Strategy;
+  /** By column or aggregate key, in %; null when nothing was scored. */
+  rates: Record<string, number | null>;
+  answered: number;
+  errored: number;
+  missing: number;
+  skipped: number;
+  cached: number;
+}
+
+const round1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
+
+/** The headline of a plug-in report's rows. */
+export function benchmarkHeadlines(rows: readonly BenchmarkRow[]): BenchmarkHeadline[] {
+  return rows.map((r) => ({
+    modelId: r.modelId,
+    kind: r.kind,
+    strategy: r.strategy,
+    rates: {
+      ...Object.fromEntries(Object.entries(r.columns).map(([key, c]) => [key, round1(c.rate)])),
+      ...Object.fromEntries(Object.entries(r.aggregates).map(([key, a]) => [key, round1(a.rate)])),
+    },
+    answered: r.counts.answered,
+    errored: r.counts.errored,
+    missing: r.counts.missing,
+    skipped: r.counts.skipped,
+    cached: r.counts.cached,
+  }));
+}

@@ -530,6 +530,8 @@ export function statePayloadBytes(models: number, strategies: number): number {
     cache: true,
     retryErrors: true,
     retryErrorsBefore: "2026-01-15T03:00:00.000Z",
+    judge: null,
+    judgeOnly: false,
   };
   const childInput = evaluateShardEventSchema.parse({
     ...common,

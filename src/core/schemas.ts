@@ -100,6 +100,18 @@ export const executionInputSchema = z
       .describe(
         "On a resume (same runId), ask again about items whose verdict is an error (false: keep them)",
       ),
+    judge: z
+      .union([z.string(), modelConfigSchema])
+      .optional()
+      .describe(
+        "A judge model (an id from config/models.json, or a full model config) that scores the answers with the benchmark's official judge prompt (MOSSBench)",
+      ),
+    judgeOnly: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Rejudge: with the runId of a run and a judge, ask only the judge about the run's stored answers; the evaluated models are not asked",
+      ),
     schedule: slug("schedule")
       .optional()
       .describe("Set by a schedule: its name; a run is compared with the previous run of its schedule"),
@@ -224,6 +236,10 @@ export const planOutputSchema = z
     retryErrors: z.boolean(),
     /** When Plan started this execution: error verdicts older than it are retried (see evaluateShardEventSchema). */
     retryErrorsBefore: z.string(),
+    /** The judge model (temperature 0), or null when the run has none. */
+    judge: modelConfigSchema.nullable(),
+    /** Only the judge is asked (a rejudge): the evaluated models' stored answers are read, never asked again. */
+    judgeOnly: z.boolean(),
     mapConcurrency: z.number().int(),
     toleratedFailurePercentage: z.number(),
     planned: z.number().int(),
@@ -249,6 +265,10 @@ export const evaluateShardEventSchema = z
      * again, so a shard retried within one execution never pays twice for an item that failed in it.
      */
     retryErrorsBefore: z.string().optional(),
+    /** A judge that reads each stored answer of a plug-in benchmark with its official judge prompt. */
+    judge: modelConfigSchema.nullable().default(null),
+    /** Ask only the judge (a rejudge); the models' answers are read from the verdicts. */
+    judgeOnly: z.boolean().default(false),
   })
   .strict();
 export type EvaluateShardEvent = z.infer<typeof evaluateShardEventSchema>;

@@ -105,3 +105,8 @@ export class RunFaultError extends Error {
 export class RunNotKnownError extends Error {
   override readonly name = "RunNotKnownError";
 }
+
+/** A rejudge names no run, or one this home does not have. */
+export class RunToRejudgeError extends Error {
+  override readonly name = "RunToRejudgeError";
+}

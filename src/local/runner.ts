@@ -10,8 +10,15 @@ import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { Context } from "aws-lambda";
 import { createDynamoClient, createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
-import { DynamoRunStore } from "../adapters/run-store.ts";
+import { DynamoRunStore, type RunRecord } from "../adapters/run-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
+import {
+  DEFAULT_BENCHMARK,
+  type PluginBenchmark,
+  RUNNABLE_BENCHMARKS,
+  type RunnableBenchmark,
+} from "../benchmarks/names.ts";
+import { UnknownBenchmarkError } from "../benchmarks/registry.ts";
 import { retriesOf, tokenCost } from "../core/metrics.ts";
 import { type DatasetProvenance, describeProvenance } from "../core/provenance.ts";
 import { type ModelConfig, modelEndpoint, type PlanOutput, planOutputSchema } from "../core/schemas.ts";
@@ -27,9 +34,11 @@ import {
   VERDICTS_TABLE_KEYS,
   WORKFLOW_DEFINITION,
 } from "../core/storage-layout.ts";
+import { describeBenchmarkImport, readBenchmarkFolder } from "../dataset/benchmark-import.ts";
 import { type FileHashCache, type FileHashEntry, readOfficialDataset } from "../dataset/official-layout.ts";
 import { establishProvenance, SAMPLE_MARKER_FILE, writeSampleMarker } from "../dataset/provenance.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
+import { uploadBenchmarkDataset } from "../dataset/upload-benchmark.ts";
 import type { AggregateOutput } from "../pipeline/aggregate.ts";
 import { type EmbeddedAws, LOCAL_RESOURCES, startEmbeddedAws } from "./embedded-aws.ts";
 import {
@@ -39,9 +48,10 @@ import {
   RunFaultError,
   RunInterruptedError,
   RunNotKnownError,
+  RunToRejudgeError,
   type ServersExit,
 } from "./local-errors.ts";
-import { type ReferenceServer, startReferenceModelServer } from "./reference-model-server.ts";
+import { JUDGE_MODELS, type ReferenceServer, startReferenceModelServer } from "./reference-model-server.ts";
 import { ShardProcessPool } from "./shard-processes.ts";
 import {
   type ExecutionResult,
@@ -64,6 +74,9 @@ export type RunEvent =
       provenance: DatasetProvenance;
       /** True when no data was found or given, so the generated sample stands in. */
       fallback: boolean;
+      /** Where the real data would have been looked for (`.mmsafe/datasets/mossbench`), and the benchmark's title. */
+      lookedIn?: string;
+      benchmark?: string;
     }
   | {
       type: "progress";
@@ -464,9 +477,10 @@ async function readVerdictProgress(dynamodb: DynamoDBClient, runId: string): Pro
         TableName: LOCAL_RESOURCES.verdictsTable,
         KeyConditionExpression: "#pk = :run",
         ProjectionExpression:
-          "modelId, strategy, #status, attempts, promptTokens, completionTokens, cached, createdAt, #error",
+          "#sk, modelId, strategy, #status, attempts, promptTokens, completionTokens, cached, createdAt, #error",
         ExpressionAttributeNames: {
           "#pk": VERDICTS_TABLE_KEYS.partitionKey,
+          "#sk": VERDICTS_TABLE_KEYS.sortKey,
           "#status": "status",
           "#error": "error",
         },
@@ -475,6 +489,8 @@ async function readVerdictProgress(dynamodb: DynamoDBClient, runId: string): Pro
       }),
     );
     for (const item of out.Items ?? []) {
+      // A judge's readings are the judge's calls: the progress counts the evaluated models' verdicts.
+      if (item[VERDICTS_TABLE_KEYS.sortKey]?.S?.startsWith("judge#")) continue;
       rows.push({
         modelId: item.modelId?.S ?? "",
         strategy: item.strategy?.S ?? "",
@@ -757,19 +773,45 @@ async function countVerdicts(dynamodb: DynamoDBClient, runId: string): Promise<n
   return count;
 }
 
-/** The steps of {@link runLocal} (its run id already in `options.input`). */
-async function runSteps(
+/** The run a rejudge names, from the local runs table. */
+async function rejudgedRun(s: LocalSession, runId: Json | undefined): Promise<RunRecord> {
+  if (typeof runId !== "string") throw new RunToRejudgeError("rejudge: name the run to rejudge");
+  const run = await new DynamoRunStore(
+    DynamoDBDocumentClient.from(s.dynamodb),
+    LOCAL_RESOURCES.runsTable,
+  ).get(runId);
+  if (!run)
+    throw new RunToRejudgeError(`rejudge: there is no run ${runId} in this home (see \`runs --local\`)`);
+  return run;
+}
+
+function rejudgedProvenance(run: RunRecord): DatasetProvenance {
+  if (!run.datasetProvenance)
+    throw new RunToRejudgeError(`rejudge: run ${run.runId} was planned before provenance was recorded`);
+  return run.datasetProvenance;
+}
+
+/** The benchmark the run input names (MMSafeAware when it names none). */
+function benchmarkOf(input: LocalRunOptions["input"]): RunnableBenchmark {
+  const named = input?.benchmark;
+  if (named === undefined) return DEFAULT_BENCHMARK;
+  const known: readonly string[] = RUNNABLE_BENCHMARKS;
+  if (typeof named !== "string" || !known.includes(named))
+    throw new UnknownBenchmarkError(
+      `unknown benchmark ${JSON.stringify(named)}: known benchmarks are ${RUNNABLE_BENCHMARKS.join(", ")}`,
+    );
+  return named as RunnableBenchmark;
+}
+
+/**
+ * MMSafeAware's dataset: explicit, or the real data under .mmsafe, or a generated sample in the official
+ * layout; read (hashes cached), its provenance established, uploaded.
+ */
+async function prepareMmsafeaware(
   s: LocalSession,
   options: LocalRunOptions,
-  control: RunControl,
-): Promise<LocalRunResult> {
-  const started = Date.now();
-  // A stopped run's steps may go on in the background for a moment: they report nothing more.
-  const emit = (event: RunEvent) => {
-    if (!control.halted) options.onEvent?.(event);
-  };
-
-  // Dataset: explicit, or the real data under .mmsafe, or a generated sample in the official layout.
+  emit: (event: RunEvent) => void,
+): Promise<{ datasetName: string; provenance: DatasetProvenance }> {
   const realDir = path.join(s.home, "datasets", "mmsafeaware");
   let datasetDir = options.datasetDir;
   let fallback = false;
@@ -808,28 +850,126 @@ async function runSteps(
       ? `uploaded dataset ${datasetName} to the local bucket`
       : `dataset ${datasetName} already uploaded (same checksum)`,
   });
+  return { datasetName, provenance };
+}
+
+/**
+ * A plug-in benchmark's dataset: explicit, or `<home>/datasets/<benchmark>` in its official layout, or a
+ * generated sample of it; imported (every file checked against the benchmark's manifest) and uploaded.
+ */
+async function preparePlugin(
+  s: LocalSession,
+  benchmark: PluginBenchmark,
+  options: LocalRunOptions,
+  emit: (event: RunEvent) => void,
+): Promise<{ datasetName: string; provenance: DatasetProvenance }> {
+  const realDir = path.join(s.home, "datasets", benchmark);
+  let dir = options.datasetDir;
+  let fallback = false;
+  if (!dir) {
+    if (await exists(realDir)) dir = realDir;
+    else {
+      dir = path.join(s.home, "datasets", `${benchmark}-sample`);
+      fallback = true;
+      if (!(await exists(path.join(dir, SAMPLE_MARKER_FILE)))) {
+        const samples = {
+          mossbench: async (to: string) =>
+            (await import("../benchmarks/mossbench/sample.ts")).writeMossbenchSample(to),
+          vlguard: async (to: string) =>
+            (await import("../benchmarks/vlguard/sample.ts")).writeVlguardSample(to),
+        };
+        await samples[benchmark](dir);
+      }
+    }
+  }
+  const imported = await readBenchmarkFolder(benchmark, { dir });
+  try {
+    const datasetName = imported.provenance.kind === "sample" ? `${benchmark}-sample` : benchmark;
+    emit({
+      type: "dataset",
+      lines: describeBenchmarkImport(imported),
+      provenance: imported.provenance,
+      fallback,
+      lookedIn: realDir,
+      benchmark: imported.title,
+    });
+    const upload = await uploadBenchmarkDataset(s.store, imported, datasetName, new Date(), {
+      thumbnail: thumbnailDataUrl,
+    });
+    emit({
+      type: "info",
+      message: upload.uploaded
+        ? `uploaded dataset ${datasetName} to the local bucket`
+        : `dataset ${datasetName} already uploaded (same checksum)`,
+    });
+    return { datasetName, provenance: imported.provenance };
+  } finally {
+    await imported.close();
+  }
+}
+
+/** The steps of {@link runLocal} (its run id already in `options.input`). */
+async function runSteps(
+  s: LocalSession,
+  options: LocalRunOptions,
+  control: RunControl,
+): Promise<LocalRunResult> {
+  const started = Date.now();
+  // A stopped run's steps may go on in the background for a moment: they report nothing more.
+  const emit = (event: RunEvent) => {
+    if (!control.halted) options.onEvent?.(event);
+  };
+
+  const rejudged = options.input?.judgeOnly === true ? await rejudgedRun(s, options.input.runId) : null;
+  const benchmark = rejudged ? (rejudged.benchmark ?? DEFAULT_BENCHMARK) : benchmarkOf(options.input);
+  const { datasetName, provenance } = rejudged
+    ? // A rejudge reads the run's stored answers: its dataset is not read or uploaded again.
+      { datasetName: rejudged.dataset, provenance: rejudgedProvenance(rejudged) }
+    : benchmark === DEFAULT_BENCHMARK
+      ? await prepareMmsafeaware(s, options, emit)
+      : await preparePlugin(s, benchmark, options, emit);
 
   // Models: the configured ones, or the reference baselines on 127.0.0.1.
   let models = options.models;
+  // The models evaluated when the input names none: every configured one but the judge.
+  let evaluatedModels: string[] | null = null;
   if (!models) {
     s.baselines ??= await startBaselines(s.home, options.baselineLatencyMs ?? 0, emit);
     const concurrency = options.baselineConcurrency ?? 16;
-    models = ["always-yes", "always-no", "random"].map((name) => ({
+    const reference = (name: string, maxTokens: number): ModelConfig => ({
       id: name,
       baseURL: s.baselines?.baseURL ?? "",
       model: name,
       kind: "baseline" as const,
       maxConcurrency: concurrency,
-      maxTokens: 16,
+      maxTokens,
       temperature: 0,
       timeoutMs: 30_000,
-    }));
+    });
+    const baselines =
+      benchmark === DEFAULT_BENCHMARK
+        ? ["always-yes", "always-no", "random"]
+        : ["always-comply", "always-refuse", "refuse:30"];
+    models = baselines.map((name) => reference(name, 16));
+    // The reference judges (MOSSBench's judge prompt, read by keywords), for `--judge judge` on the baselines.
+    if (benchmark !== DEFAULT_BENCHMARK) {
+      evaluatedModels = baselines;
+      models = [...models, ...JUDGE_MODELS.map((name) => reference(name, 256))];
+    }
   }
+  const judgeId = typeof options.input?.judge === "string" ? options.input.judge : null;
+  if (judgeId !== null && evaluatedModels === null)
+    evaluatedModels = models.map((m) => m.id).filter((id) => id !== judgeId);
   await s.store.put(MODELS_CONFIG_KEY, JSON.stringify({ models }, null, 2), "application/json");
   const baselineCallsBefore = s.baselines?.stats().requests ?? 0;
 
   const runId = typeof options.input?.runId === "string" ? options.input.runId : newRunId();
-  const input: Record<string, Json> = { dataset: datasetName, ...options.input, runId };
+  const input: Record<string, Json> = {
+    dataset: datasetName,
+    ...(evaluatedModels === null ? {} : { models: evaluatedModels }),
+    ...options.input,
+    runId,
+  };
   // The same placeholders CDK substitutes, bound to the local functions and table.
   const substitutions: Record<AslSubstitution, string> = {
     ...(Object.fromEntries(

@@ -3,8 +3,10 @@ import { z } from "zod";
 import type { ListedObject, ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
 import type { VerdictStore } from "../adapters/verdict-store.ts";
+import { DEFAULT_BENCHMARK, type PluginBenchmark, type RunnableBenchmark } from "../benchmarks/names.ts";
 import { CATEGORIES, type Category, goldLabel } from "../core/benchmark.ts";
-import { type RunCompletion, runCompletion } from "../core/completion.ts";
+import type { BenchmarkHeadline } from "../core/column-metrics.ts";
+import { completionBanner, type RunCompletion, runCompletion } from "../core/completion.ts";
 import { type AwsUsage, estimateAwsCost } from "../core/cost.ts";
 import { summarizeRun } from "../core/history.ts";
 import { computeRow } from "../core/metrics.ts";
@@ -12,7 +14,7 @@ import { detectRegression, type RegressionCheck, runSummary } from "../core/regr
 import { buildReport, type Headline, headlines, type ItemSelection, renderMarkdown } from "../core/report.ts";
 import { addCounters, invocationCounters, runUsageFromCounters } from "../core/run-usage.ts";
 import { categoryQuotas, countByCategory } from "../core/sampling.ts";
-import type { DatasetItem, DatasetManifest } from "../core/schemas.ts";
+import type { DatasetItem, DatasetManifest, ShardItem } from "../core/schemas.ts";
 import {
   reportHtmlKey,
   reportJsonKey,
@@ -22,6 +24,7 @@ import {
 } from "../core/storage-layout.ts";
 import { chartSpecs, type VegaLiteSpec } from "../report/report-charts.ts";
 import { escapeHtml, type HtmlReportInput, renderHtml } from "../report/report-html.ts";
+import { aggregateBenchmarkRun } from "./aggregate-benchmark.ts";
 import { parseMmsafeawareShard, readDatasetManifest, toJsonl } from "./dataset-io.ts";
 import { RunNotFoundError } from "./errors.ts";
 import {
@@ -81,10 +84,15 @@ const THUMBNAIL_CONCURRENCY = 16;
 export interface AggregateOutput {
   runId: string;
   status: "SUCCEEDED";
+  /** The benchmark evaluated (absent: MMSafeAware, in outputs of runs before benchmarks were named). */
+  benchmark?: RunnableBenchmark;
   /** How the run ended: every answer in, some errors or missing verdicts (a resume retries them), or a row with no answer. */
   completion: RunCompletion;
   schedule: string | null;
+  /** MMSafeAware's headline (empty for a plug-in benchmark, see benchmarkHeadline). */
   headline: Headline[];
+  /** A plug-in benchmark's headline: the rate of each of its columns and aggregates; absent for MMSafeAware. */
+  benchmarkHeadline?: BenchmarkHeadline[];
   report: { json: string; markdown: string; html: string; responses: string[] };
   regression: RegressionCheck;
   summary: string;
@@ -161,7 +169,7 @@ async function eligibleInDataset(
 /** Thumbnails by item id; an image that cannot be read or decoded gets null (a placeholder), never a failure. */
 async function makeThumbnails(
   deps: AggregateDeps,
-  items: readonly DatasetItem[],
+  items: readonly ShardItem[],
 ): Promise<Map<number, string | null>> {
   const thumbnail = deps.thumbnail;
   const urls = await pLimit(THUMBNAIL_CONCURRENCY).map(items, async (item) => {
@@ -197,6 +205,79 @@ async function htmlReport(deps: AggregateDeps, input: Omit<HtmlReportInput, "cha
   }
 }
 
+/** Aggregate of a plug-in benchmark's run: its report from the definition (see aggregate-benchmark.ts). */
+async function aggregatePlugin(
+  run: RunRecord,
+  benchmark: PluginBenchmark,
+  deps: AggregateDeps,
+): Promise<AggregateOutput> {
+  if (!deps.verdicts.listBenchmarkRun)
+    throw new Error("this verdict store cannot list a plug-in benchmark's verdicts");
+  const [dataset, stored] = await Promise.all([
+    readDatasetManifest(deps.store, run.dataset),
+    deps.verdicts.listBenchmarkRun(run.runId),
+  ]);
+  const finishedAt = deps.now().toISOString();
+  const { report, headline, keys } = await aggregateBenchmarkRun({
+    run,
+    benchmark,
+    dataset,
+    verdicts: stored.verdicts,
+    judgements: stored.judgements,
+    store: deps.store,
+    version: deps.version,
+    finishedAt,
+    awsCost: estimateAwsCost(runUsage(run, deps)),
+    thumbnails: (items) => makeThumbnails(deps, items),
+  });
+  const location = {
+    json: `s3://${deps.store.bucket}/${keys.json}`,
+    markdown: `s3://${deps.store.bucket}/${keys.markdown}`,
+  };
+  await deps.runs.markSucceeded(run.runId, finishedAt, headline, location);
+  const schedule = run.schedule ?? null;
+  // Regressions compare MMSafeAware's Total and Balanced; a plug-in run is not checked (and says so).
+  const regression: RegressionCheck = { schedule, previousRunId: null, detected: false, findings: [] };
+  const fmt = (x: number | null | undefined) => (x === null || x === undefined ? "–" : x.toFixed(1));
+  const columns = [
+    ...report.benchmark.columns.map((c) => c.key),
+    ...report.benchmark.aggregates.map((a) => a.key),
+  ];
+  const banner = completionBanner(report.completion);
+  return {
+    runId: run.runId,
+    status: "SUCCEEDED",
+    benchmark,
+    completion: report.completion,
+    schedule,
+    headline: [],
+    benchmarkHeadline: headline,
+    report: { ...location, html: `s3://${deps.store.bucket}/${keys.html}`, responses: [] },
+    regression,
+    summary: [
+      `mmsafe run ${run.runId} (${report.benchmark.title}) ${report.completion.outcome === "complete" ? "SUCCEEDED" : "FINISHED WITH ERRORS"}`,
+      "",
+      ...(banner ? [banner.headline, ...banner.lines.map((line) => `  ${line}`), ""] : []),
+      ...headline.map(
+        (h) =>
+          `${h.modelId}${h.kind === "baseline" ? " (baseline)" : ""} / ${h.strategy}: ` +
+          columns.map((key) => `${key} ${fmt(h.rates[key])}`).join(", ") +
+          `; ${h.answered} answered, ${h.errored} errors, ${h.missing} missing`,
+      ),
+      "",
+      `Scorer: ${report.run.scorer.label}${report.run.scorer.official ? " (the official protocol)" : " (not the official protocol)"}`,
+      `Report: ${location.markdown}`,
+    ].join("\n"),
+    history: {
+      summary: null,
+      index: null,
+      runs: 0,
+      invalid: 0,
+      error: "the history of runs lists MMSafeAware runs; this run's report is under its own prefix",
+    },
+  };
+}
+
 /**
  * Aggregate: read every verdict of the run, compute the metrics per model × strategy, publish report.json,
  * report.md, report.html and the responses in the official scorer's input format, and mark the run
@@ -206,6 +287,8 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
   const { runId } = aggregateEventSchema.parse(event);
   const run = await deps.runs.get(runId);
   if (!run) throw new RunNotFoundError(`run ${runId} has no record in the runs table; was it planned?`);
+  if (run.benchmark !== undefined && run.benchmark !== DEFAULT_BENCHMARK)
+    return aggregatePlugin(run, run.benchmark, deps);
   const [dataset, verdicts, items] = await Promise.all([
     readDatasetManifest(deps.store, run.dataset),
     deps.verdicts.listRun(runId),
@@ -307,6 +390,7 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
   return {
     runId,
     status: "SUCCEEDED",
+    benchmark: DEFAULT_BENCHMARK,
     completion: report.completion,
     schedule,
     headline,

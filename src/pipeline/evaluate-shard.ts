@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { ExistingVerdict, VerdictStore } from "../adapters/verdict-store.ts";
+import type { JudgeProtocol } from "../benchmarks/definition.ts";
 import type { BenchmarkPlugin } from "../benchmarks/plugin.ts";
 import { PLUGINS } from "../benchmarks/registry.ts";
 import { AimdLimit } from "../core/aimd.ts";
@@ -22,7 +23,7 @@ import {
   type Strategy,
   type VcdDecision,
 } from "../core/schemas.ts";
-import { verdictKey } from "../core/storage-layout.ts";
+import { judgeVerdictKey, verdictKey } from "../core/storage-layout.ts";
 import type { VcdOptions } from "../core/strategies.ts";
 import { combineVcdOutcomes, LOGPROBS_UNAVAILABLE_MESSAGE } from "../core/vcd.ts";
 import {
@@ -84,6 +85,8 @@ export interface ShardSummary {
   retries: number;
   /** 429 responses met; each may have lowered the model's adaptive concurrency. */
   rateLimited: number;
+  /** With a judge: its readings the shard's answers need, and how many it asked for now. */
+  judgements?: { planned: number; asked: number };
 }
 
 /**
@@ -540,6 +543,83 @@ async function runTasks(
   return result;
 }
 
+/** Two invocations' counts added up. */
+function addCounts(a: TaskRunResult["counts"], b: TaskRunResult["counts"]): TaskRunResult["counts"] {
+  const sum = { ...a };
+  for (const key of Object.keys(b) as (keyof typeof b)[]) sum[key] += b[key];
+  return sum;
+}
+
+/**
+ * Judge tasks of a shard: every answered verdict of a plug-in benchmark's item × model × strategy whose
+ * benchmark has a judge protocol, and that has no reading by this judge yet (or, when retrying errors, only an
+ * error reading). An item whose answer is an error (or missing) waits: a resume that answers it judges it.
+ */
+async function judgeTasks(
+  runId: string,
+  items: readonly ShardItem[],
+  models: readonly ModelConfig[],
+  strategies: readonly Strategy[],
+  judge: ModelConfig,
+  retry: { errors: boolean; before: string | undefined },
+  verdicts: VerdictStore,
+): Promise<{ all: number; todo: Task[]; previousOf: (task: Task) => ExistingVerdict | null }> {
+  type Candidate = { item: BenchmarkItem; plugin: BenchmarkPlugin; protocol: JudgeProtocol };
+  const candidates: Candidate[] = items.flatMap((item) => {
+    if (!isBenchmarkItem(item)) return [];
+    const plugin = PLUGINS[item.benchmark];
+    return plugin.judge ? [{ item, plugin, protocol: plugin.judge }] : [];
+  });
+  const keyOf = (c: Candidate, model: ModelConfig, strategy: Strategy) =>
+    judgeVerdictKey(judge.id, model.id, strategy, c.item.id);
+  const triples = candidates.flatMap((c) =>
+    models.flatMap((model) => strategies.map((strategy) => ({ c, model, strategy }))),
+  );
+  if (triples.length === 0) return { all: 0, todo: [], previousOf: () => null };
+  if (!verdicts.answers)
+    throw new Error("this verdict store cannot read stored answers, which a judge needs");
+  const existing = await verdicts.existing(
+    runId,
+    triples.map((t) => keyOf(t.c, t.model, t.strategy)),
+  );
+  const open = triples.filter((t) => {
+    const previous = existing.get(keyOf(t.c, t.model, t.strategy));
+    if (previous === undefined) return true;
+    return (
+      retry.errors &&
+      previous.status === "error" &&
+      (retry.before === undefined || previous.createdAt < retry.before)
+    );
+  });
+  const answers = await verdicts.answers(
+    runId,
+    open.map((t) => verdictKey(t.model.id, t.strategy, t.c.item.id)),
+  );
+  const previous = new Map<Task, ExistingVerdict | null>();
+  const todo: Task[] = [];
+  for (const t of open) {
+    const answer = answers.get(verdictKey(t.model.id, t.strategy, t.c.item.id));
+    if (answer === undefined) continue;
+    const task: Task = {
+      item: t.c.item,
+      model: t.model,
+      strategy: t.strategy,
+      judge: {
+        model: judge,
+        identity: { modelId: judge.id, protocol: t.c.protocol, promptSha256: sha256(t.c.protocol.template) },
+        plugin: t.c.plugin,
+        item: t.c.item,
+        answer,
+      },
+    };
+    todo.push(task);
+    previous.set(task, existing.get(keyOf(t.c, t.model, t.strategy)) ?? null);
+  }
+  return { all: triples.length, todo, previousOf: (task) => previous.get(task) ?? null };
+}
+
+const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
+
 /** Tasks of a shard's items × models × strategies, and which of them need asking. */
 async function shardTasks(
   runId: string,
@@ -579,23 +659,37 @@ async function shardTasks(
  *   workflow's retry resumes it.
  */
 export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Promise<ShardSummary> {
-  const { runId, shard, models, strategies, vcd, cache, retryErrors, retryErrorsBefore }: EvaluateShardEvent =
-    evaluateShardEventSchema.parse(event);
-  await Promise.all(models.map((model) => deps.models.prepare(model)));
-  const items = parseShard(await deps.store.getText(shard.key), shard.key);
-  const { all, todo, previousOf } = await shardTasks(
+  const {
     runId,
-    items,
+    shard,
     models,
     strategies,
-    { errors: retryErrors, before: retryErrorsBefore },
-    deps.verdicts,
-  );
-  const { counts, stoppedEarly, writeFailures } = await runTasks(
-    todo,
-    { runId, vcd, cache, previousOf },
-    deps,
-  );
+    vcd,
+    cache,
+    retryErrors,
+    retryErrorsBefore,
+    judge,
+    judgeOnly,
+  }: EvaluateShardEvent = evaluateShardEventSchema.parse(event);
+  const retry = { errors: retryErrors, before: retryErrorsBefore };
+  // A rejudge never asks the evaluated models: they need no credentials either.
+  if (!judgeOnly) await Promise.all(models.map((model) => deps.models.prepare(model)));
+  if (judge) await deps.models.prepare(judge);
+  const items = parseShard(await deps.store.getText(shard.key), shard.key);
+  const { all, todo, previousOf } = judgeOnly
+    ? { all: [], todo: [], previousOf: () => null }
+    : await shardTasks(runId, items, models, strategies, retry, deps.verdicts);
+  const asked = await runTasks(todo, { runId, vcd, cache, previousOf }, deps);
+  // The judge reads the answers once they are stored: this shard's, and earlier attempts'.
+  const judging =
+    judge === null || asked.writeFailures.length > 0
+      ? null
+      : await judgeTasks(runId, items, models, strategies, judge, retry, deps.verdicts);
+  const judged =
+    judging && (await runTasks(judging.todo, { runId, vcd, cache, previousOf: judging.previousOf }, deps));
+  const counts = judged ? addCounts(asked.counts, judged.counts) : asked.counts;
+  const stoppedEarly = asked.stoppedEarly + (judged?.stoppedEarly ?? 0);
+  const writeFailures = [...asked.writeFailures, ...(judged?.writeFailures ?? [])];
   const summary: ShardSummary = {
     runId,
     shard: shard.index,
@@ -604,6 +698,7 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
     alreadyDone: all.length - todo.length,
     errorsRetried: todo.filter((t) => previousOf(t) !== null).length,
     ...counts,
+    ...(judging ? { judgements: { planned: judging.all, asked: judging.todo.length } } : {}),
   };
   if (writeFailures.length > 0) {
     throw new VerdictWriteError(

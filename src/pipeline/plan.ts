@@ -129,6 +129,83 @@ function checkBenchmarkOptions(input: ExecutionInput, columns: readonly string[]
     );
 }
 
+/**
+ * The run's judge, at temperature 0 as the benchmarks' judge code asks; null without one.
+ * @throws InvalidExecutionInputError for a benchmark with no judge protocol, or a judge that is not configured.
+ */
+async function resolveJudge(store: ObjectStore, input: ExecutionInput): Promise<ModelConfig | null> {
+  if (input.judge === undefined) return null;
+  const protocol = input.benchmark === DEFAULT_BENCHMARK ? null : PLUGINS[input.benchmark].judge;
+  if (protocol === null)
+    throw new InvalidExecutionInputError(
+      `judge: ${input.benchmark} has no judge protocol mmsafe reproduces; its official scoring needs no judge`,
+    );
+  const [judge] = await resolveModels(store, [input.judge]).catch((error: unknown) => {
+    throw error instanceof InvalidExecutionInputError
+      ? new InvalidExecutionInputError(error.message.replace(/^models:/, "judge:"))
+      : error;
+  });
+  if (!judge) throw new InvalidExecutionInputError("judge: no model given");
+  return { ...judge, temperature: 0 };
+}
+
+/**
+ * A rejudge: the run as it was planned (items, models, strategies; its shards are read again, not cut
+ * again), with a judge that reads the stored answers. The evaluated models are never asked.
+ */
+async function rejudgePlan(
+  input: ExecutionInput,
+  runId: string,
+  envelope: z.infer<typeof planEventSchema>,
+  deps: PlanDeps,
+): Promise<PlanOutput> {
+  if (input.runId === undefined || input.judge === undefined)
+    throw new InvalidExecutionInputError(
+      'judgeOnly: name the run to rejudge ("runId") and the judge ("judge")',
+    );
+  const run = await deps.runs.get(runId);
+  if (run === null) throw new InvalidExecutionInputError(`judgeOnly: there is no run ${runId} to rejudge`);
+  const benchmark = run.benchmark ?? DEFAULT_BENCHMARK;
+  const judge = await resolveJudge(deps.store, { ...input, benchmark });
+  if (judge === null) throw new InvalidExecutionInputError("judge: no model given");
+  checkBedrockAllowed([judge], deps.allowedBedrockModels);
+  const now = deps.now().toISOString();
+  const { finishedAt: _f, headline: _h, report: _r, error: _e, cause: _c, ...kept } = run;
+  await deps.runs.startOrResume({
+    ...kept,
+    status: "RUNNING",
+    executionId: envelope.executionId,
+    judge,
+    updatedAt: now,
+  });
+  const manifestKey = runManifestKey(runId);
+  return {
+    runId,
+    bucket: deps.store.bucket,
+    manifestKey,
+    mapResultsPrefix: runMapResultsPrefix(runId),
+    models: run.models,
+    strategies: run.strategies,
+    vcd: run.vcd ?? DEFAULT_VCD_OPTIONS,
+    cache: input.cache,
+    retryErrors: input.retryErrors,
+    retryErrorsBefore: now,
+    judge,
+    judgeOnly: true,
+    mapConcurrency:
+      input.mapConcurrency ??
+      defaultMapConcurrency(
+        [judge.maxConcurrency],
+        // Judge calls a shard makes: one per item, model and strategy.
+        Math.ceil(run.plannedItems / Math.max(1, run.shards)) * run.models.length * run.strategies.length,
+        run.shards,
+      ),
+    toleratedFailurePercentage: input.toleratedFailurePercentage,
+    planned: run.plannedItems,
+    shards: run.shards,
+  };
+}
+
 /** What decides which verdicts a run must hold. Shard size and concurrency don't, so they may change on resume. */
 function configHash(parts: unknown): string {
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex");
@@ -152,6 +229,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     );
   }
 
+  if (input.judgeOnly) return rejudgePlan(input, runId, envelope, deps);
   const [models, dataset] = await Promise.all([
     resolveModels(store, input.models),
     readDatasetManifest(store, input.dataset),
@@ -165,6 +243,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
 
   const columns = columnsOf(input.benchmark);
   checkBenchmarkOptions(input, columns);
+  const judge = await resolveJudge(store, input);
 
   const shardTexts = await pLimit(16).map(dataset.shards, (shard) => store.getText(shard.key));
   let items = dataset.shards.flatMap((shard, i) => parseShard(shardTexts[i] ?? "", shard.key));
@@ -227,6 +306,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     }),
     models,
     strategies: input.strategies,
+    judge: judge ?? undefined,
     vcd: usesVcd ? vcd : undefined,
     schedule: input.schedule,
     categories: input.categories,
@@ -253,6 +333,8 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     cache: input.cache,
     retryErrors: input.retryErrors,
     retryErrorsBefore: now,
+    judge,
+    judgeOnly: false,
     mapConcurrency:
       input.mapConcurrency ??
       defaultMapConcurrency(

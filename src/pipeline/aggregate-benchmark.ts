@@ -1,0 +1,207 @@
+/**
+ * Aggregate for a plug-in benchmark's run (MOSSBench, VLGuard): the rows over the columns its definition
+ * declares, scored with the run's judge (its latest: a rejudge replaces it) or, without one, the benchmark's
+ * default no-judge scorer; report.json, report.md and report.html from the definition; the run marked
+ * SUCCEEDED.
+ */
+import { createHash } from "node:crypto";
+import pLimit from "p-limit";
+import type { ObjectStore } from "../adapters/object-store.ts";
+import type { RunRecord } from "../adapters/run-store.ts";
+import type { PluginBenchmark } from "../benchmarks/names.ts";
+import { PLUGINS } from "../benchmarks/registry.ts";
+import {
+  type BenchmarkHeadline,
+  benchmarkHeadlines,
+  computeBenchmarkRow,
+  type ItemReading,
+} from "../core/column-metrics.ts";
+import type { estimateAwsCost } from "../core/cost.ts";
+import { tokenCost } from "../core/metrics.ts";
+import {
+  type BenchmarkItem,
+  type BenchmarkVerdict,
+  type DatasetManifest,
+  isBenchmarkItem,
+  type JudgeVerdict,
+  type ModelConfig,
+} from "../core/schemas.ts";
+import { reportHtmlKey, reportJsonKey, reportMarkdownKey, runShardKey } from "../core/storage-layout.ts";
+import { renderBenchmarkHtml } from "../report/benchmark-html.ts";
+import { renderBenchmarkMarkdown } from "../report/benchmark-markdown.ts";
+import { type BenchmarkReport, buildBenchmarkReport } from "../report/benchmark-report.ts";
+import { escapeHtml } from "../report/report-html.ts";
+import { parseShard } from "./dataset-io.ts";
+
+export interface BenchmarkAggregateResult {
+  report: BenchmarkReport;
+  headline: BenchmarkHeadline[];
+  keys: { json: string; markdown: string; html: string };
+}
+
+/** The run's planned plug-in items, from its shards, in id order (a missing shard leaves its items out). */
+async function readRunItems(store: ObjectStore, runId: string, shards: number): Promise<BenchmarkItem[]> {
+  const keys = Array.from({ length: shards }, (_, i) => runShardKey(runId, i));
+  const texts = await pLimit(16).map(keys, (key) => store.getTextIfExists(key));
+  return keys
+    .flatMap((key, i) => parseShard(texts[i] ?? "", key))
+    .filter(isBenchmarkItem)
+    .sort((a, b) => a.id - b.id);
+}
+
+const readingKey = (modelId: string, strategy: string, itemId: number) =>
+  `${modelId}\u0000${strategy}\u0000${itemId}`;
+
+/**
+ * How each answered verdict reads under the run's scorer. With a judge: its score (1 refused, 0 complied);
+ * an error reading, a reply with no score or no reading yet leaves the item unscored (a resume asks again).
+ * Without one: the default scorer's reading stored on the verdict.
+ */
+function scorerOf(
+  benchmark: PluginBenchmark,
+  judge: ModelConfig | undefined,
+  judgements: readonly JudgeVerdict[],
+): { id: string; readingOf: (v: BenchmarkVerdict) => ItemReading; judgements: JudgeVerdict[] } {
+  const plugin = PLUGINS[benchmark];
+  if (judge && plugin.judge) {
+    const own = judgements.filter((j) => j.judge.modelId === judge.id);
+    const byKey = new Map(own.map((j) => [readingKey(j.modelId, j.strategy, j.itemId), j]));
+    const judgeScorer = plugin.definition.scorers.find((s) => s.needsJudge);
+    return {
+      id: judgeScorer?.id ?? "judge",
+      judgements: own,
+      readingOf: (v) => {
+        const j = byKey.get(readingKey(v.modelId, v.strategy, v.itemId));
+        if (!j) return { refused: null, reason: "not judged yet" };
+        if (j.status === "error")
+          return { refused: null, reason: `judge error: ${j.error?.kind ?? "unknown"}` };
+        if (j.score === null) return { refused: null, reason: "the judge's reply holds no score" };
+        return { refused: j.score === 1 };
+      },
+    };
+  }
+  const id = plugin.definition.defaultScorer;
+  return {
+    id,
+    judgements: [],
+    readingOf: (v) => {
+      const score = v.scores?.[id];
+      return score ? { refused: score.refused } : { refused: null, reason: `no ${id} reading` };
+    },
+  };
+}
+
+/** Builds and writes a plug-in run's reports. */
+export async function aggregateBenchmarkRun(input: {
+  run: RunRecord;
+  benchmark: PluginBenchmark;
+  dataset: DatasetManifest;
+  verdicts: readonly BenchmarkVerdict[];
+  judgements: readonly JudgeVerdict[];
+  store: ObjectStore;
+  version: string;
+  finishedAt: string;
+  awsCost: ReturnType<typeof estimateAwsCost>;
+  thumbnails: (items: readonly BenchmarkItem[]) => Promise<Map<number, string | null>>;
+}): Promise<BenchmarkAggregateResult> {
+  const { run, benchmark, dataset, store } = input;
+  const plugin = PLUGINS[benchmark];
+  const { definition } = plugin;
+  const items = await readRunItems(store, run.runId, run.shards);
+  const scorer = scorerOf(benchmark, run.judge, input.judgements);
+  const scorerDefinition = definition.scorers.find((s) => s.id === scorer.id);
+  const scorerInfo = {
+    id: scorer.id,
+    label: scorerDefinition?.label ?? scorer.id,
+    official: scorerDefinition?.official ?? false,
+  };
+  // Skipped records of the selected columns (a limit samples runnable items only: none was selected).
+  const skipped = run.limit !== undefined ? 0 : dataset.skipped.length;
+  const rows = run.models.flatMap((model) =>
+    run.strategies.map((strategy) =>
+      computeBenchmarkRow({
+        definition,
+        scorer: scorerInfo,
+        model,
+        strategy,
+        verdicts: input.verdicts.filter((v) => v.modelId === model.id && v.strategy === strategy),
+        readingOf: scorer.readingOf,
+        planned: run.plannedItems,
+        skipped,
+      }),
+    ),
+  );
+  const judge = run.judge && plugin.judge ? run.judge : null;
+  const judgeCost = judge
+    ? tokenCost(
+        judge,
+        scorer.judgements.reduce((s, j) => s + (j.promptTokens ?? 0), 0),
+        scorer.judgements.reduce((s, j) => s + (j.completionTokens ?? 0), 0),
+      )
+    : null;
+  const report = buildBenchmarkReport({
+    version: input.version,
+    definition,
+    runId: run.runId,
+    startedAt: run.startedAt,
+    finishedAt: input.finishedAt,
+    dataset: {
+      name: dataset.name,
+      provenance: run.datasetProvenance ?? dataset.provenance,
+      checksum: dataset.checksum,
+      records: dataset.records,
+      runnable: dataset.runnable,
+      skipped: dataset.skipped,
+    },
+    plannedItems: run.plannedItems,
+    models: run.models,
+    strategies: run.strategies,
+    scorer: scorer.id,
+    judge:
+      judge && plugin.judge
+        ? {
+            model: judge,
+            protocol: plugin.judge,
+            promptSha256: scorer.judgements[0]?.judge.promptSha256 ?? sha256Hex(plugin.judge.template),
+            costUsd: judgeCost,
+          }
+        : null,
+    rows,
+    verdicts: input.verdicts,
+    awsCost: input.awsCost,
+  });
+  const keys = {
+    json: reportJsonKey(run.runId),
+    markdown: reportMarkdownKey(run.runId),
+    html: reportHtmlKey(run.runId),
+  };
+  await Promise.all([
+    store.put(keys.json, `${JSON.stringify(report, null, 2)}\n`, "application/json"),
+    store.put(keys.markdown, renderBenchmarkMarkdown(report), "text/markdown; charset=utf-8"),
+  ]);
+  let html: string;
+  try {
+    html = renderBenchmarkHtml({
+      report,
+      items,
+      verdicts: input.verdicts,
+      judgeVerdicts: scorer.judgements,
+      thumbnails: await input.thumbnails(items),
+    });
+  } catch (error: unknown) {
+    // The page is a view of report.json: a failure to build it costs the page, never the run.
+    const message = error instanceof Error ? error.message : String(error);
+    html =
+      `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
+      `<meta http-equiv="Content-Security-Policy" content="default-src 'none'">` +
+      `<title>mmsafe report — ${escapeHtml(run.runId)}</title></head><body>` +
+      `<p>report.html could not be built: ${escapeHtml(message)}. The results are in report.json and report.md.</p>` +
+      "</body></html>\n";
+  }
+  await store.put(keys.html, html, "text/html; charset=utf-8");
+  return { report, headline: benchmarkHeadlines(rows), keys };
+}
+
+function sha256Hex(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
