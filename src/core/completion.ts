@@ -32,8 +32,16 @@ export interface RunCompletion {
   affected: AffectedRow[];
 }
 
+/** What the completion reads of a row: any benchmark's rows have these. */
+export type CompletionRow = Pick<ResultRow, "modelId" | "strategy" | "counts" | "errorsByKind">;
+/** What the completion reads of a verdict (for a sample error message). */
+export type CompletionVerdict = Pick<Verdict, "modelId" | "strategy" | "status" | "error">;
+
 /** The completion of a run from its rows and verdicts. */
-export function runCompletion(rows: readonly ResultRow[], verdicts: readonly Verdict[]): RunCompletion {
+export function runCompletion(
+  rows: readonly CompletionRow[],
+  verdicts: readonly CompletionVerdict[],
+): RunCompletion {
   const affected: AffectedRow[] = [];
   for (const row of rows) {
     const { planned, answered, errored, missing } = row.counts;

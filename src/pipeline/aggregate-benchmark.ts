@@ -12,10 +12,12 @@ import type { PluginBenchmark } from "../benchmarks/names.ts";
 import { PLUGINS } from "../benchmarks/registry.ts";
 import {
   type BenchmarkHeadline,
+  type BenchmarkRow,
   benchmarkHeadlines,
   computeBenchmarkRow,
   type ItemReading,
 } from "../core/column-metrics.ts";
+import type { RunCompletion } from "../core/completion.ts";
 import type { estimateAwsCost } from "../core/cost.ts";
 import { tokenCost } from "../core/metrics.ts";
 import {
@@ -29,7 +31,11 @@ import {
 import { reportHtmlKey, reportJsonKey, reportMarkdownKey, runShardKey } from "../core/storage-layout.ts";
 import { renderBenchmarkHtml } from "../report/benchmark-html.ts";
 import { renderBenchmarkMarkdown } from "../report/benchmark-markdown.ts";
-import { type BenchmarkReport, buildBenchmarkReport } from "../report/benchmark-report.ts";
+import {
+  type BenchmarkReport,
+  benchmarkCompletion,
+  buildBenchmarkReport,
+} from "../report/benchmark-report.ts";
 import { escapeHtml } from "../report/report-html.ts";
 import { parseShard } from "./dataset-io.ts";
 
@@ -168,6 +174,9 @@ export async function aggregateBenchmarkRun(input: {
         : null,
     rows,
     verdicts: input.verdicts,
+    completion: judge
+      ? withJudgeGaps(benchmarkCompletion(rows, input.verdicts), rows, input.verdicts, scorer)
+      : undefined,
     awsCost: input.awsCost,
   });
   const keys = {
@@ -200,6 +209,56 @@ export async function aggregateBenchmarkRun(input: {
   }
   await store.put(keys.html, html, "text/html; charset=utf-8");
   return { report, headline: benchmarkHeadlines(rows), keys };
+}
+
+/**
+ * A judged run is complete only when the judge read every answer: answers without a reading (the judge
+ * failed, replied with no score, or has not been asked yet) are counted per model × strategy under
+ * `judge: <why>`, so the run ends with errors and its resume asks the judge again.
+ */
+function withJudgeGaps(
+  completion: RunCompletion,
+  rows: readonly BenchmarkRow[],
+  verdicts: readonly BenchmarkVerdict[],
+  scorer: { readingOf: (v: BenchmarkVerdict) => ItemReading },
+): RunCompletion {
+  const affected = [...completion.affected];
+  let gaps = 0;
+  for (const row of rows) {
+    const kinds: Record<string, number> = {};
+    let unread = 0;
+    for (const v of verdicts) {
+      if (v.modelId !== row.modelId || v.strategy !== row.strategy || v.status !== "answered") continue;
+      const reading = scorer.readingOf(v);
+      if (reading.refused !== null) continue;
+      unread++;
+      const kind = `judge: ${reading.reason}`;
+      kinds[kind] = (kinds[kind] ?? 0) + 1;
+    }
+    if (unread === 0) continue;
+    gaps += unread;
+    const existing = affected.findIndex((a) => a.modelId === row.modelId && a.strategy === row.strategy);
+    const entry = existing >= 0 ? affected[existing] : undefined;
+    const merged = {
+      modelId: row.modelId,
+      strategy: row.strategy,
+      planned: row.counts.planned,
+      answered: row.counts.answered,
+      errored: (entry?.errored ?? 0) + unread,
+      missing: entry?.missing ?? row.counts.missing,
+      kinds: { ...(entry?.kinds ?? {}), ...kinds },
+      sample: entry?.sample ?? null,
+    };
+    if (existing >= 0) affected[existing] = merged;
+    else affected.push(merged);
+  }
+  if (gaps === 0) return completion;
+  return {
+    outcome: completion.outcome === "no_answers" ? "no_answers" : "with_errors",
+    errored: completion.errored + gaps,
+    missing: completion.missing,
+    affected,
+  };
 }
 
 function sha256Hex(text: string): string {

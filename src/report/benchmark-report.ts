@@ -10,7 +10,6 @@ import type { BenchmarkDefinition, JudgeProtocol } from "../benchmarks/definitio
 import type { BenchmarkRow } from "../core/column-metrics.ts";
 import { type RunCompletion, runCompletion } from "../core/completion.ts";
 import type { CostEstimate } from "../core/cost.ts";
-import type { ResultRow } from "../core/metrics.ts";
 import { modelEndpoint, PROVIDERS, providerOf } from "../core/model-config.ts";
 import { datasetProvenanceSchema, describeProvenance } from "../core/provenance.ts";
 import {
@@ -19,7 +18,6 @@ import {
   STRATEGIES,
   type Strategy,
   skippedRecordSchema,
-  type Verdict,
 } from "../core/schemas.ts";
 
 /** Bump when the benchmark report.json changes shape incompatibly. */
@@ -288,28 +286,12 @@ export class BenchmarkReportError extends Error {
   override readonly name = "BenchmarkReportError";
 }
 
-/** The completion of a plug-in benchmark's run (runCompletion reads only these fields of a row and a verdict). */
+/** The completion of a plug-in benchmark's run: its rows and verdicts have every field runCompletion reads. */
 export function benchmarkCompletion(
   rows: readonly BenchmarkRow[],
   verdicts: readonly BenchmarkVerdict[] = [],
 ): RunCompletion {
-  const completionRows = rows.map(
-    (r): Pick<ResultRow, "modelId" | "strategy" | "counts" | "errorsByKind"> => ({
-      modelId: r.modelId,
-      strategy: r.strategy,
-      counts: r.counts,
-      errorsByKind: r.errorsByKind,
-    }),
-  ) as ResultRow[];
-  const completionVerdicts = verdicts.map(
-    (v): Pick<Verdict, "modelId" | "strategy" | "status" | "error"> => ({
-      modelId: v.modelId,
-      strategy: v.strategy,
-      status: v.status,
-      error: v.error,
-    }),
-  ) as Verdict[];
-  return runCompletion(completionRows, completionVerdicts);
+  return runCompletion(rows, verdicts);
 }
 
 /** Whether the aggregate's columns are all lower-is-better (true), none (false), or mixed (null). */
