@@ -6,9 +6,11 @@ import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
 import { MossbenchLayoutError } from "../benchmarks/mossbench/layout.ts";
-import { DEFAULT_BENCHMARK, RUNNABLE_BENCHMARKS } from "../benchmarks/names.ts";
+import { writeMossbenchSample } from "../benchmarks/mossbench/sample.ts";
+import { DEFAULT_BENCHMARK, RUNNABLE_BENCHMARKS, type RunnableBenchmark } from "../benchmarks/names.ts";
 import { benchmarkNamed, UnknownBenchmarkError } from "../benchmarks/registry.ts";
 import { VlguardLayoutError } from "../benchmarks/vlguard/layout.ts";
+import { writeVlguardSample } from "../benchmarks/vlguard/sample.ts";
 import { CATEGORIES } from "../core/benchmark.ts";
 import type { BenchmarkHeadline } from "../core/column-metrics.ts";
 import type { Comparison, RunComparison, Scoring } from "../core/compare.ts";
@@ -23,7 +25,11 @@ import {
   STRATEGIES,
 } from "../core/schemas.ts";
 import { DEFAULT_DATASET, reportPrefix } from "../core/storage-layout.ts";
-import { BenchmarkImportError } from "../dataset/benchmark-import.ts";
+import {
+  BenchmarkImportError,
+  describeBenchmarkImport,
+  readBenchmarkFolder,
+} from "../dataset/benchmark-import.ts";
 import { DATASET_SOURCES, DatasetFetchError, describeFetch, fetchDataset } from "../dataset/fetch.ts";
 import { describeInspection, inspectDataset } from "../dataset/inspect.ts";
 import { DatasetInputError, readOfficialDataset } from "../dataset/official-layout.ts";
@@ -31,6 +37,7 @@ import { establishProvenance } from "../dataset/provenance.ts";
 import { describeDifferences, PublishedTreeError } from "../dataset/published-tree.ts";
 import { writeSampleDataset } from "../dataset/sample.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
+import { uploadBenchmarkDataset } from "../dataset/upload-benchmark.ts";
 import {
   EmbeddedAwsStartError,
   EmbeddedServersExitedError,
@@ -1045,7 +1052,24 @@ Examples:
     .description(
       "Report what a dataset directory holds: records, runnable pairs, skipped records and why, whether it is the official data (file by file), image types, extensions that lie, identical records and files no record uses.",
     )
-    .action(async (dir: string) => {
+    .option(
+      "--benchmark <name>",
+      `the benchmark whose official layout the folder holds: ${RUNNABLE_BENCHMARKS.join(", ")}`,
+      oneOf("--benchmark", RUNNABLE_BENCHMARKS),
+      DEFAULT_BENCHMARK,
+    )
+    .action(async (dir: string, options: { benchmark: RunnableBenchmark }) => {
+      if (options.benchmark !== DEFAULT_BENCHMARK) {
+        const imported = await readBenchmarkFolder(options.benchmark, { dir });
+        try {
+          for (const line of [...describeBenchmarkImport(imported), `checksum ${imported.checksum}`])
+            process.stdout.write(`${terminalSafe(line)}
+`);
+        } finally {
+          await imported.close();
+        }
+        return;
+      }
       const found = await readOfficialDataset(dir);
       const { provenance, comparison } = await establishProvenance(dir);
       const lines = [
@@ -1064,7 +1088,27 @@ Examples:
     )
     .option("--full", "all 1,523 official ids instead of ~40 (for benchmarks)")
     .option("--seed <n>", "image seed", nonNegativeInt("--seed"), 0)
-    .action(async (dir: string, options: { full?: boolean; seed: number }) => {
+    .option(
+      "--benchmark <name>",
+      `write a sample of this benchmark's official layout: ${RUNNABLE_BENCHMARKS.join(", ")} (MOSSBench and VLGuard samples are always full size)`,
+      oneOf("--benchmark", RUNNABLE_BENCHMARKS),
+      DEFAULT_BENCHMARK,
+    )
+    .action(async (dir: string, options: { full?: boolean; seed: number; benchmark: RunnableBenchmark }) => {
+      if (options.benchmark === "mossbench") {
+        const written = await writeMossbenchSample(dir, { seed: options.seed });
+        process.stdout.write(
+          `wrote a MOSSBench sample: ${written.benign} benign and ${written.contrast} contrast records to ${dir}\n`,
+        );
+        return;
+      }
+      if (options.benchmark === "vlguard") {
+        const written = await writeVlguardSample(dir, { seed: options.seed });
+        process.stdout.write(
+          `wrote a VLGuard sample: ${written.records} records (${written.unsafe} unsafe images, ${written.safe} safe) in ${written.testJson} and ${written.images}\n`,
+        );
+        return;
+      }
       const summary = await writeSampleDataset(dir, {
         size: options.full ? "full" : "small",
         seed: options.seed,
@@ -1077,29 +1121,55 @@ Examples:
     .command("upload <dir>")
     .description("Upload a dataset to an S3 bucket as shards + images (standard AWS credentials and region).")
     .requiredOption("--bucket <name>", "the stack's bucket (output BucketName)")
-    .option("--name <name>", "dataset name (S3 prefix datasets/<name>/)", DEFAULT_DATASET)
+    .option("--name <name>", "dataset name (S3 prefix datasets/<name>/; default: the benchmark's name)")
+    .option(
+      "--benchmark <name>",
+      `the benchmark whose official layout the folder holds: ${RUNNABLE_BENCHMARKS.join(", ")}`,
+      oneOf("--benchmark", RUNNABLE_BENCHMARKS),
+      DEFAULT_BENCHMARK,
+    )
     .addHelpText(
       "after",
       "\nThe folder is labelled in the manifest and every report made from it: official (every file matches the\n" +
         "published tree), modified copy, or generated sample.\n" +
         "\nExample:\n  $ npm run mmsafe -- dataset upload .mmsafe/datasets/mmsafeaware --bucket mmsafe-bucket-123",
     )
-    .action(async (dir: string, options: { bucket: string; name: string }) => {
-      const found = await readOfficialDataset(dir);
-      const { provenance } = await establishProvenance(dir);
-      for (const line of [...describeImport(found), `provenance: ${describeProvenance(provenance)}`])
-        process.stdout.write(`${terminalSafe(line)}\n`);
+    .action(async (dir: string, options: { bucket: string; name?: string; benchmark: RunnableBenchmark }) => {
       const store = new S3ObjectStore(
         createS3Client(process.env.MMSAFE_S3_FORCE_PATH_STYLE === "true"),
         options.bucket,
       );
-      const result = await uploadDataset(store, found, options.name, provenance, new Date(), {
+      const name =
+        options.name ?? (options.benchmark === DEFAULT_BENCHMARK ? DEFAULT_DATASET : options.benchmark);
+      if (options.benchmark !== DEFAULT_BENCHMARK) {
+        const imported = await readBenchmarkFolder(options.benchmark, { dir });
+        try {
+          for (const line of describeBenchmarkImport(imported))
+            process.stdout.write(`${terminalSafe(line)}\n`);
+          const result = await uploadBenchmarkDataset(store, imported, name, new Date(), {
+            thumbnail: thumbnailDataUrl,
+          });
+          process.stdout.write(
+            result.uploaded
+              ? `uploaded ${result.manifest.runnable} items in ${result.manifest.shards.length} shards to s3://${options.bucket}/datasets/${name}/ (run it with {"benchmark": "${options.benchmark}", "dataset": "${name}"})\n`
+              : `s3://${options.bucket}/datasets/${name}/ already holds this dataset (checksum ${result.manifest.checksum.slice(0, 12)}…)\n`,
+          );
+        } finally {
+          await imported.close();
+        }
+        return;
+      }
+      const found = await readOfficialDataset(dir);
+      const { provenance } = await establishProvenance(dir);
+      for (const line of [...describeImport(found), `provenance: ${describeProvenance(provenance)}`])
+        process.stdout.write(`${terminalSafe(line)}\n`);
+      const result = await uploadDataset(store, found, name, provenance, new Date(), {
         thumbnail: thumbnailDataUrl,
       });
       process.stdout.write(
         result.uploaded
-          ? `uploaded ${result.manifest.runnable} items in ${result.manifest.shards.length} shards to s3://${options.bucket}/datasets/${options.name}/\n`
-          : `s3://${options.bucket}/datasets/${options.name}/ already holds this dataset (checksum ${result.manifest.checksum.slice(0, 12)}…)\n`,
+          ? `uploaded ${result.manifest.runnable} items in ${result.manifest.shards.length} shards to s3://${options.bucket}/datasets/${name}/\n`
+          : `s3://${options.bucket}/datasets/${name}/ already holds this dataset (checksum ${result.manifest.checksum.slice(0, 12)}…)\n`,
       );
     });
   registerAwsCommands(program);
