@@ -109,6 +109,10 @@ async function openRuns(home: string) {
         throw new CompareInputError(
           `no run "${runId}" under ${home} (list them with: npm run mmsafe -- runs --local)`,
         );
+      if (run.benchmark !== undefined && run.benchmark !== "mmsafeaware")
+        throw new CompareInputError(
+          `run ${runId} evaluated ${run.benchmark}: compare pairs MMSafeAware runs item by item; a ${run.benchmark} run's rates and intervals are in its report.json`,
+        );
       return run;
     },
     /** The verdicts of one model × strategy of a run (two sides of one run read its verdicts once). */
