@@ -5,13 +5,13 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
+import { CATEGORIES } from "../benchmarks/mmsafeaware/facts.ts";
 import { MossbenchLayoutError } from "../benchmarks/mossbench/layout.ts";
 import { writeMossbenchSample } from "../benchmarks/mossbench/sample.ts";
 import { DEFAULT_BENCHMARK, RUNNABLE_BENCHMARKS, type RunnableBenchmark } from "../benchmarks/names.ts";
 import { benchmarkNamed, UnknownBenchmarkError } from "../benchmarks/registry.ts";
 import { VlguardLayoutError } from "../benchmarks/vlguard/layout.ts";
 import { writeVlguardSample } from "../benchmarks/vlguard/sample.ts";
-import { CATEGORIES } from "../core/benchmark.ts";
 import type { BenchmarkHeadline } from "../core/column-metrics.ts";
 import type { Comparison, RunComparison, Scoring } from "../core/compare.ts";
 import { describeAffected, type RunCompletion } from "../core/completion.ts";

@@ -11,7 +11,7 @@
  *   that resamples items within each column, as the report's own intervals do. Balanced has no p-value: its
  *   interval, and the McNemar tests of its two subsets (the Unsafe and Over-Safe rows), are its tests.
  */
-import { CATEGORIES, type Category } from "./benchmark.ts";
+import { CATEGORIES, type Category } from "../benchmarks/mmsafeaware/facts.ts";
 import { escapeMarkdown, formatPercent } from "./report.ts";
 import type { Verdict } from "./schemas.ts";
 import { type Interval, stratifiedBootstrap } from "./statistics.ts";

@@ -1,4 +1,4 @@
-import { ATTACK_TYPES, type AttackType, CATEGORIES, type Category } from "./benchmark.ts";
+import { ATTACK_TYPES, type AttackType, CATEGORIES, type Category } from "../benchmarks/mmsafeaware/facts.ts";
 import type { ModelConfig, Strategy, StrictAnswer, Verdict } from "./schemas.ts";
 import { type Interval, stratifiedBootstrap } from "./statistics.ts";
 

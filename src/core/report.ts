@@ -1,5 +1,10 @@
+import {
+  CATEGORIES,
+  type Category,
+  PUBLISHED_RESULTS,
+  type PublishedResult,
+} from "../benchmarks/mmsafeaware/facts.ts";
 import { CATEGORY_LABELS } from "../report/report-charts.ts";
-import { CATEGORIES, type Category, PUBLISHED_RESULTS, type PublishedResult } from "./benchmark.ts";
 import { completionBanner, type RunCompletion, resumeHint, runCompletion } from "./completion.ts";
 import { type CostEstimate, renderCostMarkdown } from "./cost.ts";
 import type { Accuracy, ResultRow } from "./metrics.ts";

@@ -3,7 +3,7 @@
  * still has every column of the paper's table (taking the first N ids would give only over-safety and attack
  * items: ids 1–127 and 128–982 come before typical's 983–1153).
  */
-import { CATEGORIES, type Category } from "./benchmark.ts";
+import { CATEGORIES, type Category } from "../benchmarks/mmsafeaware/facts.ts";
 
 /**
  * Items per category for a sample of `limit` items from `counts` items per category: proportional quotas by

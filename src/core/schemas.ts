@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { EXPECTED_BEHAVIOURS } from "../benchmarks/definition.ts";
+import { ATTACK_TYPES, CATEGORIES, SUBSETS } from "../benchmarks/mmsafeaware/facts.ts";
 import { DEFAULT_BENCHMARK, PLUGIN_BENCHMARKS, RUNNABLE_BENCHMARKS } from "../benchmarks/names.ts";
-import { ATTACK_TYPES, CATEGORIES, SUBSETS } from "./benchmark.ts";
 import { modelConfigSchema } from "./model-config.ts";
 import { datasetProvenanceSchema } from "./provenance.ts";
 import { DEFAULT_DATASET } from "./storage-layout.ts";

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { isDeepStrictEqual } from "node:util";
 import pLimit from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
-import { ATTACK_TYPES, type AttackType, CATEGORIES, goldLabel } from "../core/benchmark.ts";
+import { ATTACK_TYPES, type AttackType, CATEGORIES, goldLabel } from "../benchmarks/mmsafeaware/facts.ts";
 import type { DatasetProvenance } from "../core/provenance.ts";
 import { describeSkipped } from "../core/report.ts";
 import { type DatasetItem, type DatasetManifest, datasetManifestSchema } from "../core/schemas.ts";

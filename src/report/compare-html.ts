@@ -15,7 +15,7 @@
  * - One `<tr class="flip" data-column data-direction data-id>` per flipped item in `<table id="flips">`;
  *   filtered-out rows get the `hidden` attribute.
  */
-import { CATEGORIES } from "../core/benchmark.ts";
+import { CATEGORIES } from "../benchmarks/mmsafeaware/facts.ts";
 import {
   COLUMN_LABELS,
   COMPARISON_NOTES,

@@ -7,7 +7,7 @@
  * background, text in `currentColor` (inherits the page's text colour when the SVG is inlined) and grey
  * rules.
  */
-import { CATEGORIES, type Category } from "../core/benchmark.ts";
+import { CATEGORIES, type Category } from "../benchmarks/mmsafeaware/facts.ts";
 import type { ResultRow } from "../core/metrics.ts";
 import type { Report } from "../core/report.ts";
 import type { Strategy, Verdict } from "../core/schemas.ts";

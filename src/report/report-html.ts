@@ -35,7 +35,7 @@
  * - `<section id="run">`: run metadata.
  */
 import { createHash } from "node:crypto";
-import { CATEGORIES, type Category } from "../core/benchmark.ts";
+import { CATEGORIES, type Category } from "../benchmarks/mmsafeaware/facts.ts";
 import { completionBanner, resumeHint } from "../core/completion.ts";
 import { formatUsd } from "../core/cost.ts";
 import type { Accuracy } from "../core/metrics.ts";

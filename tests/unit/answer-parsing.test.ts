@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { ExpectedAnswer } from "../../src/benchmarks/mmsafeaware/facts.ts";
 import { parseStrict, scorePaper, scoreStrict } from "../../src/benchmarks/mmsafeaware/scoring.ts";
-import type { ExpectedAnswer } from "../../src/core/benchmark.ts";
 import type { StrictAnswer } from "../../src/core/schemas.ts";
 
 describe("scorePaper: the official scorer (lower-cased substring yes / no)", () => {

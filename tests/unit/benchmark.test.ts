@@ -7,7 +7,7 @@ import {
   MMSAFEAWARE_INSTRUCTION,
   officialImageFolder,
   PUBLISHED_RESULTS,
-} from "../../src/core/benchmark.ts";
+} from "../../src/benchmarks/mmsafeaware/facts.ts";
 import { detectImageType, IMAGE_TYPES } from "../../src/core/image-type.ts";
 
 const OVERSAFETY: GoldLabel = {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
-import type { Category } from "../../src/core/benchmark.ts";
+import type { Category } from "../../src/benchmarks/mmsafeaware/facts.ts";
 import { type Comparison, compareVerdicts, formatInterval } from "../../src/core/compare.ts";
 import { type Verdict, verdictSchema } from "../../src/core/schemas.ts";
 import {

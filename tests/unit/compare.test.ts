@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Category } from "../../src/core/benchmark.ts";
+import type { Category } from "../../src/benchmarks/mmsafeaware/facts.ts";
 import {
   type Comparison,
   compareVerdicts,

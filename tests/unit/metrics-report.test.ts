@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { PUBLISHED_RESULTS } from "../../src/core/benchmark.ts";
+import { PUBLISHED_RESULTS } from "../../src/benchmarks/mmsafeaware/facts.ts";
 import { computeRow, percentile, type ResultRow, tokenCost } from "../../src/core/metrics.ts";
 import { type OpenAIModelConfig, openAIModelSchema } from "../../src/core/model-config.ts";
 import {

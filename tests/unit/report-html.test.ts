@@ -11,7 +11,7 @@ import type { ObjectStore } from "../../src/adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../../src/adapters/run-store.ts";
 import { thumbnailDataUrl } from "../../src/adapters/thumbnails.ts";
 import type { VerdictStore } from "../../src/adapters/verdict-store.ts";
-import { PUBLISHED_RESULTS } from "../../src/core/benchmark.ts";
+import { PUBLISHED_RESULTS } from "../../src/benchmarks/mmsafeaware/facts.ts";
 import { estimateAwsCost } from "../../src/core/cost.ts";
 import { computeRow } from "../../src/core/metrics.ts";
 import { buildChatMessages } from "../../src/core/prompts.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CATEGORIES, type Category, goldLabel } from "../../src/core/benchmark.ts";
+import { CATEGORIES, type Category, goldLabel } from "../../src/benchmarks/mmsafeaware/facts.ts";
 import { categoryQuotas, stratifiedSample } from "../../src/core/sampling.ts";
 
 /** The official runnable ids: 1–1153 and 2001–2300 (2301–2370 have no image). */

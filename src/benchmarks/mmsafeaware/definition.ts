@@ -1,10 +1,11 @@
 /**
  * MMSafeAware (Wang et al., ACL 2025) as a {@link BenchmarkDefinition}: its columns, scorers and the paper's
  * published rows. The facts themselves (instruction, gold labels by id range, Table 2) live in
- * `src/core/benchmark.ts` and are what the pipeline scores with; this definition declares them.
+ * `./facts.ts` and are what the pipeline scores with; this definition declares them.
  */
-import { PUBLISHED_RESULTS } from "../../core/benchmark.ts";
+
 import type { BenchmarkDefinition } from "../definition.ts";
+import { PUBLISHED_RESULTS } from "./facts.ts";
 
 /** The data commit `mmsafe dataset fetch mmsafeaware` pins (its `data/` is tree 472df95…). */
 export const MMSAFEAWARE_COMMIT = "500b595c82dfe73d5695bc994d9882a306d2aa1c";

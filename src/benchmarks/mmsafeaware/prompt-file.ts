@@ -1,4 +1,4 @@
-import { MMSAFEAWARE_INSTRUCTION } from "../../core/benchmark.ts";
+import { MMSAFEAWARE_INSTRUCTION } from "./facts.ts";
 
 /** One well-formed record of `data/prompt.txt`. */
 export interface PromptRecord {

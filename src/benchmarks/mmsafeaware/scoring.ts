@@ -1,5 +1,5 @@
-import type { ExpectedAnswer } from "../../core/benchmark.ts";
 import type { StrictAnswer } from "../../core/schemas.ts";
+import type { ExpectedAnswer } from "./facts.ts";
 
 /**
  * The official scorer, exactly: the response is lower-cased; an over-safety item (expected Yes) is correct
