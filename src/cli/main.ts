@@ -192,8 +192,17 @@ export function resumeCommand(runId: string, options: RunOptions): string {
 export function completionLines(completion: RunCompletion, runId: string, resume: string): string[] {
   if (completion.outcome === "complete") return [];
   const missing = completion.errored + completion.missing;
+  const unjudged = completion.unjudged ?? 0;
+  const what = [
+    missing > 0
+      ? `${missing.toLocaleString("en-US")} verdict${missing === 1 ? " is" : "s are"} not answers (errors or missing)`
+      : "",
+    unjudged > 0
+      ? `${unjudged.toLocaleString("en-US")} answer${unjudged === 1 ? " has" : "s have"} no judge reading`
+      : "",
+  ].filter((part) => part !== "");
   return [
-    `run ${runId} finished, but ${missing.toLocaleString("en-US")} verdict${missing === 1 ? " is" : "s are"} not answers (errors or missing):`,
+    `run ${runId} finished, but ${what.join(" and ")}:`,
     ...completion.affected.map((a) => `  ${terminalSafe(describeAffected(a))}`),
     `resume to retry them: ${resume}`,
   ];

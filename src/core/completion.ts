@@ -17,6 +17,11 @@ export interface AffectedRow {
   kinds: Record<string, number>;
   /** The most common kind's first message, shortened: what to show a user (never holds a key). */
   sample: string | null;
+  /**
+   * With a judge: answers the judge has no reading of (it failed, gave no score, or was not asked yet), by
+   * why in `kinds` (`judge: …`). They are answers, so they are not in `errored`.
+   */
+  unjudged?: number;
 }
 
 /**
@@ -29,6 +34,8 @@ export interface RunCompletion {
   outcome: "complete" | "with_errors" | "no_answers";
   errored: number;
   missing: number;
+  /** Answers a run's judge has no reading of (absent without a judge); a resume asks the judge again. */
+  unjudged?: number;
   affected: AffectedRow[];
 }
 
@@ -91,6 +98,12 @@ export function describeAffected(a: AffectedRow): string {
     .map(([kind, n]) => `${kind} ${n.toLocaleString("en-US")}`)
     .join(", ");
   const failed = a.errored + a.missing;
+  const unjudged = a.unjudged ?? 0;
+  if (failed === 0 && unjudged > 0)
+    return (
+      `${a.modelId} / ${a.strategy}: ${unjudged.toLocaleString("en-US")} of ${a.answered.toLocaleString("en-US")} ` +
+      `answers without a judge reading (${kinds})`
+    );
   const parts = [kinds, a.missing > 0 ? `missing ${a.missing.toLocaleString("en-US")}` : ""].filter(
     (p) => p !== "",
   );
@@ -104,18 +117,23 @@ export function describeAffected(a: AffectedRow): string {
  * The report's banner for a run that is not complete: a headline sentence, then one line per affected
  * model × strategy. Empty for a complete run. Plain text: callers escape it for Markdown or HTML.
  */
-export function completionBanner(completion: RunCompletion): { headline: string; lines: string[] } | null {
+export function completionBanner(
+  completion: RunCompletion,
+  measured = "accuracies",
+): { headline: string; lines: string[] } | null {
   if (completion.outcome === "complete") return null;
   const silent = completion.affected.filter((a) => a.answered === 0);
+  const unjudged = completion.unjudged ?? 0;
   const counts = [
     completion.errored > 0 ? `${completion.errored.toLocaleString("en-US")} verdicts are errors` : "",
     completion.missing > 0 ? `${completion.missing.toLocaleString("en-US")} are missing` : "",
+    unjudged > 0 ? `${unjudged.toLocaleString("en-US")} answers have no judge reading` : "",
   ].filter((s) => s !== "");
   const headline =
     completion.outcome === "no_answers"
       ? `No result for ${silent.map((a) => `${a.modelId} / ${a.strategy}`).join(", ")}: ${silent.length === 1 ? "it" : "they"} answered nothing, so ${silent.length === 1 ? "its row is" : "their rows are"} not a measurement. ` +
         `${counts.join(" and ")}. Resume the run (same run id) to ask again.`
-      : `Incomplete run: ${counts.join(" and ")}; accuracies are over the answered items only. Resume the run (same run id) to retry them.`;
+      : `Incomplete run: ${counts.join(" and ")}; ${measured} are over the ${unjudged > 0 ? "scored" : "answered"} items only. Resume the run (same run id) to retry them.`;
   return { headline, lines: completion.affected.map(describeAffected) };
 }
 

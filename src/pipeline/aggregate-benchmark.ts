@@ -244,10 +244,11 @@ function withJudgeGaps(
       strategy: row.strategy,
       planned: row.counts.planned,
       answered: row.counts.answered,
-      errored: (entry?.errored ?? 0) + unread,
+      errored: entry?.errored ?? 0,
       missing: entry?.missing ?? row.counts.missing,
       kinds: { ...(entry?.kinds ?? {}), ...kinds },
       sample: entry?.sample ?? null,
+      unjudged: unread,
     };
     if (existing >= 0) affected[existing] = merged;
     else affected.push(merged);
@@ -255,8 +256,9 @@ function withJudgeGaps(
   if (gaps === 0) return completion;
   return {
     outcome: completion.outcome === "no_answers" ? "no_answers" : "with_errors",
-    errored: completion.errored + gaps,
+    errored: completion.errored,
     missing: completion.missing,
+    unjudged: gaps,
     affected,
   };
 }

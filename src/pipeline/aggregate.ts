@@ -243,7 +243,7 @@ async function aggregatePlugin(
     ...report.benchmark.columns.map((c) => c.key),
     ...report.benchmark.aggregates.map((a) => a.key),
   ];
-  const banner = completionBanner(report.completion);
+  const banner = completionBanner(report.completion, "rates");
   return {
     runId: run.runId,
     status: "SUCCEEDED",

@@ -101,6 +101,8 @@ export interface ModelGates {
   adaptive: AimdLimit;
   /** Stops calling a model whose endpoint keeps failing (see core/circuit-breaker.ts). */
   breaker: CircuitBreaker;
+  /** The endpoint these gates describe (modelEndpoint); a model id at another one gets new gates. */
+  endpoint?: string;
 }
 
 /**
@@ -112,8 +114,12 @@ export function processWideGates(): (model: ModelConfig) => ModelGates {
   const gates = new Map<string, ModelGates>();
   return (model) => {
     let gate = gates.get(model.id);
+    // A model id now at another endpoint (a resume after fixing a judge's baseURL) starts afresh: the
+    // breaker and the adaptive limit described the old endpoint.
+    if (gate && gate.endpoint !== modelEndpoint(model)) gate = undefined;
     if (!gate) {
       gate = {
+        endpoint: modelEndpoint(model),
         calls: pLimit(model.maxConcurrency),
         staging: pLimit(2 * model.maxConcurrency),
         adaptive: new AimdLimit(model.maxConcurrency),

@@ -434,11 +434,11 @@ function runSection(report: BenchmarkReport): string {
 }
 
 function completionHtml(report: BenchmarkReport): string {
-  const banner = completionBanner(report.completion);
+  const banner = completionBanner(report.completion, "rates");
   if (!banner) return "";
   const items = banner.lines.map((line) => `<li>${e(line)}</li>`).join("");
   return (
-    `<div class="warn" id="completion" role="alert"><p><strong>${e(banner.headline.replace("accuracies are", "rates are"))}</strong></p><ul>${items}</ul>` +
+    `<div class="warn" id="completion" role="alert"><p><strong>${e(banner.headline)}</strong></p><ul>${items}</ul>` +
     `<p class="note">${e(resumeHint(report.run.runId))}</p></div>`
   );
 }

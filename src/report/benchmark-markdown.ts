@@ -41,10 +41,10 @@ export function renderBenchmarkMarkdown(report: BenchmarkReport): string {
   const { run, benchmark } = report;
   const out: string[] = [];
   out.push(`# ${md(benchmark.title)} report — run ${md(run.runId)}`, "");
-  const banner = completionBanner(report.completion);
+  const banner = completionBanner(report.completion, "rates");
   if (banner) {
     out.push(
-      `> **${md(banner.headline.replace("accuracies are", "rates are"))}**`,
+      `> **${md(banner.headline)}**`,
       ...banner.lines.map((line) => `> - ${md(line)}`),
       ">",
       `> ${md(resumeHint(run.runId))}`,

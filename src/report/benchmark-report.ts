@@ -120,6 +120,8 @@ const completionSchema = z
     outcome: z.enum(["complete", "with_errors", "no_answers"]),
     errored: count,
     missing: count,
+    /** Answers the run's judge has no reading of (absent without a judge). */
+    unjudged: count.optional(),
     affected: z.array(
       z
         .object({
@@ -131,6 +133,7 @@ const completionSchema = z
           missing: count,
           kinds: z.record(z.string(), count),
           sample: z.string().nullable(),
+          unjudged: count.optional(),
         })
         .strict(),
     ),

@@ -337,12 +337,16 @@ describe("a judge whose endpoint is down", () => {
 
   it("says the run finished with errors: every answer lacks the judge's reading", () => {
     assert.equal(downReport.completion.outcome, "with_errors");
-    assert.equal(downReport.completion.errored, LIMIT * evaluated.length);
+    // The answers are answers: what is missing is the judge's reading of them.
+    assert.equal(downReport.completion.errored, 0);
+    assert.equal(downReport.completion.unjudged, LIMIT * evaluated.length);
     assert.equal(down.output?.completion?.outcome, "with_errors");
     assert.match(down.output?.summary ?? "", /FINISHED WITH ERRORS/);
+    assert.match(down.output?.summary ?? "", /answers have no judge reading; rates are over the scored items only/);
     for (const modelId of evaluated) {
       const affected = downReport.completion.affected.find((a) => a.modelId === modelId);
-      assert.equal(affected?.errored, LIMIT, `${modelId}: every answer counted`);
+      assert.equal(affected?.unjudged, LIMIT, `${modelId}: every answer counted`);
+      assert.equal(affected?.errored, 0);
       const kinds = Object.keys(affected?.kinds ?? {});
       assert.ok(kinds.length > 0);
       for (const kind of kinds) assert.match(kind, /^judge: judge error: (connection|endpoint_unavailable)$/);
