@@ -342,7 +342,10 @@ describe("a judge whose endpoint is down", () => {
     assert.equal(downReport.completion.unjudged, LIMIT * evaluated.length);
     assert.equal(down.output?.completion?.outcome, "with_errors");
     assert.match(down.output?.summary ?? "", /FINISHED WITH ERRORS/);
-    assert.match(down.output?.summary ?? "", /answers have no judge reading; rates are over the scored items only/);
+    assert.match(
+      down.output?.summary ?? "",
+      /answers have no judge reading; rates are over the scored items only/,
+    );
     for (const modelId of evaluated) {
       const affected = downReport.completion.affected.find((a) => a.modelId === modelId);
       assert.equal(affected?.unjudged, LIMIT, `${modelId}: every answer counted`);
