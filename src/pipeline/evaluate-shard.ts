@@ -19,6 +19,7 @@ import {
   modelEndpoint,
   returnsLogprobs,
   type ShardItem,
+  type ShardRef,
   type StoredVerdict,
   type Strategy,
   type VcdDecision,
@@ -733,8 +734,11 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
  */
 export async function checkModels(event: unknown, deps: EvaluateShardDeps): Promise<CheckModelsResult> {
   const input = checkModelsEventSchema.parse(event);
-  const { runId, models, strategies, vcd, cache, retryErrors, retryErrorsBefore } = input;
+  const { runId, strategies, vcd, cache, retryErrors, retryErrorsBefore, judge } = input;
+  // A rejudge asks no evaluated model: only the judge is checked.
+  const models = input.judgeOnly ? [] : input.models;
   await Promise.all(models.map((model) => deps.models.prepare(model)));
+  if (judge) await deps.models.prepare(judge);
   const shards = parseShardManifest(await deps.store.getText(input.manifestKey), input.manifestKey);
   const first = new Map<string, Task>();
   const previous = new Map<Task, ExistingVerdict | null>();
@@ -768,6 +772,9 @@ export async function checkModels(event: unknown, deps: EvaluateShardDeps): Prom
     const problem = outcome === undefined ? undefined : unusableModel(task.model, outcome);
     return problem === undefined ? [] : [problem];
   });
+  // The judge too: its first reading of an answer stored so far (the models' checks just stored some).
+  const judged = judge && problems.length === 0 ? await checkJudge(input, judge, shards, deps) : null;
+  if (judged?.problem) problems.push(judged.problem);
   if (problems.length > 0) {
     throw new ModelUnavailableError(
       `${problems.length === 1 ? "a model" : `${problems.length} models`} cannot be asked, so the run stopped before fanning out:\n` +
@@ -794,14 +801,67 @@ export async function checkModels(event: unknown, deps: EvaluateShardDeps): Prom
       };
     }),
     nothingLeft: models.filter((m) => !first.has(m.id)).map((m) => m.id),
+    ...(judged && judge
+      ? {
+          judge: {
+            modelId: judge.id,
+            itemId: judged.task.item.id,
+            outcome:
+              judged.outcome === undefined
+                ? "not asked"
+                : judged.outcome.kind === "answer"
+                  ? "answered"
+                  : judged.outcome.errorKind,
+          },
+        }
+      : {}),
   };
 }
+
+/**
+ * Asks the judge about the first stored answer of the run that it has no reading of, keeping the reading as
+ * the shard would, so a judge that cannot be asked stops the run in seconds too. Nothing to read: no call.
+ */
+async function checkJudge(
+  input: CheckModelsEvent,
+  judge: ModelConfig,
+  shards: readonly ShardRef[],
+  deps: EvaluateShardDeps,
+): Promise<{ problem: string | undefined; task: Task; outcome: ModelOutcome | undefined } | null> {
+  const retry = { errors: input.retryErrors, before: input.retryErrorsBefore };
+  for (const shard of shards) {
+    const items = parseShard(await deps.store.getText(shard.key), shard.key);
+    const found = await judgeTasks(
+      input.runId,
+      items,
+      input.models,
+      input.strategies,
+      judge,
+      retry,
+      deps.verdicts,
+    );
+    const task = found.todo[0];
+    if (!task) continue;
+    const { outcomes } = await runTasks(
+      [task],
+      { runId: input.runId, vcd: input.vcd, cache: input.cache, previousOf: found.previousOf },
+      deps,
+    );
+    const outcome = outcomes.get(task);
+    return { problem: outcome === undefined ? undefined : unusableModel(judge, outcome), task, outcome };
+  }
+  return null;
+}
+
+type CheckModelsEvent = ReturnType<typeof checkModelsEventSchema.parse>;
 
 /** What {@link checkModels} did (the CheckModels task's result; small). */
 export interface CheckModelsResult {
   checked: { modelId: string; itemId: number; strategy: Strategy; outcome: string }[];
   /** Models with no item left to ask (a resume of a finished run): not called. */
   nothingLeft: string[];
+  /** The judge's check: its first reading of a stored answer (absent without a judge, or nothing to read). */
+  judge?: { modelId: string; itemId: number; outcome: string };
 }
 
 function unusableModel(model: ModelConfig, outcome: ModelOutcome): string | undefined {

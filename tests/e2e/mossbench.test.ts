@@ -274,7 +274,32 @@ describe("MOSSBench on the full generated sample, judged by the reference judges
   });
 });
 
-describe("a judge whose endpoint is down", () => {
+describe("a judge at an address where nothing listens", () => {
+  it("stops the run at the start check, naming the judge and what to fix", async () => {
+    const port = await closedPort();
+    const result = await runLocal({
+      home,
+      reportsDir,
+      models: [
+        reference("always-comply", "always-comply"),
+        reference("judge-x", "judge", { baseURL: `http://127.0.0.1:${port}/v1`, timeoutMs: 1_000 }),
+      ],
+      baselineLatencyMs: 0,
+      input: {
+        benchmark: "mossbench",
+        runId: "moss-nojudge",
+        judge: "judge-x",
+        models: ["always-comply"],
+        limit: 8,
+      },
+    });
+    assert.equal(result.execution.status, "FAILED");
+    assert.equal(result.execution.error, "ModelUnavailable");
+    assert.match(result.execution.cause ?? "", /judge-x.*cannot connect to http:\/\/127\.0\.0\.1:\d+\/v1/);
+  });
+});
+
+describe("a judge whose endpoint fails every request (500)", () => {
   const LIMIT = 40;
   const evaluated = ["always-refuse", "always-comply"];
   const judgeOn = (baseURL: string) => reference("judge-x", "judge", { baseURL, timeoutMs: 1_000 });
@@ -291,12 +316,17 @@ describe("a judge whose endpoint is down", () => {
   let downReport: BenchmarkReport;
   let downStored: Awaited<ReturnType<typeof stored>>;
 
+  // A server error is a fault the start check lets through (the endpoint exists): the run goes on, and every
+  // reading fails.
+  let failing: ReferenceServer;
+  after(() => failing.close());
+
   before(async () => {
-    const port = await closedPort();
+    failing = await startReferenceModelServer({ latencyMs: 0, faults: { rates: { "500": 1 } } });
     down = await runLocal({
       home,
       reportsDir,
-      models: [...evaluated.map((id) => reference(id, id)), judgeOn(`http://127.0.0.1:${port}/v1`)],
+      models: [...evaluated.map((id) => reference(id, id)), judgeOn(failing.baseURL)],
       baselineLatencyMs: 0,
       input,
     });
@@ -352,7 +382,8 @@ describe("a judge whose endpoint is down", () => {
       assert.equal(affected?.errored, 0);
       const kinds = Object.keys(affected?.kinds ?? {});
       assert.ok(kinds.length > 0);
-      for (const kind of kinds) assert.match(kind, /^judge: judge error: (connection|endpoint_unavailable)$/);
+      for (const kind of kinds)
+        assert.match(kind, /^judge: judge error: (server_error|endpoint_unavailable)$/);
     }
   });
 
