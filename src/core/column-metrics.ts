@@ -4,7 +4,7 @@
  * bootstrap interval, and the definition's aggregates. Nothing here knows a benchmark by name.
  */
 import type { BenchmarkDefinition, ColumnDefinition } from "../benchmarks/definition.ts";
-import { percentile, type RowCounts, retriesOf, tokenCost } from "./metrics.ts";
+import { callAccounting, type RowCounts } from "./metrics.ts";
 import type { BenchmarkVerdict, ModelConfig, Strategy } from "./schemas.ts";
 import { type Interval, stratifiedBootstrap } from "./statistics.ts";
 
@@ -71,7 +71,6 @@ export function computeBenchmarkRow(input: {
 }): BenchmarkRow {
   const { definition, verdicts } = input;
   const answered = verdicts.filter((v) => v.status === "answered");
-  const errored = verdicts.filter((v) => v.status === "error");
   const outcomes = new Map<string, number[]>(definition.columns.map((c) => [c.key, []]));
   const unscored = new Map<string, number>();
   for (const v of answered) {
@@ -126,42 +125,19 @@ export function computeBenchmarkRow(input: {
       n,
     };
   }
-  const errorsByKind: Record<string, number> = {};
-  for (const v of errored) {
-    const kind = v.error?.kind ?? "unknown";
-    errorsByKind[kind] = (errorsByKind[kind] ?? 0) + 1;
-  }
-  const promptTokens = verdicts.reduce((s, v) => s + (v.promptTokens ?? 0), 0);
-  const completionTokens = verdicts.reduce((s, v) => s + (v.completionTokens ?? 0), 0);
-  const latencies = answered.map((v) => v.latencyMs).sort((a, b) => a - b);
+  const accounting = callAccounting(input.model, verdicts, input.planned, input.skipped);
   return {
     modelId: input.model.id,
     model: input.model.model,
     kind: input.model.kind,
     strategy: input.strategy,
     scorer: input.scorer,
-    counts: {
-      planned: input.planned,
-      answered: answered.length,
-      errored: errored.length,
-      missing: Math.max(0, input.planned - answered.length - errored.length),
-      skipped: input.skipped,
-      cached: verdicts.filter((v) => v.cached).length,
-      retries: verdicts.reduce((sum, v) => sum + retriesOf(v), 0),
-      reattempted: verdicts.filter((v) => v.runAttempts > 1).length,
-      truncated: verdicts.filter((v) => v.truncated).length,
-      invalidUsage: verdicts.filter((v) => v.promptTokens === null || v.completionTokens === null).length,
-      imageDownscaled: verdicts.filter((v) => v.imageSent !== null).length,
-    },
+    counts: accounting.counts,
     columns,
     aggregates,
-    errorsByKind,
-    usage: {
-      promptTokens,
-      completionTokens,
-      costUsd: tokenCost(input.model, promptTokens, completionTokens),
-    },
-    latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95) },
+    errorsByKind: accounting.errorsByKind,
+    usage: accounting.usage,
+    latencyMs: accounting.latencyMs,
   };
 }
 

@@ -270,9 +270,53 @@ export function computeRow(
   skipped = 0,
 ): ResultRow {
   const answered = verdicts.filter((v) => v.status === "answered");
-  const errored = verdicts.filter((v) => v.status === "error");
   const answers: Record<StrictAnswer, number> = { yes: 0, no: 0, refused: 0, unparseable: 0 };
   for (const v of answered) if (v.strictAnswer) answers[v.strictAnswer]++;
+  const accounting = callAccounting(model, verdicts, planned, skipped);
+  return {
+    modelId: model.id,
+    model: model.model,
+    kind: model.kind,
+    strategy,
+    counts: accounting.counts,
+    paper: columns(answered, (v) => v.correctPaper === true),
+    paperDetail: computePaperDetail(answered),
+    strict: { ...columns(answered, (v) => v.correctStrict === true), answers },
+    errorsByKind: accounting.errorsByKind,
+    usage: accounting.usage,
+    latencyMs: accounting.latencyMs,
+    vcd: strategy === "vcd" ? vcdSummary(answered) : null,
+  };
+}
+
+/** What every benchmark's verdicts record of the call, whatever they score. */
+export type CallRecord = Pick<
+  Verdict,
+  | "status"
+  | "error"
+  | "promptTokens"
+  | "completionTokens"
+  | "latencyMs"
+  | "cached"
+  | "attempts"
+  | "strategy"
+  | "runAttempts"
+  | "truncated"
+  | "imageSent"
+>;
+
+/**
+ * The accounting of one model × strategy's verdicts, for any benchmark: how each planned item ended, errors
+ * by kind, tokens and their cost, latency percentiles of the answers.
+ */
+export function callAccounting(
+  model: ModelConfig,
+  verdicts: readonly CallRecord[],
+  planned: number,
+  skipped: number,
+): Pick<ResultRow, "counts" | "errorsByKind" | "usage" | "latencyMs"> {
+  const answered = verdicts.filter((v) => v.status === "answered");
+  const errored = verdicts.filter((v) => v.status === "error");
   const errorsByKind: Record<string, number> = {};
   for (const v of errored) {
     const kind = v.error?.kind ?? "unknown";
@@ -283,10 +327,6 @@ export function computeRow(
   const completionTokens = verdicts.reduce((s, v) => s + (v.completionTokens ?? 0), 0);
   const latencies = answered.map((v) => v.latencyMs).sort((a, b) => a - b);
   return {
-    modelId: model.id,
-    model: model.model,
-    kind: model.kind,
-    strategy,
     counts: {
       planned,
       answered: answered.length,
@@ -300,12 +340,8 @@ export function computeRow(
       invalidUsage: verdicts.filter((v) => v.promptTokens === null || v.completionTokens === null).length,
       imageDownscaled: verdicts.filter((v) => v.imageSent !== null).length,
     },
-    paper: columns(answered, (v) => v.correctPaper === true),
-    paperDetail: computePaperDetail(answered),
-    strict: { ...columns(answered, (v) => v.correctStrict === true), answers },
     errorsByKind,
     usage: { promptTokens, completionTokens, costUsd: tokenCost(model, promptTokens, completionTokens) },
     latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95) },
-    vcd: strategy === "vcd" ? vcdSummary(answered) : null,
   };
 }
