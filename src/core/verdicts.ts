@@ -115,6 +115,19 @@ export function storedText(text: string, maxBytes = STORED_TEXT_MAX_BYTES): Stor
   return { text: [head, mark, ...excerpts].join("\n"), truncated: true };
 }
 
+/** What an error verdict of any benchmark records of its outcome: why, bounded, and the tokens reported. */
+function errorFields(outcome: Extract<ModelOutcome, { kind: "error" }>) {
+  return {
+    finishReason: null,
+    error: { kind: outcome.errorKind, message: sliceWhole(outcome.message, 0, ERROR_MESSAGE_MAX_CHARS) },
+    // No response at all (a connection failure) reported nothing: 0; a response with invalid counts: null.
+    promptTokens: outcome.promptTokens === undefined ? 0 : outcome.promptTokens,
+    completionTokens: outcome.completionTokens === undefined ? 0 : outcome.completionTokens,
+    truncated: false,
+    responseLength: null,
+  };
+}
+
 /**
  * Turns a model outcome into the verdict stored for (run, model, strategy, item), scored both ways on the
  * strategy's scored part of the response. `vcd` is the contrastive decision when the strategy is vcd.
@@ -162,13 +175,7 @@ export function buildVerdict(
       strictAnswer: null,
       correctPaper: null,
       correctStrict: null,
-      finishReason: null,
-      error: { kind: outcome.errorKind, message: sliceWhole(outcome.message, 0, ERROR_MESSAGE_MAX_CHARS) },
-      // No response at all (a connection failure) reported nothing: 0; a response with invalid counts: null.
-      promptTokens: outcome.promptTokens === undefined ? 0 : outcome.promptTokens,
-      completionTokens: outcome.completionTokens === undefined ? 0 : outcome.completionTokens,
-      truncated: false,
-      responseLength: null,
+      ...errorFields(outcome),
     };
   }
   // Scored on the full text (the final answer is found in all of it too); only what is stored is bounded.
@@ -231,12 +238,7 @@ export function buildBenchmarkVerdict(
       response: null,
       scoredResponse: null,
       scores: null,
-      finishReason: null,
-      error: { kind: outcome.errorKind, message: sliceWhole(outcome.message, 0, ERROR_MESSAGE_MAX_CHARS) },
-      promptTokens: outcome.promptTokens === undefined ? 0 : outcome.promptTokens,
-      completionTokens: outcome.completionTokens === undefined ? 0 : outcome.completionTokens,
-      truncated: false,
-      responseLength: null,
+      ...errorFields(outcome),
     };
   }
   const scores: Record<string, RefusalScore> = {};

@@ -14,10 +14,9 @@ import {
   type DatasetManifest,
   datasetManifestSchema,
 } from "../core/schemas.ts";
-import { datasetImageKey, datasetManifestKey, datasetShardKey } from "../core/storage-layout.ts";
-import { toJsonl } from "../pipeline/dataset-io.ts";
+import { datasetImageKey, datasetManifestKey } from "../core/storage-layout.ts";
 import type { ImportedBenchmark, ImportedRecord } from "./benchmark-import.ts";
-import { DATASET_SHARD_SIZE, type UploadResult } from "./upload.ts";
+import { type UploadResult, writeDatasetShards } from "./upload.ts";
 
 /** Distinct images read and written at once (one image in memory per slot). */
 const UPLOAD_CONCURRENCY = 8;
@@ -124,20 +123,7 @@ export async function uploadBenchmarkDataset(
     }
   });
 
-  const shards: DatasetManifest["shards"] = [];
-  for (let start = 0, index = 0; start < items.length; start += DATASET_SHARD_SIZE, index++) {
-    shards.push({
-      key: datasetShardKey(name, index),
-      items: Math.min(DATASET_SHARD_SIZE, items.length - start),
-    });
-  }
-  await limit.map(shards, (shard, index) =>
-    store.put(
-      shard.key,
-      toJsonl(items.slice(index * DATASET_SHARD_SIZE, index * DATASET_SHARD_SIZE + shard.items)),
-      "application/x-ndjson",
-    ),
-  );
+  const shards = await writeDatasetShards(store, name, items);
   const manifest = datasetManifestSchema.parse({
     schemaVersion: 2,
     name,

@@ -132,20 +132,7 @@ export async function uploadDataset(
     const url = thumbnails.get(item.id);
     if (url !== undefined) item.thumbnail = url;
   }
-  const shards: DatasetManifest["shards"] = [];
-  for (let start = 0, index = 0; start < items.length; start += DATASET_SHARD_SIZE, index++) {
-    shards.push({
-      key: datasetShardKey(name, index),
-      items: Math.min(DATASET_SHARD_SIZE, items.length - start),
-    });
-  }
-  await limit.map(shards, (shard, index) =>
-    store.put(
-      shard.key,
-      toJsonl(items.slice(index * DATASET_SHARD_SIZE, index * DATASET_SHARD_SIZE + shard.items)),
-      "application/x-ndjson",
-    ),
-  );
+  const shards = await writeDatasetShards(store, name, items);
   const manifest: DatasetManifest = {
     schemaVersion: 2,
     name,
@@ -160,4 +147,30 @@ export async function uploadDataset(
   };
   await store.put(manifestKey, `${JSON.stringify(manifest, null, 2)}\n`, "application/json");
   return { manifest, uploaded: true };
+}
+
+/**
+ * Writes a dataset's items as JSONL shards of {@link DATASET_SHARD_SIZE} (in the order given, the last one
+ * shorter), a few at once, and returns the manifest's list of them.
+ */
+export async function writeDatasetShards(
+  store: ObjectStore,
+  name: string,
+  items: readonly unknown[],
+): Promise<DatasetManifest["shards"]> {
+  const shards: DatasetManifest["shards"] = [];
+  for (let start = 0, index = 0; start < items.length; start += DATASET_SHARD_SIZE, index++) {
+    shards.push({
+      key: datasetShardKey(name, index),
+      items: Math.min(DATASET_SHARD_SIZE, items.length - start),
+    });
+  }
+  await pLimit(16).map(shards, (shard, index) =>
+    store.put(
+      shard.key,
+      toJsonl(items.slice(index * DATASET_SHARD_SIZE, index * DATASET_SHARD_SIZE + shard.items)),
+      "application/x-ndjson",
+    ),
+  );
+  return shards;
 }
