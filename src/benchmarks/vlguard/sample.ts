@@ -13,6 +13,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
+import { seededRandom } from "../../core/statistics.ts";
 import { writeSampleMarker } from "../../dataset/provenance.ts";
 
 /** Options of {@link writeVlguardSample}. */
@@ -55,18 +56,6 @@ export const VLGUARD_CATEGORY_COUNTS = [
 ] as const;
 
 const UNSAFE_RECORDS = 442;
-
-/** mulberry32: a small, fast, seedable PRNG. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(items: T[], random: () => number): T[] {
   for (let i = items.length - 1; i > 0; i--) {
@@ -151,7 +140,7 @@ export async function writeVlguardSample(
   options: VlguardSampleOptions = {},
 ): Promise<VlguardSampleSummary> {
   const seed = options.seed ?? 0;
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const all = slots(random);
   const unsafeIndexes = new Set(shuffle([...all.keys()], random).slice(0, UNSAFE_RECORDS));
   const categories = shuffle(
