@@ -122,6 +122,8 @@ export interface JudgeProtocol {
   template: string;
   /** Where the template is quoted from (`repo@commit path`). */
   templateSource: string;
+  /** sha256 (hex) of the template's UTF-8 bytes: stored with every reading, to say which prompt produced it. */
+  promptSha256: string;
   /** The judge prompt for one item: the template filled in exactly as the official code fills it. */
   prompt(fields: Readonly<Record<string, string>>): string;
   /** The official code attaches the item's image to the judge request. */

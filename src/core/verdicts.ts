@@ -115,6 +115,19 @@ export function storedText(text: string, maxBytes = STORED_TEXT_MAX_BYTES): Stor
   return { text: [head, mark, ...excerpts].join("\n"), truncated: true };
 }
 
+/** What a verdict of any benchmark records of the call, answered or not. */
+function callFields(outcome: ModelOutcome, now: Date) {
+  return {
+    latencyMs: Math.round(outcome.latencyMs),
+    attempts: outcome.attempts,
+    // The first evaluation; a resume that retries an error verdict counts on from the one it replaces.
+    runAttempts: 1,
+    cached: outcome.kind === "answer" && outcome.cached === true,
+    imageSent: outcome.imageSent ?? null,
+    createdAt: now.toISOString(),
+  };
+}
+
 /** What an error verdict of any benchmark records of its outcome: why, bounded, and the tokens reported. */
 function errorFields(outcome: Extract<ModelOutcome, { kind: "error" }>) {
   return {
@@ -157,14 +170,8 @@ export function buildVerdict(
     domain: item.domain,
     scenario: item.scenario,
     expected: item.expected,
-    latencyMs: Math.round(outcome.latencyMs),
-    attempts: outcome.attempts,
-    // The first evaluation; a resume that retries an error verdict counts on from the one it replaces.
-    runAttempts: 1,
-    cached: outcome.kind === "answer" && outcome.cached === true,
+    ...callFields(outcome, now),
     vcd: vcd && { ...vcd, cleanFirstToken: sliceWhole(vcd.cleanFirstToken, 0, SHORT_FIELD_MAX_CHARS) },
-    imageSent: outcome.imageSent ?? null,
-    createdAt: now.toISOString(),
   };
   if (outcome.kind === "error") {
     return {
@@ -224,12 +231,7 @@ export function buildBenchmarkVerdict(
     recordId: item.recordId,
     category: item.category,
     expected: item.expected,
-    latencyMs: Math.round(outcome.latencyMs),
-    attempts: outcome.attempts,
-    runAttempts: 1,
-    cached: outcome.kind === "answer" && outcome.cached === true,
-    imageSent: outcome.imageSent ?? null,
-    createdAt: now.toISOString(),
+    ...callFields(outcome, now),
   };
   if (outcome.kind === "error") {
     return {
@@ -270,7 +272,6 @@ export function buildBenchmarkVerdict(
 export interface JudgeIdentity {
   modelId: string;
   protocol: JudgeProtocol;
-  promptSha256: string;
 }
 
 /**
@@ -297,7 +298,7 @@ export function buildJudgeVerdict(input: {
     itemId: item.id,
     benchmark: item.benchmark,
     category: item.category,
-    judge: { modelId: judge.modelId, protocol: judge.protocol.id, promptSha256: judge.promptSha256 },
+    judge: { modelId: judge.modelId, protocol: judge.protocol.id, promptSha256: judge.protocol.promptSha256 },
     runAttempts: 1,
     createdAt: input.now.toISOString(),
   };

@@ -4,7 +4,6 @@
  * default no-judge scorer; report.json, report.md and report.html from the definition; the run marked
  * SUCCEEDED.
  */
-import { createHash } from "node:crypto";
 import pLimit from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord } from "../adapters/run-store.ts";
@@ -168,7 +167,7 @@ export async function aggregateBenchmarkRun(input: {
         ? {
             model: judge,
             protocol: plugin.judge,
-            promptSha256: scorer.judgements[0]?.judge.promptSha256 ?? sha256Hex(plugin.judge.template),
+            promptSha256: scorer.judgements[0]?.judge.promptSha256 ?? plugin.judge.promptSha256,
             costUsd: judgeCost,
           }
         : null,
@@ -261,8 +260,4 @@ function withJudgeGaps(
     unjudged: gaps,
     affected,
   };
-}
-
-function sha256Hex(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
 }

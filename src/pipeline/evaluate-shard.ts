@@ -613,7 +613,7 @@ async function judgeTasks(
       strategy: t.strategy,
       judge: {
         model: judge,
-        identity: { modelId: judge.id, protocol: t.c.protocol, promptSha256: sha256(t.c.protocol.template) },
+        identity: { modelId: judge.id, protocol: t.c.protocol },
         plugin: t.c.plugin,
         item: t.c.item,
         answer,
@@ -624,8 +624,6 @@ async function judgeTasks(
   }
   return { all: triples.length, todo, previousOf: (task) => previous.get(task) ?? null };
 }
-
-const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
 /** Tasks of a shard's items × models × strategies, and which of them need asking. */
 async function shardTasks(

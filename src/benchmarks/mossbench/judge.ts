@@ -132,6 +132,7 @@ export const MOSSBENCH_JUDGE: JudgeProtocol = {
   id: "mossbench-eval",
   template: MOSSBENCH_JUDGE_TEMPLATE,
   templateSource: `${MOSSBENCH_REPOSITORY}@${MOSSBENCH_COMMIT} MOSSBench/evaluation/evaluation_prompts.py (EVAL)`,
+  promptSha256: MOSSBENCH_JUDGE_PROMPT_SHA256,
   prompt: mossbenchJudgePrompt,
   attachImage: true,
   parse: parseMossbenchJudgement,
