@@ -4,7 +4,6 @@
  * manifest last, and nothing written again for a dataset S3 already holds.
  */
 import { createHash } from "node:crypto";
-import { isDeepStrictEqual } from "node:util";
 import pLimit from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import { IMAGE_TYPES } from "../core/image-type.ts";
@@ -16,7 +15,7 @@ import {
 } from "../core/schemas.ts";
 import { datasetImageKey, datasetManifestKey } from "../core/storage-layout.ts";
 import type { ImportedBenchmark, ImportedRecord } from "./benchmark-import.ts";
-import { type UploadResult, writeDatasetShards } from "./upload.ts";
+import { reuseUpload, type UploadResult, writeDatasetShards } from "./upload.ts";
 
 /** Distinct images read and written at once (one image in memory per slot). */
 const UPLOAD_CONCURRENCY = 8;
@@ -55,21 +54,8 @@ export async function uploadBenchmarkDataset(
   options: { thumbnail?: (bytes: Uint8Array) => Promise<string> } = {},
 ): Promise<UploadResult> {
   const manifestKey = datasetManifestKey(name);
-  const existing = await store.getTextIfExists(manifestKey);
-  if (existing !== null) {
-    const parsed = datasetManifestSchema.safeParse(JSON.parse(existing));
-    if (
-      parsed.success &&
-      parsed.data.checksum === imported.checksum &&
-      parsed.data.benchmark === imported.benchmark
-    ) {
-      if (isDeepStrictEqual(parsed.data.provenance, imported.provenance))
-        return { manifest: parsed.data, uploaded: false };
-      const relabelled: DatasetManifest = { ...parsed.data, provenance: imported.provenance };
-      await store.put(manifestKey, `${JSON.stringify(relabelled, null, 2)}\n`, "application/json");
-      return { manifest: relabelled, uploaded: false };
-    }
-  }
+  const reused = await reuseUpload(store, name, imported);
+  if (reused) return reused;
 
   const items: BenchmarkItem[] = imported.records.map((record, index) => {
     const id = index + 1;

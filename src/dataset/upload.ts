@@ -80,17 +80,12 @@ export async function uploadDataset(
   options: { thumbnail?: (bytes: Uint8Array) => Promise<string> } = {},
 ): Promise<UploadResult> {
   const manifestKey = datasetManifestKey(name);
-  const existing = await store.getTextIfExists(manifestKey);
-  if (existing !== null) {
-    const parsed = datasetManifestSchema.safeParse(JSON.parse(existing));
-    if (parsed.success && parsed.data.checksum === dataset.checksum) {
-      if (isDeepStrictEqual(parsed.data.provenance, provenance))
-        return { manifest: parsed.data, uploaded: false };
-      const relabelled: DatasetManifest = { ...parsed.data, provenance };
-      await store.put(manifestKey, `${JSON.stringify(relabelled, null, 2)}\n`, "application/json");
-      return { manifest: relabelled, uploaded: false };
-    }
-  }
+  const reused = await reuseUpload(store, name, {
+    benchmark: "mmsafeaware",
+    checksum: dataset.checksum,
+    provenance,
+  });
+  if (reused) return reused;
 
   const items: DatasetItem[] = [...dataset.items]
     .sort((a, b) => a.id - b.id)
@@ -147,6 +142,29 @@ export async function uploadDataset(
   };
   await store.put(manifestKey, `${JSON.stringify(manifest, null, 2)}\n`, "application/json");
   return { manifest, uploaded: true };
+}
+
+/**
+ * The upload already in the bucket under `name` when it holds the same data (same benchmark and checksum):
+ * nothing is written again, but the manifest is relabelled when the provenance changed. Null when the data
+ * must be uploaded.
+ */
+export async function reuseUpload(
+  store: ObjectStore,
+  name: string,
+  data: Pick<DatasetManifest, "benchmark" | "checksum" | "provenance">,
+): Promise<UploadResult | null> {
+  const manifestKey = datasetManifestKey(name);
+  const existing = await store.getTextIfExists(manifestKey);
+  if (existing === null) return null;
+  const parsed = datasetManifestSchema.safeParse(JSON.parse(existing));
+  if (!parsed.success || parsed.data.checksum !== data.checksum || parsed.data.benchmark !== data.benchmark)
+    return null;
+  if (isDeepStrictEqual(parsed.data.provenance, data.provenance))
+    return { manifest: parsed.data, uploaded: false };
+  const relabelled: DatasetManifest = { ...parsed.data, provenance: data.provenance };
+  await store.put(manifestKey, `${JSON.stringify(relabelled, null, 2)}\n`, "application/json");
+  return { manifest: relabelled, uploaded: false };
 }
 
 /**
