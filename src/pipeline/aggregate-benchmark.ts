@@ -1,10 +1,3 @@
-/**
- * Aggregate for a plug-in benchmark's run (MOSSBench, VLGuard): the rows over the columns its definition
- * declares, scored with the run's judge (its latest: a rejudge replaces it) or, without one, the benchmark's
- * default no-judge scorer; report.json, report.md and report.html from the definition; the run marked
- * SUCCEEDED.
- */
-import pLimit from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord } from "../adapters/run-store.ts";
 import type { PluginBenchmark } from "../benchmarks/names.ts";
@@ -27,7 +20,7 @@ import {
   type JudgeVerdict,
   type ModelConfig,
 } from "../core/schemas.ts";
-import { reportHtmlKey, reportJsonKey, reportMarkdownKey, runShardKey } from "../core/storage-layout.ts";
+import { reportHtmlKey, reportJsonKey, reportMarkdownKey } from "../core/storage-layout.ts";
 import { renderBenchmarkHtml } from "../report/benchmark-html.ts";
 import { renderBenchmarkMarkdown } from "../report/benchmark-markdown.ts";
 import {
@@ -35,23 +28,13 @@ import {
   benchmarkCompletion,
   buildBenchmarkReport,
 } from "../report/benchmark-report.ts";
-import { escapeHtml } from "../report/report-html.ts";
-import { parseShard } from "./dataset-io.ts";
+import { reportFailedPage } from "../report/report-html.ts";
+import { parseShard, readRunShards } from "./dataset-io.ts";
 
 export interface BenchmarkAggregateResult {
   report: BenchmarkReport;
   headline: BenchmarkHeadline[];
   keys: { json: string; markdown: string; html: string };
-}
-
-/** The run's planned plug-in items, from its shards, in id order (a missing shard leaves its items out). */
-async function readRunItems(store: ObjectStore, runId: string, shards: number): Promise<BenchmarkItem[]> {
-  const keys = Array.from({ length: shards }, (_, i) => runShardKey(runId, i));
-  const texts = await pLimit(16).map(keys, (key) => store.getTextIfExists(key));
-  return keys
-    .flatMap((key, i) => parseShard(texts[i] ?? "", key))
-    .filter(isBenchmarkItem)
-    .sort((a, b) => a.id - b.id);
 }
 
 const readingKey = (modelId: string, strategy: string, itemId: number) =>
@@ -112,7 +95,9 @@ export async function aggregateBenchmarkRun(input: {
   const { run, benchmark, dataset, store } = input;
   const plugin = PLUGINS[benchmark];
   const { definition } = plugin;
-  const items = await readRunItems(store, run.runId, run.shards);
+  const items = await readRunShards(store, run.runId, run.shards, (text, key) =>
+    parseShard(text, key).filter(isBenchmarkItem),
+  );
   const scorer = scorerOf(benchmark, run.judge, input.judgements);
   const scorerDefinition = definition.scorers.find((s) => s.id === scorer.id);
   const scorerInfo = {
@@ -198,13 +183,7 @@ export async function aggregateBenchmarkRun(input: {
     });
   } catch (error: unknown) {
     // The page is a view of report.json: a failure to build it costs the page, never the run.
-    const message = error instanceof Error ? error.message : String(error);
-    html =
-      `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
-      `<meta http-equiv="Content-Security-Policy" content="default-src 'none'">` +
-      `<title>mmsafe report — ${escapeHtml(run.runId)}</title></head><body>` +
-      `<p>report.html could not be built: ${escapeHtml(message)}. The results are in report.json and report.md.</p>` +
-      "</body></html>\n";
+    html = reportFailedPage(run.runId, error);
   }
   await store.put(keys.html, html, "text/html; charset=utf-8");
   return { report, headline: benchmarkHeadlines(rows), keys };

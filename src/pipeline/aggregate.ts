@@ -14,18 +14,12 @@ import { detectRegression, type RegressionCheck, runSummary } from "../core/regr
 import { buildReport, type Headline, headlines, type ItemSelection, renderMarkdown } from "../core/report.ts";
 import { addCounters, invocationCounters, runUsageFromCounters } from "../core/run-usage.ts";
 import { categoryQuotas, countByCategory } from "../core/sampling.ts";
-import type { DatasetItem, DatasetManifest, ShardItem } from "../core/schemas.ts";
-import {
-  reportHtmlKey,
-  reportJsonKey,
-  reportMarkdownKey,
-  responsesKey,
-  runShardKey,
-} from "../core/storage-layout.ts";
+import type { DatasetManifest, ShardItem } from "../core/schemas.ts";
+import { reportHtmlKey, reportJsonKey, reportMarkdownKey, responsesKey } from "../core/storage-layout.ts";
 import { chartSpecs, type VegaLiteSpec } from "../report/report-charts.ts";
-import { escapeHtml, type HtmlReportInput, renderHtml } from "../report/report-html.ts";
+import { type HtmlReportInput, renderHtml, reportFailedPage } from "../report/report-html.ts";
 import { aggregateBenchmarkRun } from "./aggregate-benchmark.ts";
-import { parseMmsafeawareShard, readDatasetManifest, toJsonl } from "./dataset-io.ts";
+import { parseMmsafeawareShard, readDatasetManifest, readRunShards, toJsonl } from "./dataset-io.ts";
 import { RunNotFoundError } from "./errors.ts";
 import {
   HISTORY_TIME_BUDGET_MS,
@@ -110,16 +104,6 @@ function runUsage(run: RunRecord, deps: AggregateDeps) {
 }
 
 /**
- * The run's planned items, from its shards (JSONL of dataset items), in id order. A shard object that is
- * gone (a failure the run tolerated) leaves its items out of the examples rather than failing the report.
- */
-async function readRunItems(store: ObjectStore, runId: string, shards: number): Promise<DatasetItem[]> {
-  const keys = Array.from({ length: shards }, (_, i) => runShardKey(runId, i));
-  const texts = await pLimit(16).map(keys, (key) => store.getTextIfExists(key));
-  return keys.flatMap((key, i) => parseMmsafeawareShard(texts[i] ?? "", key)).sort((a, b) => a.id - b.id);
-}
-
-/**
  * How the run chose its items. Under a limit, what the stratified sample was drawn from (the dataset's
  * runnable items of the selected categories, as Plan recorded them; read from the dataset again only for a
  * run planned before Plan recorded them) and its quotas, recomputed as Plan computed them.
@@ -194,14 +178,7 @@ async function htmlReport(deps: AggregateDeps, input: Omit<HtmlReportInput, "cha
     const charts = await renderChartsSafely(deps, chartSpecs(input.report, input.verdicts));
     return renderHtml({ ...input, charts });
   } catch (error: unknown) {
-    const message = error instanceof Error ? error.message : String(error);
-    return (
-      `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
-      `<meta http-equiv="Content-Security-Policy" content="default-src 'none'">` +
-      `<title>mmsafe report — ${escapeHtml(input.report.run.runId)}</title></head><body>` +
-      `<p>report.html could not be built: ${escapeHtml(message)}. The results are in report.json and report.md.</p>` +
-      "</body></html>\n"
-    );
+    return reportFailedPage(input.report.run.runId, error);
   }
 }
 
@@ -292,7 +269,7 @@ export async function aggregate(event: unknown, deps: AggregateDeps): Promise<Ag
   const [dataset, verdicts, items] = await Promise.all([
     readDatasetManifest(deps.store, run.dataset),
     deps.verdicts.listRun(runId),
-    readRunItems(deps.store, runId, run.shards),
+    readRunShards(deps.store, runId, run.shards, parseMmsafeawareShard),
   ]);
   // Before the cost estimate, so the image (and, under a limit, dataset) reads are part of it.
   const [thumbnails, selection] = await Promise.all([

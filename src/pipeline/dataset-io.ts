@@ -1,3 +1,4 @@
+import pLimit from "p-limit";
 import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import {
@@ -11,7 +12,7 @@ import {
   type ShardRef,
   shardRefSchema,
 } from "../core/schemas.ts";
-import { datasetManifestKey } from "../core/storage-layout.ts";
+import { datasetManifestKey, runShardKey } from "../core/storage-layout.ts";
 import { DatasetNotFoundError, InvalidShardError } from "./errors.ts";
 
 /** Reads and validates `datasets/<name>/dataset.json`. */
@@ -85,4 +86,19 @@ export function parseShardManifest(text: string, key: string): ShardRef[] {
   const parsed = z.array(shardRefSchema).safeParse(json);
   if (!parsed.success) throw new InvalidShardError(`${key}: not a shard manifest: ${parsed.error.message}`);
   return parsed.data;
+}
+
+/**
+ * A run's planned items, from its shards, parsed by `parse` (MMSafeAware's or any benchmark's), in id order.
+ * A shard object that is gone (a failure the run tolerated) leaves its items out rather than failing.
+ */
+export async function readRunShards<T extends { id: number }>(
+  store: ObjectStore,
+  runId: string,
+  shards: number,
+  parse: (text: string, key: string) => T[],
+): Promise<T[]> {
+  const keys = Array.from({ length: shards }, (_, i) => runShardKey(runId, i));
+  const texts = await pLimit(16).map(keys, (key) => store.getTextIfExists(key));
+  return keys.flatMap((key, i) => parse(texts[i] ?? "", key)).sort((a, b) => a.id - b.id);
 }

@@ -1145,3 +1145,15 @@ export function renderHtml(input: HtmlReportInput): string {
     "",
   ].join("\n");
 }
+
+/** The short page published as report.html when the page could not be built: why, and where the results are. */
+export function reportFailedPage(runId: string, error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return (
+    `<!doctype html><html lang="en"><head><meta charset="utf-8">` +
+    `<meta http-equiv="Content-Security-Policy" content="default-src 'none'">` +
+    `<title>mmsafe report — ${escapeHtml(runId)}</title></head><body>` +
+    `<p>report.html could not be built: ${escapeHtml(message)}. The results are in report.json and report.md.</p>` +
+    "</body></html>\n"
+  );
+}
