@@ -449,7 +449,6 @@ const exists = (file: string): Promise<boolean> =>
 function reportPluginRun(
   result: LocalRunResult,
   headline: readonly BenchmarkHeadline[],
-  options: RunOptions,
   lines: readonly string[],
   code: number,
 ): number {
@@ -510,7 +509,6 @@ report: ${path.join(result.reportDir ?? "", "report.md")}
     process.stdout.write(`
 ${lines.join("\n")}
 `);
-  void options;
   return code;
 }
 
@@ -570,7 +568,7 @@ async function reportRun(result: LocalRunResult, options: RunOptions, resume: st
   }
   const paint = painterFor(process.stdout);
   const plugin = result.output.benchmarkHeadline;
-  if (plugin) return reportPluginRun(result, plugin, options, lines, code);
+  if (plugin) return reportPluginRun(result, plugin, lines, code);
   // No row answered anything: there is no result to head the table with.
   const noResult = result.output.headline.every((row) => row.answered === 0);
   const title = noResult

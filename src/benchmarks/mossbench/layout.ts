@@ -250,18 +250,23 @@ function parseRecords(
       malformed("pid", "(the key) must be a positive whole number");
       continue;
     }
-    if (set === "benign") {
-      const parsed = benignRecordSchema.safeParse(value);
+    /** The record read with its set's schema, or null (a skipped record, the field named) when it does not fit. */
+    const read = <T extends { pid: string }>(schema: z.ZodType<T>): T | null => {
+      const parsed = schema.safeParse(value);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         malformed(issue ? issueField(issue) : "?", issue?.message ?? "is invalid");
-        continue;
+        return null;
       }
-      const r = parsed.data;
-      if (r.pid !== key) {
-        malformed("pid", `is ${JSON.stringify(r.pid)}, not the key ${JSON.stringify(key)}`);
-        continue;
+      if (parsed.data.pid !== key) {
+        malformed("pid", `is ${JSON.stringify(parsed.data.pid)}, not the key ${JSON.stringify(key)}`);
+        return null;
       }
+      return parsed.data;
+    };
+    if (set === "benign") {
+      const r = read(benignRecordSchema);
+      if (r === null) continue;
       const type = MOSSBENCH_TYPES[r.metadata.over];
       const [harm] = r.metadata.harm;
       pending.push({
@@ -285,17 +290,8 @@ function parseRecords(
         },
       });
     } else {
-      const parsed = contrastRecordSchema.safeParse(value);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        malformed(issue ? issueField(issue) : "?", issue?.message ?? "is invalid");
-        continue;
-      }
-      const r = parsed.data;
-      if (r.pid !== key) {
-        malformed("pid", `is ${JSON.stringify(r.pid)}, not the key ${JSON.stringify(key)}`);
-        continue;
-      }
+      const r = read(contrastRecordSchema);
+      if (r === null) continue;
       pending.push({
         file,
         pid: key,
