@@ -302,7 +302,10 @@ describe("a judge at an address where nothing listens", () => {
 describe("a judge whose endpoint fails every request (500)", () => {
   const LIMIT = 40;
   const evaluated = ["always-refuse", "always-comply"];
-  const judgeOn = (baseURL: string) => reference("judge-x", "judge", { baseURL, timeoutMs: 1_000 });
+  // A short timeout where every request fails anyway; the usual one where the judge answers, so that a loaded
+  // machine's slow reply is not retried (the resume counts the judge's requests exactly).
+  const judgeOn = (baseURL: string, timeoutMs = 30_000) =>
+    reference("judge-x", "judge", { baseURL, timeoutMs });
   const input = {
     benchmark: "mossbench",
     runId: "moss-down",
@@ -326,7 +329,7 @@ describe("a judge whose endpoint fails every request (500)", () => {
     down = await runLocal({
       home,
       reportsDir,
-      models: [...evaluated.map((id) => reference(id, id)), judgeOn(failing.baseURL)],
+      models: [...evaluated.map((id) => reference(id, id)), judgeOn(failing.baseURL, 1_000)],
       baselineLatencyMs: 0,
       input,
     });
