@@ -7,6 +7,7 @@ import { VerdictMetrics } from "../../src/adapters/verdict-metrics.ts";
 import { METRICS } from "../../src/core/observability.ts";
 import { describeZodError, type StoredVerdict } from "../../src/core/schemas.ts";
 import { HANDLER_ENV } from "../../src/core/storage-layout.ts";
+import { ShardIncompleteError } from "../../src/pipeline/errors.ts";
 import {
   checkModels,
   evaluateShard,
@@ -127,6 +128,13 @@ export async function handler(event: unknown, context: Context) {
     logger.info("shard evaluated", { ...summary });
     return summary;
   } catch (error: unknown) {
+    if (error instanceof ShardIncompleteError) {
+      // Expected near the deadline: the workflow's retry resumes the shard. Locally (no WARN lines) a shard has
+      // no deadline, so only a halted run stops one early, and the runner says so itself.
+      if (logErrorVerdicts)
+        logger.warn("shard stopped early; the retry resumes it", { message: error.message });
+      throw error;
+    }
     logger.error(
       check ? "model check failed" : "shard failed",
       error instanceof Error ? error : new Error(String(error)),

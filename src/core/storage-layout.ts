@@ -80,7 +80,10 @@ export const HANDLER_ENV = {
   runsTable: "MMSAFE_RUNS_TABLE",
   verdictsTable: "MMSAFE_VERDICTS_TABLE",
   s3ForcePathStyle: "MMSAFE_S3_FORCE_PATH_STYLE",
-  /** "false" (set by the local runner, whose progress display sums errors up): no WARN line per error verdict. */
+  /**
+   * "false" (set by the local runner, whose progress display sums errors up): no WARN line per error verdict,
+   * nor per shard stopped early (locally only a halted run stops one, and the runner says so).
+   */
   logErrorVerdicts: "MMSAFE_LOG_ERROR_VERDICTS",
   /**
    * The table of run-wide model budgets (slot leases, pacing), shared by every shard's process. Unset (a local

@@ -338,6 +338,13 @@ const activeShards = new Set<Promise<unknown>>();
  */
 const STOP_DRAIN_MS = 30_000;
 
+/** An invocation refused because the run was halted, as Lambda refuses one of a stopped execution. */
+function haltedInvocation(name: string): Error {
+  const error = new Error(`mmsafe-${name} not invoked: the run was stopped`);
+  error.name = "States.Aborted";
+  return error;
+}
+
 let session: Promise<LocalSession> | null = null;
 let sessionHome: string | null = null;
 
@@ -391,6 +398,8 @@ export function openLocalSession(home: string, options: LocalSessionOptions = {}
       // the gates), so it has no deadline here; plan and aggregate keep their Lambda's.
       const untimed = name === "evaluateShard";
       lambdas.set(localFunctionArn(name), async (event) => {
+        // A halted run starts no handler: the servers it would use are closing (the execution is being stopped).
+        if (callsStopped) throw haltedInvocation(name);
         const deadline = Date.now() + fn.timeoutSeconds * 1000;
         const context = {
           functionName: `mmsafe-${name}`,
@@ -545,6 +554,8 @@ interface RunControl {
   halted: boolean;
   /** Verdicts planned, once Plan has run. */
   planned: number | null;
+  /** Stops the workflow's execution when the run is halted: no state (and no retry) starts after it. */
+  execution: AbortController;
 }
 
 /** Why {@link runLocal} stopped waiting for its steps. */
@@ -653,7 +664,7 @@ export async function rebuildLocalReport(options: {
 export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult> {
   // Known from the start, so that an interrupt at any point can name the run to resume.
   const runId = typeof options.input?.runId === "string" ? options.input.runId : newRunId();
-  const control: RunControl = { halted: false, planned: null };
+  const control: RunControl = { halted: false, planned: null, execution: new AbortController() };
   const halted = new Promise<Halt>((resolve) => {
     const signal = options.stop;
     if (!signal) return;
@@ -669,6 +680,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
   const halt = async (why: Halt, s: LocalSession | null): Promise<never> => {
     control.halted = true;
     callsStopped = true;
+    control.execution.abort();
     s?.shardProcesses?.stop();
     if (why.kind === "signal") {
       const { kept, marked, settled } = s
@@ -1064,6 +1076,7 @@ async function runSteps(
         },
       },
       runId,
+      control.execution.signal,
     );
   } finally {
     clearInterval(progressTimer);

@@ -9,7 +9,12 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import aslValidator from "asl-validator";
-import { ExecutionError, StateMachine, type StateMachineDefinition } from "aws-local-stepfunctions";
+import {
+  ExecutionAbortedError,
+  ExecutionError,
+  StateMachine,
+  type StateMachineDefinition,
+} from "aws-local-stepfunctions";
 import pLimit from "p-limit";
 
 // aws-local-stepfunctions 3 calls Promise.withResolvers (Node 22+). Kept so that a run on an unsupported
@@ -53,7 +58,7 @@ export interface PublishedEvent {
 }
 
 export interface ExecutionResult {
-  status: "SUCCEEDED" | "FAILED";
+  status: "SUCCEEDED" | "FAILED" | "ABORTED";
   output: Json | null;
   error: string | null;
   cause: string | null;
@@ -111,6 +116,23 @@ interface RunContext {
   bindings: LocalServiceBindings;
   execution: JsonObject;
   overrides: Record<string, (input: Json) => Promise<Json>>;
+  /** Aborts the execution and its Map's child executions. */
+  signal?: AbortSignal;
+}
+
+/** Runs an execution until it ends or `signal` aborts it (its result then rejects with ExecutionAbortedError). */
+function runAbortably(
+  machine: StateMachine,
+  input: Json,
+  options: Parameters<StateMachine["run"]>[1],
+  signal: AbortSignal | undefined,
+): Promise<unknown> {
+  const execution = machine.run(input as never, options);
+  if (!signal) return execution.result;
+  const abort = () => execution.abort();
+  if (signal.aborted) abort();
+  else signal.addEventListener("abort", abort, { once: true });
+  return execution.result.finally(() => signal.removeEventListener("abort", abort));
 }
 
 /** Service integrations the workflow uses, executed against local handlers and the embedded servers. */
@@ -316,14 +338,20 @@ function distributedMapHandler(
       executionsInput.map((childInput, index) =>
         limit(async () => {
           if (failed.length > tolerated) return; // the Map run is already failing: start no more children
+          if (ctx.signal?.aborted) return; // the execution was stopped
           const name = `${String(ctx.execution.Name)}-${stateName}-${index}`;
           try {
-            const output = (await child.run(childInput as never, {
-              overrides: { taskResourceLocalHandlers: ctx.overrides as never },
-              context: {
-                Execution: { ...(ctx.execution.Execution as JsonObject), Name: name, Input: childInput },
-              } as never,
-            }).result) as Json;
+            const output = (await runAbortably(
+              child,
+              childInput,
+              {
+                overrides: { taskResourceLocalHandlers: ctx.overrides as never },
+                context: {
+                  Execution: { ...(ctx.execution.Execution as JsonObject), Name: name, Input: childInput },
+                } as never,
+              },
+              ctx.signal,
+            )) as Json;
             outputs.set(index, output);
             succeeded.push({
               Name: name,
@@ -489,11 +517,14 @@ export async function executeLocally(
   input: Json,
   bindings: LocalServiceBindings,
   executionName: string,
+  /** Aborts the execution (as StopExecution does): no state starts after it, and it ends ABORTED. */
+  signal?: AbortSignal,
 ): Promise<ExecutionResult> {
   const executionArn = `arn:aws:states:us-east-1:000000000000:execution:mmsafe-local:${executionName}`;
   const ctx: RunContext = {
     bindings,
     overrides: {},
+    ...(signal ? { signal } : {}),
     execution: {
       Name: executionName,
       Execution: {
@@ -515,12 +546,19 @@ export async function executeLocally(
     validationOptions: { noValidate: true },
   });
   try {
-    const output = (await machine.run(input as never, {
-      overrides: { taskResourceLocalHandlers: ctx.overrides as never },
-      context: { Execution: ctx.execution.Execution, StateMachine: ctx.execution.StateMachine } as never,
-    }).result) as Json;
+    const output = (await runAbortably(
+      machine,
+      input,
+      {
+        overrides: { taskResourceLocalHandlers: ctx.overrides as never },
+        context: { Execution: ctx.execution.Execution, StateMachine: ctx.execution.StateMachine } as never,
+      },
+      signal,
+    )) as Json;
     return { status: "SUCCEEDED", output, error: null, cause: null, executionArn };
   } catch (error: unknown) {
+    if (error instanceof ExecutionAbortedError)
+      return { status: "ABORTED", output: null, error: "States.Aborted", cause: "stopped", executionArn };
     const cause = error instanceof ExecutionError && error.cause instanceof Error ? error.cause : error;
     return {
       status: "FAILED",
