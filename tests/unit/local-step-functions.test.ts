@@ -33,7 +33,8 @@ function memoryS3(objects: Map<string, string>): S3Client {
 const noDynamo = {} as DynamoDBClient;
 const FN = "arn:aws:lambda:us-east-1:000000000000:function:work";
 
-function mapDefinition(map: Record<string, Json>): Record<string, Json> {
+/** A Distributed Map over one Task; `work` adds fields to the Task (a Retry). */
+function mapDefinition(map: Record<string, Json>, work: Record<string, Json> = {}): Record<string, Json> {
   return {
     StartAt: "Fan",
     States: {
@@ -48,6 +49,7 @@ function mapDefinition(map: Record<string, Json>): Record<string, Json> {
               Resource: "arn:aws:states:::lambda:invoke",
               Parameters: { FunctionName: FN, "Payload.$": "$" },
               OutputPath: "$.Payload",
+              ...work,
               End: true,
             },
           },
@@ -123,6 +125,43 @@ describe("lambda:invoke integration", () => {
 });
 
 describe("Distributed Map, carried out locally", () => {
+  it("stops on abort: no child starts and no retry is made after it, and the execution ends ABORTED", async () => {
+    const objects = new Map([["b/items.json", JSON.stringify([1, 2, 3, 4, 5, 6])]]);
+    const stop = new AbortController();
+    const invoked: Json[] = [];
+    const lambdas = new Map<string, LocalLambda>([
+      [
+        FN,
+        async (event) => {
+          invoked.push(event);
+          // The first invocation stops the execution, then fails as a shard told to stop does.
+          stop.abort();
+          throw Object.assign(new Error("stopped early"), { name: "ShardIncomplete" });
+        },
+      ],
+    ]);
+    const definition = mapDefinition(
+      {
+        ItemReader: {
+          Resource: "arn:aws:states:::s3:getObject",
+          ReaderConfig: { InputType: "JSON" },
+          Parameters: { Bucket: "b", Key: "items.json" },
+        },
+        MaxConcurrency: 1,
+      },
+      { Retry: [{ ErrorEquals: ["ShardIncomplete"], IntervalSeconds: 1, MaxAttempts: 5 }] },
+    );
+    const result = await executeLocally(
+      definition,
+      {},
+      { lambdas, s3: memoryS3(objects), dynamodb: noDynamo },
+      "stopped",
+      stop.signal,
+    );
+    assert.equal(result.status, "ABORTED");
+    assert.deepEqual(invoked, [1], "one invocation: no retry of it, and no other child started");
+  });
+
   it("gives a child's Task no time limit: locally a child's wall time includes waiting for shared slots", async () => {
     const objects = new Map([["b/items.json", JSON.stringify([1, 2])]]);
     const lambdas = new Map<string, LocalLambda>([
