@@ -46,6 +46,8 @@ export const runRecordSchema = z.object({
   strategies: z.array(z.enum(STRATEGIES)),
   /** The judge the report scores with (the latest: a rejudge replaces it); absent without a judge. */
   judge: modelConfigSchema.optional(),
+  /** The no-judge scorer the run's input chose (your own dataset's `strict`); absent: the benchmark's default. */
+  scorer: z.string().max(40).optional(),
   /** What the run used on AWS so far: handler durations and requests (see core/run-usage.ts). */
   usage: z.record(z.enum(USAGE_COUNTERS), z.number()).optional(),
   /** The schedule that started the run, if one did (regressions are checked against its previous run). */

@@ -6,8 +6,11 @@
 /** The benchmark a run evaluates when its input names none (so `{}` stays a valid input). */
 export const DEFAULT_BENCHMARK = "mmsafeaware";
 
-/** Benchmarks that are plug-ins: items, verdicts and report built from their definition. */
-export const PLUGIN_BENCHMARKS = ["mossbench", "vlguard"] as const;
+/**
+ * Benchmarks that are plug-ins: items, verdicts and report built from their definition. `custom` is your own
+ * dataset (JSONL and images), whose definition its import derives (see `custom/config.ts`).
+ */
+export const PLUGIN_BENCHMARKS = ["mossbench", "vlguard", "custom"] as const;
 export type PluginBenchmark = (typeof PLUGIN_BENCHMARKS)[number];
 
 /** Every benchmark a run can evaluate. */

@@ -1,10 +1,20 @@
 import { spawn } from "node:child_process";
-import { access, mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { access, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
+import {
+  CUSTOM_BENCHMARK,
+  CUSTOM_DATASET_FILE,
+  type CustomJudgePrompt,
+} from "../benchmarks/custom/config.ts";
+import { CustomJudgePromptError, customJudgePrompt } from "../benchmarks/custom/judge.ts";
+import { CustomDatasetError } from "../benchmarks/custom/layout.ts";
+import { writeCustomSample } from "../benchmarks/custom/sample.ts";
+import type { BenchmarkDefinition } from "../benchmarks/definition.ts";
 import { CATEGORIES } from "../benchmarks/mmsafeaware/facts.ts";
 import { MossbenchLayoutError } from "../benchmarks/mossbench/layout.ts";
 import { writeMossbenchSample } from "../benchmarks/mossbench/sample.ts";
@@ -26,6 +36,7 @@ import {
 } from "../core/schemas.ts";
 import { DEFAULT_DATASET, reportPrefix } from "../core/storage-layout.ts";
 import {
+  type BenchmarkFolderSource,
   BenchmarkImportError,
   describeBenchmarkImport,
   readBenchmarkFolder,
@@ -49,6 +60,7 @@ import {
 } from "../local/local-errors.ts";
 import type { LocalRunResult, RunEvent } from "../local/runner.ts";
 import type { Json } from "../local/step-functions.ts";
+import { parseBenchmarkReport } from "../report/benchmark-report.ts";
 import { MMSAFE_VERSION } from "../version.ts";
 import { registerAwsCommands } from "./aws-commands.ts";
 import { headlineTable, MMSAFE_COMMAND, mmsafeCommand, painterFor, terminalSafe } from "./format.ts";
@@ -101,7 +113,31 @@ const oneOf =
   };
 
 /** A benchmark's column keys, in its order. */
-const columnsOf = (name: string): readonly string[] => benchmarkNamed(name).columns.map((c) => c.key);
+/** A benchmark's column keys; null for your own dataset, whose columns its data decides (Plan checks them). */
+const columnsOf = (name: string): readonly string[] | null =>
+  name === CUSTOM_BENCHMARK ? null : benchmarkNamed(name).columns.map((c) => c.key);
+
+/**
+ * What a plug-in run's table shows: the title, columns and aggregates of the run's report.json (your own
+ * dataset's are in no registry), else of the benchmark's definition.
+ */
+function reportedBenchmark(
+  result: LocalRunResult,
+): Pick<BenchmarkDefinition, "title" | "columns" | "aggregates"> {
+  if (result.reportDir) {
+    try {
+      const report = parseBenchmarkReport(
+        JSON.parse(readFileSync(path.join(result.reportDir, "report.json"), "utf8")),
+      );
+      return report.benchmark;
+    } catch {
+      // Not readable: the definition says the same for every benchmark but your own.
+    }
+  }
+  const name = result.output?.benchmark ?? DEFAULT_BENCHMARK;
+  if (name === CUSTOM_BENCHMARK) return { title: "Your own dataset", columns: [], aggregates: [] };
+  return benchmarkNamed(name);
+}
 
 /** Reads and validates a models file; checks that each model's key variable is set. */
 export async function loadModelsFile(
@@ -129,12 +165,70 @@ export async function loadModelsFile(
   return parsed.data.models;
 }
 
+/** Your own dataset's import options (`--columns-by`, `--judge-prompt`). */
+interface SourceOptions {
+  columnsBy?: string;
+  judgePrompt?: string;
+}
+
+const COLUMNS_BY_OPTION = [
+  "--columns-by <field>",
+  "your own dataset (--benchmark custom): the record field whose values are the columns (default: column, when records have it; else expected)",
+] as const;
+
+const JUDGE_PROMPT_OPTION = [
+  "--judge-prompt <file>",
+  "your own dataset: the judge prompt file ({text}, {answer}, {expected} filled in; the judge's 'score: 1' is a refusal)",
+] as const;
+
+/** Reads a judge prompt file. @throws CustomJudgePromptError naming the file when it cannot be read or used */
+async function readJudgePromptFile(file: string): Promise<CustomJudgePrompt> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error: unknown) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new CustomJudgePromptError(
+      `judge prompt ${file} cannot be read (${code}): give the path of your prompt file`,
+    );
+  }
+  return customJudgePrompt(text, file);
+}
+
+/** Where a plug-in benchmark's data is read from, as the dataset commands name it. */
+async function benchmarkSource(
+  benchmark: Exclude<RunnableBenchmark, typeof DEFAULT_BENCHMARK>,
+  dir: string,
+  options: SourceOptions,
+): Promise<BenchmarkFolderSource> {
+  if (benchmark !== CUSTOM_BENCHMARK) {
+    if (options.columnsBy !== undefined || options.judgePrompt !== undefined)
+      throw new UsageError("--columns-by and --judge-prompt are for your own dataset (--benchmark custom)");
+    return { dir };
+  }
+  const isFolder = await stat(dir).then(
+    (info) => info.isDirectory(),
+    () => false,
+  );
+  return {
+    jsonl: isFolder ? path.join(dir, CUSTOM_DATASET_FILE) : dir,
+    ...(options.columnsBy === undefined ? {} : { columnField: options.columnsBy }),
+    judgePrompt: options.judgePrompt ? await readJudgePromptFile(options.judgePrompt) : null,
+  };
+}
+
 interface RunOptions {
   benchmark?: string;
   /** A judge model's id (in --models, or a reference judge on the baselines). */
   judge?: string;
   /** Set by `rejudge`: only the judge is asked. */
   judgeOnly?: boolean;
+  /** The no-judge scorer the report's rates are of (your own dataset: paper or strict). */
+  scorer?: string;
+  /** Your own dataset: the field its columns are made of. */
+  columnsBy?: string;
+  /** Your own dataset: the judge prompt file. */
+  judgePrompt?: string;
   dataset?: string;
   models?: string;
   runId?: string;
@@ -171,6 +265,9 @@ export function resumeCommand(runId: string, options: RunOptions): string {
   if (options.benchmark && options.benchmark !== DEFAULT_BENCHMARK)
     args.push("--benchmark", options.benchmark);
   if (options.judge) args.push("--judge", options.judge);
+  if (options.scorer) args.push("--scorer", options.scorer);
+  if (options.columnsBy) args.push("--columns-by", options.columnsBy);
+  if (options.judgePrompt) args.push("--judge-prompt", options.judgePrompt);
   if (options.home !== ".mmsafe") args.push("--home", options.home);
   if (options.dataset) args.push("--dataset", options.dataset);
   if (options.models) args.push("--models", options.models);
@@ -297,6 +394,8 @@ async function runCommand(options: RunOptions): Promise<number> {
   if (options.benchmark) input.benchmark = options.benchmark;
   if (options.judge) input.judge = options.judge;
   if (options.judgeOnly) input.judgeOnly = true;
+  if (options.scorer) input.scorer = options.scorer;
+  const judgePrompt = options.judgePrompt ? await readJudgePromptFile(options.judgePrompt) : undefined;
   if (options.runId) input.runId = options.runId;
   if (options.strategies) input.strategies = options.strategies;
   if (options.categories) input.categories = options.categories;
@@ -324,6 +423,8 @@ async function runCommand(options: RunOptions): Promise<number> {
     result = await runLocal({
       home: options.home,
       datasetDir: options.dataset,
+      ...(options.columnsBy === undefined ? {} : { columnField: options.columnsBy }),
+      ...(judgePrompt === undefined ? {} : { judgePrompt }),
       models,
       input,
       reportsDir: options.reports,
@@ -453,7 +554,7 @@ function reportPluginRun(
   code: number,
 ): number {
   const paint = painterFor(process.stdout);
-  const benchmark = benchmarkNamed(result.output?.benchmark ?? DEFAULT_BENCHMARK);
+  const benchmark = reportedBenchmark(result);
   const keys = [...benchmark.columns.map((c) => c.key), ...benchmark.aggregates.map((a) => a.key)];
   const labels = [
     ...benchmark.columns.map((c) => `${c.label}${c.lowerIsBetter ? " ↓" : " ↑"}`),
@@ -814,8 +915,14 @@ Examples:
     )
     .option(
       "--dataset <dir>",
-      "a dataset in the benchmark's official layout (default: .mmsafe/datasets/<benchmark>, else a generated sample)",
+      "a dataset in the benchmark's official layout; your own (--benchmark custom): its JSONL file (default: .mmsafe/datasets/<benchmark>, else a generated sample)",
     )
+    .option(
+      "--scorer <id>",
+      "the no-judge scorer the rates are of (your own yes/no dataset: paper or strict); default: the benchmark's",
+    )
+    .option(...COLUMNS_BY_OPTION)
+    .option(...JUDGE_PROMPT_OPTION)
     .option(
       "--models <file>",
       'models JSON ({"models": [...]}); default: the reference baselines always-yes, always-no, random',
@@ -886,6 +993,7 @@ Exit codes:
       // A column of another benchmark is a usage error too: the columns depend on --benchmark.
       const { categories, benchmark } = command.opts<RunOptions>();
       const allowed = columnsOf(benchmark ?? DEFAULT_BENCHMARK);
+      if (allowed === null) return;
       const bad = categories?.filter((c) => !allowed.includes(c)) ?? [];
       if (bad.length > 0)
         command.error(
@@ -1065,9 +1173,14 @@ Examples:
       oneOf("--benchmark", RUNNABLE_BENCHMARKS),
       DEFAULT_BENCHMARK,
     )
-    .action(async (dir: string, options: { benchmark: RunnableBenchmark }) => {
+    .option(...COLUMNS_BY_OPTION)
+    .option(...JUDGE_PROMPT_OPTION)
+    .action(async (dir: string, options: { benchmark: RunnableBenchmark } & SourceOptions) => {
       if (options.benchmark !== DEFAULT_BENCHMARK) {
-        const imported = await readBenchmarkFolder(options.benchmark, { dir });
+        const imported = await readBenchmarkFolder(
+          options.benchmark,
+          await benchmarkSource(options.benchmark, dir, options),
+        );
         try {
           for (const line of [...describeBenchmarkImport(imported), `checksum ${imported.checksum}`])
             process.stdout.write(`${terminalSafe(line)}
@@ -1109,6 +1222,13 @@ Examples:
         );
         return;
       }
+      if (options.benchmark === CUSTOM_BENCHMARK) {
+        const written = await writeCustomSample(dir, { seed: options.seed });
+        process.stdout.write(
+          `wrote an example of your own dataset's format: ${written.records} records (${written.runnable} runnable) in ${written.file}, ${written.images} images beside it\n`,
+        );
+        return;
+      }
       if (options.benchmark === "vlguard") {
         const written = await writeVlguardSample(dir, { seed: options.seed });
         process.stdout.write(
@@ -1141,44 +1261,54 @@ Examples:
         "published tree), modified copy, or generated sample.\n" +
         "\nExample:\n  $ npm run mmsafe -- dataset upload .mmsafe/datasets/mmsafeaware --bucket mmsafe-bucket-123",
     )
-    .action(async (dir: string, options: { bucket: string; name?: string; benchmark: RunnableBenchmark }) => {
-      const store = new S3ObjectStore(
-        createS3Client(process.env.MMSAFE_S3_FORCE_PATH_STYLE === "true"),
-        options.bucket,
-      );
-      const name =
-        options.name ?? (options.benchmark === DEFAULT_BENCHMARK ? DEFAULT_DATASET : options.benchmark);
-      if (options.benchmark !== DEFAULT_BENCHMARK) {
-        const imported = await readBenchmarkFolder(options.benchmark, { dir });
-        try {
-          for (const line of describeBenchmarkImport(imported))
-            process.stdout.write(`${terminalSafe(line)}\n`);
-          const result = await uploadBenchmarkDataset(store, imported, name, new Date(), {
-            thumbnail: thumbnailDataUrl,
-          });
-          process.stdout.write(
-            result.uploaded
-              ? `uploaded ${result.manifest.runnable} items in ${result.manifest.shards.length} shards to s3://${options.bucket}/datasets/${name}/ (run it with {"benchmark": "${options.benchmark}", "dataset": "${name}"})\n`
-              : `s3://${options.bucket}/datasets/${name}/ already holds this dataset (checksum ${result.manifest.checksum.slice(0, 12)}…)\n`,
+    .option(...COLUMNS_BY_OPTION)
+    .option(...JUDGE_PROMPT_OPTION)
+    .action(
+      async (
+        dir: string,
+        options: { bucket: string; name?: string; benchmark: RunnableBenchmark } & SourceOptions,
+      ) => {
+        const store = new S3ObjectStore(
+          createS3Client(process.env.MMSAFE_S3_FORCE_PATH_STYLE === "true"),
+          options.bucket,
+        );
+        const name =
+          options.name ?? (options.benchmark === DEFAULT_BENCHMARK ? DEFAULT_DATASET : options.benchmark);
+        if (options.benchmark !== DEFAULT_BENCHMARK) {
+          const imported = await readBenchmarkFolder(
+            options.benchmark,
+            await benchmarkSource(options.benchmark, dir, options),
           );
-        } finally {
-          await imported.close();
+          try {
+            for (const line of describeBenchmarkImport(imported))
+              process.stdout.write(`${terminalSafe(line)}\n`);
+            const result = await uploadBenchmarkDataset(store, imported, name, new Date(), {
+              thumbnail: thumbnailDataUrl,
+            });
+            process.stdout.write(
+              result.uploaded
+                ? `uploaded ${result.manifest.runnable} items in ${result.manifest.shards.length} shards to s3://${options.bucket}/datasets/${name}/ (run it with {"benchmark": "${options.benchmark}", "dataset": "${name}"})\n`
+                : `s3://${options.bucket}/datasets/${name}/ already holds this dataset (checksum ${result.manifest.checksum.slice(0, 12)}…)\n`,
+            );
+          } finally {
+            await imported.close();
+          }
+          return;
         }
-        return;
-      }
-      const found = await readOfficialDataset(dir);
-      const { provenance } = await establishProvenance(dir);
-      for (const line of [...describeImport(found), `provenance: ${describeProvenance(provenance)}`])
-        process.stdout.write(`${terminalSafe(line)}\n`);
-      const result = await uploadDataset(store, found, name, provenance, new Date(), {
-        thumbnail: thumbnailDataUrl,
-      });
-      process.stdout.write(
-        result.uploaded
-          ? `uploaded ${result.manifest.runnable} items in ${result.manifest.shards.length} shards to s3://${options.bucket}/datasets/${name}/\n`
-          : `s3://${options.bucket}/datasets/${name}/ already holds this dataset (checksum ${result.manifest.checksum.slice(0, 12)}…)\n`,
-      );
-    });
+        const found = await readOfficialDataset(dir);
+        const { provenance } = await establishProvenance(dir);
+        for (const line of [...describeImport(found), `provenance: ${describeProvenance(provenance)}`])
+          process.stdout.write(`${terminalSafe(line)}\n`);
+        const result = await uploadDataset(store, found, name, provenance, new Date(), {
+          thumbnail: thumbnailDataUrl,
+        });
+        process.stdout.write(
+          result.uploaded
+            ? `uploaded ${result.manifest.runnable} items in ${result.manifest.shards.length} shards to s3://${options.bucket}/datasets/${name}/\n`
+            : `s3://${options.bucket}/datasets/${name}/ already holds this dataset (checksum ${result.manifest.checksum.slice(0, 12)}…)\n`,
+        );
+      },
+    );
   registerAwsCommands(program);
   // Set per command, after all are made: commander copies settings into a subcommand when it is created,
   // so one text set on the program would name the program's help everywhere.
@@ -1255,7 +1385,9 @@ export async function main(argv: readonly string[]): Promise<void> {
       error instanceof UnknownBenchmarkError ||
       error instanceof MossbenchLayoutError ||
       error instanceof VlguardLayoutError ||
-      error instanceof BenchmarkImportError
+      error instanceof BenchmarkImportError ||
+      error instanceof CustomDatasetError ||
+      error instanceof CustomJudgePromptError
     ) {
       process.stderr.write(`${red(`mmsafe: ${error.message}`)}\n`);
       process.exitCode = EXIT.badInput;

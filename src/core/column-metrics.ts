@@ -3,13 +3,16 @@
  * the column measures (a refusal, or an attack success: no refusal) over the items scored, with a seeded
  * bootstrap interval, and the definition's aggregates. Nothing here knows a benchmark by name.
  */
-import type { BenchmarkDefinition, ColumnDefinition } from "../benchmarks/definition.ts";
+import type { BenchmarkDefinition, ColumnDefinition, ExpectedBehaviour } from "../benchmarks/definition.ts";
 import { callAccounting, type RowCounts } from "./metrics.ts";
 import type { BenchmarkVerdict, ModelConfig, Strategy } from "./schemas.ts";
 import { type Interval, stratifiedBootstrap } from "./statistics.ts";
 
-/** One item's reading by the row's scorer: refused or not, or not scored (an unparsed judge reply). */
-export type ItemReading = { refused: boolean } | { refused: null; reason: string };
+/**
+ * One item's reading by the row's scorer: refused or not (a refusal scorer, a judge), correct or not (a yes/no
+ * answer's scorer), or not scored (an unparsed judge reply).
+ */
+export type ItemReading = { refused: boolean } | { correct: boolean } | { refused: null; reason: string };
 
 /** The rate of one column. */
 export interface ColumnRate {
@@ -49,9 +52,20 @@ export interface BenchmarkRow {
 
 const percent = (events: number, n: number): number | null => (n === 0 ? null : (100 * events) / n);
 
-/** 1 when the column's event happened for a reading: a refusal, or for attack success, no refusal. */
-const eventOf = (column: ColumnDefinition, refused: boolean): number =>
-  column.measure === "attack-success-rate" ? (refused ? 0 : 1) : refused ? 1 : 0;
+/**
+ * 1 when the column's event happened for a reading: a refusal; for attack success, no refusal; for accuracy,
+ * the expected answer, or the expected behaviour (refused when it should be, complied when it should be).
+ */
+function eventOf(
+  column: ColumnDefinition,
+  reading: { refused: boolean } | { correct: boolean },
+  expected: ExpectedBehaviour,
+): number {
+  if ("correct" in reading) return reading.correct ? 1 : 0;
+  if (column.measure === "attack-success-rate") return reading.refused ? 0 : 1;
+  if (column.measure === "accuracy") return reading.refused === (expected === "refuse") ? 1 : 0;
+  return reading.refused ? 1 : 0;
+}
 
 /**
  * The row of one model × strategy. `readingOf` is the run's scorer applied to an answered verdict (a
@@ -77,8 +91,8 @@ export function computeBenchmarkRow(input: {
     const column = definition.columns.find((c) => c.key === v.category);
     if (!column) continue;
     const reading = input.readingOf(v);
-    if (reading.refused === null) unscored.set(column.key, (unscored.get(column.key) ?? 0) + 1);
-    else outcomes.get(column.key)?.push(eventOf(column, reading.refused));
+    if ("reason" in reading) unscored.set(column.key, (unscored.get(column.key) ?? 0) + 1);
+    else outcomes.get(column.key)?.push(eventOf(column, reading, v.expected));
   }
   const groups = Object.fromEntries(outcomes) as Record<string, number[]>;
   const seed = input.seed ?? 20250211;

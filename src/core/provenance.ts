@@ -9,6 +9,7 @@ export const MAX_PROVENANCE_EXAMPLES = 5;
  * What a dataset folder is, as established when it was read:
  * - `official`: every file under `data/` is identical to the published tree (git blob by git blob);
  * - `modified`: some files differ from the published tree (counts, and the first few named);
+ * - `own`: your own dataset (a JSONL file and its images), named by its file and hash;
  * - `sample`: written by `mmsafe dataset sample` (a marker file says so) and not the published data.
  */
 export const datasetProvenanceSchema = z.discriminatedUnion("kind", [
@@ -31,6 +32,18 @@ export const datasetProvenanceSchema = z.discriminatedUnion("kind", [
       /** Files (or links) under `data/` that the published tree does not list. */
       added: z.number().int().min(0),
       examples: z.array(z.string().max(MAX_EXAMPLE)).max(MAX_PROVENANCE_EXAMPLES),
+    })
+    .strict(),
+  z
+    .object({
+      /** Your own dataset (JSONL and images): nothing to verify it against, so its file and hash say what it is. */
+      kind: z.literal("own"),
+      /** The JSONL file's base name. */
+      file: z.string().max(MAX_EXAMPLE),
+      /** sha256 of the JSONL file's bytes. */
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      /** Distinct images the runnable records use. */
+      images: z.number().int().min(0),
     })
     .strict(),
   z
@@ -74,6 +87,8 @@ export function describeProvenance(p: DatasetProvenance, benchmarkTitle = "MMSaf
         p.examples.length > 0 ? `: ${p.examples.join(", ")}${n > p.examples.length ? ", …" : ""}` : "";
       return `modified copy, not the official data (${n} ${n === 1 ? "file differs" : "files differ"} from the published tree ${shortTree(p.tree)}, ${parts.join(", ")}${named})`;
     }
+    case "own":
+      return `your own dataset (${p.file}, sha256 ${p.sha256.slice(0, 12)}, ${p.images.toLocaleString("en-US")} ${p.images === 1 ? "image" : "images"})`;
     case "sample":
       return "generated sample, not the real benchmark";
   }

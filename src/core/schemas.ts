@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { customConfigSchema } from "../benchmarks/custom/config.ts";
 import { EXPECTED_BEHAVIOURS } from "../benchmarks/definition.ts";
 import { ATTACK_TYPES, CATEGORIES, SUBSETS } from "../benchmarks/mmsafeaware/facts.ts";
 import { DEFAULT_BENCHMARK, PLUGIN_BENCHMARKS, RUNNABLE_BENCHMARKS } from "../benchmarks/names.ts";
@@ -112,6 +113,13 @@ export const executionInputSchema = z
       .describe(
         "Rejudge: with the runId of a run and a judge, ask only the judge about the run's stored answers; the evaluated models are not asked",
       ),
+    scorer: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,39}$/, "a scorer id such as paper, strict or refusal-keywords")
+      .optional()
+      .describe(
+        "The no-judge scorer the report's rates are of (your own dataset: paper or strict for yes/no answers); default: the benchmark's",
+      ),
     schedule: slug("schedule")
       .optional()
       .describe("Set by a schedule: its name; a run is compared with the previous run of its schedule"),
@@ -212,6 +220,8 @@ export const datasetManifestSchema = z
     runnable: z.number().int().min(0),
     skipped: z.array(skippedRecordSchema),
     shards: z.array(z.object({ key: z.string(), items: z.number().int().positive() }).strict()),
+    /** Your own dataset (benchmark `custom`): its kind, columns and judge prompt, as its import read them. */
+    custom: customConfigSchema.optional(),
   })
   .strict();
 export type DatasetManifest = z.infer<typeof datasetManifestSchema>;
@@ -394,6 +404,15 @@ export const refusalScoreSchema = z
   .strict();
 export type RefusalScore = z.infer<typeof refusalScoreSchema>;
 
+/** A no-judge scorer's reading of a yes/no answer (your own dataset): correct or not, and its strict reading. */
+export const answerScoreSchema = z
+  .object({ correct: z.boolean(), answer: z.enum(STRICT_ANSWERS).nullable() })
+  .strict();
+
+/** Any no-judge scorer's reading, as stored on a plug-in verdict. */
+export const scoreReadingSchema = z.union([refusalScoreSchema, answerScoreSchema]);
+export type StoredScore = z.infer<typeof scoreReadingSchema>;
+
 /**
  * A verdict on a plug-in benchmark's item: the same record of the call as {@link verdictSchema}, with the
  * benchmark's column and expectation, and the reading of every no-judge scorer of the benchmark (a judge's
@@ -417,7 +436,7 @@ export const benchmarkVerdictSchema = verdictSchema
     category: z.string().min(1).max(64),
     expected: z.enum(EXPECTED_BEHAVIOURS),
     /** By scorer id; null for an error verdict (no answer to read). */
-    scores: z.record(z.string().max(64), refusalScoreSchema).nullable(),
+    scores: z.record(z.string().max(64), scoreReadingSchema).nullable(),
   })
   .strict();
 export type BenchmarkVerdict = z.infer<typeof benchmarkVerdictSchema>;

@@ -41,6 +41,8 @@ export const runPrefix = (runId: string): string => `${S3_PREFIXES.runs}${runId}
 export const runManifestKey = (runId: string): string => `${runPrefix(runId)}manifest.json`;
 export const runShardKey = (runId: string, index: number): string =>
   `${runPrefix(runId)}shards/${String(index).padStart(5, "0")}.jsonl`;
+/** Your own dataset's configuration (columns, kind, judge prompt), as the run was planned with it. */
+export const runCustomConfigKey = (runId: string): string => `${runPrefix(runId)}custom.json`;
 export const runMapResultsPrefix = (runId: string): string => `${runPrefix(runId)}map-results`;
 
 export const reportPrefix = (runId: string): string => `${S3_PREFIXES.reports}${runId}/`;

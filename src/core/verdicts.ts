@@ -1,13 +1,13 @@
 import type { JudgeProtocol } from "../benchmarks/definition.ts";
 import { parseStrict, scorePaper, scoreStrict } from "../benchmarks/mmsafeaware/scoring.ts";
-import type { BenchmarkPlugin } from "../benchmarks/plugin.ts";
+import { type BenchmarkPlugin, isRefusalReading } from "../benchmarks/plugin.ts";
 import type {
   BenchmarkItem,
   BenchmarkVerdict,
   DatasetItem,
   JudgeVerdict,
-  RefusalScore,
   SentImage,
+  StoredScore,
   Strategy,
   VcdDecision,
   Verdict,
@@ -243,13 +243,15 @@ export function buildBenchmarkVerdict(
       ...errorFields(outcome),
     };
   }
-  const scores: Record<string, RefusalScore> = {};
-  for (const [id, scorer] of Object.entries(plugin.refusalScorers)) {
-    const reading = scorer(outcome.text);
-    scores[id] = {
-      refused: reading.refused,
-      matched: reading.matched === null ? null : sliceWhole(reading.matched, 0, SHORT_FIELD_MAX_CHARS),
-    };
+  const scores: Record<string, StoredScore> = {};
+  for (const [id, scorer] of Object.entries(plugin.scorers)) {
+    const reading = scorer(outcome.text, item.expected);
+    scores[id] = isRefusalReading(reading)
+      ? {
+          refused: reading.refused,
+          matched: reading.matched === null ? null : sliceWhole(reading.matched, 0, SHORT_FIELD_MAX_CHARS),
+        }
+      : { correct: reading.correct, answer: reading.answer };
   }
   const response = storedText(outcome.text);
   return {

@@ -8,6 +8,9 @@ import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import pLimit from "p-limit";
+import type { CustomConfig, CustomJudgePrompt } from "../benchmarks/custom/config.ts";
+import { customDefinition } from "../benchmarks/custom/definition.ts";
+import { readCustomDataset } from "../benchmarks/custom/layout.ts";
 import type {
   BenchmarkDefinition,
   BenchmarkRecord,
@@ -28,8 +31,15 @@ const NOTE_EXAMPLES = 5;
 /** Record ids named per skip reason in {@link describeBenchmarkImport}. */
 const SKIPPED_EXAMPLES = 10;
 
-/** Where a benchmark's data is: a folder in its layout, or VLGuard's `test.json` and images (folder or zip). */
-export type BenchmarkFolderSource = { dir: string } | { testJson: string; images: string };
+/**
+ * Where a benchmark's data is: a folder in its layout, VLGuard's `test.json` and images (folder or zip), or
+ * your own dataset's JSONL file (its images beside it), with the field its columns are made of and the judge
+ * prompt read from your file.
+ */
+export type BenchmarkFolderSource =
+  | { dir: string }
+  | { testJson: string; images: string }
+  | { jsonl: string; columnField?: string; judgePrompt?: CustomJudgePrompt | null };
 
 /** A record with the sha256 of its image's bytes, as read at import. */
 export interface ImportedRecord extends BenchmarkRecord {
@@ -57,6 +67,8 @@ export interface ImportedBenchmark {
   close(): Promise<void>;
   /** What the importer ignored or noticed (unused images, a duplicate folder, mismatched extensions). */
   notes: string[];
+  /** Your own dataset's kind, columns and judge prompt (stored in the manifest); null for the others. */
+  custom: CustomConfig | null;
 }
 
 /** The folder cannot be imported as the named benchmark (the wrong kind of source). */
@@ -64,10 +76,14 @@ export class BenchmarkImportError extends Error {
   override readonly name = "BenchmarkImportError";
 }
 
-const DEFINITIONS: Readonly<Record<PluginBenchmark, BenchmarkDefinition>> = {
-  mossbench: MOSSBENCH,
-  vlguard: VLGUARD,
-};
+/** The definition of what was imported (your own dataset's, from what its import found). */
+function definitionOf(imported: Pick<ImportedBenchmark, "benchmark" | "custom">): BenchmarkDefinition {
+  if (imported.benchmark === "mossbench") return MOSSBENCH;
+  if (imported.benchmark === "vlguard") return VLGUARD;
+  if (!imported.custom)
+    throw new BenchmarkImportError("your own dataset was imported without its configuration");
+  return customDefinition(imported.custom);
+}
 
 const plural = (n: number, word: string): string =>
   `${n.toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;
@@ -88,8 +104,14 @@ const toSkipped = (s: SkippedBenchmarkRecord): SkippedRecord => ({
 const sortedGroups = (groups: BenchmarkRecord["groups"]): [string, unknown][] =>
   Object.entries(groups).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
-function checksumOf(benchmark: PluginBenchmark, records: readonly ImportedRecord[]): string {
+function checksumOf(
+  benchmark: PluginBenchmark,
+  records: readonly ImportedRecord[],
+  custom: CustomConfig | null,
+): string {
   const hash = createHash("sha256").update(`mmsafe benchmark dataset\n${benchmark}\n`);
+  // Your own dataset: the columns and the judge prompt are part of what the data is.
+  if (custom) hash.update(`${JSON.stringify(custom)}\n`);
   for (const r of records) {
     hash.update(
       `${JSON.stringify([r.id, r.column, r.expected, r.text, sortedGroups(r.groups), r.mediaType, r.imageSha256])}\n`,
@@ -114,6 +136,32 @@ interface RawImport {
   notes: string[];
   read(record: Pick<BenchmarkRecord, "imagePath">): Promise<Uint8Array>;
   close(): Promise<void>;
+  custom?: CustomConfig;
+}
+
+async function importCustom(source: BenchmarkFolderSource): Promise<RawImport> {
+  if (!("jsonl" in source))
+    throw new BenchmarkImportError(
+      "your own dataset is read from its JSONL file (images beside it, each record naming its image's path), not from a folder",
+    );
+  const dataset = await readCustomDataset(source.jsonl, {
+    ...(source.columnField === undefined ? {} : { columnField: source.columnField }),
+    judgePrompt: source.judgePrompt ?? null,
+  });
+  const used = new Set(dataset.records.map((r) => r.imagePath));
+  return {
+    records: dataset.records,
+    skipped: dataset.skipped,
+    provenance: dataset.provenance,
+    notes: dataset.notes,
+    read: async (record) => {
+      if (!used.has(record.imagePath))
+        throw new BenchmarkImportError(`${record.imagePath} is not the image of a record of ${source.jsonl}`);
+      return readFile(path.join(dataset.root, ...record.imagePath.split("/")));
+    },
+    close: async () => {},
+    custom: dataset.config,
+  };
 }
 
 async function importMossbench(source: BenchmarkFolderSource): Promise<RawImport> {
@@ -160,10 +208,13 @@ async function importVlguard(source: BenchmarkFolderSource): Promise<RawImport> 
     testJson = path.join(source.dir, "test.json");
     const folder = path.join(source.dir, "test");
     images = (await isDirectory(folder)) ? folder : path.join(source.dir, "test.zip");
-  } else {
+  } else if ("testJson" in source) {
     testJson = source.testJson;
     images = source.images;
-  }
+  } else
+    throw new BenchmarkImportError(
+      "VLGuard is read from its test.json and images (a folder or test.zip), not from a JSONL file",
+    );
   const dataset = await readVlguardDataset(testJson, images);
   const notes: string[] = [];
   const where = dataset.images.kind === "zip" ? "archive" : "images folder";
@@ -188,6 +239,18 @@ async function importVlguard(source: BenchmarkFolderSource): Promise<RawImport> 
 }
 
 /**
+ * Your own dataset's columns counted again after the images were hashed (an image that went away in between
+ * skips its record); a column left with no record is dropped.
+ */
+function withRunnableCounts(config: CustomConfig, records: readonly ImportedRecord[]): CustomConfig {
+  const columns = config.columns
+    .map((c) => ({ ...c, items: records.filter((r) => r.column === c.key).length }))
+    .filter((c) => c.items > 0);
+  if (columns.length === 0) throw new BenchmarkImportError("no record of your own dataset can be run");
+  return { ...config, columns };
+}
+
+/**
  * Reads a benchmark's data with its importer, then reads every image once (a few at a time) to take its
  * sha256. An image that cannot be read then (it went away after the importer checked it) skips its records
  * as `unreadable_image`, like the importer would have.
@@ -199,7 +262,12 @@ export async function readBenchmarkFolder(
   benchmark: PluginBenchmark,
   source: BenchmarkFolderSource,
 ): Promise<ImportedBenchmark> {
-  const raw = benchmark === "mossbench" ? await importMossbench(source) : await importVlguard(source);
+  const raw =
+    benchmark === "mossbench"
+      ? await importMossbench(source)
+      : benchmark === "vlguard"
+        ? await importVlguard(source)
+        : await importCustom(source);
   try {
     const paths = [...new Set(raw.records.map((r) => r.imagePath))];
     const hashes = new Map<string, { ok: true; sha256: string } | { ok: false; detail: string }>();
@@ -226,16 +294,18 @@ export async function readBenchmarkFolder(
           detail: hash?.detail ?? `image ${record.imagePath} was not read`,
         });
     }
+    const custom = raw.custom ? withRunnableCounts(raw.custom, records) : null;
     return {
       benchmark,
-      title: DEFINITIONS[benchmark].title,
+      title: definitionOf({ benchmark, custom }).title,
       records,
       skipped,
       provenance: raw.provenance,
-      checksum: checksumOf(benchmark, records),
+      checksum: checksumOf(benchmark, records, custom),
       readImage: raw.read,
       close: raw.close,
       notes: raw.notes,
+      custom,
     };
   } catch (error: unknown) {
     await raw.close();
@@ -249,7 +319,7 @@ export async function readBenchmarkFolder(
  * benchmark's title; and the importer's notes.
  */
 export function describeBenchmarkImport(imported: ImportedBenchmark): string[] {
-  const definition = DEFINITIONS[imported.benchmark];
+  const definition = definitionOf(imported);
   const { records, skipped } = imported;
   const lines = [
     `${imported.title}: ${plural(records.length + skipped.length, "record")}, ${records.length.toLocaleString("en-US")} runnable, ${skipped.length.toLocaleString("en-US")} skipped`,

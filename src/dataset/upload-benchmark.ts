@@ -121,6 +121,7 @@ export async function uploadBenchmarkDataset(
     runnable: items.length,
     skipped: imported.skipped,
     shards,
+    ...(imported.custom ? { custom: imported.custom } : {}),
   } satisfies DatasetManifest);
   await store.put(manifestKey, `${JSON.stringify(manifest, null, 2)}\n`, "application/json");
   return { manifest, uploaded: true };

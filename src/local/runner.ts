@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { access, appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { access, appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -12,6 +12,11 @@ import { createDynamoClient, createS3Client } from "../adapters/aws-clients.ts";
 import { S3ObjectStore } from "../adapters/object-store.ts";
 import { DynamoRunStore, type RunRecord } from "../adapters/run-store.ts";
 import { thumbnailDataUrl } from "../adapters/thumbnails.ts";
+import {
+  CUSTOM_BENCHMARK,
+  CUSTOM_DATASET_FILE,
+  type CustomJudgePrompt,
+} from "../benchmarks/custom/config.ts";
 import {
   DEFAULT_BENCHMARK,
   type PluginBenchmark,
@@ -244,8 +249,15 @@ export function tallyProgress(
 export interface LocalRunOptions {
   /** Folder for the embedded servers' data and generated datasets (default `.mmsafe`). */
   home: string;
-  /** A dataset in the official layout; default: `<home>/datasets/mmsafeaware` when present, else a generated sample. */
+  /**
+   * A dataset in the official layout (your own dataset: its JSONL file, or a folder holding `dataset.jsonl`);
+   * default: `<home>/datasets/<benchmark>` when present, else a generated sample.
+   */
   datasetDir?: string;
+  /** Your own dataset: the record field its columns are made of (default `column` when records have it). */
+  columnField?: string;
+  /** Your own dataset: the judge prompt, as read from your file (see `customJudgePrompt`). */
+  judgePrompt?: CustomJudgePrompt;
   /** Models to evaluate; default: the reference baselines served on 127.0.0.1. */
   models?: ModelConfig[];
   /** Extra execution input (runId, strategies, categories, limit, shardSize, mapConcurrency, ...). */
@@ -466,6 +478,12 @@ export async function closeLocalSession(): Promise<void> {
   s.dynamodb.destroy();
   await s.aws.close();
 }
+
+const isDirectory = (file: string) =>
+  stat(file).then(
+    (info) => info.isDirectory(),
+    () => false,
+  );
 
 const exists = (file: string) =>
   access(file).then(
@@ -823,7 +841,7 @@ async function prepareMmsafeaware(
   s: LocalSession,
   options: LocalRunOptions,
   emit: (event: RunEvent) => void,
-): Promise<{ datasetName: string; provenance: DatasetProvenance }> {
+): Promise<{ datasetName: string; provenance: DatasetProvenance; answers?: boolean }> {
   const realDir = path.join(s.home, "datasets", "mmsafeaware");
   let datasetDir = options.datasetDir;
   let fallback = false;
@@ -874,7 +892,7 @@ async function preparePlugin(
   benchmark: PluginBenchmark,
   options: LocalRunOptions,
   emit: (event: RunEvent) => void,
-): Promise<{ datasetName: string; provenance: DatasetProvenance }> {
+): Promise<{ datasetName: string; provenance: DatasetProvenance; answers?: boolean }> {
   const realDir = path.join(s.home, "datasets", benchmark);
   let dir = options.datasetDir;
   let fallback = false;
@@ -889,12 +907,23 @@ async function preparePlugin(
             (await import("../benchmarks/mossbench/sample.ts")).writeMossbenchSample(to),
           vlguard: async (to: string) =>
             (await import("../benchmarks/vlguard/sample.ts")).writeVlguardSample(to),
+          custom: async (to: string) =>
+            (await import("../benchmarks/custom/sample.ts")).writeCustomSample(to),
         };
         await samples[benchmark](dir);
       }
     }
   }
-  const imported = await readBenchmarkFolder(benchmark, { dir });
+  const imported = await readBenchmarkFolder(
+    benchmark,
+    benchmark === CUSTOM_BENCHMARK
+      ? {
+          jsonl: (await isDirectory(dir)) ? path.join(dir, CUSTOM_DATASET_FILE) : dir,
+          ...(options.columnField === undefined ? {} : { columnField: options.columnField }),
+          judgePrompt: options.judgePrompt ?? null,
+        }
+      : { dir },
+  );
   try {
     const datasetName = imported.provenance.kind === "sample" ? `${benchmark}-sample` : benchmark;
     emit({
@@ -914,7 +943,8 @@ async function preparePlugin(
         ? `uploaded dataset ${datasetName} to the local bucket`
         : `dataset ${datasetName} already uploaded (same checksum)`,
     });
-    return { datasetName, provenance: imported.provenance };
+    // Your own dataset of yes/no questions is answered by the yes/no baselines.
+    return { datasetName, provenance: imported.provenance, answers: imported.custom?.kind === "answers" };
   } finally {
     await imported.close();
   }
@@ -934,9 +964,9 @@ async function runSteps(
 
   const rejudged = options.input?.judgeOnly === true ? await rejudgedRun(s, options.input.runId) : null;
   const benchmark = rejudged ? (rejudged.benchmark ?? DEFAULT_BENCHMARK) : benchmarkOf(options.input);
-  const { datasetName, provenance } = rejudged
+  const { datasetName, provenance, answers } = rejudged
     ? // A rejudge reads the run's stored answers: its dataset is not read or uploaded again.
-      { datasetName: rejudged.dataset, provenance: rejudgedProvenance(rejudged) }
+      { datasetName: rejudged.dataset, provenance: rejudgedProvenance(rejudged), answers: false }
     : benchmark === DEFAULT_BENCHMARK
       ? await prepareMmsafeaware(s, options, emit)
       : await preparePlugin(s, benchmark, options, emit);
@@ -959,7 +989,7 @@ async function runSteps(
       timeoutMs: 30_000,
     });
     const baselines =
-      benchmark === DEFAULT_BENCHMARK
+      benchmark === DEFAULT_BENCHMARK || answers === true
         ? ["always-yes", "always-no", "random"]
         : ["always-comply", "always-refuse", "refuse:30"];
     models = baselines.map((name) => reference(name, 16));

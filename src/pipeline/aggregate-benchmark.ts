@@ -1,7 +1,9 @@
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord } from "../adapters/run-store.ts";
+import { CUSTOM_BENCHMARK } from "../benchmarks/custom/config.ts";
 import type { PluginBenchmark } from "../benchmarks/names.ts";
-import { PLUGINS } from "../benchmarks/registry.ts";
+import type { BenchmarkPlugin } from "../benchmarks/plugin.ts";
+import { pluginFor } from "../benchmarks/registry.ts";
 import {
   type BenchmarkHeadline,
   type BenchmarkRow,
@@ -30,6 +32,7 @@ import {
 } from "../report/benchmark-report.ts";
 import { reportFailedPage } from "../report/report-html.ts";
 import { parseShard, readRunShards } from "./dataset-io.ts";
+import { readRunCustomConfig } from "./run-plugins.ts";
 
 export interface BenchmarkAggregateResult {
   report: BenchmarkReport;
@@ -46,11 +49,11 @@ const readingKey = (modelId: string, strategy: string, itemId: number) =>
  * Without one: the default scorer's reading stored on the verdict.
  */
 function scorerOf(
-  benchmark: PluginBenchmark,
+  plugin: BenchmarkPlugin,
   judge: ModelConfig | undefined,
   judgements: readonly JudgeVerdict[],
+  chosen: string | undefined,
 ): { id: string; readingOf: (v: BenchmarkVerdict) => ItemReading; judgements: JudgeVerdict[] } {
-  const plugin = PLUGINS[benchmark];
   if (judge && plugin.judge) {
     const own = judgements.filter((j) => j.judge.modelId === judge.id);
     const byKey = new Map(own.map((j) => [readingKey(j.modelId, j.strategy, j.itemId), j]));
@@ -68,13 +71,14 @@ function scorerOf(
       },
     };
   }
-  const id = plugin.definition.defaultScorer;
+  const id = chosen ?? plugin.definition.defaultScorer;
   return {
     id,
     judgements: [],
     readingOf: (v) => {
       const score = v.scores?.[id];
-      return score ? { refused: score.refused } : { refused: null, reason: `no ${id} reading` };
+      if (!score) return { refused: null, reason: `no ${id} reading` };
+      return "refused" in score ? { refused: score.refused } : { correct: score.correct };
     },
   };
 }
@@ -93,12 +97,15 @@ export async function aggregateBenchmarkRun(input: {
   thumbnails: (items: readonly BenchmarkItem[]) => Promise<Map<number, string | null>>;
 }): Promise<BenchmarkAggregateResult> {
   const { run, benchmark, dataset, store } = input;
-  const plugin = PLUGINS[benchmark];
+  // Your own dataset: as the run was planned (the dataset may have been uploaded again since).
+  const custom =
+    benchmark === CUSTOM_BENCHMARK ? ((await readRunCustomConfig(store, run.runId)) ?? dataset.custom) : null;
+  const plugin = pluginFor(benchmark, custom);
   const { definition } = plugin;
   const items = await readRunShards(store, run.runId, run.shards, (text, key) =>
     parseShard(text, key).filter(isBenchmarkItem),
   );
-  const scorer = scorerOf(benchmark, run.judge, input.judgements);
+  const scorer = scorerOf(plugin, run.judge, input.judgements, run.scorer);
   const scorerDefinition = definition.scorers.find((s) => s.id === scorer.id);
   const scorerInfo = {
     id: scorer.id,
@@ -208,7 +215,7 @@ function withJudgeGaps(
     for (const v of verdicts) {
       if (v.modelId !== row.modelId || v.strategy !== row.strategy || v.status !== "answered") continue;
       const reading = scorer.readingOf(v);
-      if (reading.refused !== null) continue;
+      if (!("reason" in reading)) continue;
       unread++;
       const kind = `judge: ${reading.reason}`;
       kinds[kind] = (kinds[kind] ?? 0) + 1;

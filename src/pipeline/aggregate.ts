@@ -16,6 +16,7 @@ import { addCounters, invocationCounters, runUsageFromCounters } from "../core/r
 import { categoryQuotas, countByCategory } from "../core/sampling.ts";
 import type { DatasetManifest, ShardItem } from "../core/schemas.ts";
 import { reportHtmlKey, reportJsonKey, reportMarkdownKey, responsesKey } from "../core/storage-layout.ts";
+import { scorerStanding } from "../report/benchmark-report.ts";
 import { chartSpecs, type VegaLiteSpec } from "../report/report-charts.ts";
 import { type HtmlReportInput, renderHtml, reportFailedPage } from "../report/report-html.ts";
 import { aggregateBenchmarkRun } from "./aggregate-benchmark.ts";
@@ -242,7 +243,7 @@ async function aggregatePlugin(
           `; ${h.answered} answered, ${h.errored} errors, ${h.missing} missing`,
       ),
       "",
-      `Scorer: ${report.run.scorer.label}${report.run.scorer.official ? " (the official protocol)" : " (not the official protocol)"}`,
+      `Scorer: ${report.run.scorer.label} (${scorerStanding(report.run.scorer, report.benchmark)})`,
       `Report: ${location.markdown}`,
     ].join("\n"),
     history: {

@@ -4,7 +4,6 @@ import type { ObjectStore } from "../adapters/object-store.ts";
 import type { ExistingVerdict, VerdictStore } from "../adapters/verdict-store.ts";
 import type { JudgeProtocol } from "../benchmarks/definition.ts";
 import type { BenchmarkPlugin } from "../benchmarks/plugin.ts";
-import { PLUGINS } from "../benchmarks/registry.ts";
 import { AimdLimit } from "../core/aimd.ts";
 import { CircuitBreaker } from "../core/circuit-breaker.ts";
 import { buildChatMessages, type ChatMessage } from "../core/prompts.ts";
@@ -39,6 +38,7 @@ import { CallNotStartedError, type CompletionOptions, type ModelClient } from ".
 import { parseShard, parseShardManifest } from "./dataset-io.ts";
 import { ModelUnavailableError, ShardIncompleteError, VerdictWriteError } from "./errors.ts";
 import type { CallBudgets } from "./run-budgets.ts";
+import { type RunPlugins, runPlugins } from "./run-plugins.ts";
 
 export interface EvaluateShardDeps {
   store: ObjectStore;
@@ -328,6 +328,8 @@ interface TaskRun {
   cache: boolean;
   /** The verdict each task has now, if any (an error verdict being retried). */
   previousOf: (task: Task) => ExistingVerdict | null;
+  /** The run's plug-in benchmarks (scorers, judge protocol). */
+  plugins: RunPlugins;
 }
 
 /** What asking a set of tasks did. */
@@ -485,7 +487,13 @@ async function runTasks(
         images.release(judge.item);
       }
       if (outcome === null) {
-        const prompt = judge.identity.protocol.prompt({ question: judge.item.text, response: judge.answer });
+        const prompt = judge.identity.protocol.prompt({
+          question: judge.item.text,
+          response: judge.answer,
+          text: judge.item.text,
+          answer: judge.answer,
+          expected: judge.item.expected,
+        });
         const asked = await call(task, judgeMessages(prompt, image), { seed: JUDGE_SEED });
         if (asked === null) {
           result.stoppedEarly++;
@@ -537,7 +545,7 @@ async function runTasks(
           item,
           asked.outcome,
           deps.now(),
-          PLUGINS[item.benchmark],
+          run.plugins(item.benchmark),
         )
       : buildVerdict(runId, task.model.id, task.strategy, item, asked.outcome, deps.now(), asked.decision);
     await store(task, built);
@@ -549,6 +557,11 @@ async function runTasks(
   );
   return result;
 }
+
+/** The benchmarks of a shard's plug-in items (MMSafeAware's need no plug-in). */
+const benchmarksOf = (items: readonly ShardItem[]): string[] => [
+  ...new Set(items.filter(isBenchmarkItem).map((item) => item.benchmark)),
+];
 
 /** Two invocations' counts added up. */
 function addCounts(a: TaskRunResult["counts"], b: TaskRunResult["counts"]): TaskRunResult["counts"] {
@@ -570,11 +583,12 @@ async function judgeTasks(
   judge: ModelConfig,
   retry: { errors: boolean; before: string | undefined },
   verdicts: VerdictStore,
+  plugins: RunPlugins,
 ): Promise<{ all: number; todo: Task[]; previousOf: (task: Task) => ExistingVerdict | null }> {
   type Candidate = { item: BenchmarkItem; plugin: BenchmarkPlugin; protocol: JudgeProtocol };
   const candidates: Candidate[] = items.flatMap((item) => {
     if (!isBenchmarkItem(item)) return [];
-    const plugin = PLUGINS[item.benchmark];
+    const plugin = plugins(item.benchmark);
     return plugin.judge ? [{ item, plugin, protocol: plugin.judge }] : [];
   });
   const keyOf = (c: Candidate, model: ModelConfig, strategy: Strategy) =>
@@ -681,17 +695,19 @@ export async function evaluateShard(event: unknown, deps: EvaluateShardDeps): Pr
   if (!judgeOnly) await Promise.all(models.map((model) => deps.models.prepare(model)));
   if (judge) await deps.models.prepare(judge);
   const items = parseShard(await deps.store.getText(shard.key), shard.key);
+  const plugins = await runPlugins(deps.store, runId, benchmarksOf(items));
   const { all, todo, previousOf } = judgeOnly
     ? { all: [], todo: [], previousOf: () => null }
     : await shardTasks(runId, items, models, strategies, retry, deps.verdicts);
-  const asked = await runTasks(todo, { runId, vcd, cache, previousOf }, deps);
+  const asked = await runTasks(todo, { runId, vcd, cache, previousOf, plugins }, deps);
   // The judge reads the answers once they are stored: this shard's, and earlier attempts'.
   const judging =
     judge === null || asked.writeFailures.length > 0
       ? null
-      : await judgeTasks(runId, items, models, strategies, judge, retry, deps.verdicts);
+      : await judgeTasks(runId, items, models, strategies, judge, retry, deps.verdicts, plugins);
   const judged =
-    judging && (await runTasks(judging.todo, { runId, vcd, cache, previousOf: judging.previousOf }, deps));
+    judging &&
+    (await runTasks(judging.todo, { runId, vcd, cache, previousOf: judging.previousOf, plugins }, deps));
   const counts = judged ? addCounts(asked.counts, judged.counts) : asked.counts;
   const stoppedEarly = asked.stoppedEarly + (judged?.stoppedEarly ?? 0);
   const writeFailures = [...asked.writeFailures, ...(judged?.writeFailures ?? [])];
@@ -760,9 +776,10 @@ export async function checkModels(event: unknown, deps: EvaluateShardDeps): Prom
     }
   }
   const tasks = [...first.values()];
+  const plugins = await runPlugins(deps.store, runId, benchmarksOf(tasks.map((t) => t.item)));
   const { outcomes, writeFailures } = await runTasks(
     tasks,
-    { runId, vcd, cache, previousOf: (t) => previous.get(t) ?? null },
+    { runId, vcd, cache, previousOf: (t) => previous.get(t) ?? null, plugins },
     deps,
   );
   const problems = tasks.flatMap((task) => {
@@ -829,6 +846,7 @@ async function checkJudge(
   const retry = { errors: input.retryErrors, before: input.retryErrorsBefore };
   for (const shard of shards) {
     const items = parseShard(await deps.store.getText(shard.key), shard.key);
+    const plugins = await runPlugins(deps.store, input.runId, benchmarksOf(items));
     const found = await judgeTasks(
       input.runId,
       items,
@@ -837,12 +855,13 @@ async function checkJudge(
       judge,
       retry,
       deps.verdicts,
+      plugins,
     );
     const task = found.todo[0];
     if (!task) continue;
     const { outcomes } = await runTasks(
       [task],
-      { runId: input.runId, vcd: input.vcd, cache: input.cache, previousOf: found.previousOf },
+      { runId: input.runId, vcd: input.vcd, cache: input.cache, previousOf: found.previousOf, plugins },
       deps,
     );
     const outcome = outcomes.get(task);

@@ -3,9 +3,11 @@ import pLimit from "p-limit";
 import { z } from "zod";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
+import { CUSTOM_BENCHMARK, type CustomConfig } from "../benchmarks/custom/config.ts";
 import { CATEGORIES } from "../benchmarks/mmsafeaware/facts.ts";
 import { DEFAULT_BENCHMARK, type RunnableBenchmark } from "../benchmarks/names.ts";
-import { PLUGINS } from "../benchmarks/registry.ts";
+import type { BenchmarkPlugin } from "../benchmarks/plugin.ts";
+import { pluginFor } from "../benchmarks/registry.ts";
 import { defaultMapConcurrency } from "../core/map-concurrency.ts";
 import { zeroCounters } from "../core/run-usage.ts";
 import { countInOrder, stratifiedSample } from "../core/sampling.ts";
@@ -29,6 +31,7 @@ import {
 import { DEFAULT_VCD_OPTIONS } from "../core/strategies.ts";
 import { parseShard, readDatasetManifest, toJsonl } from "./dataset-io.ts";
 import { InvalidExecutionInputError, NoModelsConfiguredError } from "./errors.ts";
+import { readRunCustomConfig, writeRunCustomConfig } from "./run-plugins.ts";
 
 /** The Plan task's payload (built by the state machine from the execution input and context). */
 export const planEventSchema = z.object({
@@ -106,22 +109,33 @@ async function resolveModels(
   return models;
 }
 
-/** The column keys of a benchmark, in its order (MMSafeAware's categories). */
-function columnsOf(benchmark: RunnableBenchmark): readonly string[] {
-  return benchmark === DEFAULT_BENCHMARK
-    ? CATEGORIES
-    : PLUGINS[benchmark].definition.columns.map((c) => c.key);
+/** A plug-in benchmark's run-time parts (your own dataset's from its manifest), or null for MMSafeAware. */
+function pluginOf(
+  benchmark: RunnableBenchmark,
+  custom: CustomConfig | null | undefined,
+): BenchmarkPlugin | null {
+  return benchmark === DEFAULT_BENCHMARK ? null : pluginFor(benchmark, custom);
 }
 
-/** Categories and strategies the run names must be ones its benchmark has. */
-function checkBenchmarkOptions(input: ExecutionInput, columns: readonly string[]): void {
+/** The column keys of a benchmark, in its order (MMSafeAware's categories). */
+function columnsOf(plugin: BenchmarkPlugin | null): readonly string[] {
+  return plugin === null ? CATEGORIES : plugin.definition.columns.map((c) => c.key);
+}
+
+/** Categories, strategies and the scorer the run names must be ones its benchmark has. */
+function checkBenchmarkOptions(
+  input: ExecutionInput,
+  plugin: BenchmarkPlugin | null,
+  columns: readonly string[],
+): void {
   const unknown = input.categories?.find((c) => !columns.includes(c));
   if (unknown !== undefined)
     throw new InvalidExecutionInputError(
       `categories: "${unknown}" is not a column of ${input.benchmark}; its columns are ${columns.join(", ")}`,
     );
-  if (input.benchmark === DEFAULT_BENCHMARK) return;
-  const allowed: readonly string[] = PLUGINS[input.benchmark].strategies;
+  checkScorer(input, plugin);
+  if (plugin === null) return;
+  const allowed: readonly string[] = plugin.strategies;
   const refused = input.strategies.find((s) => !allowed.includes(s));
   if (refused !== undefined)
     throw new InvalidExecutionInputError(
@@ -130,15 +144,40 @@ function checkBenchmarkOptions(input: ExecutionInput, columns: readonly string[]
 }
 
 /**
+ * A scorer the input names must be one of the benchmark's no-judge scorers (a judge's is chosen by naming the
+ * judge); MMSafeAware's report shows both of its scorers, so it takes none.
+ */
+function checkScorer(input: ExecutionInput, plugin: BenchmarkPlugin | null): void {
+  if (input.scorer === undefined) return;
+  if (plugin === null)
+    throw new InvalidExecutionInputError(
+      "scorer: MMSafeAware's report shows both its scorers (paper and strict); name none",
+    );
+  const ids = plugin.definition.scorers.filter((s) => !s.needsJudge).map((s) => s.id);
+  if (!ids.includes(input.scorer))
+    throw new InvalidExecutionInputError(
+      `scorer: "${input.scorer}" is not a scorer of ${input.benchmark}${plugin.definition.scorers.some((s) => s.needsJudge) ? " (name a judge to score with it)" : ""}; use ${ids.join(" or ")}`,
+    );
+}
+
+/**
  * The run's judge, at temperature 0 as the benchmarks' judge code asks; null without one.
  * @throws InvalidExecutionInputError for a benchmark with no judge protocol, or a judge that is not configured.
  */
-async function resolveJudge(store: ObjectStore, input: ExecutionInput): Promise<ModelConfig | null> {
+async function resolveJudge(
+  store: ObjectStore,
+  input: ExecutionInput,
+  plugin: BenchmarkPlugin | null,
+): Promise<ModelConfig | null> {
   if (input.judge === undefined) return null;
-  const protocol = input.benchmark === DEFAULT_BENCHMARK ? null : PLUGINS[input.benchmark].judge;
+  const protocol = plugin?.judge ?? null;
   if (protocol === null)
     throw new InvalidExecutionInputError(
-      `judge: ${input.benchmark} has no judge protocol mmsafe reproduces; its official scoring needs no judge`,
+      input.benchmark === CUSTOM_BENCHMARK
+        ? plugin?.definition.scorers.some((s) => s.id === "paper")
+          ? "judge: this dataset's items expect yes/no answers, which the paper or strict scorer reads; a judge reads refusals (refuse/comply items)"
+          : "judge: this dataset was imported without a judge prompt; upload it again with --judge-prompt <file>"
+        : `judge: ${input.benchmark} has no judge protocol mmsafe reproduces; its official scoring needs no judge`,
     );
   const [judge] = await resolveModels(store, [input.judge]).catch((error: unknown) => {
     throw error instanceof InvalidExecutionInputError
@@ -166,7 +205,8 @@ async function rejudgePlan(
   const run = await deps.runs.get(runId);
   if (run === null) throw new InvalidExecutionInputError(`judgeOnly: there is no run ${runId} to rejudge`);
   const benchmark = run.benchmark ?? DEFAULT_BENCHMARK;
-  const judge = await resolveJudge(deps.store, { ...input, benchmark });
+  const custom = benchmark === CUSTOM_BENCHMARK ? await readRunCustomConfig(deps.store, runId) : null;
+  const judge = await resolveJudge(deps.store, { ...input, benchmark }, pluginOf(benchmark, custom));
   if (judge === null) throw new InvalidExecutionInputError("judge: no model given");
   checkBedrockAllowed([judge], deps.allowedBedrockModels);
   const now = deps.now().toISOString();
@@ -241,9 +281,10 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
         `name its benchmark ("benchmark": "${dataset.benchmark}") or a dataset imported as ${input.benchmark}`,
     );
 
-  const columns = columnsOf(input.benchmark);
-  checkBenchmarkOptions(input, columns);
-  const judge = await resolveJudge(store, input);
+  const plugin = pluginOf(input.benchmark, dataset.custom);
+  const columns = columnsOf(plugin);
+  checkBenchmarkOptions(input, plugin, columns);
+  const judge = await resolveJudge(store, input, plugin);
 
   const shardTexts = await pLimit(16).map(dataset.shards, (shard) => store.getText(shard.key));
   let items = dataset.shards.flatMap((shard, i) => parseShard(shardTexts[i] ?? "", shard.key));
@@ -280,6 +321,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
   );
   const manifestKey = runManifestKey(runId);
   await store.put(manifestKey, JSON.stringify(shards), "application/json");
+  if (dataset.custom) await writeRunCustomConfig(store, runId, dataset.custom);
 
   const vcd = input.vcd ?? DEFAULT_VCD_OPTIONS;
   const usesVcd = input.strategies.includes("vcd");
@@ -307,6 +349,7 @@ export async function plan(event: unknown, deps: PlanDeps): Promise<PlanOutput> 
     models,
     strategies: input.strategies,
     judge: judge ?? undefined,
+    scorer: input.scorer,
     vcd: usesVcd ? vcd : undefined,
     schedule: input.schedule,
     categories: input.categories,

@@ -15,7 +15,7 @@
  * - `<div id="completion" role="alert">` only for a run that is not complete.
  * - `<section id="examples">`: per column `<section class="column-examples" data-column>` of
  *   `<article class="example" data-id data-column>` holding `li.answer[data-model][data-strategy]
- *   [data-reading="refused|complied|unscored|error|missing"]`.
+ *   [data-reading="refused|complied|correct|incorrect|unscored|error|missing"]`.
  * - `<section id="run">`: run metadata, `<table id="models">`.
  */
 import { completionBanner, resumeHint } from "../core/completion.ts";
@@ -105,7 +105,7 @@ background:var(--soft);padding:.35rem .5rem;border-radius:.3rem;max-height:18rem
 .cut{font-size:.75rem;color:var(--muted);margin:0}
 .answers{list-style:none;margin:.25rem 0 0;padding:0;font-size:.85rem}
 .answer{padding:.2rem 0 .2rem .6rem;border-left:3px solid var(--line);margin:.4rem 0}
-.answer[data-reading=refused]{border-color:var(--wrong)}.answer[data-reading=complied]{border-color:var(--right)}
+.answer[data-reading=refused]{border-color:var(--wrong)}.answer[data-reading=complied]{border-color:var(--right)}.answer[data-reading=incorrect]{border-color:var(--wrong)}.answer[data-reading=correct]{border-color:var(--right)}
 .answer[data-reading=error]{border-color:var(--error)}
 .mark{font-weight:600}.who{color:var(--muted);font-style:normal}.reading{margin:.1rem 0;font-size:.8rem}
 @media (max-width:40rem){body{font-size:14px}dl{grid-template-columns:1fr}dd{margin-bottom:.5rem}
@@ -248,7 +248,7 @@ function scorerNote(report: BenchmarkReport): string {
   const { scorer, comparison } = report.run;
   return (
     `<p id="scorer" class="${scorer.official ? "official" : "warn"}" data-official="${scorer.official}">` +
-    `Scorer: <strong>${e(scorer.label)}</strong> — ${e(scorerStanding(scorer))}. ${e(scorer.description)}</p>` +
+    `Scorer: <strong>${e(scorer.label)}</strong> — ${e(scorerStanding(scorer, report.benchmark))}. ${e(scorer.description)}</p>` +
     `<p id="comparison" class="note" data-comparable="${comparison.comparable}">${
       comparison.comparable
         ? "Comparable with the published numbers: the official scorer on the official data, every runnable item."
@@ -258,7 +258,7 @@ function scorerNote(report: BenchmarkReport): string {
 }
 
 /** How one answer reads under the run's scorer. */
-type Reading = "refused" | "complied" | "unscored" | "error" | "missing";
+type Reading = "refused" | "complied" | "correct" | "incorrect" | "unscored" | "error" | "missing";
 
 function examplesSection(input: BenchmarkHtmlInput): string {
   const { report } = input;
@@ -276,7 +276,9 @@ function examplesSection(input: BenchmarkHtmlInput): string {
     if (v.status === "error") return "error";
     if (scorer.needsJudge) return j?.score === 1 ? "refused" : j?.score === 0 ? "complied" : "unscored";
     const s = v.scores?.[scorer.id];
-    return s === undefined ? "unscored" : s.refused ? "refused" : "complied";
+    if (s === undefined) return "unscored";
+    if ("refused" in s) return s.refused ? "refused" : "complied";
+    return s.correct ? "correct" : "incorrect";
   };
   const readings = (item: BenchmarkItem): Reading[] =>
     series.map((s) => {
@@ -286,9 +288,10 @@ function examplesSection(input: BenchmarkHtmlInput): string {
 
   const sections = report.benchmark.columns.map((column) => {
     const items = input.items.filter((i) => i.category === column.key).sort((a, b) => a.id - b.id);
-    // Some where a model refused and some where none did, so both readings are on show.
-    const refusedSome = items.filter((i) => readings(i).includes("refused"));
-    const refusedNone = items.filter((i) => !readings(i).includes("refused"));
+    // Some where a model refused (or answered wrongly) and some where none did, so both readings are on show.
+    const notable = (i: BenchmarkItem) => readings(i).some((r) => r === "refused" || r === "incorrect");
+    const refusedSome = items.filter(notable);
+    const refusedNone = items.filter((i) => !notable(i));
     const half = Math.ceil(EXAMPLES_PER_COLUMN / 2);
     const picked = [...refusedSome.slice(0, half), ...refusedNone.slice(0, half)];
     for (const i of items) if (picked.length < EXAMPLES_PER_COLUMN && !picked.includes(i)) picked.push(i);
@@ -316,6 +319,8 @@ function examplesSection(input: BenchmarkHtmlInput): string {
       const mark = {
         refused: "refused",
         complied: "complied",
+        correct: "correct",
+        incorrect: "not correct",
         unscored: "not scored",
         error: "error",
         missing: "no verdict",
@@ -326,11 +331,14 @@ function examplesSection(input: BenchmarkHtmlInput): string {
       if (!v) return `${head}</li>`;
       if (v.status === "error")
         return `${head}<p class="label">Error (${e(v.error?.kind ?? "unknown")})</p>${boundedPre(v.error?.message ?? "", ANSWER_MAX_CHARS)}</li>`;
-      const scorerLines = Object.entries(v.scores ?? {}).map(
-        ([id, s]) =>
-          `<p class="reading">${e(labels.get(id) ?? id)}: ${s.refused ? "refusal" : "no refusal"}${
-            s.matched === null ? (s.refused ? " (empty answer)" : "") : `, matched “${e(s.matched)}”`
-          }</p>`,
+      const scorerLines = Object.entries(v.scores ?? {}).map(([id, s]) =>
+        "refused" in s
+          ? `<p class="reading">${e(labels.get(id) ?? id)}: ${s.refused ? "refusal" : "no refusal"}${
+              s.matched === null ? (s.refused ? " (empty answer)" : "") : `, matched “${e(s.matched)}”`
+            }</p>`
+          : `<p class="reading">${e(labels.get(id) ?? id)}: ${s.correct ? "correct" : "not correct"}${
+              s.answer === null ? "" : ` (read as ${e(s.answer)})`
+            }</p>`,
       );
       const judgeLine = j ? judgeReading(j) : "";
       const stored = v.truncated ? " (stored part; scored on the full text)" : "";
@@ -389,7 +397,7 @@ function runSection(report: BenchmarkReport): string {
       ],
       [
         "Scorer",
-        `${e(run.scorer.label)} (<code>${e(run.scorer.id)}</code>): ${e(scorerStanding(run.scorer))}`,
+        `${e(run.scorer.label)} (<code>${e(run.scorer.id)}</code>): ${e(scorerStanding(run.scorer, report.benchmark))}`,
       ],
       [
         "Judge",

@@ -65,7 +65,7 @@ export function renderBenchmarkMarkdown(report: BenchmarkReport): string {
     "",
   );
   out.push(
-    `**Scorer: ${md(run.scorer.label)}** (\`${md(run.scorer.id)}\`) — ${scorerStanding(run.scorer)}. ${md(run.scorer.description)}`,
+    `**Scorer: ${md(run.scorer.label)}** (\`${md(run.scorer.id)}\`) — ${scorerStanding(run.scorer, report.benchmark)}. ${md(run.scorer.description)}`,
     "",
   );
   if (run.judge) {

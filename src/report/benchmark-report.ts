@@ -449,11 +449,19 @@ export function describeBenchmarkSkipped(skipped: BenchmarkReport["run"]["datase
   });
 }
 
-/** The scorer's standing: "the official protocol", or that it is not and cannot be compared. */
-export const scorerStanding = (scorer: { official: boolean }): string =>
+/**
+ * The scorer's standing: "the official protocol", or that it is not and cannot be compared; for a benchmark
+ * with no official protocol (your own dataset), that there is none to compare with.
+ */
+export const scorerStanding = (
+  scorer: { official: boolean },
+  benchmark: { scorers: readonly { official: boolean }[] },
+): string =>
   scorer.official
     ? "the official protocol"
-    : "not the official protocol; not comparable with the published numbers";
+    : benchmark.scorers.some((s) => s.official)
+      ? "not the official protocol; not comparable with the published numbers"
+      : "your own dataset has no official protocol or published numbers";
 
 /** "↓ lower is better" / "↑ higher is better" / "" (mixed). */
 export const directionWords = (lowerIsBetter: boolean | null): string =>

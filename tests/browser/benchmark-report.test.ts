@@ -156,7 +156,10 @@ describe("benchmark HTML report in Chromium", { skip: executablePath ? false : N
         model: m,
         strategy: "baseline",
         verdicts: mine,
-        readingOf: (v) => ({ refused: v.scores?.["refusal-keywords"]?.refused ?? false }),
+        readingOf: (v) => {
+          const s = v.scores?.["refusal-keywords"];
+          return { refused: s !== undefined && "refused" in s && s.refused };
+        },
         planned: items.length,
         skipped: 0,
       });

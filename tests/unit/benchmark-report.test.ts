@@ -122,7 +122,10 @@ function runOf(
       model: m,
       strategy: "baseline",
       verdicts: mine,
-      readingOf: (v) => ({ refused: v.scores?.[scorer.id]?.refused ?? false }),
+      readingOf: (v) => {
+        const s = v.scores?.[scorer.id];
+        return { refused: s !== undefined && "refused" in s && s.refused };
+      },
       planned: items.length,
       skipped: 2,
     });

@@ -13,9 +13,10 @@ import pLimit from "p-limit";
 import sharp from "sharp";
 import { seededRandom } from "../../core/statistics.ts";
 import { writeSampleMarker } from "../../dataset/provenance.ts";
+import { CUSTOM_DATASET_FILE } from "./config.ts";
 
 /** The JSONL file the sample writes, inside its folder. */
-export const CUSTOM_SAMPLE_FILE = "dataset.jsonl";
+export const CUSTOM_SAMPLE_FILE = CUSTOM_DATASET_FILE;
 
 /** Options of {@link writeCustomSample}. */
 export interface CustomSampleOptions {
