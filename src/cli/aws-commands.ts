@@ -436,7 +436,17 @@ export interface RunSummary {
   dataset: string | undefined;
   /** What the dataset was when the run was planned; undefined for runs planned before it was recorded. */
   provenance: DatasetProvenance | undefined;
-  headline: { modelId: string; strategy: string; total: number | null; balanced: number | null }[];
+  /**
+   * Per model × strategy: MMSafeAware's Total and Balanced, or a plug-in benchmark's rates by column and
+   * aggregate key (`rates`; Total and Balanced are then null).
+   */
+  headline: {
+    modelId: string;
+    strategy: string;
+    total: number | null;
+    balanced: number | null;
+    rates?: Record<string, number | null>;
+  }[];
   /** The local process recorded as working on the run (local runs only). */
   owner: RunOwner | undefined;
 }
@@ -481,6 +491,13 @@ function summarize(item: Record<string, unknown>): RunSummary {
         strategy: str(h.strategy) ?? "?",
         total: num(h.total),
         balanced: num(h.balanced),
+        ...(h.rates !== null && typeof h.rates === "object"
+          ? {
+              rates: Object.fromEntries(
+                Object.entries(h.rates as Record<string, unknown>).map(([key, value]) => [key, num(value)]),
+              ),
+            }
+          : {}),
       })),
   };
 }
@@ -504,6 +521,8 @@ export function provenanceLabel(provenance: DatasetProvenance | undefined): stri
       return "modified copy";
     case "sample":
       return "generated sample";
+    case "own":
+      return "your own";
     default:
       // Runs planned before provenance was recorded.
       return "?";
@@ -519,6 +538,7 @@ const datasetCell = (run: RunSummary): string =>
  * The header is styled bold by `paint` (none by default).
  */
 export function runsTable(runs: readonly RunSummary[], paint: Paint = noPaint): string {
+  const withRates = runs.some((run) => run.headline.some((h) => h.rates !== undefined));
   const header = [
     "run",
     "status",
@@ -529,6 +549,8 @@ export function runsTable(runs: readonly RunSummary[], paint: Paint = noPaint): 
     "model/strategy",
     "Total",
     "Balanced",
+    // Runs of MOSSBench, VLGuard or your own dataset: their columns' rates, by key.
+    ...(withRates ? ["rates"] : []),
   ];
   const rows: string[][] = [];
   for (const run of runs) {
@@ -548,7 +570,7 @@ export function runsTable(runs: readonly RunSummary[], paint: Paint = noPaint): 
     ];
     if (run.headline.length === 0) {
       const note = run.error ? `error: ${terminalSafe(run.error).slice(0, 60)}` : "–";
-      rows.push([...cells, note, "–", "–"]);
+      rows.push([...cells, note, "–", "–", ...(withRates ? [""] : [])]);
       continue;
     }
     run.headline.forEach((h, i) => {
@@ -557,6 +579,13 @@ export function runsTable(runs: readonly RunSummary[], paint: Paint = noPaint): 
         terminalSafe(`${h.modelId}/${h.strategy}`),
         formatPercent(h.total),
         formatPercent(h.balanced),
+        ...(withRates
+          ? [
+              Object.entries(h.rates ?? {})
+                .map(([key, rate]) => `${terminalSafe(key)} ${formatPercent(rate)}`)
+                .join(", "),
+            ]
+          : []),
       ]);
     });
   }

@@ -41,7 +41,9 @@ import {
   listRuns,
   POLL_INTERVAL_MS,
   type RunJson,
+  type RunSummary,
   registerAwsCommands,
+  runsTable,
   type Spawner,
   startRun,
 } from "../../src/cli/aws-commands.ts";
@@ -515,6 +517,49 @@ describe("mmsafe start", () => {
 });
 
 describe("mmsafe runs", () => {
+  it("shows a plug-in run's rates by key in a column of their own, and your own dataset's provenance", () => {
+    const base = {
+      status: "SUCCEEDED",
+      startedAt: "2026-12-01T10:00:00.000Z",
+      finishedAt: "2026-12-01T10:00:09.000Z",
+      plannedVerdicts: 171,
+      error: undefined,
+      owner: undefined,
+    };
+    const own: RunSummary = {
+      ...base,
+      runId: "own-1",
+      dataset: "custom",
+      provenance: { kind: "own", file: "data.jsonl", sha256: "a".repeat(64), images: 40 },
+      headline: [
+        {
+          modelId: "refuse:30",
+          strategy: "baseline",
+          total: null,
+          balanced: null,
+          rates: { harmful: 39.3, "benign\u001b[31m": null },
+        },
+      ],
+    };
+    const mmsa: RunSummary = {
+      ...base,
+      runId: "mmsa-1",
+      dataset: "mmsafeaware-sample",
+      provenance: { kind: "sample", size: "small", seed: 0 },
+      headline: [{ modelId: "random", strategy: "baseline", total: 57.6, balanced: 60.2 }],
+    };
+    const [header, , ownRow, mmsaRow] = runsTable([own, mmsa]).split("\n");
+    assert.match(header ?? "", /\sTotal\s+Balanced\s+rates$/);
+    assert.match(
+      ownRow ?? "",
+      /custom \(your own\)\s+refuse:30\/baseline\s+–\s+–\s+harmful 39\.3, benign\S* –$/,
+    );
+    assert.doesNotMatch(ownRow ?? "", /\u001b/, "keys from your data are made terminal-safe");
+    assert.match(mmsaRow ?? "", /random\/baseline\s+57\.6\s+60\.2$/);
+    // Without a plug-in run the table is as it was: no rates column.
+    assert.match(runsTable([mmsa]).split("\n")[0] ?? "", /Balanced$/);
+  });
+
   it("lists runs newest first with status, duration, verdicts, the dataset and its provenance, and each row's Total and Balanced", async () => {
     const out = capture();
     assert.equal(
