@@ -86,6 +86,10 @@ export function formatProgressLine(event: ProgressEvent): string {
   ];
   if (event.models && event.models.length > 0)
     parts.push(event.models.map((m) => `${m.id} ${m.done}/${m.total}`).join(", "));
+  if (event.judge)
+    parts.push(
+      `judge ${event.judge.id} ${event.judge.done}/${event.judge.total}${event.judge.errors > 0 ? ` (errors ${formatCount(event.judge.errors)})` : ""}`,
+    );
   return parts.join(" · ");
 }
 
@@ -145,6 +149,18 @@ export function barRows(event: ProgressEvent): BarRow[] {
     total: event.total,
     text: countsText(event.done, event.total),
   });
+  // The judge reads each stored answer once: its own bar, below the answers it reads.
+  const judge = event.judge;
+  if (judge) {
+    const parts = [countsText(judge.done, judge.total)];
+    if (judge.errors > 0) parts.push(`errors ${formatCount(judge.errors)}`);
+    rows.push({
+      label: fitLabel(`judge ${judge.id}`),
+      value: judge.done,
+      total: judge.total,
+      text: parts.join(" · "),
+    });
+  }
   return rows;
 }
 
@@ -203,13 +219,16 @@ export class ProgressDisplay {
     }
     const seconds = event.elapsedMs / 1000;
     // The final line is left out when the last one already said as much (a run that ended between lines).
+    // The judge's readings count as progress too (a rejudge writes nothing else).
+    const done = event.done + (event.judge?.done ?? 0);
+    const errors = event.errors + (event.judge?.errors ?? 0);
     const due = event.final
-      ? event.done !== this.lastDone || event.errors !== this.lastErrors
+      ? done !== this.lastDone || errors !== this.lastErrors
       : seconds - this.lastLine >= PLAIN_LINE_INTERVAL_S;
     if (due) {
       this.lastLine = seconds;
-      this.lastDone = event.done;
-      this.lastErrors = event.errors;
+      this.lastDone = done;
+      this.lastErrors = errors;
       this.stream.write(`${formatProgressLine(event)}\n`);
     }
   }

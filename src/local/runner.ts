@@ -107,6 +107,8 @@ export type RunEvent =
       cached?: number;
       /** Per model with error verdicts: how many, of which kinds, a sample message. */
       errorSummaries?: ModelErrorSummary[];
+      /** The judge's readings so far, when the run names a judge: one per verdict to read. */
+      judge?: { id: string; done: number; errors: number; total: number };
     };
 
 /** One model's share of a run's progress. */
@@ -495,8 +497,22 @@ const exists = (file: string) =>
  * Reads what progress needs of every verdict of a run: one paginated Query projecting a few small
  * attributes (about 150 bytes a verdict, more for an error's message; a page holds thousands of them).
  */
-async function readVerdictProgress(dynamodb: DynamoDBClient, runId: string): Promise<VerdictProgressRow[]> {
+/** A judge's readings of a run counted by {@link readVerdictProgress}. */
+interface JudgeProgress {
+  id: string;
+  done: number;
+  errors: number;
+  /** Error readings written before this time (ISO) are still to do (a resume retries them). */
+  retryingErrorsBefore?: string;
+}
+
+async function readVerdictProgress(
+  dynamodb: DynamoDBClient,
+  runId: string,
+  judge?: JudgeProgress,
+): Promise<VerdictProgressRow[]> {
   const rows: VerdictProgressRow[] = [];
+  const judgePrefix = judge ? `judge#${judge.id}#` : null;
   let startKey: QueryCommand["input"]["ExclusiveStartKey"];
   do {
     const out = await dynamodb.send(
@@ -516,8 +532,18 @@ async function readVerdictProgress(dynamodb: DynamoDBClient, runId: string): Pro
       }),
     );
     for (const item of out.Items ?? []) {
-      // A judge's readings are the judge's calls: the progress counts the evaluated models' verdicts.
-      if (item[VERDICTS_TABLE_KEYS.sortKey]?.S?.startsWith("judge#")) continue;
+      // A judge's readings are the judge's calls: counted apart from the evaluated models' verdicts.
+      const key = item[VERDICTS_TABLE_KEYS.sortKey]?.S ?? "";
+      if (key.startsWith("judge#")) {
+        if (!judge || !judgePrefix || !key.startsWith(judgePrefix)) continue;
+        const error = item.status?.S === "error";
+        const before = judge.retryingErrorsBefore;
+        const createdAt = item.createdAt?.S;
+        if (error && before !== undefined && createdAt !== undefined && createdAt < before) continue;
+        judge.done++;
+        if (error) judge.errors++;
+        continue;
+      }
       rows.push({
         modelId: item.modelId?.S ?? "",
         strategy: item.strategy?.S ?? "",
@@ -1043,8 +1069,12 @@ async function runSteps(
     polling = true;
     const pollStarted = Date.now();
     try {
+      const judge: JudgeProgress | undefined =
+        typeof options.input?.judge === "string"
+          ? { id: options.input.judge, done: 0, errors: 0, ...tallyOptions }
+          : undefined;
       const tally = tallyProgress(
-        await readVerdictProgress(s.dynamodb, runId),
+        await readVerdictProgress(s.dynamodb, runId, judge),
         planned.models,
         planned.perModel,
         tallyOptions,
@@ -1065,6 +1095,9 @@ async function runSteps(
         costUsd: tally.costUsd,
         cached: tally.cached,
         errorSummaries: tally.errorSummaries,
+        ...(judge
+          ? { judge: { id: judge.id, done: judge.done, errors: judge.errors, total: planned.total } }
+          : {}),
       });
     } finally {
       polling = false;

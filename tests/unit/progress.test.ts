@@ -87,6 +87,18 @@ describe("formatProgressLine", () => {
     );
   });
 
+  it("gives the judge's readings after the models' verdicts, with its errors", () => {
+    assert.equal(
+      formatProgressLine(rich({ judge: { id: "judge", done: 100, errors: 2, total: 216 } })),
+      "progress: 120/216 verdicts (55.6%) · elapsed 12 s · 12.0/s · ETA 8 s · errors 1 · retries 3 · " +
+        "tokens 12,345 · cost $0.0123 · cached 0 · gpt-4o 60/108, claude 60/108 · judge judge 100/216 (errors 2)",
+    );
+    const rows = barRows(rich({ judge: { id: "judge", done: 100, errors: 0, total: 216 } }));
+    const last = rows[rows.length - 1];
+    assert.equal(last?.label.trim(), "judge judge");
+    assert.deepEqual([last?.value, last?.total], [100, 216]);
+  });
+
   it("says – for the cost when no model has prices, and for the ETA before any verdict", () => {
     assert.equal(
       formatProgressLine(rich({ done: 0, costUsd: null, models: [] })),
