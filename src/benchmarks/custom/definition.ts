@@ -60,9 +60,13 @@ function aggregatesOf(columns: readonly ColumnDefinition[]): AggregateDefinition
   if (!first || columns.length < 2) return [];
   if (!columns.every((c) => c.measure === first.measure && c.lowerIsBetter === first.lowerIsBetter))
     return [];
+  // Its key is "all" unless your data has a column of that name (the headline keys both by key).
+  const taken = new Set(columns.map((c) => c.key));
+  let key = "all";
+  for (let n = 2; taken.has(key); n++) key = `all-${n}`;
   return [
     {
-      key: "all",
+      key,
       label: "All",
       description: "Pooled over every item of every column.",
       of: columns.map((c) => c.key),
