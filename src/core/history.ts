@@ -1,14 +1,17 @@
 /**
  * The history of runs, pure: a small summary of each run (written once by that run's Aggregate), and the
- * index every Aggregate rebuilds from all of them — the runs newest first, and for each (model, strategy)
- * seen in more than one run a trend of Total and Balanced with their 95% intervals and the runs flagged as
- * regressions.
+ * index every Aggregate rebuilds from all of them — the runs newest first, for each (model, strategy) of
+ * MMSafeAware seen in more than one run a trend of Total and Balanced with their 95% intervals and the runs
+ * flagged as regressions, and the runs of every plug-in benchmark (MOSSBench, VLGuard, your own dataset)
+ * grouped by benchmark, with the columns and aggregates their rates are of.
  *
  * The index is read from N small summaries, never from N full reports, so rebuilding it stays cheap as runs
  * accumulate. A summary is untrusted input when read back (any writer of the bucket could have changed it):
  * it is validated, and one that does not validate is counted and named on the page, never silently dropped.
  */
 import { z } from "zod";
+import { DEFAULT_BENCHMARK, type PluginBenchmark } from "../benchmarks/names.ts";
+import type { BenchmarkReport } from "../report/benchmark-report.ts";
 import { CHART_CONFIG, type ChartSpec, seriesLabel } from "../report/report-charts.ts";
 import { datasetProvenanceSchema } from "./provenance.ts";
 import type { RegressionCheck } from "./regression.ts";
@@ -27,10 +30,54 @@ const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 /** Longest reason kept for an unreadable summary: the page names the problem, it does not dump the file. */
 const MAX_REASON = 400;
 
-const text = z.string().max(200);
+/** Longest string kept in a summary (model ids, labels of your own dataset's columns, titles). */
+const MAX_TEXT = 200;
+/** Benchmark names as runs record them (`mossbench`); any slug, so a newer mmsafe's benchmark still parses. */
+const BENCHMARK_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** Columns and aggregates kept per plug-in run: your own dataset may have up to 100 columns. */
+const MAX_METRICS = 128;
+/** Your own dataset: runs of two datasets have different columns, so the history groups them by dataset too. */
+const OWN_DATASET_BENCHMARK: PluginBenchmark = "custom";
+
+const text = z.string().max(MAX_TEXT);
 const count = z.number().int().min(0);
 const interval = z.object({ low: z.number(), high: z.number() }).nullable();
 const usd = z.number().min(0).nullable();
+
+/** A column or aggregate of a plug-in benchmark, as the run's report declares it. */
+const benchmarkMetricSchema = z.object({
+  key: text,
+  label: text,
+  kind: z.enum(["column", "aggregate"]),
+  /** null: an aggregate over columns of both directions. */
+  lowerIsBetter: z.boolean().nullable(),
+});
+export type BenchmarkMetric = z.infer<typeof benchmarkMetricSchema>;
+
+/** What a plug-in benchmark's run measured: its rates by column or aggregate key, and what scored them. */
+const benchmarkResultsSchema = z.object({
+  /** Columns first, then aggregates, in the definition's order. */
+  metrics: z.array(benchmarkMetricSchema).max(MAX_METRICS),
+  scorer: z.object({ id: text, label: text, official: z.boolean() }),
+  /** The judge model, for a judged scorer; null otherwise. */
+  judge: z.object({ modelId: text }).nullable(),
+  /** One per model × strategy; rates in %, rounded to one decimal as the headline is (null: nothing scored). */
+  rows: z.array(
+    z.object({
+      modelId: text,
+      kind: z.enum(["model", "baseline"]),
+      strategy: text,
+      planned: count,
+      answered: count,
+      errored: count,
+      missing: count,
+      rates: z
+        .record(text, z.number().nullable())
+        .refine((rates) => Object.keys(rates).length <= MAX_METRICS, `at most ${MAX_METRICS} rates`),
+    }),
+  ),
+});
+export type BenchmarkResults = z.infer<typeof benchmarkResultsSchema>;
 
 /**
  * One run, as the history shows it (`reports/_summaries/<runId>.json`). Unknown fields are accepted and
@@ -43,6 +90,8 @@ export const runSummarySchema = z
     startedAt: z.iso.datetime({ offset: true }),
     finishedAt: z.iso.datetime({ offset: true }),
     generator: z.object({ name: z.literal("mmsafe"), version: text }),
+    /** The benchmark evaluated; absent in summaries written before benchmarks were named (MMSafeAware). */
+    benchmark: z.object({ name: z.string().regex(BENCHMARK_NAME), title: text }).optional(),
     dataset: z.object({
       name: text,
       provenance: datasetProvenanceSchema,
@@ -62,7 +111,7 @@ export const runSummarySchema = z
       errored: count,
       missing: count,
     }),
-    /** One per model × strategy, paper scoring, rounded to one decimal as the headline is. */
+    /** MMSafeAware: one per model × strategy, paper scoring, rounded to one decimal as the headline is. Empty for a plug-in benchmark (see `results`). */
     rows: z.array(
       z.object({
         modelId: text,
@@ -81,7 +130,9 @@ export const runSummarySchema = z
     ),
     /** Model tokens at the configured prices (null: no prices) and the AWS estimate (null: none made). */
     cost: z.object({ modelUsd: usd, awsUsd: usd }),
-    /** The regression check against the schedule's previous run (core/regression.ts). */
+    /** A plug-in benchmark's rates; present exactly when the benchmark is not MMSafeAware. */
+    results: benchmarkResultsSchema.optional(),
+    /** The regression check against the schedule's previous run (core/regression.ts); MMSafeAware only. */
     regression: z.object({
       previousRunId: text.nullable(),
       detected: z.boolean(),
@@ -101,6 +152,19 @@ export const runSummarySchema = z
     report: z.object({ html: text, json: text, markdown: text }),
   })
   .superRefine((summary, ctx) => {
+    const plugin = benchmarkOf(summary) !== DEFAULT_BENCHMARK;
+    if (plugin && summary.results === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["results"],
+        message: "a plug-in benchmark's run needs its results",
+      });
+    if (!plugin && summary.results !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["results"],
+        message: "an MMSafeAware run has no plug-in results",
+      });
     // The page links to the report from the run id; a summary pointing anywhere else is not this run's.
     const expected = reportLinks(summary.runId);
     for (const key of ["html", "json", "markdown"] as const) {
@@ -110,6 +174,14 @@ export const runSummarySchema = z
   });
 export type RunSummary = z.infer<typeof runSummarySchema>;
 export type RunSummaryRow = RunSummary["rows"][number];
+
+/** The benchmark a summary is of: absent in summaries written before benchmarks were named, MMSafeAware. */
+export const benchmarkOf = (summary: Pick<RunSummary, "benchmark">): string =>
+  summary.benchmark?.name ?? DEFAULT_BENCHMARK;
+
+/** Whether a summary is of an MMSafeAware run (the only runs with trends and regression checks). */
+export const isMmsafeawareRun = (summary: Pick<RunSummary, "benchmark">): boolean =>
+  benchmarkOf(summary) === DEFAULT_BENCHMARK;
 
 /** A summary that could not be used: which object, and why. */
 export interface InvalidSummary {
@@ -142,6 +214,7 @@ export function summarizeRun(input: {
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,
     generator: { name: "mmsafe", version: report.generator.version },
+    benchmark: { name: DEFAULT_BENCHMARK, title: "MMSafeAware" },
     dataset: {
       name: run.dataset.name,
       provenance: run.dataset.provenance,
@@ -177,6 +250,98 @@ export function summarizeRun(input: {
       detected: regression.detected,
       findings: regression.findings.map((f) => ({ ...f })),
     },
+    report: reportLinks(run.runId),
+  };
+}
+
+/** A string cut to what a summary keeps (labels of your own dataset come from its records). */
+const bounded = (s: string): string => (s.length > MAX_TEXT ? `${s.slice(0, MAX_TEXT - 1)}…` : s);
+
+const sumOrNull = (values: readonly (number | null)[]): number | null => {
+  const known = values.filter((v): v is number => v !== null);
+  return known.length === 0 ? null : known.reduce((s, v) => s + v, 0);
+};
+
+/**
+ * A plug-in benchmark's run summary, from its report: no MMSafeAware rows (so no trend) and no regression
+ * check (regressions compare MMSafeAware's Total and Balanced), its rates by column and aggregate instead.
+ * `limit` is the run's item limit (the report records only the items planned).
+ */
+export function summarizeBenchmarkRun(input: {
+  report: BenchmarkReport;
+  schedule: string | null;
+  limit: number | null;
+}): RunSummary {
+  const { report } = input;
+  const { run, benchmark } = report;
+  const metrics: BenchmarkMetric[] = [
+    ...benchmark.columns.map((c) => ({
+      key: bounded(c.key),
+      label: bounded(c.label),
+      kind: "column" as const,
+      lowerIsBetter: c.lowerIsBetter,
+    })),
+    ...benchmark.aggregates.map((a) => ({
+      key: bounded(a.key),
+      label: bounded(a.label),
+      kind: "aggregate" as const,
+      lowerIsBetter: a.lowerIsBetter,
+    })),
+  ].slice(0, MAX_METRICS);
+  const kept = new Set(metrics.map((m) => m.key));
+  return {
+    schemaVersion: RUN_SUMMARY_SCHEMA_VERSION,
+    runId: run.runId,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    generator: { name: "mmsafe", version: bounded(report.generator.version) },
+    benchmark: { name: benchmark.name, title: bounded(benchmark.title) },
+    dataset: {
+      name: bounded(run.dataset.name),
+      provenance: run.dataset.provenance,
+      checksum: bounded(run.dataset.checksum),
+      plannedItems: run.plannedItems,
+      limit: input.limit,
+    },
+    schedule: input.schedule === null ? null : bounded(input.schedule),
+    models: run.models.map((m) => ({ id: bounded(m.id), kind: m.kind })),
+    strategies: [...run.strategies],
+    completion: {
+      outcome: report.completion.outcome,
+      errored: report.completion.errored,
+      missing: report.completion.missing,
+    },
+    rows: [],
+    results: {
+      metrics,
+      scorer: {
+        id: bounded(run.scorer.id),
+        label: bounded(run.scorer.label),
+        official: run.scorer.official,
+      },
+      judge: run.judge === null ? null : { modelId: bounded(run.judge.modelId) },
+      rows: report.rows.map((r) => ({
+        modelId: bounded(r.modelId),
+        kind: r.kind,
+        strategy: r.strategy,
+        planned: r.counts.planned,
+        answered: r.counts.answered,
+        errored: r.counts.errored,
+        missing: r.counts.missing,
+        rates: Object.fromEntries(
+          [
+            ...Object.entries(r.columns).map(([key, c]) => [bounded(key), round1(c.rate)] as const),
+            ...Object.entries(r.aggregates).map(([key, a]) => [bounded(key), round1(a.rate)] as const),
+          ].filter(([key]) => kept.has(key)),
+        ),
+      })),
+    },
+    // The judge is a model too: its tokens are part of what the models cost.
+    cost: {
+      modelUsd: sumOrNull([report.cost.modelUsd, report.cost.judgeUsd]),
+      awsUsd: report.cost.aws?.totalUsd ?? null,
+    },
+    regression: { previousRunId: null, detected: false, findings: [] },
     report: reportLinks(run.runId),
   };
 }
@@ -234,14 +399,36 @@ export interface Trend {
   points: TrendPoint[];
 }
 
-/** reports/index.json: every readable run, newest first, the unreadable summaries, and the trends. */
+/**
+ * The runs of one plug-in benchmark (of one dataset, for your own dataset, whose columns differ between
+ * datasets), as the page shows them in a table of their own.
+ */
+export interface BenchmarkGroup {
+  benchmark: string;
+  /** The benchmark's title, as its newest run gives it. */
+  title: string;
+  /** Your own dataset's name; null for a published benchmark (its runs share its columns). */
+  dataset: string | null;
+  /** The columns and aggregates of the group's newest run: the table's columns. */
+  metrics: BenchmarkMetric[];
+  /** Newest first. */
+  runIds: string[];
+}
+
+/**
+ * reports/index.json: every readable run (of every benchmark), newest first, the unreadable summaries,
+ * MMSafeAware's trends, and the runs of each plug-in benchmark grouped.
+ */
 export interface HistoryIndex {
   schemaVersion: typeof HISTORY_INDEX_SCHEMA_VERSION;
   generator: { name: "mmsafe"; version: string };
   generatedAt: string;
   runs: RunSummary[];
   invalid: InvalidSummary[];
+  /** MMSafeAware's only. */
   trends: Trend[];
+  /** Plug-in benchmarks' runs, by benchmark name, then dataset name. */
+  benchmarks: BenchmarkGroup[];
 }
 
 /** Code-unit order: the same on every machine, unlike a locale's. */
@@ -266,14 +453,41 @@ export function buildHistoryIndex(input: {
     runs,
     invalid: [...input.invalid].sort((a, b) => compareText(a.key, b.key)),
     trends: trends(runs),
+    benchmarks: benchmarkGroups(runs),
   };
 }
 
-/** Trends of every (model, strategy) present in more than one run, ordered by model id, then strategy. */
+/** Plug-in runs grouped by benchmark (and, for your own dataset, by dataset), ordered by name; runs newest first. */
+export function benchmarkGroups(runs: readonly RunSummary[]): BenchmarkGroup[] {
+  const groups = new Map<string, BenchmarkGroup>();
+  for (const run of [...runs].sort(newestFirst)) {
+    if (isMmsafeawareRun(run) || run.benchmark === undefined || run.results === undefined) continue;
+    const dataset = run.benchmark.name === OWN_DATASET_BENCHMARK ? run.dataset.name : null;
+    const key = JSON.stringify([run.benchmark.name, dataset]);
+    const group = groups.get(key);
+    if (group) group.runIds.push(run.runId);
+    else
+      groups.set(key, {
+        benchmark: run.benchmark.name,
+        title: run.benchmark.title,
+        dataset,
+        metrics: run.results.metrics.map((m) => ({ ...m })),
+        runIds: [run.runId],
+      });
+  }
+  return [...groups.values()].sort(
+    (a, b) => compareText(a.benchmark, b.benchmark) || compareText(a.dataset ?? "", b.dataset ?? ""),
+  );
+}
+
+/**
+ * Trends of every (model, strategy) of MMSafeAware present in more than one run, ordered by model id, then
+ * strategy. Plug-in runs have none: their rates are of other columns.
+ */
 export function trends(runs: readonly RunSummary[]): Trend[] {
   const byKey = new Map<string, Trend>();
   // Oldest first, so each trend's points are in time order and its kind is the newest run's.
-  for (const run of [...runs].sort(newestFirst).reverse()) {
+  for (const run of runs.filter(isMmsafeawareRun).sort(newestFirst).reverse()) {
     for (const row of run.rows) {
       const key = JSON.stringify([row.modelId, row.strategy]);
       const trend = byKey.get(key) ?? {

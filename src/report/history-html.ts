@@ -1,6 +1,7 @@
 /**
- * reports/index.html: the history of runs as one self-contained page — every run newest first, with a link
- * to its report, and a trend chart per (model, strategy) seen in more than one run.
+ * reports/index.html: the history of runs as one self-contained page — MMSafeAware's runs newest first, with
+ * a link to its report, and a trend chart per (model, strategy) seen in more than one run; then a section per
+ * plug-in benchmark (per dataset, for your own dataset) with its runs and their rates by column.
  *
  * Same security as report.html (report/report-html.ts), stricter still: every string from a summary (model
  * ids, dataset names, provenance file names, schedules) is HTML-escaped with the report's escapeHtml, charts
@@ -18,12 +19,27 @@
  *   when and schedule, dataset, status and cost, then each model × strategy).
  * - `<figure class="trend" data-model data-strategy data-runs>` per trend, holding the inline `<svg>` (or a
  *   note that it was not rendered) and a `<table class="points">` of its numbers.
+ * - `<section class="benchmark" id="benchmark-<n>" data-benchmark data-dataset?>` per group of the index's
+ *   `benchmarks`, in its order, holding `<table class="bench">`: `<th data-key>` per column and aggregate
+ *   of the group's newest run, then one `<tbody class="run">` per run as in `#runs`, newest first, cells
+ *   `data-col="when|run|dataset|schedule|status|scorer|cost|model|strategy"` and one `<td data-col="rate"
+ *   data-key>` per column (its one-decimal rate, or "–" when the run has none of that key). Below 52rem it
+ *   turns into cards as `#runs` does.
  */
 import { formatUsd } from "../core/cost.ts";
-import type { HistoryIndex, RunSummary, RunSummaryRow, Trend } from "../core/history.ts";
+import {
+  type BenchmarkGroup,
+  type BenchmarkMetric,
+  type HistoryIndex,
+  isMmsafeawareRun,
+  type RunSummary,
+  type RunSummaryRow,
+  type Trend,
+} from "../core/history.ts";
 import { describeProvenance } from "../core/provenance.ts";
 import { formatPercent } from "../core/report.ts";
 import type { Interval } from "../core/statistics.ts";
+import { directionWords } from "./benchmark-report.ts";
 import { BASE_PAGE_STYLES, PAGE_FOOTER_STYLES } from "./page-styles.ts";
 import { escapeHtml, isInertSvg, type RenderedChart } from "./report-html.ts";
 
@@ -42,6 +58,23 @@ export const INDEX_CONTENT_SECURITY_POLICY =
 
 const e = escapeHtml;
 
+/** Below 52rem, a table of runs (`t`) turns into one card per run: its run cells first, then each row. */
+const cardStyles = (t: string): string => `${t} thead{display:none}
+${t},${t} tbody,${t} tr,${t} td,${t} th{display:block}
+${t} tbody.run{border:1px solid var(--line);border-radius:.5rem;margin:0 0 .75rem;padding:.35rem .6rem}
+${t} tr{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:0 .75rem}
+${t} tr+tr{border-top:1px dashed var(--line);margin-top:.25rem;padding-top:.25rem}
+${t} td,${t} th{border:0!important;padding:.15rem 0;white-space:normal;text-align:left!important;
+min-width:0;max-width:none;overflow-wrap:anywhere}
+${t} .r{grid-column:1/-1}
+${t} [data-col=run]{order:-6}${t} [data-col=when]{order:-5;grid-column:auto}
+${t} [data-col=schedule]{order:-4;grid-column:auto}${t} [data-col=dataset]{order:-3}
+${t} [data-col=status]{order:-2;grid-column:auto}${t} [data-col=cost]{order:-1;grid-column:auto}
+${t} [data-col=scorer]{order:-1;grid-column:auto}
+${t} [data-label]::before{content:attr(data-label);display:block;font-size:.72rem;color:var(--muted);
+font-weight:400;text-transform:uppercase;letter-spacing:.03em}
+${t} [data-col=run]{font-size:1rem}`;
+
 const STYLES = `${BASE_PAGE_STYLES}
 a{color:var(--accent)}nav{display:flex;flex-wrap:wrap;gap:.25rem 1rem;font-size:.9rem;margin:.75rem 0}
 .muted,.note{color:var(--muted)}.note{font-size:.875rem}code{font-size:.85em;overflow-wrap:anywhere}
@@ -50,7 +83,9 @@ a{color:var(--accent)}nav{display:flex;flex-wrap:wrap;gap:.25rem 1rem;font-size:
 table{border-collapse:collapse;font-size:.875rem}
 th,td{padding:.3rem .55rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top;white-space:nowrap}
 thead th{background:var(--bg);font-weight:600}
-td[data-col=total],td[data-col=balanced],td[data-col=cost]{text-align:right;font-variant-numeric:tabular-nums}
+td[data-col=total],td[data-col=balanced],td[data-col=cost],td[data-col=rate]{text-align:right;font-variant-numeric:tabular-nums}
+td[data-col=scorer]{white-space:normal;min-width:8rem;max-width:14rem}
+table.bench th[data-key]{white-space:normal;min-width:5.5rem;max-width:10rem;overflow-wrap:break-word}
 td[data-col=dataset]{white-space:normal;min-width:10rem;max-width:16rem}td[data-col=cost] .sub{white-space:nowrap}
 tbody.run>tr:first-child>*{border-top:2px solid var(--line)}
 .ci,.sub{display:block;color:var(--muted);font-size:.8em}.sub{white-space:normal}
@@ -64,20 +99,8 @@ color:var(--muted);margin-left:.35rem;vertical-align:middle;white-space:nowrap}
 figcaption{font-size:.875rem;color:var(--muted);margin-bottom:.5rem}figcaption strong{color:var(--fg)}
 details{margin:.25rem 0 1rem}summary{cursor:pointer;color:var(--accent);font-size:.85rem}
 @media (max-width:52rem){body{font-size:14px}
-#runs thead{display:none}
-#runs,#runs tbody,#runs tr,#runs td,#runs th{display:block}
-#runs tbody.run{border:1px solid var(--line);border-radius:.5rem;margin:0 0 .75rem;padding:.35rem .6rem}
-#runs tr{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:0 .75rem}
-#runs tr+tr{border-top:1px dashed var(--line);margin-top:.25rem;padding-top:.25rem}
-#runs td,#runs th{border:0!important;padding:.15rem 0;white-space:normal;text-align:left!important;
-min-width:0;max-width:none;overflow-wrap:anywhere}
-#runs .r{grid-column:1/-1}
-#runs [data-col=run]{order:-6}#runs [data-col=when]{order:-5;grid-column:auto}
-#runs [data-col=schedule]{order:-4;grid-column:auto}#runs [data-col=dataset]{order:-3}
-#runs [data-col=status]{order:-2;grid-column:auto}#runs [data-col=cost]{order:-1;grid-column:auto}
-#runs [data-label]::before{content:attr(data-label);display:block;font-size:.72rem;color:var(--muted);
-font-weight:400;text-transform:uppercase;letter-spacing:.03em}
-#runs [data-col=run]{font-size:1rem}
+${cardStyles("#runs")}
+${cardStyles("table.bench")}
 .table-wrap.runs{overflow:visible}}
 ${PAGE_FOOTER_STYLES}`;
 
@@ -143,11 +166,13 @@ function statusHtml(run: RunSummary): string {
 
 function datasetHtml(run: RunSummary): string {
   const d = run.dataset;
+  // The official phrase names the benchmark ("official MOSSBench data …").
+  const title = run.benchmark?.title ?? "MMSafeAware";
   const kind = d.provenance.kind;
   const items = `${plural(d.plannedItems, "item")} per model × strategy${d.limit !== null ? ` (limit ${d.limit.toLocaleString("en-US")})` : ""}`;
   return (
     `${e(d.name)}${tag(kind, kind === "official" ? "" : "caution")}` +
-    `<span class="sub">${e(describeProvenance(d.provenance))}</span><span class="sub">${e(items)}</span>`
+    `<span class="sub">${e(describeProvenance(d.provenance, title))}</span><span class="sub">${e(items)}</span>`
   );
 }
 
@@ -162,11 +187,10 @@ function costHtml(run: RunSummary): string {
   return `${e(formatUsd(total))}${parts.map((p) => `<span class="sub">${e(p)}</span>`).join("")}`;
 }
 
-function runHtml(run: RunSummary): string {
-  const rows = run.rows.length > 0 ? run.rows : [null];
-  const span = rows.length > 1 ? ` rowspan="${rows.length}"` : "";
+/** The cells of a run, spanning its rows: when, run (linked), dataset, schedule, status, `extra`, cost. */
+function runCellsHtml(run: RunSummary, span: string, extra = ""): string {
   const shape = `${plural(run.models.length, "model")} × ${plural(run.strategies.length, "strategy", "strategies")}`;
-  const runCells =
+  return (
     `<td class="r" data-col="when" data-label="When"${span}>${e(formatWhen(run.startedAt))}` +
     `<span class="sub">took ${e(formatDuration(Date.parse(run.finishedAt) - Date.parse(run.startedAt)))}</span></td>` +
     `<th class="r" scope="rowgroup" data-col="run" data-label="Run"${span}><a href="${e(reportHref(run.runId))}">${e(run.runId)}</a>` +
@@ -174,7 +198,15 @@ function runHtml(run: RunSummary): string {
     `<td class="r" data-col="dataset" data-label="Dataset"${span}>${datasetHtml(run)}</td>` +
     `<td class="r" data-col="schedule" data-label="Schedule"${span}>${run.schedule === null ? '<span class="muted">–</span>' : e(run.schedule)}</td>` +
     `<td class="r" data-col="status" data-label="Status"${span}>${statusHtml(run)}</td>` +
-    `<td class="r" data-col="cost" data-label="Cost (USD)"${span}>${costHtml(run)}</td>`;
+    extra +
+    `<td class="r" data-col="cost" data-label="Cost (USD)"${span}>${costHtml(run)}</td>`
+  );
+}
+
+function runHtml(run: RunSummary): string {
+  const rows = run.rows.length > 0 ? run.rows : [null];
+  const span = rows.length > 1 ? ` rowspan="${rows.length}"` : "";
+  const runCells = runCellsHtml(run, span);
   const out = rows.map((row, i) => {
     const cells =
       row === null
@@ -194,8 +226,11 @@ function runHtml(run: RunSummary): string {
 }
 
 function runsSection(index: HistoryIndex): string {
+  const runs = index.runs.filter(isMmsafeawareRun);
   if (index.runs.length === 0)
     return '<p class="note">No runs yet: each run adds itself here when its report is published.</p>';
+  if (runs.length === 0)
+    return '<p class="note">No MMSafeAware runs yet: the runs of other benchmarks are in their own sections below.</p>';
   return [
     '<p class="note">Newest first. Paper scoring, as in the reports: Total is the unweighted mean of Typical, Attack and ' +
       "Over-Safe; Balanced is the mean of unsafe and over-safety accuracy (always-No and always-Yes both score 50). " +
@@ -203,8 +238,84 @@ function runsSection(index: HistoryIndex): string {
     '<div class="table-wrap runs"><table id="runs">',
     "<thead><tr><th>When</th><th>Run</th><th>Dataset</th><th>Schedule</th><th>Status</th><th>Cost (USD)</th>" +
       "<th>Model</th><th>Strategy</th><th>Total</th><th>Balanced</th></tr></thead>",
-    ...index.runs.map(runHtml),
+    ...runs.map(runHtml),
     "</table></div>",
+  ].join("\n");
+}
+
+/** "↓" / "↑" / "" (an aggregate over columns of both directions). */
+const arrow = (lowerIsBetter: boolean | null): string =>
+  lowerIsBetter === null ? "" : lowerIsBetter ? " ↓" : " ↑";
+
+/** The scorer of a plug-in run, whether it is the authors' protocol, and its judge. */
+function scorerHtml(results: NonNullable<RunSummary["results"]>): string {
+  const { scorer, judge } = results;
+  return (
+    `${e(scorer.label)}${scorer.official ? tag("official") : tag("not official", "caution")}` +
+    (judge === null ? "" : `<span class="sub">judge ${e(judge.modelId)}</span>`)
+  );
+}
+
+/** One plug-in run: a row per model × strategy, a cell per column of the group (its rate, or "–"). */
+function benchmarkRunHtml(run: RunSummary, metrics: readonly BenchmarkMetric[]): string {
+  const results = run.results;
+  if (!results) return "";
+  const rows = results.rows.length > 0 ? results.rows : [null];
+  const span = rows.length > 1 ? ` rowspan="${rows.length}"` : "";
+  const runCells = runCellsHtml(
+    run,
+    span,
+    `<td class="r" data-col="scorer" data-label="Scorer"${span}>${scorerHtml(results)}</td>`,
+  );
+  const out = rows.map((row, i) => {
+    const cells =
+      row === null
+        ? `<td class="r" data-col="model" colspan="${metrics.length + 2}">no model × strategy</td>`
+        : `<td data-col="model" data-label="Model">${e(row.modelId)}${row.kind === "baseline" ? tag("baseline") : ""}</td>` +
+          `<td data-col="strategy" data-label="Strategy" title="${row.answered}/${row.planned} answered">${e(row.strategy)}</td>` +
+          metrics
+            .map(
+              (m) =>
+                `<td data-col="rate" data-key="${e(m.key)}" data-label="${e(m.label + arrow(m.lowerIsBetter))}">` +
+                `${formatPercent(row.rates[m.key] ?? null)}</td>`,
+            )
+            .join("");
+    const attributes =
+      row === null ? "" : ` data-model="${e(row.modelId)}" data-strategy="${e(row.strategy)}"`;
+    return `<tr class="series"${attributes}>${i === 0 ? runCells : ""}${cells}</tr>`;
+  });
+  return (
+    `<tbody class="run" data-run-id="${e(run.runId)}" data-outcome="${e(run.completion.outcome)}" ` +
+    `data-regression="false">${out.join("")}</tbody>`
+  );
+}
+
+/** A group's heading: the benchmark's title, and your own dataset's name. */
+const groupTitle = (group: BenchmarkGroup): string =>
+  group.dataset === null ? group.title : `${group.title}: ${group.dataset}`;
+
+function benchmarkSection(group: BenchmarkGroup, n: number, byId: ReadonlyMap<string, RunSummary>): string {
+  const runs = group.runIds.flatMap((id) => byId.get(id) ?? []);
+  const dataset = group.dataset === null ? "" : ` data-dataset="${e(group.dataset)}"`;
+  const head = group.metrics
+    .map(
+      (m) =>
+        `<th data-key="${e(m.key)}"${m.lowerIsBetter === null ? "" : ` title="${e(directionWords(m.lowerIsBetter))}"`}>` +
+        `${e(m.label)}${e(arrow(m.lowerIsBetter))}</th>`,
+    )
+    .join("");
+  return [
+    `<section class="benchmark" id="benchmark-${n}" data-benchmark="${e(group.benchmark)}"${dataset}>`,
+    `<h2>${e(groupTitle(group))}</h2>`,
+    `<p class="note">${e(plural(runs.length, "run"))}, newest first. Each rate is a % of the items scored in its column ` +
+      "(↓ lower is better, ↑ higher is better), by the run’s scorer; the columns are those of the newest run, and “–” marks " +
+      "one a run has no rate for. Regressions are checked for MMSafeAware runs only.</p>",
+    '<div class="table-wrap runs"><table class="bench">',
+    "<thead><tr><th>When</th><th>Run</th><th>Dataset</th><th>Schedule</th><th>Status</th><th>Scorer</th><th>Cost (USD)</th>" +
+      `<th>Model</th><th>Strategy</th>${head}</tr></thead>`,
+    ...runs.map((run) => benchmarkRunHtml(run, group.metrics)),
+    "</table></div>",
+    "</section>",
   ].join("\n");
 }
 
@@ -273,6 +384,7 @@ function invalidHtml(index: HistoryIndex): string {
 /** Renders reports/index.html. */
 export function renderHistoryHtml(input: HistoryHtmlInput): string {
   const { index } = input;
+  const byId = new Map(index.runs.map((r) => [r.runId, r]));
   const newest = index.runs[0];
   const summary = [
     plural(index.runs.length, "run"),
@@ -298,15 +410,18 @@ export function renderHistoryHtml(input: HistoryHtmlInput): string {
     "<h1>mmsafe runs</h1>",
     `<p class="muted">${e(summary.join(" · "))}</p>`,
     invalidHtml(index),
-    '<nav><a href="#runs-section">Runs</a><a href="#trends">Trends</a></nav>',
+    `<nav><a href="#runs-section">MMSafeAware runs</a><a href="#trends">Trends</a>${index.benchmarks
+      .map((g, i) => `<a href="#benchmark-${i + 1}">${e(groupTitle(g))}</a>`)
+      .join("")}</nav>`,
     "</header>",
     "<main>",
-    '<section id="runs-section"><h2>Runs</h2>',
+    '<section id="runs-section"><h2>MMSafeAware runs</h2>',
     runsSection(index),
     "</section>",
     '<section id="trends"><h2>Trends</h2>',
     trendsSection(input),
     "</section>",
+    ...index.benchmarks.map((g, i) => benchmarkSection(g, i + 1, byId)),
     "</main>",
     `<footer>Built ${e(formatWhen(index.generatedAt))} by ${e(index.generator.name)} ${e(index.generator.version)} from ` +
       `${plural(index.runs.length + index.invalid.length, "run summary", "run summaries")}. Self-contained: no network requests, no scripts. ` +
