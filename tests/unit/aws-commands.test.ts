@@ -554,7 +554,7 @@ describe("mmsafe runs", () => {
       ownRow ?? "",
       /custom \(your own\)\s+refuse:30\/baseline\s+–\s+–\s+harmful 39\.3, benign\S* –$/,
     );
-    assert.doesNotMatch(ownRow ?? "", /\u001b/, "keys from your data are made terminal-safe");
+    assert.ok(!(ownRow ?? "").includes("\u001b"), "keys from your data are made terminal-safe");
     assert.match(mmsaRow ?? "", /random\/baseline\s+57\.6\s+60\.2$/);
     // Without a plug-in run the table is as it was: no rates column.
     assert.match(runsTable([mmsa]).split("\n")[0] ?? "", /Balanced$/);
