@@ -1,11 +1,13 @@
 /**
  * Fetches a benchmark dataset from its official repository at a pinned commit (GitHub's public archive),
- * verifies it file by file and unpacks its `data/` folder into `<home>/datasets/<name>/`, where the local
- * runner looks for the real data.
+ * verifies it file by file and unpacks the folders its layout reads (MMSafeAware: `data/`; MOSSBench:
+ * `data/` and `data_contrast/`) into `<home>/datasets/<name>/`, where the local runner looks for the real
+ * data.
  *
  * Nothing half-written is ever visible there: the archive is downloaded and unpacked into a staging
- * directory next to the destination, every file is compared with the published git tree (blob hashes) and
- * read with the same importer the runner uses, and only then is it renamed into place.
+ * directory next to the destination, every file is compared with the shipped listing (git blob hashes) and
+ * read with the same importer the runner uses, and only then is it renamed into place. What differs per
+ * benchmark (folders, listing, importer, description) is its {@link DatasetLayout}; the rest is shared.
  */
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -15,6 +17,23 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { extract, list, ReadEntry } from "tar";
 import { z } from "zod";
+import {
+  MOSSBENCH_COMMIT,
+  MOSSBENCH_CONTRAST_COLUMN,
+  MOSSBENCH_REPOSITORY,
+} from "../benchmarks/mossbench/definition.ts";
+import {
+  describeMossbenchDifference,
+  type ManifestEntry,
+  MOSSBENCH_ANNOTATION_FILES,
+  MOSSBENCH_BENIGN_FILE,
+  MOSSBENCH_CONTRAST_FILE,
+  MOSSBENCH_MANIFEST,
+  type MossbenchDataset,
+  MossbenchLayoutError,
+  parseMossbenchManifest,
+  readMossbenchDataset,
+} from "../benchmarks/mossbench/layout.ts";
 import { type OfficialDataset, readOfficialDataset } from "./official-layout.ts";
 import { MMSAFEAWARE_PUBLISHED_TREE } from "./provenance.ts";
 import {
@@ -25,20 +44,27 @@ import {
   readPublishedTree,
   treeMatches,
 } from "./published-tree.ts";
+import { describeImport } from "./upload.ts";
 
-/** Where a dataset comes from and what a correct copy of it contains. */
-export interface DatasetSource {
+/**
+ * Where a dataset comes from and what a correct copy of it contains. `D` is what its layout reads from a
+ * copy: MMSafeAware's {@link OfficialDataset} unless {@link DatasetSource.layout} says otherwise.
+ */
+export interface DatasetSource<D = OfficialDataset> {
   /** Folder name under `<home>/datasets/` and the name on the command line. */
   name: string;
   /** GitHub `owner/name` of the official repository. */
   repository: string;
   /** The pinned commit, whose archive is downloaded. */
   commit: string;
-  /** Commits whose `data/` is the published tree (the pinned one among them); archives of these are expected. */
+  /** Commits whose data is the published one (the pinned one among them); archives of these are expected. */
   acceptedCommits: readonly string[];
   /** A `.tar.gz` of the repository at {@link DatasetSource.commit}. */
   url: string;
-  /** The published `git ls-tree -r` listing of `data/` that every unpacked file is verified against. */
+  /**
+   * The shipped listing every unpacked file is verified against: MMSafeAware's `git ls-tree -r` of `data/`,
+   * MOSSBench's manifest (path, git blob sha1, size). Tests and `--tree` give another one.
+   */
   tree: string | URL;
   /**
    * sha256 of the archive at {@link DatasetSource.url}, or null when it is not known (GitHub's archives are
@@ -46,8 +72,66 @@ export interface DatasetSource {
    * either way; the archive's sha256 is recorded in `source.json`.
    */
   archiveSha256: string | null;
-  /** Record and runnable-pair counts the importer must find in the unpacked data, or null to not check. */
+  /** Record and runnable counts the importer must find in the unpacked data, or null to not check. */
   expect: { records: number; runnable: number } | null;
+  /**
+   * What is unpacked and how it is verified and read; MMSafeAware's official layout ({@link
+   * MMSAFEAWARE_LAYOUT}) when absent.
+   */
+  layout?: DatasetLayout<D>;
+}
+
+/**
+ * A benchmark's part of a fetch: which folders of the repository are kept, how the unpacked copy is
+ * verified against {@link DatasetSource.tree} and read, and how the result is described. Download,
+ * unpacking, staging, `source.json` and the move into place are shared by every layout.
+ */
+export interface DatasetLayout<D> {
+  /** Top-level folders of the repository that are unpacked; nothing else in the archive is written. */
+  readonly folders: readonly string[];
+  /**
+   * Reads the source's listing (before anything is downloaded, so a broken one fails at once) and returns
+   * the checks bound to it.
+   *
+   * @throws DatasetFetchError naming the listing and the line that does not fit.
+   */
+  load(source: DatasetSource<D>): Promise<DatasetChecks<D>>;
+  /** The `verified: …` line of {@link describeFetch}. */
+  describeVerified(result: FetchDatasetResult<D>): string;
+  /** The line naming the checksum that identifies what a run evaluates. */
+  describeChecksum(result: FetchDatasetResult<D>): string;
+  /** What the unpacked data holds, as the CLI prints it after {@link describeFetch}. */
+  describeData(dataset: D): string[];
+  /** How an unpinned commit's data is said to be the published one (`its data/ is identical to …`). */
+  readonly sameData: string;
+}
+
+/** A layout's checks, bound to the listing they verify against. */
+export interface DatasetChecks<D> {
+  /**
+   * Verifies the unpacked copy in `content` file by file and reads it with the runner's importer.
+   *
+   * @throws DatasetFetchError naming every file that differs (path, expected and actual hash), or the
+   *   counts that differ from `source.expect`; nothing is then moved into place.
+   */
+  verify(content: string, label: string, identity: ArchiveIdentity): Promise<VerifiedData<D>>;
+  /** The present copy in `dest` when it still verifies and its checksum is `checksum`, else undefined. */
+  readIfIntact(dest: string, checksum: string): Promise<D | undefined>;
+  /** The staged dataset as seen from its final place. */
+  relocate(dataset: D, from: string, to: string): D;
+}
+
+/** What a layout found in a verified copy, recorded in `source.json`. */
+export interface VerifiedData<D> {
+  dataset: D;
+  /** Files verified against the listing. */
+  files: number;
+  /** git tree id of the published folder the files matched, when the listing names it. */
+  treeId: string | null;
+  /** Identifies the content a run evaluates; a present copy is only reused while it still has it. */
+  checksum: string;
+  records: number;
+  runnable: number;
 }
 
 /** The repository's main branch as of 2025-06-04 (since 07c0de2a only README and paper files changed). */
@@ -56,8 +140,142 @@ import { MMSAFEAWARE_COMMIT } from "../benchmarks/mmsafeaware/definition.ts";
 /** The first commit with the complete data (2025-05-30); its `data/` is the same git tree. */
 const MMSAFEAWARE_FIRST_COMPLETE_COMMIT = "07c0de2a957238d5dbc3c163f4b2463dd249f4ed";
 
+/**
+ * MMSafeAware's official layout: `data/` (prompt.txt and the image folders), every file compared with the
+ * published `git ls-tree -r` listing of `data/`, then read with the runner's importer.
+ */
+export const MMSAFEAWARE_LAYOUT: DatasetLayout<OfficialDataset> = {
+  folders: ["data"],
+  async load(source) {
+    const tree = await readTreeListing(source);
+    return {
+      async verify(content, label, identity) {
+        const files = await verifyTree(content, tree, label, source, identity);
+        const dataset = await verifyContent(content, label, source);
+        return {
+          dataset,
+          files,
+          treeId: tree.treeId,
+          checksum: dataset.checksum,
+          records: dataset.records,
+          runnable: dataset.items.length,
+        };
+      },
+      readIfIntact: (dest, checksum) => readIfIntact(dest, checksum, tree),
+      relocate,
+    };
+  },
+  describeVerified: (result) =>
+    `verified: all ${result.files.toLocaleString("en-US")} files under data/ match the published tree (git blob hashes)` +
+    (result.source.expect === null
+      ? ""
+      : `; ${result.source.expect.records.toLocaleString("en-US")} records / ${result.source.expect.runnable.toLocaleString("en-US")} runnable pairs as expected`),
+  describeChecksum: (result) =>
+    `dataset checksum ${result.dataset.checksum.slice(0, 12)}… (prompt.txt and the runnable images: identifies what a run evaluates)`,
+  describeData: describeImport,
+  sameData: "its data/ is identical to the published tree",
+};
+
+/** Records of MOSSBench's benign set (`data/`) and of its harmful contrast set (`data_contrast/`). */
+const MOSSBENCH_BENIGN_RECORDS = 300;
+const MOSSBENCH_CONTRAST_RECORDS = 244;
+
+/** What a MOSSBench fetch reads: the records as the runner reads them, and the files they were checked by. */
+export interface FetchedMossbench extends MossbenchDataset {
+  /** Absolute path of the dataset root (`data/` and `data_contrast/` are inside). */
+  dir: string;
+  /** sha256 over the path and git blob of both annotation files and every image a record uses. */
+  checksum: string;
+}
+
+/**
+ * MOSSBench's official layout: `data/` and `data_contrast/` (the root `images/` duplicate is not unpacked:
+ * no record uses it), read with `readMossbenchDataset`, which checks both annotation files and every image
+ * a record uses against the manifest in {@link DatasetSource.tree}. Only provenance `official` with 300
+ * benign and 244 contrast records, none skipped, is accepted.
+ */
+export const MOSSBENCH_LAYOUT: DatasetLayout<FetchedMossbench> = {
+  folders: ["data", "data_contrast"],
+  async load(source) {
+    const manifest = await readMossbenchListing(source.tree);
+    const read = (root: string) => readMossbenchDataset(root, { manifest: source.tree });
+    return {
+      async verify(content, label, identity) {
+        for (const file of [MOSSBENCH_BENIGN_FILE, MOSSBENCH_CONTRAST_FILE]) {
+          try {
+            await stat(path.join(content, ...file.split("/")));
+          } catch (error: unknown) {
+            throw new DatasetFetchError(
+              `${label} has no ${file} under its top-level folder: it is not an archive of ${source.repository}`,
+              { cause: error },
+            );
+          }
+        }
+        let dataset: MossbenchDataset;
+        try {
+          dataset = await read(content);
+        } catch (error: unknown) {
+          throw new DatasetFetchError(
+            `the data unpacked from ${label} cannot be read: ${describeCause(error)}`,
+            { cause: error },
+          );
+        }
+        verifyMossbenchFiles(dataset, manifest, label, source, identity);
+        verifyMossbenchCounts(dataset, label, source);
+        const checksum = mossbenchChecksum(dataset, manifest);
+        return {
+          dataset: { ...dataset, dir: content, checksum },
+          files: mossbenchFiles(dataset).length,
+          treeId: null,
+          checksum,
+          records: dataset.records.length + dataset.skipped.length,
+          runnable: dataset.records.length,
+        };
+      },
+      async readIfIntact(dest, checksum) {
+        try {
+          const dataset = await read(dest);
+          if (dataset.provenance.kind !== "official" || dataset.skipped.length > 0) return undefined;
+          return mossbenchChecksum(dataset, manifest) === checksum
+            ? { ...dataset, dir: dest, checksum }
+            : undefined;
+        } catch {
+          // Unreadable (an annotation file deleted): damage like any other, fetched again.
+          return undefined;
+        }
+      },
+      // Record image paths are relative to the root, so only the root moves.
+      relocate: (dataset, _from, to) => ({ ...dataset, dir: to }),
+    };
+  },
+  describeVerified: (result) =>
+    `verified: all ${result.files.toLocaleString("en-US")} files the records use (both annotation files and every image) match the manifest (git blob hashes); ` +
+    `${countOf(result.dataset, "benign")} benign / ${countOf(result.dataset, "contrast")} contrast records as expected`,
+  describeChecksum: (result) =>
+    `dataset checksum ${result.dataset.checksum.slice(0, 12)}… (the annotation files and the images the records use: identifies what a run evaluates)`,
+  describeData: (dataset) => {
+    const lines = [
+      `MOSSBench: ${dataset.records.length} records, ${countOf(dataset, "benign")} benign (expected comply) and ${countOf(dataset, "contrast")} harmful contrast (expected refuse), in ${dataset.dir}`,
+    ];
+    const { orphanImages } = dataset.ignored;
+    if (orphanImages.length > 0)
+      lines.push(
+        `note: ${orphanImages.length} images no record uses are kept but ignored: ${orphanImages.join(", ")}`,
+      );
+    if (dataset.mismatchedExtensions.length > 0)
+      lines.push(
+        `note: typed by their bytes (another format than the extension says): ${dataset.mismatchedExtensions.join(", ")}`,
+      );
+    return lines;
+  },
+  sameData: "the files its records use match the manifest",
+};
+
 /** Datasets that `mmsafe dataset fetch <name>` knows. */
-export const DATASET_SOURCES: Readonly<Record<"mmsafeaware", DatasetSource>> = {
+export const DATASET_SOURCES: Readonly<{
+  mmsafeaware: DatasetSource<OfficialDataset>;
+  mossbench: DatasetSource<FetchedMossbench>;
+}> = {
   /**
    * The official MMSafeAware repository. Its `data/` (tree 472df95…) is identical at both accepted commits;
    * every unpacked file is checked against the shipped listing of that tree, and the import must then find
@@ -73,7 +291,36 @@ export const DATASET_SOURCES: Readonly<Record<"mmsafeaware", DatasetSource>> = {
     archiveSha256: null,
     expect: { records: 1523, runnable: 1453 },
   },
+  /**
+   * The official MOSSBench repository. Only `data/` and `data_contrast/` are unpacked (the root `images/` is
+   * a duplicate no record uses); every file a record uses and both annotation files must match the shipped
+   * manifest, and the import must find 300 benign and 244 contrast records, all runnable.
+   */
+  mossbench: {
+    name: "mossbench",
+    repository: MOSSBENCH_REPOSITORY,
+    commit: MOSSBENCH_COMMIT,
+    acceptedCommits: [MOSSBENCH_COMMIT],
+    url: `https://github.com/${MOSSBENCH_REPOSITORY}/archive/${MOSSBENCH_COMMIT}.tar.gz`,
+    tree: MOSSBENCH_MANIFEST,
+    archiveSha256: null,
+    expect: {
+      records: MOSSBENCH_BENIGN_RECORDS + MOSSBENCH_CONTRAST_RECORDS,
+      runnable: MOSSBENCH_BENIGN_RECORDS + MOSSBENCH_CONTRAST_RECORDS,
+    },
+    layout: MOSSBENCH_LAYOUT,
+  },
 };
+
+/**
+ * The catalogued source named `name` (as typed on the command line), or undefined when none is: typed for
+ * callers that handle every benchmark alike (the CLI), whose result {@link describeFetchReport} describes.
+ */
+export function findDatasetSource(name: string): DatasetSource<unknown> | undefined {
+  return Object.hasOwn(DATASET_SOURCES, name)
+    ? DATASET_SOURCES[name as keyof typeof DATASET_SOURCES]
+    : undefined;
+}
 
 /** A dataset could not be fetched or did not verify; the message says what happened and what to do. */
 export class DatasetFetchError extends Error {
@@ -81,8 +328,8 @@ export class DatasetFetchError extends Error {
 }
 
 /** Options of {@link fetchDataset}. */
-export interface FetchDatasetOptions {
-  source: DatasetSource;
+export interface FetchDatasetOptions<D = OfficialDataset> {
+  source: DatasetSource<D>;
   /** mmsafe's home folder (e.g. `.mmsafe`); the data goes to `<home>/datasets/<source.name>/`. */
   home: string;
   /** Expected sha256 of the archive; overrides `source.archiveSha256`. A mismatch is an error. */
@@ -98,22 +345,22 @@ export interface FetchDatasetOptions {
 }
 
 /** What {@link fetchDataset} did. */
-export interface FetchDatasetResult {
-  /** Absolute destination: `<home>/datasets/<name>`; the files are under `<dir>/data/`. */
+export interface FetchDatasetResult<D = OfficialDataset> {
+  /** Absolute destination: `<home>/datasets/<name>`; the files are under `<dir>/data/` (and its siblings). */
   dir: string;
-  source: DatasetSource;
+  source: DatasetSource<D>;
   archiveSha256: string;
   archiveBytes: number;
   /** The commit the archive is of (from its pax header or top-level folder), or null when it names none. */
   commit: string | null;
   /** `tree`: every file matched the published tree; `tree+sha256`: and the archive matched a known sha256. */
   verifiedBy: VerifiedBy;
-  /** Files verified against the published tree. */
+  /** Files verified against the published tree (or manifest). */
   files: number;
   /** True when the destination already held verified data, so nothing was downloaded. */
   alreadyPresent: boolean;
   /** The data as the importer reads it from {@link FetchDatasetResult.dir}. */
-  dataset: OfficialDataset;
+  dataset: D;
 }
 
 type VerifiedBy = "tree" | "tree+sha256";
@@ -131,10 +378,11 @@ const sourceRecordSchema = z.object({
   archiveSha256: z.string(),
   archiveBytes: z.number(),
   verifiedBy: z.enum(["tree", "tree+sha256"]),
-  /** git tree id of the published `data/` the files matched. */
+  /** git tree id of the published `data/` the files matched (null when the listing names none). */
   tree: z.string().nullable(),
   files: z.number(),
   fetchedAt: z.string(),
+  /** The layout's checksum of what a run evaluates (MMSafeAware: prompt.txt and the runnable images). */
   datasetChecksum: z.string(),
   records: z.number(),
   runnable: z.number(),
@@ -166,11 +414,15 @@ const UNREACHABLE: Readonly<Record<string, string>> = {
  * destination is left untouched.
  *
  * @throws DatasetFetchError when the archive cannot be downloaded or read, its sha256 differs from the
- *   expected one, it holds no `data/prompt.txt`, it is of another commit, or its content differs from
- *   `source.expect`.
+ *   expected one, a file differs from the source's listing (each named with its expected and actual hash;
+ *   e.g. MMSafeAware's `data/prompt.txt` missing, or an archive of another commit), or its content differs
+ *   from `source.expect`.
  */
-export async function fetchDataset(options: FetchDatasetOptions): Promise<FetchDatasetResult> {
+export async function fetchDataset<D = OfficialDataset>(
+  options: FetchDatasetOptions<D>,
+): Promise<FetchDatasetResult<D>> {
   const { source } = options;
+  const layout = layoutOf(source);
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(source.name)) {
     throw new DatasetFetchError(
       `dataset name ${JSON.stringify(source.name)} cannot be used as a folder name`,
@@ -187,9 +439,9 @@ export async function fetchDataset(options: FetchDatasetOptions): Promise<FetchD
         `move it away, or run \`mmsafe dataset fetch ${source.name} --force\` to replace it`,
     );
   }
-  const tree = await readTreeListing(source);
+  const checks = await layout.load(source);
   if (typeof existing === "object" && !options.force) {
-    const present = await readIfIntact(dest, existing, tree);
+    const present = await checks.readIfIntact(dest, existing.datasetChecksum);
     if (present) {
       return {
         dir: dest,
@@ -227,9 +479,8 @@ export async function fetchDataset(options: FetchDatasetOptions): Promise<FetchD
 
     const content = path.join(staging, source.name);
     await mkdir(content);
-    const identity = await unpackDataFolder(archive.file, content, label, source);
-    const files = await verifyTree(content, tree, label, source, identity);
-    const staged = await verifyContent(content, label, source);
+    const identity = await unpackFolders(archive.file, content, label, source, layout.folders);
+    const staged = await checks.verify(content, label, identity);
 
     const record: SourceRecord = {
       name: source.name,
@@ -240,12 +491,12 @@ export async function fetchDataset(options: FetchDatasetOptions): Promise<FetchD
       archiveSha256: archive.sha256,
       archiveBytes: archive.bytes,
       verifiedBy: expectedSha256 === null ? "tree" : "tree+sha256",
-      tree: tree.treeId,
-      files,
+      tree: staged.treeId,
+      files: staged.files,
       fetchedAt: new Date().toISOString(),
       datasetChecksum: staged.checksum,
       records: staged.records,
-      runnable: staged.items.length,
+      runnable: staged.runnable,
     };
     await writeFile(path.join(content, SOURCE_FILE), `${JSON.stringify(record, null, 2)}\n`, "utf8");
     await moveIntoPlace(content, dest, path.join(staging, "previous"));
@@ -257,9 +508,9 @@ export async function fetchDataset(options: FetchDatasetOptions): Promise<FetchD
       archiveBytes: record.archiveBytes,
       commit: record.commit,
       verifiedBy: record.verifiedBy,
-      files,
+      files: staged.files,
       alreadyPresent: false,
-      dataset: relocate(staged, content, dest),
+      dataset: checks.relocate(staged.dataset, content, dest),
     };
   } finally {
     // Holds the downloaded archive and, after a replacement, the previous copy; never useful afterwards.
@@ -269,9 +520,13 @@ export async function fetchDataset(options: FetchDatasetOptions): Promise<FetchD
   }
 }
 
-/** Human-readable lines describing what {@link fetchDataset} did. */
-export function describeFetch(result: FetchDatasetResult): string[] {
-  const { source, dataset } = result;
+/**
+ * Human-readable lines describing what {@link fetchDataset} did: where the data went, the commit, how it was
+ * verified, the archive's sha256 and the dataset's checksum.
+ */
+export function describeFetch<D>(result: FetchDatasetResult<D>): string[] {
+  const { source } = result;
+  const layout = layoutOf(source);
   const size = `${(result.archiveBytes / 1024 / 1024).toFixed(1)} MB`;
   const commit =
     result.commit === null ? "an unnamed commit (the archive names none)" : `commit ${result.commit}`;
@@ -282,22 +537,34 @@ export function describeFetch(result: FetchDatasetResult): string[] {
   ];
   if (result.commit !== null && !source.acceptedCommits.includes(result.commit)) {
     lines.push(
-      `note: commit ${result.commit} is not one of the pinned commits (${source.acceptedCommits.map((c) => c.slice(0, 8)).join(", ")}), but its data/ is identical to the published tree`,
+      `note: commit ${result.commit} is not one of the pinned commits (${source.acceptedCommits.map((c) => c.slice(0, 8)).join(", ")}), but ${layout.sameData}`,
     );
   }
   lines.push(
-    `verified: all ${result.files.toLocaleString("en-US")} files under data/ match the published tree (git blob hashes)` +
-      (source.expect === null
-        ? ""
-        : `; ${source.expect.records.toLocaleString("en-US")} records / ${source.expect.runnable.toLocaleString("en-US")} runnable pairs as expected`),
+    layout.describeVerified(result),
     `archive sha256 ${result.archiveSha256} (${size})${result.verifiedBy === "tree+sha256" ? ": matches the expected checksum" : ", recorded in source.json"}`,
-    `dataset checksum ${dataset.checksum.slice(0, 12)}… (prompt.txt and the runnable images: identifies what a run evaluates)`,
+    layout.describeChecksum(result),
   );
   return lines;
 }
 
+/**
+ * Every line the CLI prints after a fetch, for any benchmark: {@link describeFetch}, then what the data
+ * holds as its importer read it (MMSafeAware: records and runnable pairs per subset; MOSSBench: records
+ * per column and what was ignored).
+ */
+export function describeFetchReport<D>(result: FetchDatasetResult<D>): string[] {
+  return [...describeFetch(result), ...layoutOf(result.source).describeData(result.dataset)];
+}
+
+/** The source's layout: its own, or MMSafeAware's for a source that names none. */
+function layoutOf<D>(source: DatasetSource<D>): DatasetLayout<D> {
+  // A source without a layout is MMSafeAware's, whose D is OfficialDataset (the type parameter's default).
+  return source.layout ?? (MMSAFEAWARE_LAYOUT as unknown as DatasetLayout<D>);
+}
+
 /** The source's published tree listing; a broken listing is a fetch error naming the file. */
-async function readTreeListing(source: DatasetSource): Promise<PublishedTree> {
+async function readTreeListing(source: DatasetSource<OfficialDataset>): Promise<PublishedTree> {
   try {
     return await readPublishedTree(source.tree);
   } catch (error: unknown) {
@@ -344,13 +611,13 @@ async function readSourceRecord(dest: string): Promise<SourceRecord | "foreign" 
 /** The present copy, read by the importer, when it still matches the published tree and its record. */
 async function readIfIntact(
   dest: string,
-  record: SourceRecord,
+  checksum: string,
   tree: PublishedTree,
 ): Promise<OfficialDataset | undefined> {
   try {
     if (!treeMatches(await compareWithPublishedTree(dest, tree))) return undefined;
     const dataset = await readOfficialDataset(dest);
-    return dataset.checksum === record.datasetChecksum ? dataset : undefined;
+    return dataset.checksum === checksum ? dataset : undefined;
   } catch {
     // Unreadable (e.g. prompt.txt deleted): treated like any other damage, by fetching again.
     return undefined;
@@ -405,15 +672,15 @@ interface Archive {
 }
 
 /** How to proceed when the download is impossible from this machine. */
-function offlineHint(source: DatasetSource): string {
+function offlineHint(source: DatasetSource<unknown>): string {
   return `Download the archive elsewhere and run \`mmsafe dataset fetch ${source.name} --archive FILE\``;
 }
 
 /** Streams the archive to `file` while hashing it; the archive is never held in memory. */
 async function download(
-  source: DatasetSource,
+  source: DatasetSource<unknown>,
   file: string,
-  options: Pick<FetchDatasetOptions, "fetchImpl" | "onProgress">,
+  options: Pick<FetchDatasetOptions<unknown>, "fetchImpl" | "onProgress">,
 ): Promise<Archive> {
   const url = source.url;
   const fetchImpl = options.fetchImpl ?? fetch;
@@ -450,9 +717,9 @@ async function download(
 
 /** Hashes a local archive by streaming it, reporting progress like a download. */
 async function hashLocalArchive(
-  source: DatasetSource,
+  source: DatasetSource<unknown>,
   archiveFile: string,
-  onProgress: FetchDatasetOptions["onProgress"],
+  onProgress: FetchDatasetOptions<unknown>["onProgress"],
 ): Promise<Archive> {
   const file = path.resolve(archiveFile);
   const hash = createHash("sha256");
@@ -480,7 +747,7 @@ function hashing(
   hash: Hash,
   progress: { receivedBytes: number },
   totalBytes: number | null,
-  onProgress: FetchDatasetOptions["onProgress"],
+  onProgress: FetchDatasetOptions<unknown>["onProgress"],
 ): (chunks: AsyncIterable<Uint8Array>) => AsyncGenerator<Uint8Array> {
   return async function* (chunks) {
     for await (const chunk of chunks) {
@@ -493,7 +760,7 @@ function hashing(
 }
 
 /** What to tell the user when `fetch` itself failed: usually no network, which the archive option solves. */
-function describeNetworkFailure(url: string, error: unknown, source: DatasetSource): string {
+function describeNetworkFailure(url: string, error: unknown, source: DatasetSource<unknown>): string {
   const code = findErrorCode(error);
   const reason = code === undefined ? undefined : UNREACHABLE[code];
   if (code !== undefined && reason !== undefined) {
@@ -540,46 +807,47 @@ function errorCode(error: unknown): string | undefined {
 
 const lowerFirst = (text: string): string => text.charAt(0).toLowerCase() + text.slice(1);
 
-/** The kept part of an archive, relative to its top-level folder: everything under `data/`. */
-const KEPT_FILE = /^data\/[^/].*[^/]$/;
-const KEPT_DIRECTORY = /^data(?:\/.*)?$/;
 const FULL_SHA = /^[0-9a-f]{40}$/;
 
 /** The commit an archive says it is of, and where it says so. */
-interface ArchiveIdentity {
+export interface ArchiveIdentity {
   commit: string | null;
   from: "pax header" | "folder name" | null;
 }
 
 /**
- * The top-level folder of an entry that belongs to `data/`, or undefined for anything else: other files
- * (paper, README), links, devices and paths with `..` or an absolute root.
+ * The top-level folder of an entry that belongs to one of `folders` (relative to that top-level folder),
+ * or undefined for anything else: other files (paper, README), links, devices and paths with `..` or an
+ * absolute root.
  */
-function keptTopLevel(entryPath: string, entry: ReadEntry): string | undefined {
+function keptTopLevel(entryPath: string, entry: ReadEntry, folders: readonly string[]): string | undefined {
   const parts = entryPath.replaceAll("\\", "/").split("/");
   const top = parts[0];
   if (top === undefined || top === "" || parts.some((p) => p === ".." || p === ".")) return undefined;
-  const relative = parts.slice(1).join("/");
-  const wanted =
-    entry.type === "File" || entry.type === "OldFile" || entry.type === "ContiguousFile"
-      ? KEPT_FILE.test(relative)
-      : entry.type === "Directory" && KEPT_DIRECTORY.test(relative);
+  const inside = parts.slice(1);
+  const folder = inside[0];
+  if (folder === undefined || !folders.includes(folder)) return undefined;
+  const isFile = entry.type === "File" || entry.type === "OldFile" || entry.type === "ContiguousFile";
+  // A file needs a name below the folder (`data/x`, not `data`, `data/` or `data//x`).
+  const below = inside.slice(1);
+  const wanted = isFile ? below.length > 0 && below.every((p) => p !== "") : entry.type === "Directory";
   return wanted ? top : undefined;
 }
 
 /**
- * Unpacks every regular file under `data/` from the archive's single top-level folder into `content`; only
- * regular files are ever written, and only inside `content`. Returns the commit the archive names: git
+ * Unpacks every regular file under `folders` (`data/`, …) from the archive's single top-level folder into
+ * `content`; only regular files are ever written, and only inside `content`. Returns the commit the archive names: git
  * writes it into a pax global header, and GitHub names the top-level folder `<repo>-<full sha>`.
  *
  * The archive is read twice: first without writing anything, so a damaged archive is refused before
  * extraction starts (tar may still be writing when an extraction fails).
  */
-async function unpackDataFolder(
+async function unpackFolders(
   archiveFile: string,
   content: string,
   label: string,
-  source: DatasetSource,
+  source: DatasetSource<unknown>,
+  folders: readonly string[],
 ): Promise<ArchiveIdentity> {
   const topLevels = new Set<string>();
   let paxCommit: string | undefined;
@@ -593,7 +861,7 @@ async function unpackDataFolder(
         if (!(entry instanceof ReadEntry)) return false;
         const comment = entry.globalExtended?.comment?.trim();
         if (comment !== undefined && FULL_SHA.test(comment)) paxCommit ??= comment;
-        const top = keptTopLevel(entryPath, entry);
+        const top = keptTopLevel(entryPath, entry, folders);
         if (top !== undefined) topLevels.add(top);
         return false;
       },
@@ -611,7 +879,7 @@ async function unpackDataFolder(
       strict: true,
       preserveOwner: false,
       filter: (entryPath, entry) =>
-        entry instanceof ReadEntry && keptTopLevel(entryPath, entry) !== undefined,
+        entry instanceof ReadEntry && keptTopLevel(entryPath, entry, folders) !== undefined,
     });
   } catch (error: unknown) {
     if (error instanceof DatasetFetchError) throw error;
@@ -636,17 +904,13 @@ async function verifyTree(
   content: string,
   tree: PublishedTree,
   label: string,
-  source: DatasetSource,
+  source: DatasetSource<OfficialDataset>,
   identity: ArchiveIdentity,
 ): Promise<number> {
   const comparison = await compareWithPublishedTree(content, tree);
   if (treeMatches(comparison)) return comparison.matching;
   const n = differingFiles(comparison);
-  const commitHint =
-    identity.commit !== null && !source.acceptedCommits.includes(identity.commit)
-      ? ` It is an archive of commit ${identity.commit}, not of a commit the data is pinned to ` +
-        `(${source.acceptedCommits.map((c) => c.slice(0, 8)).join(", ")}): download ${source.url}`
-      : "";
+  const commitHint = unpinnedCommitHint(source, identity);
   throw new DatasetFetchError(
     `${label} is not the published data: ${n} ${n === 1 ? "file" : "files"} under data/ ` +
       `${n === 1 ? "differs" : "differ"} from the published tree (${path.basename(tree.source)}, ` +
@@ -657,11 +921,22 @@ async function verifyTree(
   );
 }
 
+/**
+ * When the archive is of a commit the data is not pinned to, the sentence that says so and what to get
+ * instead (appended to a verification error); else "".
+ */
+function unpinnedCommitHint(source: DatasetSource<unknown>, identity: ArchiveIdentity): string {
+  return identity.commit !== null && !source.acceptedCommits.includes(identity.commit)
+    ? ` It is an archive of commit ${identity.commit}, not of a commit the data is pinned to ` +
+        `(${source.acceptedCommits.map((c) => c.slice(0, 8)).join(", ")}): download ${source.url}`
+    : "";
+}
+
 /** Reads the staged data with the runner's importer and checks it against the catalogue's expectations. */
 async function verifyContent(
   content: string,
   label: string,
-  source: DatasetSource,
+  source: DatasetSource<OfficialDataset>,
 ): Promise<OfficialDataset> {
   try {
     await stat(path.join(content, "data", "prompt.txt"));
@@ -688,6 +963,98 @@ async function verifyContent(
   }
   return dataset;
 }
+
+/** MOSSBench's manifest; a broken one is a fetch error naming the file and line. */
+async function readMossbenchListing(manifest: string | URL): Promise<Map<string, ManifestEntry>> {
+  const label = manifest instanceof URL ? manifest.pathname : manifest;
+  try {
+    return parseMossbenchManifest(await readFile(manifest, "utf8"), label);
+  } catch (error: unknown) {
+    if (error instanceof MossbenchLayoutError) throw new DatasetFetchError(error.message, { cause: error });
+    throw new DatasetFetchError(`cannot read the MOSSBench manifest ${label} (${describeCause(error)})`, {
+      cause: error,
+    });
+  }
+}
+
+/** The files a MOSSBench copy is verified by: both annotation files and every image a record uses. */
+function mossbenchFiles(dataset: MossbenchDataset): string[] {
+  const images = [...dataset.records.map((r) => r.imagePath), ...dataset.differences.map((d) => d.path)];
+  return [...new Set([MOSSBENCH_BENIGN_FILE, MOSSBENCH_CONTRAST_FILE, ...images])].sort();
+}
+
+/**
+ * sha256 over `path \t blob` of every file {@link mossbenchFiles} names, with the blob the manifest gives:
+ * the files were verified against it, so this identifies their bytes without reading them again.
+ */
+function mossbenchChecksum(dataset: MossbenchDataset, manifest: ReadonlyMap<string, ManifestEntry>): string {
+  const hash = createHash("sha256");
+  for (const file of mossbenchFiles(dataset)) {
+    const blob = manifest.get(file)?.blob ?? MOSSBENCH_ANNOTATION_FILES[file]?.blob ?? "unlisted";
+    hash.update(`${file}\t${blob}\n`);
+  }
+  return hash.digest("hex");
+}
+
+const countOf = (dataset: MossbenchDataset, set: "benign" | "contrast"): number =>
+  dataset.records.filter((r) => (r.column === MOSSBENCH_CONTRAST_COLUMN) === (set === "contrast")).length;
+
+/**
+ * Fails unless every file the records use matches the manifest (provenance `official`), naming each file
+ * that differs with its expected and actual blob, as `readMossbenchDataset` reports them.
+ */
+function verifyMossbenchFiles(
+  dataset: MossbenchDataset,
+  manifest: ReadonlyMap<string, ManifestEntry>,
+  label: string,
+  source: DatasetSource<FetchedMossbench>,
+  identity: ArchiveIdentity,
+): void {
+  if (dataset.provenance.kind === "official") return;
+  const { differences } = dataset;
+  const n = differences.length;
+  const shown = differences.slice(0, MAX_LISTED_DIFFERENCES).map(describeMossbenchDifference);
+  if (n > MAX_LISTED_DIFFERENCES) shown.push(`… and ${n - MAX_LISTED_DIFFERENCES} more`);
+  const listing = source.tree instanceof URL ? source.tree.pathname : source.tree;
+  throw new DatasetFetchError(
+    `${label} is not the published data: ${n} ${n === 1 ? "file" : "files"} the records use ` +
+      `${n === 1 ? "differs" : "differ"} from the manifest (${path.basename(listing)}, ${manifest.size} files), ` +
+      `so nothing was moved into place.${unpinnedCommitHint(source, identity)}\n` +
+      shown.map((line) => `  ${line}`).join("\n"),
+  );
+}
+
+/** Fails unless the copy has the expected benign and contrast records, none of them skipped. */
+function verifyMossbenchCounts(
+  dataset: MossbenchDataset,
+  label: string,
+  source: DatasetSource<FetchedMossbench>,
+): void {
+  const benign = countOf(dataset, "benign");
+  const contrast = countOf(dataset, "contrast");
+  const { expect } = source;
+  const total = dataset.records.length + dataset.skipped.length;
+  const fits =
+    dataset.skipped.length === 0 &&
+    (expect === null ||
+      (benign === MOSSBENCH_BENIGN_RECORDS &&
+        contrast === MOSSBENCH_CONTRAST_RECORDS &&
+        total === expect.records &&
+        dataset.records.length === expect.runnable));
+  if (fits) return;
+  const skipped = dataset.skipped
+    .slice(0, MAX_LISTED_DIFFERENCES)
+    .map((r) => `  skipped ${r.id}: ${r.detail}`);
+  throw new DatasetFetchError(
+    `the data unpacked from ${label} has ${benign} benign / ${contrast} contrast records runnable and ` +
+      `${dataset.skipped.length} skipped, expected ${MOSSBENCH_BENIGN_RECORDS} benign / ` +
+      `${MOSSBENCH_CONTRAST_RECORDS} contrast and none skipped` +
+      (skipped.length > 0 ? `\n${skipped.join("\n")}` : ""),
+  );
+}
+
+/** Differing files named in one error; the count says how many there are in all. */
+const MAX_LISTED_DIFFERENCES = 10;
 
 /**
  * Renames the verified copy into place. An existing destination is first moved aside (into the staging

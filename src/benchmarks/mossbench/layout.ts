@@ -376,7 +376,8 @@ const extensionMatches = (relative: string, type: ImageType): boolean => {
 
 const short = (blob: string | null): string => (blob === null ? "none" : blob.slice(0, 12));
 
-function differenceExample(d: MossbenchFileDifference): string {
+/** One phrase per differing file: its path, what the manifest expects and what was found (blob prefixes). */
+export function describeMossbenchDifference(d: MossbenchFileDifference): string {
   switch (d.kind) {
     case "changed":
       return `${d.path} changed (expected blob ${short(d.expected)}, found ${short(d.actual)})`;
@@ -477,7 +478,7 @@ export async function readMossbenchDataset(
             changed: count("changed"),
             missing: count("missing"),
             added: count("unlisted"),
-            examples: differences.slice(0, MAX_PROVENANCE_EXAMPLES).map(differenceExample),
+            examples: differences.slice(0, MAX_PROVENANCE_EXAMPLES).map(describeMossbenchDifference),
           };
   }
 
