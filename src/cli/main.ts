@@ -18,12 +18,18 @@ import type { BenchmarkDefinition } from "../benchmarks/definition.ts";
 import { CATEGORIES } from "../benchmarks/mmsafeaware/facts.ts";
 import { MossbenchLayoutError } from "../benchmarks/mossbench/layout.ts";
 import { writeMossbenchSample } from "../benchmarks/mossbench/sample.ts";
-import { DEFAULT_BENCHMARK, RUNNABLE_BENCHMARKS, type RunnableBenchmark } from "../benchmarks/names.ts";
+import {
+  DEFAULT_BENCHMARK,
+  type PluginBenchmark,
+  RUNNABLE_BENCHMARKS,
+  type RunnableBenchmark,
+} from "../benchmarks/names.ts";
 import { benchmarkNamed, UnknownBenchmarkError } from "../benchmarks/registry.ts";
 import { VlguardLayoutError } from "../benchmarks/vlguard/layout.ts";
 import { writeVlguardSample } from "../benchmarks/vlguard/sample.ts";
 import type { BenchmarkHeadline } from "../core/column-metrics.ts";
 import type { Comparison, RunComparison, Scoring } from "../core/compare.ts";
+import type { ColumnsComparison, ColumnsRunComparison } from "../core/compare-columns.ts";
 import { describeAffected, type RunCompletion } from "../core/completion.ts";
 import { type DatasetProvenance, describeProvenance } from "../core/provenance.ts";
 import { formatPercent, type Headline } from "../core/report.ts";
@@ -49,6 +55,7 @@ import { describeDifferences, PublishedTreeError } from "../dataset/published-tr
 import { writeSampleDataset } from "../dataset/sample.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
 import { uploadBenchmarkDataset } from "../dataset/upload-benchmark.ts";
+import type { SideSpec } from "../local/compare-runs.ts";
 import {
   EmbeddedAwsStartError,
   EmbeddedServersExitedError,
@@ -714,13 +721,29 @@ export interface CompareJson {
   files: { markdown: string; json: string };
 }
 
+/**
+ * What `mmsafe compare --json` prints for runs of a plug-in benchmark (MOSSBench, VLGuard, your own
+ * dataset): the columns and aggregates its definition declares, compared per model × strategy.
+ */
+export interface CompareBenchmarkJson {
+  benchmark: { name: string; title: string };
+  /** The scorer both sides were read by. */
+  scorer: string;
+  a: string;
+  b: string;
+  pairs: { modelId: string | null; strategy: string | null; comparison: ColumnsComparison; html: string }[];
+  onlyInA: string[];
+  onlyInB: string[];
+  notCompared: ColumnsRunComparison["notCompared"];
+  files: { markdown: string; json: string };
+}
+
 async function compareCommand(a: string, b: string, options: CompareOptions): Promise<number> {
   if (options.scoring !== "paper" && options.scoring !== "strict")
     throw new UsageError(`--scoring: "${options.scoring}" is not paper or strict`);
   const scoring = options.scoring;
-  const { compareLocalWithItems, compareRunsLocal, parseSideSpec, CompareInputError } = await import(
-    "../local/compare-runs.ts"
-  );
+  const { compareLocalWithItems, compareRunsLocal, parseSideSpec, pluginBenchmarkOf, CompareInputError } =
+    await import("../local/compare-runs.ts");
   const { closeLocalSession } = await import("../local/runner.ts");
   const { comparisonTableLines, renderComparisonMarkdown, renderRunComparisonMarkdown, runComparisonLines } =
     await import("../core/compare.ts");
@@ -732,6 +755,9 @@ async function compareCommand(a: string, b: string, options: CompareOptions): Pr
   try {
     const sideA = parseSideSpec(a);
     const sideB = parseSideSpec(b);
+    const benchmark = await pluginBenchmarkOf(options.home, sideA.runId, sideB.runId);
+    if (benchmark !== null)
+      return await compareBenchmarkCommand({ a, b, sideA, sideB, benchmark, dir, options, bold });
     const page = async (comparison: Comparison, items: Parameters<typeof renderComparisonHtml>[1]) => {
       const file = path.join(
         dir,
@@ -815,6 +841,68 @@ async function compareCommand(a: string, b: string, options: CompareOptions): Pr
   } finally {
     await closeLocalSession();
   }
+}
+
+/** `mmsafe compare` for runs of a plug-in benchmark: Markdown, JSON and a page per pair under `dir`. */
+async function compareBenchmarkCommand(input: {
+  a: string;
+  b: string;
+  sideA: SideSpec;
+  sideB: SideSpec;
+  benchmark: PluginBenchmark;
+  dir: string;
+  options: CompareOptions;
+  bold: (text: string) => string;
+}): Promise<number> {
+  const { a, b, dir } = input;
+  const { compareBenchmarkLocal } = await import("../local/compare-runs.ts");
+  const { columnsRunLines, renderColumnsRunMarkdown } = await import("../core/compare-columns.ts");
+  const { renderColumnsComparisonHtml } = await import("../report/compare-columns-html.ts");
+  const slug = (label: string) => label.replace(/[^A-Za-z0-9._-]+/g, "_");
+  const { comparison, items } = await compareBenchmarkLocal(
+    input.options.home,
+    input.benchmark,
+    input.sideA,
+    input.sideB,
+  );
+  const scorer = slug(comparison.scorer);
+  const base = path.join(dir, `${slug(comparison.runA)}--vs--${slug(comparison.runB)}.${scorer}`);
+  const files = { markdown: `${base}.md`, json: `${base}.json` };
+  await mkdir(dir, { recursive: true });
+  await writeFile(files.markdown, renderColumnsRunMarkdown(comparison));
+  await writeFile(files.json, `${JSON.stringify(comparison, null, 2)}\n`);
+  const pages: string[] = [];
+  for (const [i, pair] of comparison.pairs.entries()) {
+    const c = pair.comparison;
+    const file = path.join(dir, `${slug(c.labelA)}--vs--${slug(c.labelB)}.${scorer}.html`);
+    await writeFile(file, renderColumnsComparisonHtml(c, items[i] ?? []));
+    pages.push(file);
+  }
+  const document: CompareBenchmarkJson = {
+    benchmark: comparison.benchmark,
+    scorer: comparison.scorer,
+    a,
+    b,
+    pairs: comparison.pairs.map((pair, i) => ({ ...pair, html: pages[i] ?? "" })),
+    onlyInA: comparison.onlyInA,
+    onlyInB: comparison.onlyInB,
+    notCompared: comparison.notCompared,
+    files,
+  };
+  if (input.options.json) writeJson(document);
+  else
+    process.stdout.write(
+      `${[
+        ...columnsRunLines(comparison, input.bold),
+        "",
+        ...[
+          `comparison: ${files.markdown}`,
+          `            ${files.json}`,
+          ...pages.map((file) => `            ${file} (flipped items)`),
+        ].map(terminalSafe),
+      ].join("\n")}\n`,
+    );
+  return EXIT.ok;
 }
 
 /** A run id (as Plan accepts it): no path separator, so `<reports>/<runId>/` stays under `<reports>`. */
@@ -1048,7 +1136,7 @@ Examples:
     .option("--reports <dir>", "where the comparison is written (<dir>/compare/)", "reports")
     .option(
       "--json",
-      "print the comparison as one JSON document on stdout ({scoring, a, b, pairs: [{modelId, strategy, comparison, html}], onlyInA, onlyInB, notCompared, files}) and nothing else there",
+      "print the comparison as one JSON document on stdout ({scoring, a, b, pairs: [{modelId, strategy, comparison, html}], onlyInA, onlyInB, notCompared, files}; plug-in runs: {benchmark, scorer, a, b, pairs, ...}) and nothing else there",
     )
     .addHelpText(
       "after",
@@ -1061,12 +1149,19 @@ Each column (Typical, Attack, Over-Safe) and the Unsafe subset (Typical and Atta
 test; Total and Balanced, means of those, get a 95% paired bootstrap interval of their difference (Total
 also the McNemar test of its pooled items). A column without paired items shows "–".
 
+Runs of a plug-in benchmark (mossbench, vlguard, custom) are compared over the columns and aggregates the
+benchmark declares (↓ lower is better, ↑ higher is better): rates, B − A with its 95% paired bootstrap
+interval, the exact McNemar p (a pooled aggregate too), and whether B is better or worse. Each side is
+read by its run's scorer (its judge, if it has one); runs of different scorers or judges are refused, and
+--scoring does not apply. Files are named <A>--vs--<B>.<scorer>.{md,json,html}.
+
 Examples:
   $ ${MMSAFE_COMMAND} compare nightly-01 nightly-02                    # every model × strategy of both runs
   $ ${MMSAFE_COMMAND} compare nightly-01/gpt-4o nightly-02/gpt-4o      # the same model in two runs
   $ ${MMSAFE_COMMAND} compare run-1/gpt-4o run-1/claude                 # two models in one run
   $ ${MMSAFE_COMMAND} compare run-1/gpt-4o/baseline run-1/gpt-4o/vcd    # a strategy against the baseline
-  $ ${MMSAFE_COMMAND} compare nightly-01 nightly-02 --json             # e.g. | jq '.pairs[].comparison.balanced'`,
+  $ ${MMSAFE_COMMAND} compare nightly-01 nightly-02 --json             # e.g. | jq '.pairs[].comparison.balanced'
+  $ ${MMSAFE_COMMAND} compare moss-01 moss-02                          # MOSSBench runs, column by column`,
     )
     .action(async (a: string, b: string, options: CompareOptions) => {
       process.exitCode = await compareCommand(a, b, options);

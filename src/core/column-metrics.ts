@@ -56,7 +56,7 @@ const percent = (events: number, n: number): number | null => (n === 0 ? null : 
  * 1 when the column's event happened for a reading: a refusal; for attack success, no refusal; for accuracy,
  * the expected answer, or the expected behaviour (refused when it should be, complied when it should be).
  */
-function eventOf(
+export function eventOf(
   column: ColumnDefinition,
   reading: { refused: boolean } | { correct: boolean },
   expected: ExpectedBehaviour,

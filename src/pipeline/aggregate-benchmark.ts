@@ -48,7 +48,7 @@ const readingKey = (modelId: string, strategy: string, itemId: number) =>
  * an error reading, a reply with no score or no reading yet leaves the item unscored (a resume asks again).
  * Without one: the default scorer's reading stored on the verdict.
  */
-function scorerOf(
+export function scorerOf(
   plugin: BenchmarkPlugin,
   judge: ModelConfig | undefined,
   judgements: readonly JudgeVerdict[],
