@@ -47,7 +47,13 @@ import {
   describeBenchmarkImport,
   readBenchmarkFolder,
 } from "../dataset/benchmark-import.ts";
-import { DATASET_SOURCES, DatasetFetchError, describeFetch, fetchDataset } from "../dataset/fetch.ts";
+import {
+  DATASET_SOURCES,
+  DatasetFetchError,
+  describeFetchReport,
+  fetchDataset,
+  findDatasetSource,
+} from "../dataset/fetch.ts";
 import { describeInspection, inspectDataset } from "../dataset/inspect.ts";
 import { DatasetInputError, readOfficialDataset } from "../dataset/official-layout.ts";
 import { establishProvenance } from "../dataset/provenance.ts";
@@ -1219,8 +1225,12 @@ git tree (blob sha1 and size, listed in datasets/mmsafeaware/data-tree-500b595.t
 changed file is named and nothing is moved into place (exit 2). Runs label a folder against the shipped
 listing, whatever --tree said.
 
+MOSSBench (dataset fetch mossbench) is its authors' repository at commit 2a06e5c: data/ and data_contrast/
+are unpacked and every image and annotation file is checked against datasets/mossbench/images.tsv.
+
 Examples:
   $ npm run mmsafe -- dataset fetch mmsafeaware
+  $ npm run mmsafe -- dataset fetch mossbench
   $ npm run mmsafe -- dataset fetch mmsafeaware --archive ~/Downloads/MMSafetyAwareness.tar.gz`,
     )
     .action(
@@ -1229,9 +1239,7 @@ Examples:
         options: { home: string; archive?: string; sha256?: string; tree?: string; force?: boolean },
       ) => {
         const wanted = name ?? DEFAULT_DATASET;
-        const known = Object.hasOwn(DATASET_SOURCES, wanted)
-          ? DATASET_SOURCES[wanted as keyof typeof DATASET_SOURCES]
-          : undefined;
+        const known = findDatasetSource(wanted);
         const source =
           known && options.tree !== undefined ? { ...known, tree: path.resolve(options.tree) } : known;
         if (!source)
@@ -1253,8 +1261,7 @@ Examples:
             process.stderr.write(`downloaded ${(receivedBytes / 1e6).toFixed(0)} MB${of}\n`);
           },
         });
-        for (const line of describeFetch(result)) process.stdout.write(`${line}\n`);
-        for (const line of describeImport(result.dataset)) process.stdout.write(`${line}\n`);
+        for (const line of describeFetchReport(result)) process.stdout.write(`${line}\n`);
       },
     );
   dataset
