@@ -6,10 +6,10 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
+import type { Headline } from "../benchmarks/mmsafeaware/report.ts";
 import { RUNNABLE_BENCHMARKS } from "../benchmarks/names.ts";
 import type { BenchmarkHeadline } from "../core/column-metrics.ts";
 import { datasetProvenanceSchema } from "../core/provenance.ts";
-import type { Headline } from "../core/report.ts";
 import { USAGE_COUNTERS, type UsageCounters } from "../core/run-usage.ts";
 import { executionInputSchema, modelConfigSchema, STRATEGIES } from "../core/schemas.ts";
 import { RUNS_TABLE_KEYS } from "../core/storage-layout.ts";

@@ -1,5 +1,6 @@
 import { styleText } from "node:util";
-import { formatPercent, type Headline } from "../core/report.ts";
+import type { Headline } from "../benchmarks/mmsafeaware/report.ts";
+import { formatPercent } from "../core/text.ts";
 
 /**
  * How every hint the CLI prints spells a command: the npm script, which works in a fresh clone without

@@ -15,7 +15,9 @@ import { CustomJudgePromptError, customJudgePrompt } from "../benchmarks/custom/
 import { CustomDatasetError } from "../benchmarks/custom/layout.ts";
 import { writeCustomSample } from "../benchmarks/custom/sample.ts";
 import type { BenchmarkDefinition } from "../benchmarks/definition.ts";
+import type { Comparison, RunComparison, Scoring } from "../benchmarks/mmsafeaware/compare.ts";
 import { CATEGORIES } from "../benchmarks/mmsafeaware/facts.ts";
+import type { Headline } from "../benchmarks/mmsafeaware/report.ts";
 import { MossbenchLayoutError } from "../benchmarks/mossbench/layout.ts";
 import { writeMossbenchSample } from "../benchmarks/mossbench/sample.ts";
 import {
@@ -28,11 +30,9 @@ import { benchmarkNamed, UnknownBenchmarkError } from "../benchmarks/registry.ts
 import { VlguardLayoutError } from "../benchmarks/vlguard/layout.ts";
 import { writeVlguardSample } from "../benchmarks/vlguard/sample.ts";
 import type { BenchmarkHeadline } from "../core/column-metrics.ts";
-import type { Comparison, RunComparison, Scoring } from "../core/compare.ts";
 import type { ColumnsComparison, ColumnsRunComparison } from "../core/compare-columns.ts";
 import { describeAffected, type RunCompletion } from "../core/completion.ts";
 import { type DatasetProvenance, describeProvenance } from "../core/provenance.ts";
-import { formatPercent, type Headline } from "../core/report.ts";
 import {
   describeZodError,
   isBedrock,
@@ -41,6 +41,7 @@ import {
   STRATEGIES,
 } from "../core/schemas.ts";
 import { DEFAULT_DATASET, reportPrefix } from "../core/storage-layout.ts";
+import { formatPercent } from "../core/text.ts";
 import {
   type BenchmarkFolderSource,
   BenchmarkImportError,
@@ -752,7 +753,7 @@ async function compareCommand(a: string, b: string, options: CompareOptions): Pr
     await import("../local/compare-runs.ts");
   const { closeLocalSession } = await import("../local/runner.ts");
   const { comparisonTableLines, renderComparisonMarkdown, renderRunComparisonMarkdown, runComparisonLines } =
-    await import("../core/compare.ts");
+    await import("../benchmarks/mmsafeaware/compare.ts");
   const { renderComparisonHtml } = await import("../report/compare-html.ts");
   const slug = (label: string) => label.replace(/[^A-Za-z0-9._-]+/g, "_");
   const dir = path.join(options.reports, "compare");

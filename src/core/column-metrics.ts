@@ -4,7 +4,7 @@
  * bootstrap interval, and the definition's aggregates. Nothing here knows a benchmark by name.
  */
 import type { BenchmarkDefinition, ColumnDefinition, ExpectedBehaviour } from "../benchmarks/definition.ts";
-import { callAccounting, type RowCounts } from "./metrics.ts";
+import { callAccounting, type RowCounts } from "./call-accounting.ts";
 import type { BenchmarkVerdict, ModelConfig, Strategy } from "./schemas.ts";
 import { type Interval, stratifiedBootstrap } from "./statistics.ts";
 

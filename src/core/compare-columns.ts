@@ -24,9 +24,9 @@ import {
   formatInterval,
   formatPValue,
   SIGNIFICANCE_LEVEL,
-} from "./compare.ts";
-import { escapeMarkdown, formatPercent } from "./report.ts";
+} from "./paired-tests.ts";
 import { type Interval, stratifiedBootstrap } from "./statistics.ts";
+import { escapeMarkdown, formatPercent } from "./text.ts";
 
 /** One item of one side: its column and expected behaviour, and how the side's scorer read its answer. */
 export interface SideItem {

@@ -1,4 +1,4 @@
-import type { ResultRow } from "./metrics.ts";
+import type { ResultRow } from "../benchmarks/mmsafeaware/metrics.ts";
 import type { Strategy, Verdict } from "./schemas.ts";
 
 /** Longest sample error message carried in a completion summary (messages are already redacted). */

@@ -10,12 +10,12 @@
  * it is validated, and one that does not validate is counted and named on the page, never silently dropped.
  */
 import { z } from "zod";
+import type { RegressionCheck } from "../benchmarks/mmsafeaware/regression.ts";
+import type { Report } from "../benchmarks/mmsafeaware/report.ts";
 import { DEFAULT_BENCHMARK, type PluginBenchmark } from "../benchmarks/names.ts";
 import type { BenchmarkReport } from "../report/benchmark-report.ts";
 import { CHART_CONFIG, type ChartSpec, seriesLabel } from "../report/report-charts.ts";
 import { datasetProvenanceSchema } from "./provenance.ts";
-import type { RegressionCheck } from "./regression.ts";
-import type { Report } from "./report.ts";
 import { describeZodError } from "./schemas.ts";
 import type { Interval } from "./statistics.ts";
 import { RUN_SUMMARIES_PREFIX } from "./storage-layout.ts";
@@ -132,7 +132,7 @@ export const runSummarySchema = z
     cost: z.object({ modelUsd: usd, awsUsd: usd }),
     /** A plug-in benchmark's rates; present exactly when the benchmark is not MMSafeAware. */
     results: benchmarkResultsSchema.optional(),
-    /** The regression check against the schedule's previous run (core/regression.ts); MMSafeAware only. */
+    /** The regression check against the schedule's previous run (benchmarks/mmsafeaware/regression.ts); MMSafeAware only. */
     regression: z.object({
       previousRunId: text.nullable(),
       detected: z.boolean(),

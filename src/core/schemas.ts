@@ -293,7 +293,7 @@ export const checkModelsEventSchema = evaluateShardEventSchema
 const answerLogprobsSchema = z.object({ yes: z.number().nullable(), no: z.number().nullable() }).strict();
 export type AnswerLogprobs = z.infer<typeof answerLogprobsSchema>;
 
-/** A vcd verdict's decision record (see core/vcd.ts). */
+/** A vcd verdict's decision record (see benchmarks/mmsafeaware/vcd.ts). */
 export const vcdDecisionSchema = z
   .object({
     answer: z.enum(["yes", "no"]).nullable(),

@@ -15,9 +15,9 @@ import type {
 
 export type { SentImage };
 
+import type { TokenLogprobs } from "../benchmarks/mmsafeaware/vcd.ts";
 import { judgeVerdictKey, verdictKey } from "./storage-layout.ts";
 import { scoredText } from "./strategies.ts";
-import type { TokenLogprobs } from "./vcd.ts";
 
 /** What came back from asking a model: an answer, or the reason there is none. */
 export type ModelOutcome =

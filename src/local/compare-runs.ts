@@ -1,6 +1,6 @@
 /**
  * `mmsafe compare`: pairs the verdicts of two (run, model, strategy) sides kept by the local servers and
- * compares them item by item (core/compare.ts); or two whole runs, each model × strategy present in both.
+ * compares them item by item (benchmarks/mmsafeaware/compare.ts); or two whole runs, each model × strategy present in both.
  * Runs of a plug-in benchmark (MOSSBench, VLGuard, your own dataset) are compared over the columns their
  * benchmark declares (core/compare-columns.ts), each side read by its run's scorer.
  */
@@ -10,10 +10,15 @@ import { DynamoRunStore, type RunRecord } from "../adapters/run-store.ts";
 import { DynamoVerdictStore } from "../adapters/verdict-store.ts";
 import { CUSTOM_BENCHMARK } from "../benchmarks/custom/config.ts";
 import type { BenchmarkDefinition } from "../benchmarks/definition.ts";
+import {
+  type Comparison,
+  compareVerdicts,
+  type RunComparison,
+  type Scoring,
+} from "../benchmarks/mmsafeaware/compare.ts";
 import type { PluginBenchmark } from "../benchmarks/names.ts";
 import { CustomConfigMissingError, pluginFor } from "../benchmarks/registry.ts";
 import type { ItemReading } from "../core/column-metrics.ts";
-import { type Comparison, compareVerdicts, type RunComparison, type Scoring } from "../core/compare.ts";
 import {
   ColumnsCompareError,
   type ColumnsComparison,

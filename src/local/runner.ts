@@ -24,7 +24,7 @@ import {
   type RunnableBenchmark,
 } from "../benchmarks/names.ts";
 import { UnknownBenchmarkError } from "../benchmarks/registry.ts";
-import { retriesOf, tokenCost } from "../core/metrics.ts";
+import { retriesOf, tokenCost } from "../core/call-accounting.ts";
 import { type DatasetProvenance, describeProvenance } from "../core/provenance.ts";
 import { type ModelConfig, modelEndpoint, type PlanOutput, planOutputSchema } from "../core/schemas.ts";
 import {

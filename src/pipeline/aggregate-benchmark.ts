@@ -4,6 +4,7 @@ import { CUSTOM_BENCHMARK } from "../benchmarks/custom/config.ts";
 import type { PluginBenchmark } from "../benchmarks/names.ts";
 import type { BenchmarkPlugin } from "../benchmarks/plugin.ts";
 import { pluginFor } from "../benchmarks/registry.ts";
+import { tokenCost } from "../core/call-accounting.ts";
 import {
   type BenchmarkHeadline,
   type BenchmarkRow,
@@ -13,7 +14,6 @@ import {
 } from "../core/column-metrics.ts";
 import type { RunCompletion } from "../core/completion.ts";
 import type { estimateAwsCost } from "../core/cost.ts";
-import { tokenCost } from "../core/metrics.ts";
 import {
   type BenchmarkItem,
   type BenchmarkVerdict,

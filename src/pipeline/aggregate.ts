@@ -4,14 +4,20 @@ import type { ListedObject, ObjectStore } from "../adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../adapters/run-store.ts";
 import type { VerdictStore } from "../adapters/verdict-store.ts";
 import { CATEGORIES, type Category, goldLabel } from "../benchmarks/mmsafeaware/facts.ts";
+import { computeRow } from "../benchmarks/mmsafeaware/metrics.ts";
+import { detectRegression, type RegressionCheck, runSummary } from "../benchmarks/mmsafeaware/regression.ts";
+import {
+  buildReport,
+  type Headline,
+  headlines,
+  type ItemSelection,
+  renderMarkdown,
+} from "../benchmarks/mmsafeaware/report.ts";
 import { DEFAULT_BENCHMARK, type PluginBenchmark, type RunnableBenchmark } from "../benchmarks/names.ts";
 import type { BenchmarkHeadline } from "../core/column-metrics.ts";
 import { completionBanner, type RunCompletion, runCompletion } from "../core/completion.ts";
 import { type AwsUsage, estimateAwsCost } from "../core/cost.ts";
 import { summarizeBenchmarkRun, summarizeRun } from "../core/history.ts";
-import { computeRow } from "../core/metrics.ts";
-import { detectRegression, type RegressionCheck, runSummary } from "../core/regression.ts";
-import { buildReport, type Headline, headlines, type ItemSelection, renderMarkdown } from "../core/report.ts";
 import { addCounters, invocationCounters, runUsageFromCounters } from "../core/run-usage.ts";
 import { categoryQuotas, countByCategory } from "../core/sampling.ts";
 import type { DatasetManifest, ShardItem } from "../core/schemas.ts";

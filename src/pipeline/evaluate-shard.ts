@@ -3,6 +3,7 @@ import pLimit, { type LimitFunction } from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import type { ExistingVerdict, VerdictStore } from "../adapters/verdict-store.ts";
 import type { JudgeProtocol } from "../benchmarks/definition.ts";
+import { combineVcdOutcomes, LOGPROBS_UNAVAILABLE_MESSAGE } from "../benchmarks/mmsafeaware/vcd.ts";
 import type { BenchmarkPlugin } from "../benchmarks/plugin.ts";
 import { AimdLimit } from "../core/aimd.ts";
 import { CircuitBreaker } from "../core/circuit-breaker.ts";
@@ -25,7 +26,6 @@ import {
 } from "../core/schemas.ts";
 import { judgeVerdictKey, verdictKey } from "../core/storage-layout.ts";
 import type { VcdOptions } from "../core/strategies.ts";
-import { combineVcdOutcomes, LOGPROBS_UNAVAILABLE_MESSAGE } from "../core/vcd.ts";
 import {
   buildBenchmarkVerdict,
   buildJudgeVerdict,

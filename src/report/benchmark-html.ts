@@ -20,8 +20,8 @@
  */
 import { completionBanner, resumeHint } from "../core/completion.ts";
 import { formatUsd } from "../core/cost.ts";
-import { formatPercent } from "../core/report.ts";
 import type { BenchmarkItem, BenchmarkVerdict, Strategy } from "../core/schemas.ts";
+import { formatPercent } from "../core/text.ts";
 import {
   type BenchmarkReport,
   type BenchmarkReportColumn,

@@ -5,7 +5,7 @@
  */
 import { completionBanner, resumeHint } from "../core/completion.ts";
 import { formatUsd, renderCostMarkdown } from "../core/cost.ts";
-import { answerNotes, escapeMarkdown, formatPercent } from "../core/report.ts";
+import { answerNotes, escapeMarkdown, formatPercent } from "../core/text.ts";
 import {
   type BenchmarkReport,
   type BenchmarkReportRow,

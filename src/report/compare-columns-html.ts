@@ -15,7 +15,6 @@
  *   flipped item listed.
  */
 
-import { formatDifference, formatInterval, formatPValue, SIGNIFICANCE_LEVEL } from "../core/compare.ts";
 import {
   COLUMN_COMPARISON_NOTES,
   type ColumnsComparison,
@@ -25,7 +24,8 @@ import {
   FLIPS_LISTED,
   type PairedRate,
 } from "../core/compare-columns.ts";
-import { formatPercent } from "../core/report.ts";
+import { formatDifference, formatInterval, formatPValue, SIGNIFICANCE_LEVEL } from "../core/paired-tests.ts";
+import { formatPercent } from "../core/text.ts";
 import { ANSWER_MAX_CHARS } from "./compare-html.ts";
 import { scriptHash as cspHash, escapeHtml } from "./report-html.ts";
 

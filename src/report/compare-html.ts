@@ -15,19 +15,17 @@
  * - One `<tr class="flip" data-column data-direction data-id>` per flipped item in `<table id="flips">`;
  *   filtered-out rows get the `hidden` attribute.
  */
-import { CATEGORIES } from "../benchmarks/mmsafeaware/facts.ts";
+
 import {
   COLUMN_LABELS,
   COMPARISON_NOTES,
   type Comparison,
   type ComparisonRow,
   comparisonRows,
-  formatDifference,
-  formatInterval,
-  formatPValue,
-  SIGNIFICANCE_LEVEL,
-} from "../core/compare.ts";
-import { formatPercent } from "../core/report.ts";
+} from "../benchmarks/mmsafeaware/compare.ts";
+import { CATEGORIES } from "../benchmarks/mmsafeaware/facts.ts";
+import { formatDifference, formatInterval, formatPValue, SIGNIFICANCE_LEVEL } from "../core/paired-tests.ts";
+import { formatPercent } from "../core/text.ts";
 import { scriptHash as cspHash, escapeHtml } from "./report-html.ts";
 
 /** What the page shows of a flipped item; without it, an item is listed by id only. */

@@ -37,8 +37,8 @@ import {
   type Trend,
 } from "../core/history.ts";
 import { describeProvenance } from "../core/provenance.ts";
-import { formatPercent } from "../core/report.ts";
 import type { Interval } from "../core/statistics.ts";
+import { formatPercent } from "../core/text.ts";
 import { directionWords } from "./benchmark-report.ts";
 import { BASE_PAGE_STYLES, PAGE_FOOTER_STYLES } from "./page-styles.ts";
 import { escapeHtml, isInertSvg, type RenderedChart } from "./report-html.ts";

@@ -8,8 +8,8 @@
  * rules.
  */
 import { CATEGORIES, type Category } from "../benchmarks/mmsafeaware/facts.ts";
-import type { ResultRow } from "../core/metrics.ts";
-import type { Report } from "../core/report.ts";
+import type { ResultRow } from "../benchmarks/mmsafeaware/metrics.ts";
+import type { Report } from "../benchmarks/mmsafeaware/report.ts";
 import type { Strategy, Verdict } from "../core/schemas.ts";
 
 /** A Vega-Lite top-level spec, as plain data. */

@@ -36,21 +36,20 @@
  */
 import { createHash } from "node:crypto";
 import { CATEGORIES, type Category } from "../benchmarks/mmsafeaware/facts.ts";
-import { completionBanner, resumeHint } from "../core/completion.ts";
-import { formatUsd } from "../core/cost.ts";
-import type { Accuracy } from "../core/metrics.ts";
-import { buildChatMessages } from "../core/prompts.ts";
-import { describeProvenance, provenanceDifferences } from "../core/provenance.ts";
+import type { Accuracy } from "../benchmarks/mmsafeaware/metrics.ts";
 import {
   describeSelection,
-  describeSkipped,
-  formatPercent,
   type Headline,
   headlines,
   type Report,
-} from "../core/report.ts";
+} from "../benchmarks/mmsafeaware/report.ts";
+import { completionBanner, resumeHint } from "../core/completion.ts";
+import { formatUsd } from "../core/cost.ts";
+import { buildChatMessages } from "../core/prompts.ts";
+import { describeProvenance, provenanceDifferences } from "../core/provenance.ts";
 import type { DatasetItem, Strategy, Verdict } from "../core/schemas.ts";
 import type { Interval } from "../core/statistics.ts";
+import { describeSkipped, formatPercent } from "../core/text.ts";
 import { BASE_PAGE_STYLES, PAGE_FOOTER_STYLES } from "./page-styles.ts";
 import { CATEGORY_LABELS } from "./report-charts.ts";
 

@@ -16,7 +16,7 @@ import { after, before, describe, it } from "node:test";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { createDocumentClient, createS3Client } from "../../src/adapters/aws-clients.ts";
 import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
-import type { Report } from "../../src/core/report.ts";
+import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
 import type { ModelConfig, Verdict } from "../../src/core/schemas.ts";
 import { S3_PREFIXES } from "../../src/core/storage-layout.ts";
 import { LOCAL_RESOURCES } from "../../src/local/embedded-aws.ts";

@@ -27,7 +27,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
 import { benchmarkPromptText } from "../../src/benchmarks/mmsafeaware/prompt-file.ts";
-import type { Report } from "../../src/core/report.ts";
+import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
 import type { Verdict } from "../../src/core/schemas.ts";
 import { verdictKey } from "../../src/core/storage-layout.ts";
 import { readOfficialDataset } from "../../src/dataset/official-layout.ts";

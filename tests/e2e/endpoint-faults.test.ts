@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import type { Report } from "../../src/core/report.ts";
+import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
 import { DUPLICATE_PAIRS } from "../../src/dataset/sample.ts";
 import {
   type FaultPlan,

@@ -12,8 +12,8 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createDocumentClient } from "../../src/adapters/aws-clients.ts";
 import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
-import { computeRow } from "../../src/core/metrics.ts";
-import type { Report } from "../../src/core/report.ts";
+import { computeRow } from "../../src/benchmarks/mmsafeaware/metrics.ts";
+import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
 import type { ModelConfig, Strategy, Verdict } from "../../src/core/schemas.ts";
 import { LOCAL_RESOURCES } from "../../src/local/embedded-aws.ts";
 import {

@@ -10,8 +10,8 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createDocumentClient } from "../../src/adapters/aws-clients.ts";
 import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
-import { exactMcNemar } from "../../src/core/compare.ts";
-import type { Report } from "../../src/core/report.ts";
+import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
+import { exactMcNemar } from "../../src/core/paired-tests.ts";
 import { compareLocal } from "../../src/local/compare-runs.ts";
 import { LOCAL_RESOURCES } from "../../src/local/embedded-aws.ts";
 import {

@@ -20,8 +20,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
 import { scorePaper } from "../../src/benchmarks/mmsafeaware/scoring.ts";
-import type { Report } from "../../src/core/report.ts";
 import type { Verdict } from "../../src/core/schemas.ts";
 import {
   HUGE_ANSWER_CHARS,

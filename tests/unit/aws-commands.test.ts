@@ -48,7 +48,7 @@ import {
   startRun,
 } from "../../src/cli/aws-commands.ts";
 import { UsageError } from "../../src/cli/main.ts";
-import { formatPercent } from "../../src/core/report.ts";
+import { formatPercent } from "../../src/core/text.ts";
 import { LOCAL_RESOURCES } from "../../src/local/embedded-aws.ts";
 import {
   closeLocalSession,

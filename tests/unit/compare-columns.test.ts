@@ -3,7 +3,6 @@ import { describe, it } from "node:test";
 import type { BenchmarkDefinition, ColumnDefinition } from "../../src/benchmarks/definition.ts";
 import { MOSSBENCH } from "../../src/benchmarks/mossbench/definition.ts";
 import type { ItemReading } from "../../src/core/column-metrics.ts";
-import { exactMcNemar } from "../../src/core/compare.ts";
 import {
   ColumnsCompareError,
   changeWords,
@@ -12,6 +11,7 @@ import {
   renderColumnsComparisonMarkdown,
   type SideItem,
 } from "../../src/core/compare-columns.ts";
+import { exactMcNemar } from "../../src/core/paired-tests.ts";
 import { renderColumnsComparisonHtml } from "../../src/report/compare-columns-html.ts";
 
 const column = (key: string, overrides: Partial<ColumnDefinition> = {}): ColumnDefinition => ({

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
+import { type Comparison, compareVerdicts } from "../../src/benchmarks/mmsafeaware/compare.ts";
 import type { Category } from "../../src/benchmarks/mmsafeaware/facts.ts";
-import { type Comparison, compareVerdicts, formatInterval } from "../../src/core/compare.ts";
+import { formatInterval } from "../../src/core/paired-tests.ts";
 import { type Verdict, verdictSchema } from "../../src/core/schemas.ts";
 import {
   ANSWER_MAX_CHARS,

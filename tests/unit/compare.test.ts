@@ -1,20 +1,22 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Category } from "../../src/benchmarks/mmsafeaware/facts.ts";
 import {
   type Comparison,
   compareVerdicts,
   comparisonTableLines,
+  type RunComparison,
+  renderComparisonMarkdown,
+  renderRunComparisonMarkdown,
+  runComparisonLines,
+} from "../../src/benchmarks/mmsafeaware/compare.ts";
+import type { Category } from "../../src/benchmarks/mmsafeaware/facts.ts";
+import {
   exactMcNemar,
   excludesZero,
   formatDifference,
   formatInterval,
   formatPValue,
-  type RunComparison,
-  renderComparisonMarkdown,
-  renderRunComparisonMarkdown,
-  runComparisonLines,
-} from "../../src/core/compare.ts";
+} from "../../src/core/paired-tests.ts";
 import { type Verdict, verdictSchema } from "../../src/core/schemas.ts";
 
 /** Asserts |actual − expected| < epsilon; null fails. */

@@ -8,6 +8,9 @@ import { renderSvg } from "../../src/adapters/chart-render.ts";
 import type { ObjectStore } from "../../src/adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../../src/adapters/run-store.ts";
 import type { VerdictStore } from "../../src/adapters/verdict-store.ts";
+import { computeRow } from "../../src/benchmarks/mmsafeaware/metrics.ts";
+import type { RegressionCheck } from "../../src/benchmarks/mmsafeaware/regression.ts";
+import { buildReport } from "../../src/benchmarks/mmsafeaware/report.ts";
 import { estimateAwsCost } from "../../src/core/cost.ts";
 import {
   buildHistoryIndex,
@@ -18,9 +21,6 @@ import {
   trendChart,
   trends,
 } from "../../src/core/history.ts";
-import { computeRow } from "../../src/core/metrics.ts";
-import type { RegressionCheck } from "../../src/core/regression.ts";
-import { buildReport } from "../../src/core/report.ts";
 import { runUsageFromCounters } from "../../src/core/run-usage.ts";
 import { type ModelConfig, modelConfigSchema, type Verdict } from "../../src/core/schemas.ts";
 import {

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import type { ObjectStore } from "../../src/adapters/object-store.ts";
 import type { RunRecord, RunStore } from "../../src/adapters/run-store.ts";
 import type { VerdictStore } from "../../src/adapters/verdict-store.ts";
-import type { Report } from "../../src/core/report.ts";
+import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
 import { type DatasetItem, modelConfigSchema, type Verdict } from "../../src/core/schemas.ts";
 import {
   datasetManifestKey,

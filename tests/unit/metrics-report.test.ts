@@ -1,21 +1,20 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { PUBLISHED_RESULTS } from "../../src/benchmarks/mmsafeaware/facts.ts";
-import { computeRow, percentile, type ResultRow, tokenCost } from "../../src/core/metrics.ts";
-import { type OpenAIModelConfig, openAIModelSchema } from "../../src/core/model-config.ts";
+import { computeRow, type ResultRow } from "../../src/benchmarks/mmsafeaware/metrics.ts";
 import {
   buildReport,
   describeSelection,
-  describeSkipped,
-  escapeMarkdown,
-  formatIdRanges,
   headlines,
   type ItemSelection,
   type Report,
   type ReportInput,
   renderMarkdown,
-} from "../../src/core/report.ts";
+} from "../../src/benchmarks/mmsafeaware/report.ts";
+import { percentile, tokenCost } from "../../src/core/call-accounting.ts";
+import { type OpenAIModelConfig, openAIModelSchema } from "../../src/core/model-config.ts";
 import { type ModelConfig, type SkippedRecord, type Verdict, verdictSchema } from "../../src/core/schemas.ts";
+import { describeSkipped, escapeMarkdown, formatIdRanges } from "../../src/core/text.ts";
 import { buildVerdict, type ModelOutcome } from "../../src/core/verdicts.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 

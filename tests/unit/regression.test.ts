@@ -1,5 +1,5 @@
 /**
- * The regression check of scheduled runs (core/regression.ts): a drop beyond the run's own uncertainty is
+ * The regression check of scheduled runs (benchmarks/mmsafeaware/regression.ts): a drop beyond the run's own uncertainty is
  * flagged; an unchanged number is not, even when the previous run's headline holds it rounded and the
  * current interval has zero width (a constant baseline).
  *
@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { computeRow } from "../../src/core/metrics.ts";
-import { detectRegression } from "../../src/core/regression.ts";
+import { computeRow } from "../../src/benchmarks/mmsafeaware/metrics.ts";
+import { detectRegression } from "../../src/benchmarks/mmsafeaware/regression.ts";
 import { modelConfigSchema } from "../../src/core/schemas.ts";
 import { buildVerdict } from "../../src/core/verdicts.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";

@@ -12,10 +12,10 @@ import type { RunRecord, RunStore } from "../../src/adapters/run-store.ts";
 import { thumbnailDataUrl } from "../../src/adapters/thumbnails.ts";
 import type { VerdictStore } from "../../src/adapters/verdict-store.ts";
 import { PUBLISHED_RESULTS } from "../../src/benchmarks/mmsafeaware/facts.ts";
+import { computeRow } from "../../src/benchmarks/mmsafeaware/metrics.ts";
+import { buildReport, headlines, type Report } from "../../src/benchmarks/mmsafeaware/report.ts";
 import { estimateAwsCost } from "../../src/core/cost.ts";
-import { computeRow } from "../../src/core/metrics.ts";
 import { buildChatMessages } from "../../src/core/prompts.ts";
-import { buildReport, formatPercent, headlines, type Report } from "../../src/core/report.ts";
 import { runUsageFromCounters } from "../../src/core/run-usage.ts";
 import {
   type DatasetItem,
@@ -25,6 +25,7 @@ import {
   type Verdict,
 } from "../../src/core/schemas.ts";
 import { datasetManifestKey, reportHtmlKey, runShardKey } from "../../src/core/storage-layout.ts";
+import { formatPercent } from "../../src/core/text.ts";
 import { buildVerdict, type ModelOutcome } from "../../src/core/verdicts.ts";
 import { readOfficialDataset } from "../../src/dataset/official-layout.ts";
 import { writeSampleDataset } from "../../src/dataset/sample.ts";

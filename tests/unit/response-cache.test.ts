@@ -15,13 +15,13 @@ import {
   MAX_CACHE_ENTRY_BYTES,
   parseCacheEntry,
 } from "../../src/adapters/response-cache.ts";
+import type { TokenLogprobs } from "../../src/benchmarks/mmsafeaware/vcd.ts";
 import { cacheKey, cacheRequest, canonicalJson } from "../../src/core/cache-key.ts";
 import { type OpenAIModelConfig, openAIModelSchema } from "../../src/core/model-config.ts";
 import type { ChatMessage } from "../../src/core/prompts.ts";
 import { buildChatMessages } from "../../src/core/prompts.ts";
 import { type ModelConfig, modelConfigSchema } from "../../src/core/schemas.ts";
 import { responseCacheKey, S3_PREFIXES } from "../../src/core/storage-layout.ts";
-import type { TokenLogprobs } from "../../src/core/vcd.ts";
 import { buildVerdict, type ModelOutcome } from "../../src/core/verdicts.ts";
 import { echoedKeyForms } from "../../src/local/reference-model-server.ts";
 import type { CompletionOptions, ModelAnswer, ModelClient } from "../../src/providers/model-client.ts";

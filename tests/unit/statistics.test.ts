@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { computePaperDetail } from "../../src/core/metrics.ts";
+import { computePaperDetail } from "../../src/benchmarks/mmsafeaware/metrics.ts";
 import { seededRandom, stratifiedBootstrap } from "../../src/core/statistics.ts";
 import { buildVerdict } from "../../src/core/verdicts.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";

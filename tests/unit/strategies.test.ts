@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import {
+  answerLogprobs,
+  combineVcdOutcomes,
+  contrastiveDecision,
+  normaliseToken,
+  type TokenLogprobs,
+} from "../../src/benchmarks/mmsafeaware/vcd.ts";
 import { buildChatMessages } from "../../src/core/prompts.ts";
 import { executionInputSchema } from "../../src/core/schemas.ts";
 import {
@@ -8,13 +15,6 @@ import {
   STRATEGIES,
   scoredText,
 } from "../../src/core/strategies.ts";
-import {
-  answerLogprobs,
-  combineVcdOutcomes,
-  contrastiveDecision,
-  normaliseToken,
-  type TokenLogprobs,
-} from "../../src/core/vcd.ts";
 import { buildVerdict, type ModelOutcome } from "../../src/core/verdicts.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 

@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { computeRow } from "../../src/benchmarks/mmsafeaware/metrics.ts";
+import { buildReport, renderMarkdown } from "../../src/benchmarks/mmsafeaware/report.ts";
 import { scorePaper } from "../../src/benchmarks/mmsafeaware/scoring.ts";
-import { computeRow } from "../../src/core/metrics.ts";
-import { buildReport, renderMarkdown } from "../../src/core/report.ts";
 import { modelConfigSchema, type Strategy, verdictSchema } from "../../src/core/schemas.ts";
 import {
   buildVerdict,

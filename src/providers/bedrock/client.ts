@@ -23,11 +23,11 @@ import {
   type SystemContentBlock,
 } from "@aws-sdk/client-bedrock-runtime";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { LOGPROBS_UNAVAILABLE_MESSAGE } from "../../benchmarks/mmsafeaware/vcd.ts";
 import type { ImageMediaType } from "../../core/image-type.ts";
 import type { ChatMessage } from "../../core/prompts.ts";
 import { redactSecret } from "../../core/redaction.ts";
 import { type BedrockModelConfig, isBedrock, type ModelConfig } from "../../core/schemas.ts";
-import { LOGPROBS_UNAVAILABLE_MESSAGE } from "../../core/vcd.ts";
 import type { ModelOutcome } from "../../core/verdicts.ts";
 import { type AttemptResult, attemptCall, DEFAULT_RETRY, type Fault, type RetryPolicy } from "../attempts.ts";
 import {

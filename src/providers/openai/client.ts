@@ -5,10 +5,10 @@
  */
 import { createHash } from "node:crypto";
 import OpenAI from "openai";
+import type { TokenLogprobs } from "../../benchmarks/mmsafeaware/vcd.ts";
 import type { ChatMessage } from "../../core/prompts.ts";
 import { redactSecret, redactSequence } from "../../core/redaction.ts";
 import { isBedrock, type ModelConfig, type OpenAIModelConfig } from "../../core/schemas.ts";
-import type { TokenLogprobs } from "../../core/vcd.ts";
 import type { ModelOutcome } from "../../core/verdicts.ts";
 import { attemptCall, DEFAULT_RETRY, type Fault, type RetryPolicy } from "../attempts.ts";
 import {

@@ -1,3 +1,15 @@
+import {
+  COMPARE_BOOTSTRAP_SEED,
+  exactMcNemar,
+  excludesZero,
+  formatDifference,
+  formatInterval,
+  formatPValue,
+  SIGNIFICANCE_LEVEL,
+} from "../../core/paired-tests.ts";
+import type { Verdict } from "../../core/schemas.ts";
+import { type Interval, stratifiedBootstrap } from "../../core/statistics.ts";
+import { escapeMarkdown, formatPercent } from "../../core/text.ts";
 /**
  * Paired comparison of two verdict sets on the same items: two models or strategies of one run, or the
  * same model in two runs. Pure: no I/O.
@@ -11,10 +23,7 @@
  *   that resamples items within each column, as the report's own intervals do. Balanced has no p-value: its
  *   interval, and the McNemar tests of its two subsets (the Unsafe and Over-Safe rows), are its tests.
  */
-import { CATEGORIES, type Category } from "../benchmarks/mmsafeaware/facts.ts";
-import { escapeMarkdown, formatPercent } from "./report.ts";
-import type { Verdict } from "./schemas.ts";
-import { type Interval, stratifiedBootstrap } from "./statistics.ts";
+import { CATEGORIES, type Category } from "./facts.ts";
 
 /** Which correctness field of a verdict is compared: `correctPaper` or `correctStrict`. */
 export type Scoring = "paper" | "strict";
@@ -132,44 +141,7 @@ export const COLUMN_LABELS: Record<Category, string> = {
   oversafety: "Over-Safe",
 };
 
-/** p-values below this are marked as significant in the rendered tables. */
-export const SIGNIFICANCE_LEVEL = 0.05;
-
-/**
- * Two-sided exact McNemar test: a binomial test of the discordant pairs under Binomial(b + c, ½).
- * `b` = pairs right in A only, `c` = pairs right in B only. Returns min(1, 2·P(X ≤ min(b, c))), and 1 when
- * b + c = 0. Computed in log space, so thousands of discordant pairs stay accurate; a p-value smaller than
- * ~1e-308 underflows to 0.
- */
-export function exactMcNemar(b: number, c: number): number {
-  for (const [name, x] of [
-    ["b", b],
-    ["c", c],
-  ] as const) {
-    if (!Number.isSafeInteger(x) || x < 0)
-      throw new RangeError(`exactMcNemar: ${name} must be a non-negative integer, got ${x}`);
-  }
-  const n = b + c;
-  const k = Math.min(b, c);
-  if (n === 0 || 2 * k >= n) return 1;
-  // log C(n, k) − n·log 2: the largest term of the lower tail (terms grow with i up to n/2).
-  let logTerm = -n * Math.LN2;
-  for (let i = 1; i <= k; i++) logTerm += Math.log((n - k + i) / i);
-  // Σ_{i=0..k} C(n, i) / C(n, k), walking down with C(n, i−1) / C(n, i) = i / (n − i + 1).
-  let ratio = 1;
-  let sum = 1;
-  for (let i = k; i >= 1; i--) {
-    ratio *= i / (n - i + 1);
-    sum += ratio;
-    if (ratio < sum * Number.EPSILON) break;
-  }
-  return Math.min(1, 2 * Math.exp(logTerm + Math.log(sum)));
-}
-
 const percent = (count: number, n: number): number | null => (n === 0 ? null : (100 * count) / n);
-
-/** Seed of the comparison's bootstrap intervals: the same verdicts always give the same interval. */
-export const COMPARE_BOOTSTRAP_SEED = 20250211;
 
 /**
  * The paired differences of the items of one column: +1 right in B only, −1 right in A only, 0 otherwise.
@@ -219,9 +191,6 @@ const sumCounts = (parts: readonly PairedCounts[]): PairedCounts => {
     for (const key of Object.keys(sum) as (keyof PairedCounts)[]) sum[key] += part[key];
   return sum;
 };
-
-/** Whether an interval of a difference excludes 0 (the difference is significant at 5%). */
-export const excludesZero = (ci: Interval | null): boolean => ci !== null && (ci.low > 0 || ci.high < 0);
 
 const mean3 = (xs: readonly (number | null)[]): number | null =>
   xs.every((x) => x !== null) ? xs.reduce<number>((s, x) => s + (x ?? 0), 0) / xs.length : null;
@@ -363,24 +332,6 @@ export function compareVerdicts(
     flips,
     excluded,
   };
-}
-
-/** "0.021", "<0.001", "1.000", or an en dash when there was nothing to test. */
-export function formatPValue(p: number | null): string {
-  if (p === null) return "–";
-  return p < 0.001 ? "<0.001" : p.toFixed(3);
-}
-
-/** A signed difference in percentage points with one decimal ("+10.0", "-2.5"), or an en dash. */
-export function formatDifference(x: number | null): string {
-  if (x === null) return "–";
-  const text = x.toFixed(1);
-  return x > 0 && text !== "0.0" ? `+${text}` : text === "-0.0" ? "0.0" : text;
-}
-
-/** An interval of a difference, "[-3.2, +5.1]", or an en dash. */
-export function formatInterval(ci: Interval | null): string {
-  return ci === null ? "–" : `[${formatDifference(ci.low)}, ${formatDifference(ci.high)}]`;
 }
 
 /** Which row of a comparison: a paper column, the Total, the Unsafe subset or Balanced. */

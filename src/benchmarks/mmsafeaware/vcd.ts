@@ -1,6 +1,6 @@
-import type { AnswerLogprobs, VcdDecision } from "./schemas.ts";
-import type { VcdOptions } from "./strategies.ts";
-import type { ModelOutcome } from "./verdicts.ts";
+import type { AnswerLogprobs, VcdDecision } from "../../core/schemas.ts";
+import type { VcdOptions } from "../../core/strategies.ts";
+import type { ModelOutcome } from "../../core/verdicts.ts";
 
 /** One generated token with the endpoint's most likely alternatives (OpenAI `logprobs.content[i]`). */
 export interface TokenLogprobs {

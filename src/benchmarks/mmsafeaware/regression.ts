@@ -1,4 +1,4 @@
-import { completionBanner, type RunCompletion } from "./completion.ts";
+import { completionBanner, type RunCompletion } from "../../core/completion.ts";
 import type { ResultRow } from "./metrics.ts";
 import type { Headline } from "./report.ts";
 

@@ -1,17 +1,13 @@
-import {
-  CATEGORIES,
-  type Category,
-  PUBLISHED_RESULTS,
-  type PublishedResult,
-} from "../benchmarks/mmsafeaware/facts.ts";
-import { CATEGORY_LABELS } from "../report/report-charts.ts";
-import { completionBanner, type RunCompletion, resumeHint, runCompletion } from "./completion.ts";
-import { type CostEstimate, renderCostMarkdown } from "./cost.ts";
+import { completionBanner, type RunCompletion, resumeHint, runCompletion } from "../../core/completion.ts";
+import { type CostEstimate, renderCostMarkdown } from "../../core/cost.ts";
+import { modelEndpoint, type Provider, providerOf } from "../../core/model-config.ts";
+import { type DatasetProvenance, describeProvenance } from "../../core/provenance.ts";
+import type { ModelConfig, SkippedRecord, Strategy } from "../../core/schemas.ts";
+import { STRATEGY_DESCRIPTIONS, type VcdOptions } from "../../core/strategies.ts";
+import { answerNotes, describeSkipped, escapeMarkdown, formatPercent } from "../../core/text.ts";
+import { CATEGORY_LABELS } from "../../report/report-charts.ts";
+import { CATEGORIES, type Category, PUBLISHED_RESULTS, type PublishedResult } from "./facts.ts";
 import type { Accuracy, ResultRow } from "./metrics.ts";
-import { modelEndpoint, type Provider, providerOf } from "./model-config.ts";
-import { type DatasetProvenance, describeProvenance } from "./provenance.ts";
-import type { ModelConfig, SkippedRecord, Strategy } from "./schemas.ts";
-import { STRATEGY_DESCRIPTIONS, type VcdOptions } from "./strategies.ts";
 
 /** Bump when report.json changes shape incompatibly. */
 export const REPORT_SCHEMA_VERSION = 1;
@@ -183,48 +179,6 @@ export function headlines(report: Report): Headline[] {
 
 const round1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
 
-/** A percentage with one decimal, or an en dash when there is nothing to measure. */
-export const formatPercent = (x: number | null): string => (x === null ? "–" : x.toFixed(1));
-
-/**
- * Escapes untrusted text (model output, dataset text, config values) for a Markdown table cell, so it is
- * shown as text: no HTML, no links, no table breaks.
- */
-export function escapeMarkdown(text: string): string {
-  return text
-    .replace(/\r?\n|\r/g, " ")
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/([\\`*_[\]{}()#+!|~])/g, "\\$1");
-}
-
-/** "2301–2370, 2400" from a list of ids. */
-export function formatIdRanges(ids: readonly number[]): string {
-  const sorted = [...new Set(ids)].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
-    let j = i;
-    while (j + 1 < sorted.length && (sorted[j + 1] ?? 0) === (sorted[j] ?? 0) + 1) j++;
-    parts.push(i === j ? `${sorted[i]}` : `${sorted[i]}–${sorted[j]}`);
-    i = j + 1;
-  }
-  return parts.join(", ");
-}
-
-/** Groups skipped records by reason: "70 records have no image: ids 2301–2370". */
-export function describeSkipped(skipped: readonly SkippedRecord[]): string[] {
-  const byReason = new Map<string, SkippedRecord[]>();
-  for (const s of skipped) byReason.set(s.reason, [...(byReason.get(s.reason) ?? []), s]);
-  return [...byReason.entries()].map(([reason, records]) => {
-    const ids = records.flatMap((r) => (r.id === null ? [] : [r.id]));
-    const unnamed = records.length - ids.length;
-    const what = `${records.length} record${records.length === 1 ? "" : "s"} ${reason}`;
-    const idText = ids.length > 0 ? `: id${ids.length === 1 ? "" : "s"} ${formatIdRanges(ids)}` : "";
-    return `${what}${idText}${unnamed > 0 ? ` (${unnamed} without a readable id)` : ""}`;
-  });
-}
-
 /**
  * What was planned, in words: "limit 300 of 1,453 runnable items, stratified by category (…): Typical 35 of
  * 171, Attack 177 of 855, Over-Safe 88 of 427". Plain text: the caller escapes it for its format.
@@ -253,25 +207,6 @@ const cell = (a: Accuracy): string => `${formatPercent(a.accuracy)} (${a.correct
 
 /** A rate with its denominator: "40.0 (n = 5)". */
 const rateCell = (x: number | null, n: number): string => `${formatPercent(x)} (n = ${n})`;
-
-/**
- * What the accounting line adds when answers did not come back as expected: asked with a downscaled image,
- * too long to store whole, or without valid token counts (empty when none of these happened).
- */
-export function answerNotes(
-  counts: Pick<ResultRow["counts"], "truncated" | "invalidUsage" | "imageDownscaled">,
-): string {
-  const notes: string[] = [];
-  if (counts.imageDownscaled > 0)
-    notes.push(
-      `${counts.imageDownscaled} asked with a downscaled image (the dataset's exceeded the provider's limits)`,
-    );
-  if (counts.truncated > 0)
-    notes.push(`${counts.truncated} answers truncated for storage (scored on their full text)`);
-  if (counts.invalidUsage > 0)
-    notes.push(`${counts.invalidUsage} without valid token counts from the endpoint (counted as 0)`);
-  return notes.map((n) => `; ${n}`).join("");
-}
 
 function label(row: ResultRow): string {
   return `${escapeMarkdown(row.modelId)}${row.kind === "baseline" ? " *(baseline)*" : ""}`;
