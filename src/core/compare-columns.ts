@@ -6,7 +6,7 @@
  * read on both sides; only items scored on both sides are paired. A column and a pooled aggregate are one
  * proportion each on the same items, so the exact McNemar test applies; a mean-of-columns aggregate weighs
  * columns, not items, so McNemar tests it not: its test is its paired bootstrap interval (as Balanced in
- * compare.ts).
+ * benchmarks/mmsafeaware/compare.ts).
  */
 import type {
   AggregateDefinition,

@@ -2,7 +2,7 @@
  * What a run cost on AWS, estimated from what it used: Lambda GB-seconds and requests, Step Functions
  * state transitions (the workflow's and its STANDARD shard child executions'), DynamoDB request units, S3
  * requests and EventBridge events, each multiplied by a list price written beside it. Model tokens are
- * priced elsewhere (`tokenCost` in metrics.ts, from the prices configured per model); this module only
+ * priced elsewhere (`tokenCost` in call-accounting.ts, from the prices configured per model); this module only
  * renders them next to the AWS lines.
  *
  * Pure: no AWS SDK, no environment. The usage comes from the caller (the usage meter, the Lambda
