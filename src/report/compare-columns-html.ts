@@ -27,6 +27,7 @@ import {
 import { formatDifference, formatInterval, formatPValue, SIGNIFICANCE_LEVEL } from "../core/paired-tests.ts";
 import { formatPercent } from "../core/text.ts";
 import { ANSWER_MAX_CHARS } from "./compare-html.ts";
+import { COMPARE_PAGE_STYLES } from "./page-styles.ts";
 import { scriptHash as cspHash, escapeHtml } from "./report-html.ts";
 
 /** A flipped item as its page lists it: the item, its column, which side had the event, both answers. */
@@ -41,33 +42,17 @@ export interface ColumnFlipItem {
 
 const e = escapeHtml;
 
-const STYLE = `
-:root { color-scheme: light dark; --fg: #1b1f24; --bg: #ffffff; --muted: #57606a; --line: #d0d7de;
-  --head: #f6f8fa; --good: #1a7f37; --bad: #cf222e; --mark: #fff8c5; }
-@media (prefers-color-scheme: dark) {
-  :root { --fg: #e6edf3; --bg: #0d1117; --muted: #8d96a0; --line: #30363d; --head: #161b22;
-    --good: #3fb950; --bad: #f85149; --mark: #3b2e00; }
-}
-* { box-sizing: border-box; }
+const STYLE = `${COMPARE_PAGE_STYLES}
 body { margin: 0 auto; max-width: 80rem; padding: 1rem; font: 15px/1.5 system-ui, -apple-system, "Segoe UI",
   Roboto, sans-serif; color: var(--fg); background: var(--bg); }
 h1 { font-size: 1.35rem; margin: 0 0 .5rem; overflow-wrap: anywhere; }
 h2 { font-size: 1.1rem; margin: 1.75rem 0 .5rem; }
-p, dl { margin: .4rem 0; }
-dl { display: grid; grid-template-columns: auto 1fr; gap: .1rem .75rem; }
-dt { font-weight: 600; }
 dd { margin: 0; min-width: 0; }
-.muted, caption, .note { color: var(--muted); }
-.label { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; overflow-wrap: anywhere; }
 .scroll { overflow-x: auto; max-width: 100%; }
-table { border-collapse: collapse; width: 100%; margin: .5rem 0; }
-caption { text-align: left; caption-side: bottom; padding-top: .4rem; font-size: .9rem; }
 th, td { border: 1px solid var(--line); padding: .3rem .5rem; vertical-align: top; text-align: left; }
-th { background: var(--head); font-weight: 600; }
 #columns td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 #columns td[data-col="change"] { text-align: left; }
 #columns tr.aggregate th, #columns tr.aggregate td { font-weight: 600; }
-td.significant { background: var(--mark); }
 .better { color: var(--good); }
 .worse { color: var(--bad); }
 #flips td.answer { white-space: pre-wrap; overflow-wrap: anywhere; min-width: 12rem;

@@ -26,6 +26,7 @@ import {
 import { CATEGORIES } from "../benchmarks/mmsafeaware/facts.ts";
 import { formatDifference, formatInterval, formatPValue, SIGNIFICANCE_LEVEL } from "../core/paired-tests.ts";
 import { formatPercent } from "../core/text.ts";
+import { COMPARE_PAGE_STYLES } from "./page-styles.ts";
 import { scriptHash as cspHash, escapeHtml } from "./report-html.ts";
 
 /** What the page shows of a flipped item; without it, an item is listed by id only. */
@@ -50,33 +51,17 @@ const DIRECTION_LABELS: Record<FlipDirection, string> = {
 
 const e = escapeHtml;
 
-const STYLE = `
-:root { color-scheme: light dark; --fg: #1b1f24; --bg: #ffffff; --muted: #57606a; --line: #d0d7de;
-  --head: #f6f8fa; --good: #1a7f37; --bad: #cf222e; --mark: #fff8c5; }
-@media (prefers-color-scheme: dark) {
-  :root { --fg: #e6edf3; --bg: #0d1117; --muted: #8d96a0; --line: #30363d; --head: #161b22;
-    --good: #3fb950; --bad: #f85149; --mark: #3b2e00; }
-}
-* { box-sizing: border-box; }
+const STYLE = `${COMPARE_PAGE_STYLES}
 body { margin: 0 auto; max-width: 72rem; padding: 1.5rem; font: 15px/1.5 system-ui, -apple-system, "Segoe UI",
   Roboto, sans-serif; color: var(--fg); background: var(--bg); }
 h1 { font-size: 1.4rem; margin: 0 0 .5rem; }
 h2 { font-size: 1.15rem; margin: 2rem 0 .5rem; }
-p, dl { margin: .4rem 0; }
-dl { display: grid; grid-template-columns: auto 1fr; gap: .1rem .75rem; }
-dt { font-weight: 600; }
 dd { margin: 0; }
-.muted, caption, .note { color: var(--muted); }
-.label { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; overflow-wrap: anywhere; }
-table { border-collapse: collapse; width: 100%; margin: .5rem 0; }
-caption { text-align: left; caption-side: bottom; padding-top: .4rem; font-size: .9rem; }
 th, td { border: 1px solid var(--line); padding: .35rem .55rem; vertical-align: top; text-align: left; }
-th { background: var(--head); font-weight: 600; }
 #comparison td:not(:first-child), #comparison th:not(:first-child) { text-align: right;
   font-variant-numeric: tabular-nums; }
 #comparison tr[data-column="total"] td, #comparison tr[data-column="balanced"] td { font-weight: 600; }
 #comparison td[data-col="ci"] { white-space: nowrap; }
-td.significant { background: var(--mark); }
 .up { color: var(--good); }
 .down { color: var(--bad); }
 .filters { display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; margin: .5rem 0; }

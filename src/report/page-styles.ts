@@ -1,7 +1,7 @@
 /**
- * The stylesheet shared by the generated pages (report.html and reports/index.html): colours for light and
- * dark schemes, the page frame and headings. Each page appends its own rules, then
- * {@link PAGE_FOOTER_STYLES}.
+ * The stylesheets shared by the generated pages. {@link BASE_PAGE_STYLES} (report.html and
+ * reports/index.html): colours for light and dark schemes, the page frame and headings. Each page appends
+ * its own rules, then {@link PAGE_FOOTER_STYLES}. {@link COMPARE_PAGE_STYLES}: the comparison pages'.
  */
 export const BASE_PAGE_STYLES = `
 :root{color-scheme:light dark;--bg:#fff;--fg:#1b1f24;--muted:#59636e;--line:#d0d7de;--soft:#f3f5f7;
@@ -18,3 +18,26 @@ border-bottom:1px solid var(--line);padding-bottom:.25rem}`;
 /** The footer's rule, last in each page's stylesheet. */
 export const PAGE_FOOTER_STYLES = `footer{padding:2rem 1rem;font-size:.8rem;color:var(--muted)}
 `;
+
+/**
+ * The rules both comparison pages (MMSafeAware's and a plug-in benchmark's) share: colours for light and
+ * dark schemes, definition lists, labels, tables and the significance mark. Each page appends its own frame,
+ * headings and table rules.
+ */
+export const COMPARE_PAGE_STYLES = `
+:root { color-scheme: light dark; --fg: #1b1f24; --bg: #ffffff; --muted: #57606a; --line: #d0d7de;
+  --head: #f6f8fa; --good: #1a7f37; --bad: #cf222e; --mark: #fff8c5; }
+@media (prefers-color-scheme: dark) {
+  :root { --fg: #e6edf3; --bg: #0d1117; --muted: #8d96a0; --line: #30363d; --head: #161b22;
+    --good: #3fb950; --bad: #f85149; --mark: #3b2e00; }
+}
+* { box-sizing: border-box; }
+p, dl { margin: .4rem 0; }
+dl { display: grid; grid-template-columns: auto 1fr; gap: .1rem .75rem; }
+dt { font-weight: 600; }
+.muted, caption, .note { color: var(--muted); }
+.label { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; overflow-wrap: anywhere; }
+table { border-collapse: collapse; width: 100%; margin: .5rem 0; }
+caption { text-align: left; caption-side: bottom; padding-top: .4rem; font-size: .9rem; }
+th { background: var(--head); font-weight: 600; }
+td.significant { background: var(--mark); }`;
