@@ -23,10 +23,12 @@ import {
   formatDifference,
   formatInterval,
   formatPValue,
+  leftOutLines,
+  leftOutMarkdown,
   SIGNIFICANCE_LEVEL,
 } from "./paired-tests.ts";
 import { type Interval, stratifiedBootstrap } from "./statistics.ts";
-import { escapeMarkdown, formatPercent } from "./text.ts";
+import { alignedTable, escapeMarkdown, formatPercent, plainText as plain } from "./text.ts";
 
 /** One item of one side: its column and expected behaviour, and how the side's scorer read its answer. */
 export interface SideItem {
@@ -514,21 +516,11 @@ export function renderColumnsRunMarkdown(r: ColumnsRunComparison): string {
   const out = [
     `## ${escapeMarkdown(r.benchmark.title)} compared (scorer ${escapeMarkdown(r.scorer)}): ${escapeMarkdown(r.runA)} vs ${escapeMarkdown(r.runB)}`,
     "",
+    ...leftOutMarkdown(r),
   ];
-  const list = (xs: readonly string[]) => xs.map(escapeMarkdown).join(", ");
-  if (r.onlyInA.length > 0) out.push(`Only in A (not compared): ${list(r.onlyInA)}.`, "");
-  if (r.onlyInB.length > 0) out.push(`Only in B (not compared): ${list(r.onlyInB)}.`, "");
-  for (const n of r.notCompared)
-    out.push(
-      `Not compared: ${escapeMarkdown(`${n.modelId} / ${n.strategy}`)}: ${escapeMarkdown(n.reason)}.`,
-      "",
-    );
   for (const pair of r.pairs) out.push(renderColumnsComparisonMarkdown(pair.comparison, 3));
   return out.join("\n");
 }
-
-/** Control characters in a label would break a terminal table. */
-const plain = (text: string): string => text.replace(/\p{Cc}/gu, " ");
 
 /** Terminal lines of a comparison: A and B, an aligned table and the notes; `bold` styles the header. */
 export function columnsComparisonLines(
@@ -541,19 +533,13 @@ export function columnsComparisonLines(
     return cells;
   });
   const header = ROW_HEADER.map((h) => (h === "Δ pp (B − A)" ? "Δ pp" : h));
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((cells) => (cells[i] ?? "").length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, i) => (i === 0 || i === 9 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd();
   return [
     `A = ${plain(c.labelA)}`,
     `B = ${plain(c.labelB)}`,
     `${plain(c.benchmark.title)}, scorer ${plain(c.scorer)}; ${c.paired} items scored on both; ${excludedText(c.excluded)}`,
     "",
-    bold(line(header)),
-    ...body.map(line),
+    // The change in words (the last cell) is text: left-aligned like the label.
+    ...alignedTable(header, body, bold, [0, 9]),
   ];
 }
 
@@ -564,9 +550,6 @@ export function columnsRunLines(
 ): string[] {
   const lines: string[] = [];
   for (const pair of r.pairs) lines.push(...columnsComparisonLines(pair.comparison, bold), "");
-  if (r.onlyInA.length > 0) lines.push(`only in A (not compared): ${plain(r.onlyInA.join(", "))}`);
-  if (r.onlyInB.length > 0) lines.push(`only in B (not compared): ${plain(r.onlyInB.join(", "))}`);
-  for (const n of r.notCompared) lines.push(plain(`not compared: ${n.modelId}/${n.strategy}: ${n.reason}`));
-  lines.push(...COLUMN_COMPARISON_NOTES, `* significant at ${SIGNIFICANCE_LEVEL}.`);
+  lines.push(...leftOutLines(r), ...COLUMN_COMPARISON_NOTES, `* significant at ${SIGNIFICANCE_LEVEL}.`);
   return lines;
 }

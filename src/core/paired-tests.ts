@@ -1,8 +1,10 @@
 /**
  * What every comparison of two sides uses, whatever the benchmark: the exact McNemar test on discordant
- * pairs, the significance level, the bootstrap seed, and the words for differences and intervals.
+ * pairs, the significance level, the bootstrap seed, the words for differences and intervals, and what a
+ * run comparison left out.
  */
 import type { Interval } from "./statistics.ts";
+import { escapeMarkdown, plainText } from "./text.ts";
 
 /** p-values below this are marked as significant in the rendered tables. */
 export const SIGNIFICANCE_LEVEL = 0.05;
@@ -60,4 +62,36 @@ export function formatDifference(x: number | null): string {
 /** An interval of a difference, "[-3.2, +5.1]", or an en dash. */
 export function formatInterval(ci: Interval | null): string {
   return ci === null ? "–" : `[${formatDifference(ci.low)}, ${formatDifference(ci.high)}]`;
+}
+
+/** What a run comparison left out: model × strategy pairs of one run only, and pairs it could not compare. */
+export interface LeftOutPairs {
+  /** `model/strategy` of run A only. */
+  onlyInA: readonly string[];
+  onlyInB: readonly string[];
+  notCompared: readonly { modelId: string; strategy: string; reason: string }[];
+}
+
+/** The left-out pairs as Markdown paragraphs, each followed by a blank line; labels and reasons escaped. */
+export function leftOutMarkdown(r: LeftOutPairs): string[] {
+  const out: string[] = [];
+  const list = (xs: readonly string[]) => xs.map(escapeMarkdown).join(", ");
+  if (r.onlyInA.length > 0) out.push(`Only in A (not compared): ${list(r.onlyInA)}.`, "");
+  if (r.onlyInB.length > 0) out.push(`Only in B (not compared): ${list(r.onlyInB)}.`, "");
+  for (const n of r.notCompared)
+    out.push(
+      `Not compared: ${escapeMarkdown(`${n.modelId} / ${n.strategy}`)}: ${escapeMarkdown(n.reason)}.`,
+      "",
+    );
+  return out;
+}
+
+/** The left-out pairs as terminal lines, control characters blanked. */
+export function leftOutLines(r: LeftOutPairs): string[] {
+  const lines: string[] = [];
+  if (r.onlyInA.length > 0) lines.push(`only in A (not compared): ${plainText(r.onlyInA.join(", "))}`);
+  if (r.onlyInB.length > 0) lines.push(`only in B (not compared): ${plainText(r.onlyInB.join(", "))}`);
+  for (const n of r.notCompared)
+    lines.push(plainText(`not compared: ${n.modelId}/${n.strategy}: ${n.reason}`));
+  return lines;
 }

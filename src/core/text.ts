@@ -1,6 +1,7 @@
 /**
  * Plain-text helpers every report shares (Markdown, terminal): percentages, Markdown escaping of untrusted
- * text, id ranges, skipped records, notes on answers that did not come back as expected.
+ * text, terminal-safe labels and aligned tables, id ranges, skipped records, notes on answers that did not
+ * come back as expected.
  */
 import type { RowCounts } from "./call-accounting.ts";
 import type { SkippedRecord } from "./schemas.ts";
@@ -19,6 +20,31 @@ export function escapeMarkdown(text: string): string {
     .replace(/</g, "&lt;")
     .replace(/>/g, "&gt;")
     .replace(/([\\`*_[\]{}()#+!|~])/g, "\\$1");
+}
+
+/** Control characters (newlines, escapes) in a label would break a terminal table: each becomes a space. */
+export const plainText = (text: string): string => text.replace(/\p{Cc}/gu, " ");
+
+/**
+ * Lays out a terminal table: the columns at `leftColumns` left-aligned, the others right-aligned, trailing
+ * spaces trimmed; the header line styled by `bold`.
+ */
+export function alignedTable(
+  header: readonly string[],
+  body: readonly (readonly string[])[],
+  bold: (text: string) => string,
+  leftColumns: readonly number[] = [0],
+): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((cells) => (cells[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) =>
+        leftColumns.includes(i) ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0),
+      )
+      .join("  ")
+      .trimEnd();
+  // Styled after the layout, so escape codes never count towards a width.
+  return [bold(line(header)), ...body.map(line)];
 }
 
 /** "2301–2370, 2400" from a list of ids. */

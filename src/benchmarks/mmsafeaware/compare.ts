@@ -5,11 +5,13 @@ import {
   formatDifference,
   formatInterval,
   formatPValue,
+  leftOutLines,
+  leftOutMarkdown,
   SIGNIFICANCE_LEVEL,
 } from "../../core/paired-tests.ts";
 import type { Verdict } from "../../core/schemas.ts";
 import { type Interval, stratifiedBootstrap } from "../../core/statistics.ts";
-import { escapeMarkdown, formatPercent } from "../../core/text.ts";
+import { alignedTable, escapeMarkdown, formatPercent, plainText as plain } from "../../core/text.ts";
 /**
  * Paired comparison of two verdict sets on the same items: two models or strategies of one run, or the
  * same model in two runs. Pure: no I/O.
@@ -434,26 +436,6 @@ export function renderComparisonMarkdown(c: Comparison, level = 2): string {
   return out.join("\n");
 }
 
-/** Control characters (newlines, escapes) in a label would break a terminal table. */
-const plain = (text: string): string => text.replace(/\p{Cc}/gu, " ");
-
-/** Lays out a table: the first column left-aligned, the others right-aligned; `header` styled by `bold`. */
-function alignedTable(
-  header: readonly string[],
-  body: readonly (readonly string[])[],
-  bold: (text: string) => string,
-  leftColumns = 1,
-): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((cells) => (cells[i] ?? "").length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, i) => (i < leftColumns ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd();
-  // Styled after the layout, so escape codes never count towards a width.
-  return [bold(line(header)), ...body.map(line)];
-}
-
 const mark = (on: boolean): string => (on ? " *" : "  ");
 
 /**
@@ -549,10 +531,8 @@ export function runComparisonLines(
     ...alignedTable(header, body, bold),
     "",
   ];
-  if (r.onlyInA.length > 0) lines.push(`only in A (not compared): ${plain(r.onlyInA.join(", "))}`);
-  if (r.onlyInB.length > 0) lines.push(`only in B (not compared): ${plain(r.onlyInB.join(", "))}`);
-  for (const n of r.notCompared) lines.push(plain(`not compared: ${n.modelId}/${n.strategy}: ${n.reason}`));
   lines.push(
+    ...leftOutLines(r),
     "Total: the paper's Total; p: exact McNemar over the pooled items. Balanced: its 95% paired bootstrap CI is its test.",
     `* p < ${SIGNIFICANCE_LEVEL} (Balanced: its CI excludes 0). Per column, see the Markdown or HTML comparison.`,
   );
@@ -580,15 +560,7 @@ export function renderRunComparisonMarkdown(r: RunComparison): string {
         `${formatDifference(c.balanced.difference)} | ${excludesZero(c.balanced.ci) ? `**${ci}**` : ci} |`,
     );
   }
-  out.push("");
-  const list = (xs: readonly string[]) => xs.map(escapeMarkdown).join(", ");
-  if (r.onlyInA.length > 0) out.push(`Only in A (not compared): ${list(r.onlyInA)}.`, "");
-  if (r.onlyInB.length > 0) out.push(`Only in B (not compared): ${list(r.onlyInB)}.`, "");
-  for (const n of r.notCompared)
-    out.push(
-      `Not compared: ${escapeMarkdown(`${n.modelId} / ${n.strategy}`)}: ${escapeMarkdown(n.reason)}.`,
-      "",
-    );
+  out.push("", ...leftOutMarkdown(r));
   for (const { comparison } of r.pairs) out.push(renderComparisonMarkdown(comparison, 3));
   return out.join("\n");
 }
