@@ -6,9 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ObjectStore } from "../../src/adapters/object-store.ts";
-import type { RunRecord, RunStore } from "../../src/adapters/run-store.ts";
-import type { VerdictStore } from "../../src/adapters/verdict-store.ts";
+import type { RunRecord } from "../../src/adapters/run-store.ts";
 import { customDefinition } from "../../src/benchmarks/custom/definition.ts";
 import type { BenchmarkDefinition } from "../../src/benchmarks/definition.ts";
 import { MOSSBENCH } from "../../src/benchmarks/mossbench/definition.ts";
@@ -29,7 +27,6 @@ import {
   benchmarkItemSchema,
   benchmarkVerdictSchema,
   type ModelConfig,
-  modelConfigSchema,
 } from "../../src/core/schemas.ts";
 import {
   datasetManifestKey,
@@ -38,10 +35,16 @@ import {
   runShardKey,
   runSummaryKey,
 } from "../../src/core/storage-layout.ts";
-import { aggregate, type ListedObject } from "../../src/pipeline/aggregate.ts";
+import { aggregate } from "../../src/pipeline/aggregate.ts";
 import { toJsonl } from "../../src/pipeline/dataset-io.ts";
 import { type BenchmarkReport, buildBenchmarkReport } from "../../src/report/benchmark-report.ts";
 import { renderHistoryHtml } from "../../src/report/history-html.ts";
+import {
+  listingVerdicts,
+  memoryBucket,
+  testModel as model,
+  readOnlyRuns,
+} from "../fixtures/history-store.ts";
 import { runSummaries, SAMPLE_RUN } from "../fixtures/run-summary.ts";
 
 const T0 = "2025-03-01T02:00:00.000Z";
@@ -52,12 +55,6 @@ const T3 = "2025-03-04T02:00:00.000Z";
 const HOSTILE_LABEL = `weapons<script>window.__pwned=1</script>"&'`;
 const LONG_LABEL = `${"x".repeat(300)}<b>end</b>`;
 const HOSTILE_MODEL = `evil"<img src=x onerror=alert(1)>`;
-
-const model = (id: string, kind: ModelConfig["kind"] = "model"): ModelConfig => ({
-  ...modelConfigSchema.parse({ id: "placeholder", baseURL: "http://127.0.0.1:9/v1", model: `${id}-model` }),
-  id,
-  kind,
-});
 
 /** Your own dataset of refusal requests, its columns labelled as `labels` say (keys c1, c2, …). */
 const ownDefinition = (labels: readonly string[]): BenchmarkDefinition =>
@@ -450,34 +447,6 @@ describe("index.html of every benchmark's runs", () => {
   });
 });
 
-/** An in-memory bucket that can list (keys with an ETag that changes on every write). */
-function memoryBucket() {
-  const objects = new Map<string, { body: string; etag: string }>();
-  let writes = 0;
-  const store: ObjectStore = {
-    bucket: "test-bucket",
-    getBytes: async (key) => new TextEncoder().encode(await store.getText(key)),
-    getText: async (key) => {
-      const o = objects.get(key);
-      if (!o) throw Object.assign(new Error(`no ${key}`), { name: "ObjectNotFoundError" });
-      return o.body;
-    },
-    getTextIfExists: async (key) => objects.get(key)?.body ?? null,
-    put: async (key, body) => {
-      objects.set(key, {
-        body: typeof body === "string" ? body : new TextDecoder().decode(body),
-        etag: `"${++writes}"`,
-      });
-    },
-    exists: async (key) => objects.has(key),
-  };
-  const listObjects = async (prefix: string): Promise<ListedObject[]> =>
-    [...objects.entries()]
-      .filter(([key]) => key.startsWith(prefix))
-      .map(([key, o]) => ({ key, etag: o.etag }));
-  return { objects, store, listObjects };
-}
-
 describe("Aggregate of a plug-in run publishes the history", () => {
   it("writes the run's summary and rebuilds the index, which lists it beside MMSafeAware's runs", async () => {
     const { objects, store, listObjects } = memoryBucket();
@@ -519,20 +488,11 @@ describe("Aggregate of a plug-in run publishes the history", () => {
       updatedAt: T1,
       attempts: 1,
     };
-    const runs: RunStore = {
-      get: async (runId) => (runId === record.runId ? record : null),
-      addUsage: async () => undefined,
-      previousOfSchedule: async () => null,
-      startOrResume: async (r) => r,
-      markSucceeded: async () => undefined,
-    };
-    const verdicts: VerdictStore = {
-      existing: async () => new Map(),
-      put: async () => true,
-      listRun: async () => [],
+    const runs = readOnlyRuns(async (runId) => (runId === record.runId ? record : null));
+    const verdicts = listingVerdicts({
       listBenchmarkRun: async () => ({ verdicts: verdictsOf("moss-run", items, "m1"), judgements: [] }),
       answers: async () => new Map(),
-    };
+    });
     const output = await aggregate(
       { runId: "moss-run", bucket: "test-bucket" },
       { store, runs, verdicts, now: () => new Date(T2), version: "0.1.0-test", listObjects },

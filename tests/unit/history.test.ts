@@ -6,15 +6,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { renderSvg } from "../../src/adapters/chart-render.ts";
 import type { ObjectStore } from "../../src/adapters/object-store.ts";
-import type { RunRecord, RunStore } from "../../src/adapters/run-store.ts";
-import type { VerdictStore } from "../../src/adapters/verdict-store.ts";
+import type { RunRecord } from "../../src/adapters/run-store.ts";
 import { computeRow } from "../../src/benchmarks/mmsafeaware/metrics.ts";
 import type { RegressionCheck } from "../../src/benchmarks/mmsafeaware/regression.ts";
 import { buildReport } from "../../src/benchmarks/mmsafeaware/report.ts";
 import { estimateAwsCost } from "../../src/core/cost.ts";
 import {
   buildHistoryIndex,
-  type HistoryIndex,
   parseRunSummary,
   runIdOfSummaryKey,
   summarizeRun,
@@ -22,7 +20,7 @@ import {
   trends,
 } from "../../src/core/history.ts";
 import { runUsageFromCounters } from "../../src/core/run-usage.ts";
-import { type ModelConfig, modelConfigSchema, type Verdict } from "../../src/core/schemas.ts";
+import type { Verdict } from "../../src/core/schemas.ts";
 import {
   datasetManifestKey,
   REPORTS_INDEX_HTML_KEY,
@@ -38,45 +36,16 @@ import { toJsonl } from "../../src/pipeline/dataset-io.ts";
 import { publishHistory } from "../../src/pipeline/publish-history.ts";
 import { isInertSvg } from "../../src/report/report-html.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
+import {
+  listingVerdicts,
+  memoryBucket,
+  testModel as model,
+  readOnlyRuns,
+} from "../fixtures/history-store.ts";
 import { runSummaries, SAMPLE_RUN } from "../fixtures/run-summary.ts";
-
-const model = (id: string, kind: ModelConfig["kind"] = "model"): ModelConfig => ({
-  ...modelConfigSchema.parse({ id: "placeholder", baseURL: "http://127.0.0.1:9/v1", model: `${id}-model` }),
-  id,
-  kind,
-});
 
 /** A summary as Aggregate writes it, with one row per (model, Total, Balanced) given. */
 const summary = runSummaries(SAMPLE_RUN);
-
-/** An in-memory bucket that can list (keys with an ETag that changes on every write). */
-function memoryBucket() {
-  const objects = new Map<string, { body: string; etag: string }>();
-  let writes = 0;
-  const store: ObjectStore = {
-    bucket: "test-bucket",
-    getBytes: async (key) => new TextEncoder().encode(await store.getText(key)),
-    getText: async (key) => {
-      const o = objects.get(key);
-      if (!o) throw Object.assign(new Error(`no ${key}`), { name: "ObjectNotFoundError" });
-      return o.body;
-    },
-    getTextIfExists: async (key) => objects.get(key)?.body ?? null,
-    put: async (key, body) => {
-      objects.set(key, {
-        body: typeof body === "string" ? body : new TextDecoder().decode(body),
-        etag: `"${++writes}"`,
-      });
-    },
-    exists: async (key) => objects.has(key),
-  };
-  const listObjects = async (prefix: string): Promise<ListedObject[]> =>
-    [...objects.entries()]
-      .filter(([key]) => key.startsWith(prefix))
-      .map(([key, o]) => ({ key, etag: o.etag }));
-  const index = (): HistoryIndex => JSON.parse(objects.get(REPORTS_INDEX_JSON_KEY)?.body ?? "null");
-  return { objects, store, listObjects, index };
-}
 
 const T0 = "2025-03-01T02:00:00.000Z";
 const T1 = "2025-03-02T02:00:00.000Z";
@@ -401,16 +370,8 @@ describe("Aggregate publishes the history", () => {
       updatedAt: T1,
       attempts: 1,
     });
-    const runs: RunStore = {
-      get: async () => record(),
-      addUsage: async () => undefined,
-      previousOfSchedule: async () => null,
-      startOrResume: async (r) => r,
-      markSucceeded: async () => undefined,
-    };
-    const verdicts: VerdictStore = {
-      existing: async () => new Map(),
-      put: async () => true,
+    const runs = readOnlyRuns(async () => record());
+    const verdicts = listingVerdicts({
       listRun: async () =>
         items.map((item) =>
           buildVerdict(
@@ -431,7 +392,7 @@ describe("Aggregate publishes the history", () => {
             new Date(T1),
           ),
         ),
-    };
+    });
     const seeded = async () => {
       const bucket = memoryBucket();
       await bucket.store.put(
