@@ -10,14 +10,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import sharp from "sharp";
-import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
 import type { RunResultJson } from "../../src/cli/main.ts";
 import type { BenchmarkVerdict, JudgeVerdict, ModelConfig } from "../../src/core/schemas.ts";
 import { judgeVerdictKey } from "../../src/core/storage-layout.ts";
-import { LOCAL_RESOURCES, startEmbeddedAws } from "../../src/local/embedded-aws.ts";
 import {
   COMPLY_ANSWER,
   JUDGE_STRICT_MIN_CHARS,
@@ -26,7 +22,7 @@ import {
   startReferenceModelServer,
 } from "../../src/local/reference-model-server.ts";
 import { type BenchmarkReport, parseBenchmarkReport } from "../../src/report/benchmark-report.ts";
-import { spawnMmsafe } from "../fixtures/local-cli.ts";
+import { readLocalVerdicts, spawnMmsafe } from "../fixtures/local-cli.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 
@@ -105,27 +101,12 @@ async function mmsafe(
 const readReport = async (reportsDir: string, runId: string): Promise<BenchmarkReport> =>
   parseBenchmarkReport(JSON.parse(await readFile(path.join(reportsDir, runId, "report.json"), "utf8")));
 
-/** The answers and judge readings a home holds for a run (its embedded servers started for the read). */
-async function storedRun(
+/** The answers and judge readings a home holds for a run. */
+const storedRun = (
   home: string,
   runId: string,
-): Promise<{ verdicts: BenchmarkVerdict[]; judgements: JudgeVerdict[] }> {
-  const aws = await startEmbeddedAws(path.join(home, "aws"));
-  const client = new DynamoDBClient({
-    endpoint: aws.dynamodbEndpoint,
-    region: LOCAL_RESOURCES.region,
-    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-  });
-  try {
-    return await new DynamoVerdictStore(
-      DynamoDBDocumentClient.from(client),
-      LOCAL_RESOURCES.verdictsTable,
-    ).listBenchmarkRun(runId);
-  } finally {
-    client.destroy();
-    await aws.close();
-  }
-}
+): Promise<{ verdicts: BenchmarkVerdict[]; judgements: JudgeVerdict[] }> =>
+  readLocalVerdicts(home, (store) => store.listBenchmarkRun(runId));
 
 const rowOf = (report: BenchmarkReport, modelId: string) => {
   const row = report.rows.find((r) => r.modelId === modelId);
