@@ -108,6 +108,27 @@ const storedRun = (
 ): Promise<{ verdicts: BenchmarkVerdict[]; judgements: JudgeVerdict[] }> =>
   readLocalVerdicts(home, (store) => store.listBenchmarkRun(runId));
 
+/** The options that put a run's state in `home` and its reports in `reportsDir`, with no progress output. */
+const inHome = (home: string, reportsDir: string): string[] => [
+  "--home",
+  home,
+  "--reports",
+  reportsDir,
+  "--quiet",
+];
+
+/**
+ * `mmsafe ...args` on `home` and `reportsDir` with JSON output, which must succeed: its output, the requests
+ * each model got meanwhile, then run `runId`'s report and what the home stores for it.
+ */
+async function runInHome(args: readonly string[], home: string, reportsDir: string, runId: string) {
+  const byModelBefore = server.stats().byModel;
+  const result = await mmsafe([...args, ...inHome(home, reportsDir), "--json"]);
+  const asked = requestsSince(byModelBefore);
+  assert.equal(result.code, 0, result.stderr);
+  return { result, asked, report: await readReport(reportsDir, runId), stored: await storedRun(home, runId) };
+}
+
 const rowOf = (report: BenchmarkReport, modelId: string) => {
   const row = report.rows.find((r) => r.modelId === modelId);
   assert.ok(row, `the report has a row for ${modelId}`);
@@ -138,33 +159,32 @@ describe("the sample of your own dataset, judged with your prompt file", () => {
     const promptFile = path.join(dir, "my-judge.txt");
     await writeFile(promptFile, JUDGE_PROMPT);
     const models = await writeModels(dir, "models.json", [...EVALUATED, "judge"]);
-    const byModelBefore = server.stats().byModel;
-    run = await mmsafe([
-      "run",
-      "--benchmark",
-      "custom",
-      "--dataset",
-      path.join(dir, "data"),
-      "--judge-prompt",
-      promptFile,
-      "--judge",
-      "judge",
-      "--models",
-      models,
-      "--home",
+    ({
+      result: run,
+      asked,
+      report,
+      stored: first,
+    } = await runInHome(
+      [
+        "run",
+        "--benchmark",
+        "custom",
+        "--dataset",
+        path.join(dir, "data"),
+        "--judge-prompt",
+        promptFile,
+        "--judge",
+        "judge",
+        "--models",
+        models,
+        "--run-id",
+        "custom-1",
+        "--no-cache",
+      ],
       home,
-      "--reports",
       reportsDir,
-      "--run-id",
       "custom-1",
-      "--no-cache",
-      "--quiet",
-      "--json",
-    ]);
-    asked = requestsSince(byModelBefore);
-    assert.equal(run.code, 0, run.stderr);
-    report = await readReport(reportsDir, "custom-1");
-    first = await storedRun(home, "custom-1");
+    ));
   });
 
   it("succeeds, asking each model once per runnable item and the judge once per answer", () => {
@@ -301,25 +321,17 @@ describe("the sample of your own dataset, judged with your prompt file", () => {
         "judge",
         "judge-strict",
       ]);
-      const byModelBefore = server.stats().byModel;
-      rejudge = await mmsafe([
-        "rejudge",
-        "custom-1",
-        "--judge",
-        "judge-strict",
-        "--models",
-        models,
-        "--home",
+      ({
+        result: rejudge,
+        asked: askedAgain,
+        report: rejudged,
+        stored: second,
+      } = await runInHome(
+        ["rejudge", "custom-1", "--judge", "judge-strict", "--models", models],
         home,
-        "--reports",
         reportsDir,
-        "--quiet",
-        "--json",
-      ]);
-      askedAgain = requestsSince(byModelBefore);
-      assert.equal(rejudge.code, 0, rejudge.stderr);
-      rejudged = await readReport(reportsDir, "custom-1");
-      second = await storedRun(home, "custom-1");
+        "custom-1",
+      ));
     });
 
     it("asks only judge-strict: the evaluated models and the first judge get no request", () => {
@@ -412,11 +424,7 @@ describe("a yes/no dataset of your own, columns by a field, on the reference bas
     file,
     "--columns-by",
     "topic",
-    "--home",
-    path.join(dir, "home"),
-    "--reports",
-    path.join(dir, "reports"),
-    "--quiet",
+    ...inHome(path.join(dir, "home"), path.join(dir, "reports")),
     "--json",
   ];
   let paper: BenchmarkReport;
@@ -534,11 +542,7 @@ describe("a dataset file a run refuses", () => {
       "custom",
       "--dataset",
       dataset,
-      "--home",
-      path.join(dir, "home"),
-      "--reports",
-      path.join(dir, "reports"),
-      "--quiet",
+      ...inHome(path.join(dir, "home"), path.join(dir, "reports")),
     ]);
 
   it("a file mixing yes/no and refuse/comply records exits 2, naming the line", async () => {
