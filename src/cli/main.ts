@@ -1217,6 +1217,10 @@ Examples:
       "verify against this `git ls-tree -r` listing (mode, blob, sha1, size, path) instead of the shipped one",
     )
     .option("--force", "download again even if verified data is already there")
+    .option(
+      "--images <zip or folder>",
+      "VLGuard: the gated test.zip (or the test/ folder it unzips to), checked against test.json and copied in",
+    )
     .addHelpText(
       "after",
       `
@@ -1229,15 +1233,28 @@ listing, whatever --tree said.
 MOSSBench (dataset fetch mossbench) is its authors' repository at commit 2a06e5c: data/ and data_contrast/
 are unpacked and every image and annotation file is checked against datasets/mossbench/images.tsv.
 
+VLGuard (dataset fetch vlguard) is ys-zong/VLGuard at commit a2f85c9: its data/ (test.json and two other
+annotation files) is checked against datasets/vlguard/data-tree-a2f85c9.tsv. The images are not in the
+repository: request access to the Hugging Face dataset ys-zong/VLGuard, download test.zip and give it with
+--images; every image test.json names must be in it before it is copied in.
+
 Examples:
   $ npm run mmsafe -- dataset fetch mmsafeaware
   $ npm run mmsafe -- dataset fetch mossbench
+  $ npm run mmsafe -- dataset fetch vlguard --images ~/Downloads/test.zip
   $ npm run mmsafe -- dataset fetch mmsafeaware --archive ~/Downloads/MMSafetyAwareness.tar.gz`,
     )
     .action(
       async (
         name: string | undefined,
-        options: { home: string; archive?: string; sha256?: string; tree?: string; force?: boolean },
+        options: {
+          home: string;
+          archive?: string;
+          sha256?: string;
+          tree?: string;
+          force?: boolean;
+          images?: string;
+        },
       ) => {
         const wanted = name ?? DEFAULT_DATASET;
         const known = findDatasetSource(wanted);
@@ -1254,6 +1271,7 @@ Examples:
           sha256: options.sha256,
           archiveFile: options.archive,
           force: options.force,
+          supplied: options.images,
           onProgress: ({ receivedBytes, totalBytes }) => {
             // A line per 10 MB: readable in a terminal and in CI logs alike.
             if (receivedBytes - reported < 10_000_000) return;

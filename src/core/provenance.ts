@@ -19,6 +19,11 @@ export const datasetProvenanceSchema = z.discriminatedUnion("kind", [
       /** git tree id of the published `data/` (or the listing's name when it gives none). */
       tree: z.string().max(100),
       files: z.number().int().min(0),
+      /**
+       * Files the publishers give no hashes for (VLGuard's gated images), checked only to be present and
+       * readable; absent when every file was verified byte by byte.
+       */
+      unhashed: z.number().int().min(0).optional(),
     })
     .strict(),
   z
@@ -74,8 +79,13 @@ export const provenanceDifferences = (p: DatasetProvenance): number =>
  */
 export function describeProvenance(p: DatasetProvenance, benchmarkTitle = "MMSafeAware"): string {
   switch (p.kind) {
-    case "official":
-      return `official ${benchmarkTitle} data (verified against the published tree ${shortTree(p.tree)}, ${p.files.toLocaleString("en-US")} files)`;
+    case "official": {
+      const unhashed =
+        p.unhashed === undefined
+          ? ""
+          : `; ${p.unhashed.toLocaleString("en-US")} images present and readable, which the publishers give no hashes for`;
+      return `official ${benchmarkTitle} data (verified against the published tree ${shortTree(p.tree)}, ${p.files.toLocaleString("en-US")} ${p.files === 1 ? "file" : "files"}${unhashed})`;
+    }
     case "modified": {
       const n = provenanceDifferences(p);
       const parts = [

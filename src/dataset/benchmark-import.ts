@@ -5,7 +5,7 @@
  * and human lines about what the importer ignored.
  */
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import pLimit from "p-limit";
 import type { CustomConfig, CustomJudgePrompt } from "../benchmarks/custom/config.ts";
@@ -20,7 +20,7 @@ import { MOSSBENCH } from "../benchmarks/mossbench/definition.ts";
 import { readMossbenchDataset } from "../benchmarks/mossbench/layout.ts";
 import type { PluginBenchmark } from "../benchmarks/names.ts";
 import { VLGUARD } from "../benchmarks/vlguard/definition.ts";
-import { readVlguardDataset } from "../benchmarks/vlguard/layout.ts";
+import { locateVlguardFolder, readVlguardDataset } from "../benchmarks/vlguard/layout.ts";
 import { type DatasetProvenance, describeProvenance } from "../core/provenance.ts";
 import type { SkippedRecord } from "../core/schemas.ts";
 
@@ -120,14 +120,6 @@ function checksumOf(
   return hash.digest("hex");
 }
 
-async function isDirectory(p: string): Promise<boolean> {
-  try {
-    return (await stat(p)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 /** What the benchmark's own importer gave, before the images are hashed. */
 interface RawImport {
   records: BenchmarkRecord[];
@@ -204,10 +196,9 @@ async function importVlguard(source: BenchmarkFolderSource): Promise<RawImport> 
   let testJson: string;
   let images: string;
   if ("dir" in source) {
-    // The layout a sample (or unzipping test.zip beside test.json) gives: dir/test.json and dir/test/.
-    testJson = path.join(source.dir, "test.json");
-    const folder = path.join(source.dir, "test");
-    images = (await isDirectory(folder)) ? folder : path.join(source.dir, "test.zip");
+    // A sample (or test.zip unzipped beside test.json): dir/test.json and dir/test/; a fetched copy:
+    // dir/data/test.json and dir/test.zip (or dir/test/).
+    ({ testJson, images } = await locateVlguardFolder(source.dir));
   } else if ("testJson" in source) {
     testJson = source.testJson;
     images = source.images;

@@ -11,305 +11,50 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { extract, list, ReadEntry } from "tar";
 import { z } from "zod";
+import { MMSAFEAWARE_LAYOUT, MMSAFEAWARE_SOURCE } from "../benchmarks/mmsafeaware/fetch.ts";
+import { type FetchedMossbench, MOSSBENCH_SOURCE } from "../benchmarks/mossbench/fetch.ts";
+import { type FetchedVlguard, VLGUARD_SOURCE } from "../benchmarks/vlguard/fetch.ts";
 import {
-  MOSSBENCH_COMMIT,
-  MOSSBENCH_CONTRAST_COLUMN,
-  MOSSBENCH_REPOSITORY,
-} from "../benchmarks/mossbench/definition.ts";
-import {
-  describeMossbenchDifference,
-  type ManifestEntry,
-  MOSSBENCH_ANNOTATION_FILES,
-  MOSSBENCH_BENIGN_FILE,
-  MOSSBENCH_CONTRAST_FILE,
-  MOSSBENCH_MANIFEST,
-  type MossbenchDataset,
-  MossbenchLayoutError,
-  parseMossbenchManifest,
-  readMossbenchDataset,
-} from "../benchmarks/mossbench/layout.ts";
-import { type OfficialDataset, readOfficialDataset } from "./official-layout.ts";
-import { MMSAFEAWARE_PUBLISHED_TREE } from "./provenance.ts";
-import {
-  compareWithPublishedTree,
-  describeDifferences,
-  differingFiles,
-  type PublishedTree,
-  readPublishedTree,
-  treeMatches,
-} from "./published-tree.ts";
-import { describeImport } from "./upload.ts";
+  type ArchiveIdentity,
+  DatasetFetchError,
+  type DatasetLayout,
+  type DatasetSource,
+  describeCause,
+  errorCode,
+  type FetchDatasetResult,
+  findErrorCode,
+  findFirstEntry,
+  type SuppliedPart,
+} from "./fetch-layout.ts";
+import type { OfficialDataset } from "./official-layout.ts";
 
-/**
- * Where a dataset comes from and what a correct copy of it contains. `D` is what its layout reads from a
- * copy: MMSafeAware's {@link OfficialDataset} unless {@link DatasetSource.layout} says otherwise.
- */
-export interface DatasetSource<D = OfficialDataset> {
-  /** Folder name under `<home>/datasets/` and the name on the command line. */
-  name: string;
-  /** GitHub `owner/name` of the official repository. */
-  repository: string;
-  /** The pinned commit, whose archive is downloaded. */
-  commit: string;
-  /** Commits whose data is the published one (the pinned one among them); archives of these are expected. */
-  acceptedCommits: readonly string[];
-  /** A `.tar.gz` of the repository at {@link DatasetSource.commit}. */
-  url: string;
-  /**
-   * The shipped listing every unpacked file is verified against: MMSafeAware's `git ls-tree -r` of `data/`,
-   * MOSSBench's manifest (path, git blob sha1, size). Tests and `--tree` give another one.
-   */
-  tree: string | URL;
-  /**
-   * sha256 of the archive at {@link DatasetSource.url}, or null when it is not known (GitHub's archives are
-   * not byte-stable over time, so none can be pinned in advance). The content is verified file by file
-   * either way; the archive's sha256 is recorded in `source.json`.
-   */
-  archiveSha256: string | null;
-  /** Record and runnable counts the importer must find in the unpacked data, or null to not check. */
-  expect: { records: number; runnable: number } | null;
-  /**
-   * What is unpacked and how it is verified and read; MMSafeAware's official layout ({@link
-   * MMSAFEAWARE_LAYOUT}) when absent.
-   */
-  layout?: DatasetLayout<D>;
-}
-
-/**
- * A benchmark's part of a fetch: which folders of the repository are kept, how the unpacked copy is
- * verified against {@link DatasetSource.tree} and read, and how the result is described. Download,
- * unpacking, staging, `source.json` and the move into place are shared by every layout.
- */
-export interface DatasetLayout<D> {
-  /** Top-level folders of the repository that are unpacked; nothing else in the archive is written. */
-  readonly folders: readonly string[];
-  /**
-   * Reads the source's listing (before anything is downloaded, so a broken one fails at once) and returns
-   * the checks bound to it.
-   *
-   * @throws DatasetFetchError naming the listing and the line that does not fit.
-   */
-  load(source: DatasetSource<D>): Promise<DatasetChecks<D>>;
-  /** The `verified: …` line of {@link describeFetch}. */
-  describeVerified(result: FetchDatasetResult<D>): string;
-  /** The line naming the checksum that identifies what a run evaluates. */
-  describeChecksum(result: FetchDatasetResult<D>): string;
-  /** What the unpacked data holds, as the CLI prints it after {@link describeFetch}. */
-  describeData(dataset: D): string[];
-  /** How an unpinned commit's data is said to be the published one (`its data/ is identical to …`). */
-  readonly sameData: string;
-}
-
-/** A layout's checks, bound to the listing they verify against. */
-export interface DatasetChecks<D> {
-  /**
-   * Verifies the unpacked copy in `content` file by file and reads it with the runner's importer.
-   *
-   * @throws DatasetFetchError naming every file that differs (path, expected and actual hash), or the
-   *   counts that differ from `source.expect`; nothing is then moved into place.
-   */
-  verify(content: string, label: string, identity: ArchiveIdentity): Promise<VerifiedData<D>>;
-  /** The present copy in `dest` when it still verifies and its checksum is `checksum`, else undefined. */
-  readIfIntact(dest: string, checksum: string): Promise<D | undefined>;
-  /** The staged dataset as seen from its final place. */
-  relocate(dataset: D, from: string, to: string): D;
-}
-
-/** What a layout found in a verified copy, recorded in `source.json`. */
-export interface VerifiedData<D> {
-  dataset: D;
-  /** Files verified against the listing. */
-  files: number;
-  /** git tree id of the published folder the files matched, when the listing names it. */
-  treeId: string | null;
-  /** Identifies the content a run evaluates; a present copy is only reused while it still has it. */
-  checksum: string;
-  records: number;
-  runnable: number;
-}
-
-/** The repository's main branch as of 2025-06-04 (since 07c0de2a only README and paper files changed). */
-import { MMSAFEAWARE_COMMIT } from "../benchmarks/mmsafeaware/definition.ts";
-
-/** The first commit with the complete data (2025-05-30); its `data/` is the same git tree. */
-const MMSAFEAWARE_FIRST_COMPLETE_COMMIT = "07c0de2a957238d5dbc3c163f4b2463dd249f4ed";
-
-/**
- * MMSafeAware's official layout: `data/` (prompt.txt and the image folders), every file compared with the
- * published `git ls-tree -r` listing of `data/`, then read with the runner's importer.
- */
-export const MMSAFEAWARE_LAYOUT: DatasetLayout<OfficialDataset> = {
-  folders: ["data"],
-  async load(source) {
-    const tree = await readTreeListing(source);
-    return {
-      async verify(content, label, identity) {
-        const files = await verifyTree(content, tree, label, source, identity);
-        const dataset = await verifyContent(content, label, source);
-        return {
-          dataset,
-          files,
-          treeId: tree.treeId,
-          checksum: dataset.checksum,
-          records: dataset.records,
-          runnable: dataset.items.length,
-        };
-      },
-      readIfIntact: (dest, checksum) => readIfIntact(dest, checksum, tree),
-      relocate,
-    };
-  },
-  describeVerified: (result) =>
-    `verified: all ${result.files.toLocaleString("en-US")} files under data/ match the published tree (git blob hashes)` +
-    (result.source.expect === null
-      ? ""
-      : `; ${result.source.expect.records.toLocaleString("en-US")} records / ${result.source.expect.runnable.toLocaleString("en-US")} runnable pairs as expected`),
-  describeChecksum: (result) =>
-    `dataset checksum ${result.dataset.checksum.slice(0, 12)}… (prompt.txt and the runnable images: identifies what a run evaluates)`,
-  describeData: describeImport,
-  sameData: "its data/ is identical to the published tree",
-};
-
-/** Records of MOSSBench's benign set (`data/`) and of its harmful contrast set (`data_contrast/`). */
-const MOSSBENCH_BENIGN_RECORDS = 300;
-const MOSSBENCH_CONTRAST_RECORDS = 244;
-
-/** What a MOSSBench fetch reads: the records as the runner reads them, and the files they were checked by. */
-export interface FetchedMossbench extends MossbenchDataset {
-  /** Absolute path of the dataset root (`data/` and `data_contrast/` are inside). */
-  dir: string;
-  /** sha256 over the path and git blob of both annotation files and every image a record uses. */
-  checksum: string;
-}
-
-/**
- * MOSSBench's official layout: `data/` and `data_contrast/` (the root `images/` duplicate is not unpacked:
- * no record uses it), read with `readMossbenchDataset`, which checks both annotation files and every image
- * a record uses against the manifest in {@link DatasetSource.tree}. Only provenance `official` with 300
- * benign and 244 contrast records, none skipped, is accepted.
- */
-export const MOSSBENCH_LAYOUT: DatasetLayout<FetchedMossbench> = {
-  folders: ["data", "data_contrast"],
-  async load(source) {
-    const manifest = await readMossbenchListing(source.tree);
-    const read = (root: string) => readMossbenchDataset(root, { manifest: source.tree });
-    return {
-      async verify(content, label, identity) {
-        for (const file of [MOSSBENCH_BENIGN_FILE, MOSSBENCH_CONTRAST_FILE]) {
-          try {
-            await stat(path.join(content, ...file.split("/")));
-          } catch (error: unknown) {
-            throw new DatasetFetchError(
-              `${label} has no ${file} under its top-level folder: it is not an archive of ${source.repository}`,
-              { cause: error },
-            );
-          }
-        }
-        let dataset: MossbenchDataset;
-        try {
-          dataset = await read(content);
-        } catch (error: unknown) {
-          throw new DatasetFetchError(
-            `the data unpacked from ${label} cannot be read: ${describeCause(error)}`,
-            { cause: error },
-          );
-        }
-        verifyMossbenchFiles(dataset, manifest, label, source, identity);
-        verifyMossbenchCounts(dataset, label, source);
-        const checksum = mossbenchChecksum(dataset, manifest);
-        return {
-          dataset: { ...dataset, dir: content, checksum },
-          files: mossbenchFiles(dataset).length,
-          treeId: null,
-          checksum,
-          records: dataset.records.length + dataset.skipped.length,
-          runnable: dataset.records.length,
-        };
-      },
-      async readIfIntact(dest, checksum) {
-        try {
-          const dataset = await read(dest);
-          if (dataset.provenance.kind !== "official" || dataset.skipped.length > 0) return undefined;
-          return mossbenchChecksum(dataset, manifest) === checksum
-            ? { ...dataset, dir: dest, checksum }
-            : undefined;
-        } catch {
-          // Unreadable (an annotation file deleted): damage like any other, fetched again.
-          return undefined;
-        }
-      },
-      // Record image paths are relative to the root, so only the root moves.
-      relocate: (dataset, _from, to) => ({ ...dataset, dir: to }),
-    };
-  },
-  describeVerified: (result) =>
-    `verified: all ${result.files.toLocaleString("en-US")} files the records use (both annotation files and every image) match the manifest (git blob hashes); ` +
-    `${countOf(result.dataset, "benign")} benign / ${countOf(result.dataset, "contrast")} contrast records as expected`,
-  describeChecksum: (result) =>
-    `dataset checksum ${result.dataset.checksum.slice(0, 12)}… (the annotation files and the images the records use: identifies what a run evaluates)`,
-  describeData: (dataset) => {
-    const lines = [
-      `MOSSBench: ${dataset.records.length} records, ${countOf(dataset, "benign")} benign (expected comply) and ${countOf(dataset, "contrast")} harmful contrast (expected refuse), in ${dataset.dir}`,
-    ];
-    const { orphanImages } = dataset.ignored;
-    if (orphanImages.length > 0)
-      lines.push(
-        `note: ${orphanImages.length} images no record uses are kept but ignored: ${orphanImages.join(", ")}`,
-      );
-    if (dataset.mismatchedExtensions.length > 0)
-      lines.push(
-        `note: typed by their bytes (another format than the extension says): ${dataset.mismatchedExtensions.join(", ")}`,
-      );
-    return lines;
-  },
-  sameData: "the files its records use match the manifest",
-};
+export type {
+  ArchiveIdentity,
+  DatasetChecks,
+  DatasetLayout,
+  DatasetSource,
+  FetchDatasetResult,
+  SuppliedPart,
+  VerifiedData,
+} from "./fetch-layout.ts";
+export { DatasetFetchError } from "./fetch-layout.ts";
+export type { FetchedMossbench, FetchedVlguard };
 
 /** Datasets that `mmsafe dataset fetch <name>` knows. */
 export const DATASET_SOURCES: Readonly<{
   mmsafeaware: DatasetSource<OfficialDataset>;
   mossbench: DatasetSource<FetchedMossbench>;
+  vlguard: DatasetSource<FetchedVlguard>;
 }> = {
-  /**
-   * The official MMSafeAware repository. Its `data/` (tree 472df95…) is identical at both accepted commits;
-   * every unpacked file is checked against the shipped listing of that tree, and the import must then find
-   * 1,523 records and 1,453 runnable pairs.
-   */
-  mmsafeaware: {
-    name: "mmsafeaware",
-    repository: "Jarviswang94/MMSafetyAwareness",
-    commit: MMSAFEAWARE_COMMIT,
-    acceptedCommits: [MMSAFEAWARE_COMMIT, MMSAFEAWARE_FIRST_COMPLETE_COMMIT],
-    url: `https://github.com/Jarviswang94/MMSafetyAwareness/archive/${MMSAFEAWARE_COMMIT}.tar.gz`,
-    tree: MMSAFEAWARE_PUBLISHED_TREE,
-    archiveSha256: null,
-    expect: { records: 1523, runnable: 1453 },
-  },
-  /**
-   * The official MOSSBench repository. Only `data/` and `data_contrast/` are unpacked (the root `images/` is
-   * a duplicate no record uses); every file a record uses and both annotation files must match the shipped
-   * manifest, and the import must find 300 benign and 244 contrast records, all runnable.
-   */
-  mossbench: {
-    name: "mossbench",
-    repository: MOSSBENCH_REPOSITORY,
-    commit: MOSSBENCH_COMMIT,
-    acceptedCommits: [MOSSBENCH_COMMIT],
-    url: `https://github.com/${MOSSBENCH_REPOSITORY}/archive/${MOSSBENCH_COMMIT}.tar.gz`,
-    tree: MOSSBENCH_MANIFEST,
-    archiveSha256: null,
-    expect: {
-      records: MOSSBENCH_BENIGN_RECORDS + MOSSBENCH_CONTRAST_RECORDS,
-      runnable: MOSSBENCH_BENIGN_RECORDS + MOSSBENCH_CONTRAST_RECORDS,
-    },
-    layout: MOSSBENCH_LAYOUT,
-  },
+  mmsafeaware: MMSAFEAWARE_SOURCE,
+  mossbench: MOSSBENCH_SOURCE,
+  vlguard: VLGUARD_SOURCE,
 };
 
 /**
@@ -320,11 +65,6 @@ export function findDatasetSource(name: string): DatasetSource<unknown> | undefi
   return Object.hasOwn(DATASET_SOURCES, name)
     ? DATASET_SOURCES[name as keyof typeof DATASET_SOURCES]
     : undefined;
-}
-
-/** A dataset could not be fetched or did not verify; the message says what happened and what to do. */
-export class DatasetFetchError extends Error {
-  override readonly name = "DatasetFetchError";
 }
 
 /** Options of {@link fetchDataset}. */
@@ -342,28 +82,12 @@ export interface FetchDatasetOptions<D = OfficialDataset> {
   fetchImpl?: typeof fetch;
   /** Called as archive bytes arrive (or are hashed, for `archiveFile`); `totalBytes` is null when unknown. */
   onProgress?: (progress: { receivedBytes: number; totalBytes: number | null }) => void;
+  /**
+   * The part the repository does not hold, downloaded by the user (VLGuard: `test.zip` or its `test/`
+   * folder): verified against the fetched files, then copied in. Only for a layout with a {@link SuppliedPart}.
+   */
+  supplied?: string;
 }
-
-/** What {@link fetchDataset} did. */
-export interface FetchDatasetResult<D = OfficialDataset> {
-  /** Absolute destination: `<home>/datasets/<name>`; the files are under `<dir>/data/` (and its siblings). */
-  dir: string;
-  source: DatasetSource<D>;
-  archiveSha256: string;
-  archiveBytes: number;
-  /** The commit the archive is of (from its pax header or top-level folder), or null when it names none. */
-  commit: string | null;
-  /** `tree`: every file matched the published tree; `tree+sha256`: and the archive matched a known sha256. */
-  verifiedBy: VerifiedBy;
-  /** Files verified against the published tree (or manifest). */
-  files: number;
-  /** True when the destination already held verified data, so nothing was downloaded. */
-  alreadyPresent: boolean;
-  /** The data as the importer reads it from {@link FetchDatasetResult.dir}. */
-  dataset: D;
-}
-
-type VerifiedBy = "tree" | "tree+sha256";
 
 /** `source.json`, written into the destination: where the data came from and how it was verified. */
 const sourceRecordSchema = z.object({
@@ -429,6 +153,7 @@ export async function fetchDataset<D = OfficialDataset>(
     );
   }
   const expectedSha256 = normaliseSha256(options.sha256 ?? source.archiveSha256);
+  const supplied = await checkSupplied(source, layout.supplied, options.supplied);
   const datasetsDir = path.resolve(options.home, "datasets");
   const dest = path.join(datasetsDir, source.name);
 
@@ -441,7 +166,15 @@ export async function fetchDataset<D = OfficialDataset>(
   }
   const checks = await layout.load(source);
   if (typeof existing === "object" && !options.force) {
-    const present = await checks.readIfIntact(dest, existing.datasetChecksum);
+    let present = await checks.readIfIntact(dest, existing.datasetChecksum);
+    if (present && supplied) {
+      // The fetched files are there: only the supplied part is verified against them and copied in.
+      const identity = { commit: existing.commit, from: existing.commitFrom };
+      await checks.verify(dest, dest, identity, supplied.path);
+      present = await placeSupplied(dest, supplied, () =>
+        checks.readIfIntact(dest, existing.datasetChecksum),
+      );
+    }
     if (present) {
       return {
         dir: dest,
@@ -453,10 +186,14 @@ export async function fetchDataset<D = OfficialDataset>(
         files: existing.files,
         alreadyPresent: true,
         dataset: present,
+        ...(supplied ? { suppliedFrom: supplied.path } : {}),
       };
     }
     // A fetched copy that no longer matches the published tree was damaged: fetch it again.
   }
+  // A supplied part the present copy holds is verified against the new files and kept, unless replaced.
+  const kept =
+    supplied === undefined && layout.supplied ? await findFirstEntry(dest, layout.supplied.names) : undefined;
 
   await mkdir(datasetsDir, { recursive: true });
   await removeAbandonedStaging(datasetsDir, source.name);
@@ -480,7 +217,7 @@ export async function fetchDataset<D = OfficialDataset>(
     const content = path.join(staging, source.name);
     await mkdir(content);
     const identity = await unpackFolders(archive.file, content, label, source, layout.folders);
-    const staged = await checks.verify(content, label, identity);
+    const staged = await checks.verify(content, label, identity, supplied?.path ?? kept);
 
     const record: SourceRecord = {
       name: source.name,
@@ -499,7 +236,16 @@ export async function fetchDataset<D = OfficialDataset>(
       runnable: staged.runnable,
     };
     await writeFile(path.join(content, SOURCE_FILE), `${JSON.stringify(record, null, 2)}\n`, "utf8");
-    await moveIntoPlace(content, dest, path.join(staging, "previous"));
+    const carried = kept === undefined ? [] : [path.basename(kept)];
+    await moveIntoPlace(content, dest, path.join(staging, "previous"), carried);
+    let dataset = checks.relocate(staged.dataset, content, dest);
+    if (layout.supplied) {
+      // The supplied part is found in the destination again, where the runner reads it.
+      const reread = () => checks.readIfIntact(dest, staged.checksum);
+      const placed = supplied ? await placeSupplied(dest, supplied, reread) : await reread();
+      if (placed === undefined) throw new DatasetFetchError(`${dest} did not verify once in place`);
+      dataset = placed;
+    }
 
     return {
       dir: dest,
@@ -510,7 +256,8 @@ export async function fetchDataset<D = OfficialDataset>(
       verifiedBy: record.verifiedBy,
       files: staged.files,
       alreadyPresent: false,
-      dataset: checks.relocate(staged.dataset, content, dest),
+      dataset,
+      ...(supplied ? { suppliedFrom: supplied.path } : {}),
     };
   } finally {
     // Holds the downloaded archive and, after a replacement, the previous copy; never useful afterwards.
@@ -518,6 +265,63 @@ export async function fetchDataset<D = OfficialDataset>(
     await rm(staging, { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined);
     activeStaging.delete(staging);
   }
+}
+
+/** A supplied part as given: its absolute path, whether it is a folder, and the layout's part. */
+interface Supplied {
+  path: string;
+  isDirectory: boolean;
+  part: SuppliedPart;
+}
+
+/** The supplied path, checked to exist and to be something the source takes. */
+async function checkSupplied(
+  source: DatasetSource<unknown>,
+  part: SuppliedPart | undefined,
+  given: string | undefined,
+): Promise<Supplied | undefined> {
+  if (given === undefined) return undefined;
+  if (part === undefined)
+    throw new DatasetFetchError(
+      `${source.name} takes nothing from --images: everything it needs is in ${source.repository}'s archive`,
+    );
+  const resolved = path.resolve(given);
+  let isDirectory: boolean;
+  try {
+    isDirectory = (await stat(resolved)).isDirectory();
+  } catch (error: unknown) {
+    throw new DatasetFetchError(`${part.option} ${resolved} not found (${describeCause(error)})`, {
+      cause: error,
+    });
+  }
+  return { path: resolved, isDirectory, part };
+}
+
+/**
+ * Copies a verified supplied part into `dest` under its name (through a temporary name, so a broken copy
+ * is never read), replacing whatever part was there, then reads the copy again with `reread`.
+ */
+async function placeSupplied<D>(
+  dest: string,
+  supplied: Supplied,
+  reread: () => Promise<D | undefined>,
+): Promise<D | undefined> {
+  const name = supplied.part.nameFor(supplied.isDirectory);
+  const partial = path.join(dest, `.${name}${STAGING_INFIX}${process.pid}`);
+  await rm(partial, { recursive: true, force: true });
+  try {
+    await cp(supplied.path, partial, { recursive: true, errorOnExist: true });
+    for (const other of supplied.part.names)
+      await rm(path.join(dest, other), { recursive: true, force: true });
+    await rename(partial, path.join(dest, name));
+  } catch (error: unknown) {
+    await rm(partial, { recursive: true, force: true }).catch(() => undefined);
+    throw new DatasetFetchError(
+      `cannot copy ${supplied.path} into ${dest} (${describeCause(error)}); the fetched files are in place, run the command again`,
+      { cause: error },
+    );
+  }
+  return reread();
 }
 
 /**
@@ -532,7 +336,7 @@ export function describeFetch<D>(result: FetchDatasetResult<D>): string[] {
     result.commit === null ? "an unnamed commit (the archive names none)" : `commit ${result.commit}`;
   const lines = [
     result.alreadyPresent
-      ? `${result.dir} already holds verified ${source.repository} data (${commit}); nothing downloaded (--force fetches again)`
+      ? `${result.dir} already holds verified ${source.repository} data (${commit}); nothing downloaded${result.suppliedFrom === undefined ? " (--force fetches again)" : ""}`
       : `fetched ${source.repository} at ${commit} into ${result.dir}`,
   ];
   if (result.commit !== null && !source.acceptedCommits.includes(result.commit)) {
@@ -540,6 +344,8 @@ export function describeFetch<D>(result: FetchDatasetResult<D>): string[] {
       `note: commit ${result.commit} is not one of the pinned commits (${source.acceptedCommits.map((c) => c.slice(0, 8)).join(", ")}), but ${layout.sameData}`,
     );
   }
+  if (result.suppliedFrom !== undefined && layout.supplied)
+    lines.push(`copied ${layout.supplied.option} ${result.suppliedFrom} into ${result.dir}`);
   lines.push(
     layout.describeVerified(result),
     `archive sha256 ${result.archiveSha256} (${size})${result.verifiedBy === "tree+sha256" ? ": matches the expected checksum" : ", recorded in source.json"}`,
@@ -561,15 +367,6 @@ export function describeFetchReport<D>(result: FetchDatasetResult<D>): string[] 
 function layoutOf<D>(source: DatasetSource<D>): DatasetLayout<D> {
   // A source without a layout is MMSafeAware's, whose D is OfficialDataset (the type parameter's default).
   return source.layout ?? (MMSAFEAWARE_LAYOUT as unknown as DatasetLayout<D>);
-}
-
-/** The source's published tree listing; a broken listing is a fetch error naming the file. */
-async function readTreeListing(source: DatasetSource<OfficialDataset>): Promise<PublishedTree> {
-  try {
-    return await readPublishedTree(source.tree);
-  } catch (error: unknown) {
-    throw new DatasetFetchError(describeCause(error), { cause: error });
-  }
 }
 
 function normaliseSha256(value: string | null | undefined): string | null {
@@ -607,23 +404,6 @@ async function readSourceRecord(dest: string): Promise<SourceRecord | "foreign" 
     throw error;
   }
 }
-
-/** The present copy, read by the importer, when it still matches the published tree and its record. */
-async function readIfIntact(
-  dest: string,
-  checksum: string,
-  tree: PublishedTree,
-): Promise<OfficialDataset | undefined> {
-  try {
-    if (!treeMatches(await compareWithPublishedTree(dest, tree))) return undefined;
-    const dataset = await readOfficialDataset(dest);
-    return dataset.checksum === checksum ? dataset : undefined;
-  } catch {
-    // Unreadable (e.g. prompt.txt deleted): treated like any other damage, by fetching again.
-    return undefined;
-  }
-}
-
 const STAGING_INFIX = ".partial-";
 const OWNER_FILE = ".owner-pid";
 /** Staging directories of fetches running in this process, which share its pid. */
@@ -772,48 +552,9 @@ function describeNetworkFailure(url: string, error: unknown, source: DatasetSour
   return `could not download ${url} (${describeCause(error)}). Check the network, or ${lowerFirst(offlineHint(source))}`;
 }
 
-/** The first errno-style code in an error's cause chain (undici wraps it as `TypeError: fetch failed`). */
-function findErrorCode(error: unknown, depth = 0): string | undefined {
-  if (!(error instanceof Error) || depth > 5) return undefined;
-  const code = errorCode(error);
-  if (code !== undefined) return code;
-  if (error instanceof AggregateError) {
-    for (const inner of error.errors) {
-      const found = findErrorCode(inner, depth + 1);
-      if (found !== undefined) return found;
-    }
-  }
-  return findErrorCode(error.cause, depth + 1);
-}
-
-/** An error's message with its causes' (undici's own message is only "fetch failed"), and its code. */
-function describeCause(error: unknown): string {
-  const messages: string[] = [];
-  let current: unknown = error;
-  for (let depth = 0; depth < 5 && current !== undefined; depth++) {
-    const message = current instanceof Error ? current.message : String(current);
-    if (message !== "" && !messages.some((m) => m.includes(message))) messages.push(message);
-    current = current instanceof Error ? current.cause : undefined;
-  }
-  const message = messages.join(": ");
-  const code = findErrorCode(error);
-  return code === undefined || message.includes(code) ? message : `${code}: ${message}`;
-}
-
-function errorCode(error: unknown): string | undefined {
-  if (error instanceof Error && "code" in error && typeof error.code === "string") return error.code;
-  return undefined;
-}
-
 const lowerFirst = (text: string): string => text.charAt(0).toLowerCase() + text.slice(1);
 
 const FULL_SHA = /^[0-9a-f]{40}$/;
-
-/** The commit an archive says it is of, and where it says so. */
-export interface ArchiveIdentity {
-  commit: string | null;
-  from: "pax header" | "folder name" | null;
-}
 
 /**
  * The top-level folder of an entry that belongs to one of `folders` (relative to that top-level folder),
@@ -897,170 +638,16 @@ async function unpackFolders(
 }
 
 /**
- * Compares every unpacked file with the published tree; any missing, extra or changed file is an error that
- * names it (path, expected and actual blob hash and size). Returns the number of files verified.
- */
-async function verifyTree(
-  content: string,
-  tree: PublishedTree,
-  label: string,
-  source: DatasetSource<OfficialDataset>,
-  identity: ArchiveIdentity,
-): Promise<number> {
-  const comparison = await compareWithPublishedTree(content, tree);
-  if (treeMatches(comparison)) return comparison.matching;
-  const n = differingFiles(comparison);
-  const commitHint = unpinnedCommitHint(source, identity);
-  throw new DatasetFetchError(
-    `${label} is not the published data: ${n} ${n === 1 ? "file" : "files"} under data/ ` +
-      `${n === 1 ? "differs" : "differ"} from the published tree (${path.basename(tree.source)}, ` +
-      `${tree.files.size} files), so nothing was moved into place.${commitHint}\n` +
-      describeDifferences(comparison)
-        .map((line) => `  ${line}`)
-        .join("\n"),
-  );
-}
-
-/**
- * When the archive is of a commit the data is not pinned to, the sentence that says so and what to get
- * instead (appended to a verification error); else "".
- */
-function unpinnedCommitHint(source: DatasetSource<unknown>, identity: ArchiveIdentity): string {
-  return identity.commit !== null && !source.acceptedCommits.includes(identity.commit)
-    ? ` It is an archive of commit ${identity.commit}, not of a commit the data is pinned to ` +
-        `(${source.acceptedCommits.map((c) => c.slice(0, 8)).join(", ")}): download ${source.url}`
-    : "";
-}
-
-/** Reads the staged data with the runner's importer and checks it against the catalogue's expectations. */
-async function verifyContent(
-  content: string,
-  label: string,
-  source: DatasetSource<OfficialDataset>,
-): Promise<OfficialDataset> {
-  try {
-    await stat(path.join(content, "data", "prompt.txt"));
-  } catch (error: unknown) {
-    throw new DatasetFetchError(
-      `${label} has no data/prompt.txt under its top-level folder: it is not an archive of ${source.repository}`,
-      { cause: error },
-    );
-  }
-  let dataset: OfficialDataset;
-  try {
-    dataset = await readOfficialDataset(content);
-  } catch (error: unknown) {
-    throw new DatasetFetchError(`the data unpacked from ${label} cannot be read: ${describeCause(error)}`, {
-      cause: error,
-    });
-  }
-  const { expect } = source;
-  if (expect !== null && (dataset.records !== expect.records || dataset.items.length !== expect.runnable)) {
-    throw new DatasetFetchError(
-      `the data unpacked from ${label} has ${dataset.records} records / ${dataset.items.length} ` +
-        `runnable pairs, expected ${expect.records} records / ${expect.runnable} runnable pairs`,
-    );
-  }
-  return dataset;
-}
-
-/** MOSSBench's manifest; a broken one is a fetch error naming the file and line. */
-async function readMossbenchListing(manifest: string | URL): Promise<Map<string, ManifestEntry>> {
-  const label = manifest instanceof URL ? manifest.pathname : manifest;
-  try {
-    return parseMossbenchManifest(await readFile(manifest, "utf8"), label);
-  } catch (error: unknown) {
-    if (error instanceof MossbenchLayoutError) throw new DatasetFetchError(error.message, { cause: error });
-    throw new DatasetFetchError(`cannot read the MOSSBench manifest ${label} (${describeCause(error)})`, {
-      cause: error,
-    });
-  }
-}
-
-/** The files a MOSSBench copy is verified by: both annotation files and every image a record uses. */
-function mossbenchFiles(dataset: MossbenchDataset): string[] {
-  const images = [...dataset.records.map((r) => r.imagePath), ...dataset.differences.map((d) => d.path)];
-  return [...new Set([MOSSBENCH_BENIGN_FILE, MOSSBENCH_CONTRAST_FILE, ...images])].sort();
-}
-
-/**
- * sha256 over `path \t blob` of every file {@link mossbenchFiles} names, with the blob the manifest gives:
- * the files were verified against it, so this identifies their bytes without reading them again.
- */
-function mossbenchChecksum(dataset: MossbenchDataset, manifest: ReadonlyMap<string, ManifestEntry>): string {
-  const hash = createHash("sha256");
-  for (const file of mossbenchFiles(dataset)) {
-    const blob = manifest.get(file)?.blob ?? MOSSBENCH_ANNOTATION_FILES[file]?.blob ?? "unlisted";
-    hash.update(`${file}\t${blob}\n`);
-  }
-  return hash.digest("hex");
-}
-
-const countOf = (dataset: MossbenchDataset, set: "benign" | "contrast"): number =>
-  dataset.records.filter((r) => (r.column === MOSSBENCH_CONTRAST_COLUMN) === (set === "contrast")).length;
-
-/**
- * Fails unless every file the records use matches the manifest (provenance `official`), naming each file
- * that differs with its expected and actual blob, as `readMossbenchDataset` reports them.
- */
-function verifyMossbenchFiles(
-  dataset: MossbenchDataset,
-  manifest: ReadonlyMap<string, ManifestEntry>,
-  label: string,
-  source: DatasetSource<FetchedMossbench>,
-  identity: ArchiveIdentity,
-): void {
-  if (dataset.provenance.kind === "official") return;
-  const { differences } = dataset;
-  const n = differences.length;
-  const shown = differences.slice(0, MAX_LISTED_DIFFERENCES).map(describeMossbenchDifference);
-  if (n > MAX_LISTED_DIFFERENCES) shown.push(`… and ${n - MAX_LISTED_DIFFERENCES} more`);
-  const listing = source.tree instanceof URL ? source.tree.pathname : source.tree;
-  throw new DatasetFetchError(
-    `${label} is not the published data: ${n} ${n === 1 ? "file" : "files"} the records use ` +
-      `${n === 1 ? "differs" : "differ"} from the manifest (${path.basename(listing)}, ${manifest.size} files), ` +
-      `so nothing was moved into place.${unpinnedCommitHint(source, identity)}\n` +
-      shown.map((line) => `  ${line}`).join("\n"),
-  );
-}
-
-/** Fails unless the copy has the expected benign and contrast records, none of them skipped. */
-function verifyMossbenchCounts(
-  dataset: MossbenchDataset,
-  label: string,
-  source: DatasetSource<FetchedMossbench>,
-): void {
-  const benign = countOf(dataset, "benign");
-  const contrast = countOf(dataset, "contrast");
-  const { expect } = source;
-  const total = dataset.records.length + dataset.skipped.length;
-  const fits =
-    dataset.skipped.length === 0 &&
-    (expect === null ||
-      (benign === MOSSBENCH_BENIGN_RECORDS &&
-        contrast === MOSSBENCH_CONTRAST_RECORDS &&
-        total === expect.records &&
-        dataset.records.length === expect.runnable));
-  if (fits) return;
-  const skipped = dataset.skipped
-    .slice(0, MAX_LISTED_DIFFERENCES)
-    .map((r) => `  skipped ${r.id}: ${r.detail}`);
-  throw new DatasetFetchError(
-    `the data unpacked from ${label} has ${benign} benign / ${contrast} contrast records runnable and ` +
-      `${dataset.skipped.length} skipped, expected ${MOSSBENCH_BENIGN_RECORDS} benign / ` +
-      `${MOSSBENCH_CONTRAST_RECORDS} contrast and none skipped` +
-      (skipped.length > 0 ? `\n${skipped.join("\n")}` : ""),
-  );
-}
-
-/** Differing files named in one error; the count says how many there are in all. */
-const MAX_LISTED_DIFFERENCES = 10;
-
-/**
  * Renames the verified copy into place. An existing destination is first moved aside (into the staging
- * directory, which is deleted afterwards) and moved back if the second rename fails.
+ * directory, which is deleted afterwards) and moved back if the second rename fails. Entries named in
+ * `carried` (a supplied part the copy held) move from the old destination into the new one.
  */
-async function moveIntoPlace(content: string, dest: string, aside: string): Promise<void> {
+async function moveIntoPlace(
+  content: string,
+  dest: string,
+  aside: string,
+  carried: readonly string[] = [],
+): Promise<void> {
   let movedAside = false;
   try {
     await rename(dest, aside);
@@ -1068,22 +655,17 @@ async function moveIntoPlace(content: string, dest: string, aside: string): Prom
   } catch (error: unknown) {
     if (errorCode(error) !== "ENOENT") throw error;
   }
+  const moved: string[] = [];
   try {
+    if (movedAside)
+      for (const name of carried) {
+        await rename(path.join(aside, name), path.join(content, name));
+        moved.push(name);
+      }
     await rename(content, dest);
   } catch (error: unknown) {
+    for (const name of moved) await rename(path.join(content, name), path.join(aside, name));
     if (movedAside) await rename(aside, dest);
     throw error;
   }
-}
-
-/** The staged dataset as seen from its final place (paths only; the checksum covers bytes, not paths). */
-function relocate(dataset: OfficialDataset, from: string, to: string): OfficialDataset {
-  return {
-    ...dataset,
-    dir: to,
-    items: dataset.items.map((item) => ({
-      ...item,
-      imagePath: path.join(to, path.relative(from, item.imagePath)),
-    })),
-  };
 }

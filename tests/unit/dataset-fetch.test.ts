@@ -1,31 +1,30 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { gzipSync } from "node:zlib";
-import { create, Header, Pax } from "tar";
-import {
-  DATASET_SOURCES,
-  DatasetFetchError,
-  type DatasetSource,
-  describeFetch,
-  fetchDataset,
-} from "../../src/dataset/fetch.ts";
+import { Header } from "tar";
+import { DATASET_SOURCES, type DatasetSource, describeFetch, fetchDataset } from "../../src/dataset/fetch.ts";
 import { readOfficialDataset } from "../../src/dataset/official-layout.ts";
 import { gitBlobSha1, readPublishedTree } from "../../src/dataset/published-tree.ts";
 import { type SampleSummary, writeSampleDataset } from "../../src/dataset/sample.ts";
+import {
+  type ArchiveServer,
+  datasetsEntries,
+  packGithubArchive,
+  readTree,
+  rejectsWith,
+  serveArchives,
+  sha256,
+} from "../fixtures/fetch-archive.ts";
 
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 /** A second commit with the same data/ (as 07c0de2a and 500b595 are for the real repository). */
 const SECOND_COMMIT = "1111111111111111111111111111111111111111";
 const OTHER_COMMIT = "fedcba9876543210fedcba9876543210fedcba98";
 const TOP = `MMSafetyAwareness-${COMMIT}`;
-
-const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
 
 /** One raw tar entry (header + padded body), for entries `create` would never write. */
 function rawEntry(entryPath: string, type: "File" | "Link", body = "", linkpath = ""): Buffer {
@@ -48,48 +47,15 @@ function rawEntry(entryPath: string, type: "File" | "Link", body = "", linkpath 
   return Buffer.concat([header, padded]);
 }
 
-/** Every file under `root`, relative with `/` separators, with its bytes. */
-async function readTree(root: string): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  for (const relative of await readdir(root, { recursive: true })) {
-    const full = path.join(root, relative);
-    if (!(await stat(full)).isFile()) continue;
-    out.set(relative.split(path.sep).join("/"), await readFile(full));
-  }
-  return out;
-}
-
-/** Entries of `<home>/datasets`, or none when it does not exist. */
-async function datasetsEntries(home: string): Promise<string[]> {
-  try {
-    return (await readdir(path.join(home, "datasets"))).sort();
-  } catch (error: unknown) {
-    if (error instanceof Error && "code" in error && error.code === "ENOENT") return [];
-    throw error;
-  }
-}
-
-/** Asserts a rejection with a DatasetFetchError whose message matches every pattern. */
-async function rejectsWith(promise: Promise<unknown>, ...patterns: RegExp[]): Promise<DatasetFetchError> {
-  let caught: unknown;
-  await assert.rejects(promise, (error: unknown) => {
-    caught = error;
-    return true;
-  });
-  assert.ok(caught instanceof DatasetFetchError, `expected a DatasetFetchError, got ${String(caught)}`);
-  for (const pattern of patterns) assert.match(caught.message, pattern);
-  return caught;
-}
-
 describe("fetchDataset", () => {
   let tmp: string;
   let summary: SampleSummary;
   let expect: { records: number; runnable: number };
-  let server: Server;
+  let server: ArchiveServer;
   let baseUrl: string;
   let closedPortUrl: string;
   const routes = new Map<string, Buffer>();
-  const requests = new Map<string, number>();
+  let requests: Map<string, number>;
   let good: Buffer;
 
   let treeFile: string;
@@ -102,14 +68,10 @@ describe("fetchDataset", () => {
     commit: string | null,
     options: { extra?: Buffer[]; skip?: (entryPath: string) => boolean; top?: string; cwd?: string } = {},
   ): Promise<Buffer> {
-    const rawFile = await mkdtemp(path.join(tmp, "raw-")).then((dir) => path.join(dir, "a.tar"));
-    const skip = options.skip ?? (() => false);
-    await create(
-      { cwd: options.cwd ?? path.join(tmp, "src"), file: rawFile, portable: true, filter: (p) => !skip(p) },
-      [options.top ?? TOP],
-    );
-    const global = commit === null ? [] : [new Pax({ comment: commit }, true).encode()];
-    return gzipSync(Buffer.concat([...global, ...(options.extra ?? []), await readFile(rawFile)]));
+    return packGithubArchive(options.cwd ?? path.join(tmp, "src"), options.top ?? TOP, commit, {
+      ...options,
+      scratch: tmp,
+    });
   }
 
   /** The sample's archive folder copied and changed by `edit`, then packed like the others. */
@@ -192,26 +154,17 @@ describe("fetchDataset", () => {
     );
     routes.set("/truncated.tar.gz", good.subarray(0, Math.floor(good.length / 2)));
 
-    server = createServer((request, response) => {
-      const url = request.url ?? "";
-      requests.set(url, (requests.get(url) ?? 0) + 1);
+    server = await serveArchives((url, response) => {
       if (url === "/broken.tar.gz") {
         // Announces the whole archive, sends a part, then the connection drops.
         response.writeHead(200, { "content-length": good.length });
         response.write(good.subarray(0, 1024), () => response.destroy());
-        return;
+        return true;
       }
-      const body = routes.get(url);
-      if (body === undefined) {
-        response.writeHead(404, "Not Found").end("not found");
-        return;
-      }
-      response
-        .writeHead(200, { "content-type": "application/gzip", "content-length": body.length })
-        .end(body);
+      return false;
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    for (const [route, body] of routes) server.routes.set(route, body);
+    ({ baseUrl, requests } = server);
 
     // A port that was just free: nothing listens there, so connecting is refused.
     const closed = createServer();
@@ -221,8 +174,7 @@ describe("fetchDataset", () => {
   });
 
   after(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await server.close();
     await rm(tmp, { recursive: true, force: true });
   });
 

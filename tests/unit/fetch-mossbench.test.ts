@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { gzipSync } from "node:zlib";
-import { create, Pax } from "tar";
 import { MOSSBENCH_COMMIT } from "../../src/benchmarks/mossbench/definition.ts";
 import {
   MOSSBENCH_MANIFEST,
@@ -17,7 +12,6 @@ import {
 import { type MossbenchSampleSummary, writeMossbenchSample } from "../../src/benchmarks/mossbench/sample.ts";
 import {
   DATASET_SOURCES,
-  DatasetFetchError,
   type DatasetSource,
   describeFetch,
   describeFetchReport,
@@ -26,44 +20,18 @@ import {
   findDatasetSource,
 } from "../../src/dataset/fetch.ts";
 import { gitBlobSha1 } from "../../src/dataset/published-tree.ts";
+import {
+  type ArchiveServer,
+  datasetsEntries,
+  packGithubArchive,
+  readTree,
+  rejectsWith,
+  serveArchives,
+  sha256,
+} from "../fixtures/fetch-archive.ts";
 
 const COMMIT = "abcdefabcdefabcdefabcdefabcdefabcdefabcd";
 const TOP = `MOSSBench-${COMMIT}`;
-
-const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
-
-/** Every file under `root`, relative with `/` separators, with its bytes. */
-async function readTree(root: string): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  for (const relative of await readdir(root, { recursive: true })) {
-    const full = path.join(root, relative);
-    if (!(await stat(full)).isFile()) continue;
-    out.set(relative.split(path.sep).join("/"), await readFile(full));
-  }
-  return out;
-}
-
-/** Entries of `<home>/datasets`, or none when it does not exist. */
-async function datasetsEntries(home: string): Promise<string[]> {
-  try {
-    return (await readdir(path.join(home, "datasets"))).sort();
-  } catch (error: unknown) {
-    if (error instanceof Error && "code" in error && error.code === "ENOENT") return [];
-    throw error;
-  }
-}
-
-/** Asserts a rejection with a DatasetFetchError whose message matches every pattern. */
-async function rejectsWith(promise: Promise<unknown>, ...patterns: RegExp[]): Promise<DatasetFetchError> {
-  let caught: unknown;
-  await assert.rejects(promise, (error: unknown) => {
-    caught = error;
-    return true;
-  });
-  assert.ok(caught instanceof DatasetFetchError, `expected a DatasetFetchError, got ${String(caught)}`);
-  for (const pattern of patterns) assert.match(caught.message, pattern);
-  return caught;
-}
 
 describe("fetchDataset: MOSSBench", () => {
   let tmp: string;
@@ -72,18 +40,15 @@ describe("fetchDataset: MOSSBench", () => {
   let manifestFile: string;
   /** Files the manifest lists: everything under data/ and data_contrast/ of the sample. */
   let listed: Map<string, Buffer>;
-  let server: Server;
+  let server: ArchiveServer;
   let baseUrl: string;
-  const routes = new Map<string, Buffer>();
-  const requests = new Map<string, number>();
+  let routes: Map<string, Buffer>;
+  let requests: Map<string, number>;
   let good: Buffer;
 
   /** The archive as GitHub builds it: a pax global header naming the commit, then one top-level folder. */
-  async function buildArchive(cwd: string): Promise<Buffer> {
-    const rawFile = await mkdtemp(path.join(tmp, "raw-")).then((dir) => path.join(dir, "a.tar"));
-    await create({ cwd, file: rawFile, portable: true }, [TOP]);
-    return gzipSync(Buffer.concat([new Pax({ comment: COMMIT }, true).encode(), await readFile(rawFile)]));
-  }
+  const buildArchive = (cwd: string): Promise<Buffer> =>
+    packGithubArchive(cwd, TOP, COMMIT, { scratch: tmp });
 
   /** The sample's archive folder copied and changed by `edit`, then packed like the good one. */
   async function variant(name: string, edit: (top: string) => Promise<void>): Promise<Buffer> {
@@ -109,6 +74,8 @@ describe("fetchDataset: MOSSBench", () => {
 
   before(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), "mmsafe-fetch-mossbench-"));
+    server = await serveArchives();
+    ({ baseUrl, routes, requests } = server);
     sampleDir = path.join(tmp, "src", TOP);
     summary = await writeMossbenchSample(sampleDir, { seed: 3 });
 
@@ -143,26 +110,10 @@ describe("fetchDataset: MOSSBench", () => {
         rm(path.join(dir, "data_contrast", "images_information", "information.json")),
       ),
     );
-
-    server = createServer((request, response) => {
-      const url = request.url ?? "";
-      requests.set(url, (requests.get(url) ?? 0) + 1);
-      const body = routes.get(url);
-      if (body === undefined) {
-        response.writeHead(404, "Not Found").end("not found");
-        return;
-      }
-      response
-        .writeHead(200, { "content-type": "application/gzip", "content-length": body.length })
-        .end(body);
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
 
   after(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await server.close();
     await rm(tmp, { recursive: true, force: true });
   });
 

@@ -213,6 +213,13 @@ describe("published tree", () => {
       ),
       "official VLGuard data (verified against the published tree UCSC-VLAA/VLGuard@1a2b3c4 data/test.json, 1,001 files)",
     );
+    assert.equal(
+      describeProvenance(
+        { kind: "official", tree: "ys-zong/VLGuard@a2f85c9 data/test.json", files: 1, unhashed: 1000 },
+        "VLGuard",
+      ),
+      "official VLGuard data (verified against the published tree ys-zong/VLGuard@a2f85c9 data/test.json, 1 file; 1,000 images present and readable, which the publishers give no hashes for)",
+    );
     const modified: DatasetProvenance = {
       kind: "modified",
       tree: "472df95aad775ef362d045e2debb2526dadb09c3",

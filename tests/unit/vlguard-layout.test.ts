@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { crc32, deflateRawSync } from "node:zlib";
 import sharp from "sharp";
 import {
   readVlguardDataset,
@@ -12,6 +11,7 @@ import {
 } from "../../src/benchmarks/vlguard/layout.ts";
 import { VLGUARD_CATEGORY_COUNTS, writeVlguardSample } from "../../src/benchmarks/vlguard/sample.ts";
 import { SAMPLE_MARKER_FILE } from "../../src/dataset/provenance.ts";
+import { type ZipEntry, zipEntriesOf, zipOf } from "../fixtures/zip.ts";
 
 interface RawRecord {
   id: string;
@@ -37,85 +37,8 @@ async function copyOfSample(name: string, { marker = true } = {}): Promise<strin
 const read = (dir: string): Promise<VlguardDataset> =>
   readVlguardDataset(path.join(dir, "test.json"), path.join(dir, "test"));
 
-/** One entry of {@link zipOf}: a name ending in `/` is a folder entry; `deflate` compresses (method 8). */
-interface ZipEntry {
-  name: string;
-  data?: Buffer;
-  deflate?: boolean;
-}
-
-/**
- * A minimal zip writer (no zip64, no data descriptors): local file headers with the data stored (method 0)
- * or deflated (method 8), the central directory, and the end record. Names are flagged UTF-8.
- */
-function zipOf(entries: readonly ZipEntry[]): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const { name, data = Buffer.alloc(0), deflate = false } of entries) {
-    const nameBytes = Buffer.from(name, "utf8");
-    const stored = deflate ? deflateRawSync(data) : data;
-    const crc = crc32(data);
-    const method = deflate ? 8 : 0;
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4); // version needed
-    local.writeUInt16LE(0x0800, 6); // UTF-8 names
-    local.writeUInt16LE(method, 8);
-    local.writeUInt16LE(0, 10); // time
-    local.writeUInt16LE(0x21, 12); // date: 1980-01-01
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(stored.length, 18);
-    local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(nameBytes.length, 26);
-    local.writeUInt16LE(0, 28); // extra field length
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4); // version made by
-    central.writeUInt16LE(20, 6); // version needed
-    central.writeUInt16LE(0x0800, 8);
-    central.writeUInt16LE(method, 10);
-    central.writeUInt16LE(0, 12);
-    central.writeUInt16LE(0x21, 14);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(stored.length, 20);
-    central.writeUInt32LE(data.length, 24);
-    central.writeUInt16LE(nameBytes.length, 28);
-    // extra, comment, disk, internal attributes: 0; external attributes: 0; then the local header's offset.
-    central.writeUInt32LE(offset, 42);
-    locals.push(local, nameBytes, stored);
-    centrals.push(central, nameBytes);
-    offset += local.length + nameBytes.length + stored.length;
-  }
-  const directory = Buffer.concat(centrals);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(directory.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, directory, end]);
-}
-
-/** Every file under `root`, relative with `/` separators, sorted. */
-async function filesUnder(root: string): Promise<string[]> {
-  const entries = await readdir(root, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) => path.relative(root, path.join(e.parentPath, e.name)).split(path.sep).join("/"))
-    .sort();
-}
-
 /** The sample's `test/` folder as zip entries under the root folder `test/` (every other one deflated). */
-async function sampleZipEntries(): Promise<ZipEntry[]> {
-  const root = path.join(sampleDir, "test");
-  const files = await filesUnder(root);
-  const folders = [...new Set(files.map((f) => f.split("/")[0] ?? ""))].map((f) => ({ name: `test/${f}/` }));
-  const entries: ZipEntry[] = [{ name: "test/" }, ...folders];
-  for (const [i, f] of files.entries())
-    entries.push({ name: `test/${f}`, data: await readFile(path.join(root, f)), deflate: i % 2 === 1 });
-  return entries;
-}
+const sampleZipEntries = (): Promise<ZipEntry[]> => zipEntriesOf(path.join(sampleDir, "test"), "test");
 
 /** `test.json` and the sample marker of the sample, beside `test.zip` holding `entries`. */
 async function zippedSample(name: string, entries: readonly ZipEntry[]): Promise<string> {

@@ -50,6 +50,47 @@ const PUBLISHED_LABEL = `${VLGUARD_REPOSITORY}@${VLGUARD_COMMIT.slice(0, 7)} dat
 const DOWNLOAD_TEST_JSON = `download data/test.json from ${VLGUARD_REPOSITORY} at commit ${VLGUARD_COMMIT}`;
 const DOWNLOAD_IMAGES = `request access to the Hugging Face dataset ${VLGUARD_REPOSITORY}, download test.zip and pass it (or the test/ folder unzipping it gives)`;
 
+/** Where `test.json` may be in a VLGuard folder: beside the images (a sample), or the repository's `data/` (a fetch). */
+export const VLGUARD_TEST_JSON_PLACES = ["test.json", "data/test.json"] as const;
+
+/** Names the images may have in a VLGuard folder, in the order they are looked for. */
+export const VLGUARD_IMAGE_ENTRIES = ["test", "test.zip"] as const;
+
+/**
+ * The annotations and images of a VLGuard folder: `test.json` (or `data/test.json`, as `dataset fetch
+ * vlguard` leaves it) and `test/` (or `test.zip`) beside it.
+ *
+ * @throws VlguardLayoutError naming the folder and what to put where, when either part is not there
+ */
+export async function locateVlguardFolder(dir: string): Promise<{ testJson: string; images: string }> {
+  const exists = (p: string) =>
+    stat(p).then(
+      () => true,
+      () => false,
+    );
+  let testJson: string | undefined;
+  for (const place of VLGUARD_TEST_JSON_PLACES) {
+    const candidate = path.join(dir, ...place.split("/"));
+    if (await exists(candidate)) {
+      testJson = candidate;
+      break;
+    }
+  }
+  if (testJson === undefined)
+    throw new VlguardLayoutError(
+      `no VLGuard annotations in ${dir} (looked for ${VLGUARD_TEST_JSON_PLACES.join(" and ")}): run \`mmsafe dataset fetch vlguard\`, or ${DOWNLOAD_TEST_JSON}`,
+    );
+  for (const name of VLGUARD_IMAGE_ENTRIES) {
+    const candidate = path.join(dir, name);
+    if (await exists(candidate)) return { testJson, images: candidate };
+  }
+  throw new VlguardLayoutError(
+    `no VLGuard images in ${dir} (looked for test/ and test.zip): the images are not in the repository; ` +
+      `request access to the Hugging Face dataset ${VLGUARD_REPOSITORY}, download test.zip and run ` +
+      `\`mmsafe dataset fetch vlguard --images <path to test.zip>\`, or put test.zip (or the test/ folder it unzips to) into ${dir}`,
+  );
+}
+
 /** `test.json` or the images folder cannot be read at all; the message names the path and what to fetch. */
 export class VlguardLayoutError extends Error {
   override readonly name = "VlguardLayoutError";
@@ -192,31 +233,7 @@ async function readWithSource(
   entries: unknown[],
   options: VlguardReadOptions,
 ): Promise<VlguardDataset> {
-  const skipped: SkippedBenchmarkRecord[] = [];
-  const pending: PendingRecord[] = [];
-  const seenIds = new Set<string>();
-  for (const [index, raw] of entries.entries()) {
-    const parsed = annotationSchema.safeParse(raw);
-    const rawId = rawIdOf(raw);
-    const where = `${testJson} record ${index + 1}${rawId === null ? "" : ` (id ${JSON.stringify(rawId)})`}`;
-    if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "record"}: ${i.message}`);
-      skipped.push({ id: rawId, reason: "malformed_record", detail: `${where}: ${issues.join("; ")}` });
-      continue;
-    }
-    const record = parsed.data;
-    if (seenIds.has(record.id)) {
-      skipped.push({
-        id: record.id,
-        reason: "duplicate_id",
-        detail: `${where}: the id is used by an earlier record`,
-      });
-      continue;
-    }
-    seenIds.add(record.id);
-    pending.push(...itemsOf(record));
-  }
-
+  const { pending, skipped } = parseAnnotations(entries, testJson);
   const used = [...new Set(pending.map((r) => r.imagePath))];
   const checks = await checkImages(source, used, options.concurrency ?? 16);
 
@@ -253,6 +270,70 @@ async function readWithSource(
     },
     close: () => source.close(),
   };
+}
+
+/** What `test.json` holds, read without the images: its records and the items they give. */
+export interface VlguardAnnotations {
+  /** Annotation records in the file (each gives one or two items). */
+  records: number;
+  /** Items per column (`unsafes`, `safe_unsafes`, `safe_safes`). */
+  items: Record<string, number>;
+  /** Distinct images the items name. */
+  images: number;
+  /** Annotation records that cannot be read (malformed, a duplicate id), with the reason. */
+  skipped: SkippedBenchmarkRecord[];
+}
+
+/**
+ * Reads `test.json` alone, as {@link readVlguardDataset} reads it but without looking for images: for a
+ * copy whose gated images have not been supplied yet.
+ *
+ * @throws VlguardLayoutError when `test.json` is missing or not a JSON list
+ */
+export async function readVlguardAnnotations(testJson: string): Promise<VlguardAnnotations> {
+  const entries = parseTestJson(await readTestJson(testJson), testJson);
+  const { pending, skipped } = parseAnnotations(entries, testJson);
+  const items: Record<string, number> = {};
+  for (const item of pending) items[item.column] = (items[item.column] ?? 0) + 1;
+  return {
+    records: entries.length,
+    items,
+    images: new Set(pending.map((item) => item.imagePath)).size,
+    skipped,
+  };
+}
+
+/** Every annotation record's items, and the records that cannot be read (with file, record and field). */
+function parseAnnotations(
+  entries: unknown[],
+  testJson: string,
+): { pending: PendingRecord[]; skipped: SkippedBenchmarkRecord[] } {
+  const skipped: SkippedBenchmarkRecord[] = [];
+  const pending: PendingRecord[] = [];
+  const seenIds = new Set<string>();
+  for (const [index, raw] of entries.entries()) {
+    const parsed = annotationSchema.safeParse(raw);
+    const rawId = rawIdOf(raw);
+    const where = `${testJson} record ${index + 1}${rawId === null ? "" : ` (id ${JSON.stringify(rawId)})`}`;
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "record"}: ${i.message}`);
+      skipped.push({ id: rawId, reason: "malformed_record", detail: `${where}: ${issues.join("; ")}` });
+      continue;
+    }
+    const record = parsed.data;
+    if (seenIds.has(record.id)) {
+      skipped.push({
+        id: record.id,
+        reason: "duplicate_id",
+        detail: `${where}: the id is used by an earlier record`,
+      });
+      continue;
+    }
+    seenIds.add(record.id);
+    pending.push(...itemsOf(record));
+  }
+
+  return { pending, skipped };
 }
 
 async function readTestJson(testJson: string): Promise<Buffer> {
@@ -671,7 +752,8 @@ async function establishVlguardProvenance(
   }
   const files = VLGUARD_OFFICIAL_IMAGES + 1;
   if (!annotationsChanged && missing === 0 && unreadable === 0) {
-    return { kind: "official", tree: PUBLISHED_LABEL, files };
+    // The gated images have no published hashes: only test.json is verified byte by byte.
+    return { kind: "official", tree: PUBLISHED_LABEL, files: 1, unhashed: VLGUARD_OFFICIAL_IMAGES };
   }
   return {
     kind: "modified",
