@@ -4,7 +4,7 @@
  *
  * The deploy config is `config/deploy.json`, or the file named by the `mmsafe:config` context
  * (`npx cdk deploy -c mmsafe:config=config/prod.json`, relative to the working directory). It is validated
- * by `deployConfigSchema` (src/core/deploy-config.ts), which rejects unknown fields, so it holds no comments.
+ * by `deployConfigSchema` (src/deployment/deploy-config.ts), which rejects unknown fields, so it holds no comments.
  * Every field is optional (`{}` deploys the pipeline alone):
  *
  * - `stackName` — CloudFormation stack name, default `"Mmsafe"`.

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { type DeployConfig, parseDeployConfig } from "../src/core/deploy-config.ts";
+import { type DeployConfig, parseDeployConfig } from "../src/deployment/deploy-config.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 

@@ -16,8 +16,8 @@ import {
   bedrockGrant,
   type DeployConfig,
   parseDeployConfig,
-} from "../src/core/deploy-config.ts";
-import { METRICS } from "../src/core/observability.ts";
+} from "../src/deployment/deploy-config.ts";
+import { METRICS } from "../src/deployment/observability.ts";
 import {
   type AslSubstitution,
   BUDGETS_TABLE_KEYS,
@@ -28,7 +28,7 @@ import {
   S3_PREFIXES,
   VERDICTS_TABLE_KEYS,
   WORKFLOW_DEFINITION,
-} from "../src/core/storage-layout.ts";
+} from "../src/deployment/storage-layout.ts";
 import {
   acknowledge,
   acknowledgeCrossRegionFoundationModels,

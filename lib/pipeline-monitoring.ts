@@ -3,7 +3,7 @@ import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
-import { METRICS } from "../src/core/observability.ts";
+import { METRICS } from "../src/deployment/observability.ts";
 
 /** Props of {@link PipelineMonitoring}. */
 export interface PipelineMonitoringProps {

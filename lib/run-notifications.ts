@@ -7,7 +7,7 @@ import * as kms from "aws-cdk-lib/aws-kms";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
-import { RUN_EVENTS } from "../src/core/observability.ts";
+import { RUN_EVENTS } from "../src/deployment/observability.ts";
 
 /** Props of {@link RunNotifications}. */
 export interface RunNotificationsProps {

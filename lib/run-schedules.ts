@@ -4,8 +4,8 @@ import * as scheduler from "aws-cdk-lib/aws-scheduler";
 import { StepFunctionsStartExecution } from "aws-cdk-lib/aws-scheduler-targets";
 import type * as sfn from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
-import type { ScheduleConfig } from "../src/core/deploy-config.ts";
 import { describeZodError, executionInputSchema } from "../src/core/schemas.ts";
+import type { ScheduleConfig } from "../src/deployment/deploy-config.ts";
 
 /** Props of {@link RunSchedules}. */
 export interface RunSchedulesProps {

@@ -1,5 +1,5 @@
 /**
- * Prints the README's "Scale" table (`scaleTable` in src/core/cost.ts): what runs of 1,500, 15,000 and
+ * Prints the README's "Scale" table (`scaleTable` in src/deployment/cost.ts): what runs of 1,500, 15,000 and
  * 150,000 verdicts take on AWS and where they stand against the Step Functions limits.
  *
  *   npm run scale-table                                   # the README's assumptions
@@ -9,7 +9,7 @@
  * defaults by tests/unit/cost.test.ts.
  */
 import { parseArgs } from "node:util";
-import { type ScaleTableOptions, scaleTable } from "../src/core/cost.ts";
+import { type ScaleTableOptions, scaleTable } from "../src/deployment/cost.ts";
 
 const OPTIONS = {
   "latency-ms": "modelLatencyMs",

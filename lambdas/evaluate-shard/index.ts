@@ -4,9 +4,9 @@ import { z } from "zod";
 import { createHandlerRuntime } from "../../src/adapters/handler-runtime.ts";
 import { CachingModelClient } from "../../src/adapters/response-cache.ts";
 import { VerdictMetrics } from "../../src/adapters/verdict-metrics.ts";
-import { METRICS } from "../../src/core/observability.ts";
 import { describeZodError, type StoredVerdict } from "../../src/core/schemas.ts";
-import { HANDLER_ENV } from "../../src/core/storage-layout.ts";
+import { METRICS } from "../../src/deployment/observability.ts";
+import { HANDLER_ENV } from "../../src/deployment/storage-layout.ts";
 import { ShardIncompleteError } from "../../src/pipeline/errors.ts";
 import {
   checkModels,

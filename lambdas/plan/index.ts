@@ -1,8 +1,8 @@
 import type { Context } from "aws-lambda";
 import { createHandlerRuntime } from "../../src/adapters/handler-runtime.ts";
-import { bedrockModelListSchema } from "../../src/core/deploy-config.ts";
 import { describeZodError } from "../../src/core/schemas.ts";
-import { HANDLER_ENV } from "../../src/core/storage-layout.ts";
+import { bedrockModelListSchema } from "../../src/deployment/deploy-config.ts";
+import { HANDLER_ENV } from "../../src/deployment/storage-layout.ts";
 import { plan } from "../../src/pipeline/plan.ts";
 
 const runtime = createHandlerRuntime();

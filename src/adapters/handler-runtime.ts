@@ -1,8 +1,8 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { z } from "zod";
-import { invocationCounters, type PipelineFunctionName } from "../core/run-usage.ts";
 import { describeZodError } from "../core/schemas.ts";
-import { HANDLER_ENV } from "../core/storage-layout.ts";
+import { invocationCounters, type PipelineFunctionName } from "../deployment/run-usage.ts";
+import { HANDLER_ENV } from "../deployment/storage-layout.ts";
 import { createDocumentClient, createS3Client } from "./aws-clients.ts";
 import { type BudgetStore, DynamoBudgetStore, MemoryBudgetStore } from "./budget-store.ts";
 import { S3ObjectStore } from "./object-store.ts";

@@ -17,8 +17,8 @@ import { z } from "zod";
 import { type CacheRequest, cacheKeyOf, cacheRequest } from "../core/cache-key.ts";
 import type { ChatMessage } from "../core/prompts.ts";
 import { type ModelConfig, sentImageSchema } from "../core/schemas.ts";
-import { responseCacheKey } from "../core/storage-layout.ts";
 import type { ModelOutcome } from "../core/verdicts.ts";
+import { responseCacheKey } from "../deployment/storage-layout.ts";
 import type { CompletionOptions, ModelAnswer, ModelClient } from "../providers/model-client.ts";
 import type { ObjectStore } from "./object-store.ts";
 

@@ -10,10 +10,10 @@ import type { Headline } from "../benchmarks/mmsafeaware/report.ts";
 import { RUNNABLE_BENCHMARKS } from "../benchmarks/names.ts";
 import type { BenchmarkHeadline } from "../core/column-metrics.ts";
 import { datasetProvenanceSchema } from "../core/provenance.ts";
-import { USAGE_COUNTERS, type UsageCounters } from "../core/run-usage.ts";
 import { executionInputSchema, modelConfigSchema, STRATEGIES } from "../core/schemas.ts";
-import { RUNS_TABLE_KEYS } from "../core/storage-layout.ts";
 import { vcdOptionsSchema } from "../core/strategies.ts";
+import { USAGE_COUNTERS, type UsageCounters } from "../deployment/run-usage.ts";
+import { RUNS_TABLE_KEYS } from "../deployment/storage-layout.ts";
 import { isConditionalCheckFailed } from "./dynamo-errors.ts";
 
 /**
@@ -48,7 +48,7 @@ export const runRecordSchema = z.object({
   judge: modelConfigSchema.optional(),
   /** The no-judge scorer the run's input chose (your own dataset's `strict`); absent: the benchmark's default. */
   scorer: z.string().max(40).optional(),
-  /** What the run used on AWS so far: handler durations and requests (see core/run-usage.ts). */
+  /** What the run used on AWS so far: handler durations and requests (see deployment/run-usage.ts). */
   usage: z.record(z.enum(USAGE_COUNTERS), z.number()).optional(),
   /** The schedule that started the run, if one did (regressions are checked against its previous run). */
   schedule: z.string().optional(),

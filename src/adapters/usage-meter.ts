@@ -1,5 +1,5 @@
 /**
- * Counts the AWS requests made through SDK v3 clients, for the cost of a run (core/cost.ts): S3 requests
+ * Counts the AWS requests made through SDK v3 clients, for the cost of a run (deployment/cost.ts): S3 requests
  * grouped as S3 bills them, DynamoDB requests and the read/write request units they consumed.
  *
  * It attaches two middlewares to a client's stack:
@@ -10,9 +10,9 @@
  *
  * Where DynamoDB reports no capacity the units are estimated from the request (see `estimateUnits`).
  */
-import { type AwsUsage, emptyAwsUsage } from "../core/cost.ts";
+import { type AwsUsage, emptyAwsUsage } from "../deployment/cost.ts";
 
-export { type AwsUsage, addUsage } from "../core/cost.ts";
+export { type AwsUsage, addUsage } from "../deployment/cost.ts";
 
 /** The middleware arguments the meter reads: the operation input (marshalled, at the deserialize step). */
 interface MeterArgs {

@@ -1,6 +1,6 @@
 import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
-import { METRICS } from "../core/observability.ts";
 import type { StoredVerdict } from "../core/schemas.ts";
+import { METRICS } from "../deployment/observability.ts";
 
 /**
  * CloudWatch custom metrics of a shard's verdicts, in embedded metric format (Powertools Metrics): counts,

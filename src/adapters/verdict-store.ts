@@ -14,7 +14,7 @@ import {
   type Verdict,
   verdictSchema,
 } from "../core/schemas.ts";
-import { VERDICTS_TABLE_KEYS } from "../core/storage-layout.ts";
+import { VERDICTS_TABLE_KEYS } from "../deployment/storage-layout.ts";
 import { isConditionalCheckFailed } from "./dynamo-errors.ts";
 
 /** What a stored verdict says about whether its item must be asked again. */

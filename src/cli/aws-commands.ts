@@ -26,8 +26,13 @@ import type { Headline } from "../benchmarks/mmsafeaware/report.ts";
 import { describeAffected, type RunCompletion } from "../core/completion.ts";
 import { type DatasetProvenance, datasetProvenanceSchema } from "../core/provenance.ts";
 import { describeZodError, executionInputSchema } from "../core/schemas.ts";
-import { RUNS_TABLE_KEYS, reportJsonKey, reportPrefix, VERDICTS_TABLE_KEYS } from "../core/storage-layout.ts";
 import { formatPercent } from "../core/text.ts";
+import {
+  RUNS_TABLE_KEYS,
+  reportJsonKey,
+  reportPrefix,
+  VERDICTS_TABLE_KEYS,
+} from "../deployment/storage-layout.ts";
 import { headlineTable, mmsafeCommand, noPaint, type Paint, painterFor, terminalSafe } from "./format.ts";
 import { EXIT, readableCause, UsageError } from "./main.ts";
 import { ProgressDisplay } from "./progress.ts";

@@ -40,7 +40,6 @@ import {
   modelsFileSchema,
   STRATEGIES,
 } from "../core/schemas.ts";
-import { DEFAULT_DATASET, reportPrefix } from "../core/storage-layout.ts";
 import { formatPercent } from "../core/text.ts";
 import {
   type BenchmarkFolderSource,
@@ -62,6 +61,7 @@ import { describeDifferences, PublishedTreeError } from "../dataset/published-tr
 import { writeSampleDataset } from "../dataset/sample.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
 import { uploadBenchmarkDataset } from "../dataset/upload-benchmark.ts";
+import { DEFAULT_DATASET, reportPrefix } from "../deployment/storage-layout.ts";
 import type { SideSpec } from "../local/compare-runs.ts";
 import {
   EmbeddedAwsStartError,

@@ -13,12 +13,12 @@ import { z } from "zod";
 import type { RegressionCheck } from "../benchmarks/mmsafeaware/regression.ts";
 import type { Report } from "../benchmarks/mmsafeaware/report.ts";
 import { DEFAULT_BENCHMARK, type PluginBenchmark } from "../benchmarks/names.ts";
+import { RUN_SUMMARIES_PREFIX } from "../deployment/storage-layout.ts";
 import type { BenchmarkReport } from "../report/benchmark-report.ts";
 import { CHART_CONFIG, type ChartSpec, seriesLabel } from "../report/report-charts.ts";
 import { datasetProvenanceSchema } from "./provenance.ts";
 import { describeZodError } from "./schemas.ts";
 import type { Interval } from "./statistics.ts";
-import { RUN_SUMMARIES_PREFIX } from "./storage-layout.ts";
 
 /** Bump when a summary changes shape incompatibly; summaries of another version are reported as unreadable. */
 export const RUN_SUMMARY_SCHEMA_VERSION = 1;

@@ -3,9 +3,9 @@ import { customConfigSchema } from "../benchmarks/custom/config.ts";
 import { EXPECTED_BEHAVIOURS } from "../benchmarks/definition.ts";
 import { ATTACK_TYPES, CATEGORIES, SUBSETS } from "../benchmarks/mmsafeaware/facts.ts";
 import { DEFAULT_BENCHMARK, PLUGIN_BENCHMARKS, RUNNABLE_BENCHMARKS } from "../benchmarks/names.ts";
+import { DEFAULT_DATASET } from "../deployment/storage-layout.ts";
 import { modelConfigSchema } from "./model-config.ts";
 import { datasetProvenanceSchema } from "./provenance.ts";
-import { DEFAULT_DATASET } from "./storage-layout.ts";
 import { STRATEGIES, type Strategy, vcdOptionsSchema } from "./strategies.ts";
 
 export {

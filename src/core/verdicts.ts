@@ -16,7 +16,7 @@ import type {
 export type { SentImage };
 
 import type { TokenLogprobs } from "../benchmarks/mmsafeaware/vcd.ts";
-import { judgeVerdictKey, verdictKey } from "./storage-layout.ts";
+import { judgeVerdictKey, verdictKey } from "../deployment/storage-layout.ts";
 import { scoredText } from "./strategies.ts";
 
 /** What came back from asking a model: an answer, or the reason there is none. */

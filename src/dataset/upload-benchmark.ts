@@ -13,7 +13,7 @@ import {
   type DatasetManifest,
   datasetManifestSchema,
 } from "../core/schemas.ts";
-import { datasetImageKey, datasetManifestKey } from "../core/storage-layout.ts";
+import { datasetImageKey, datasetManifestKey } from "../deployment/storage-layout.ts";
 import type { ImportedBenchmark, ImportedRecord } from "./benchmark-import.ts";
 import { reuseUpload, type UploadResult, writeDatasetShards } from "./upload.ts";
 

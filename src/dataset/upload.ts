@@ -5,8 +5,8 @@ import type { ObjectStore } from "../adapters/object-store.ts";
 import { ATTACK_TYPES, type AttackType, CATEGORIES, goldLabel } from "../benchmarks/mmsafeaware/facts.ts";
 import type { DatasetProvenance } from "../core/provenance.ts";
 import { type DatasetItem, type DatasetManifest, datasetManifestSchema } from "../core/schemas.ts";
-import { datasetImageKey, datasetManifestKey, datasetShardKey } from "../core/storage-layout.ts";
 import { describeSkipped } from "../core/text.ts";
+import { datasetImageKey, datasetManifestKey, datasetShardKey } from "../deployment/storage-layout.ts";
 import { toJsonl } from "../pipeline/dataset-io.ts";
 import { type OfficialDataset, storedImageType } from "./official-layout.ts";
 

@@ -27,7 +27,7 @@ import {
   type SideItem,
 } from "../core/compare-columns.ts";
 import type { BenchmarkVerdict, DatasetItem, ModelConfig, Strategy, Verdict } from "../core/schemas.ts";
-import { runShardKey } from "../core/storage-layout.ts";
+import { runShardKey } from "../deployment/storage-layout.ts";
 import { scorerOf } from "../pipeline/aggregate-benchmark.ts";
 import { parseMmsafeawareShard, readDatasetManifest } from "../pipeline/dataset-io.ts";
 import { readRunCustomConfig } from "../pipeline/run-plugins.ts";

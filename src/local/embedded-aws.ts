@@ -8,7 +8,7 @@ import {
   HANDLER_ENV,
   RUNS_TABLE_KEYS,
   VERDICTS_TABLE_KEYS,
-} from "../core/storage-layout.ts";
+} from "../deployment/storage-layout.ts";
 import {
   EmbeddedAwsInUseError,
   EmbeddedAwsStartError,

@@ -27,6 +27,11 @@ import { UnknownBenchmarkError } from "../benchmarks/registry.ts";
 import { retriesOf, tokenCost } from "../core/call-accounting.ts";
 import { type DatasetProvenance, describeProvenance } from "../core/provenance.ts";
 import { type ModelConfig, modelEndpoint, type PlanOutput, planOutputSchema } from "../core/schemas.ts";
+import { describeBenchmarkImport, readBenchmarkFolder } from "../dataset/benchmark-import.ts";
+import { type FileHashCache, type FileHashEntry, readOfficialDataset } from "../dataset/official-layout.ts";
+import { establishProvenance, SAMPLE_MARKER_FILE, writeSampleMarker } from "../dataset/provenance.ts";
+import { describeImport, uploadDataset } from "../dataset/upload.ts";
+import { uploadBenchmarkDataset } from "../dataset/upload-benchmark.ts";
 import {
   type AslSubstitution,
   HANDLER_ENV,
@@ -38,12 +43,7 @@ import {
   reportPrefix,
   VERDICTS_TABLE_KEYS,
   WORKFLOW_DEFINITION,
-} from "../core/storage-layout.ts";
-import { describeBenchmarkImport, readBenchmarkFolder } from "../dataset/benchmark-import.ts";
-import { type FileHashCache, type FileHashEntry, readOfficialDataset } from "../dataset/official-layout.ts";
-import { establishProvenance, SAMPLE_MARKER_FILE, writeSampleMarker } from "../dataset/provenance.ts";
-import { describeImport, uploadDataset } from "../dataset/upload.ts";
-import { uploadBenchmarkDataset } from "../dataset/upload-benchmark.ts";
+} from "../deployment/storage-layout.ts";
 import type { AggregateOutput } from "../pipeline/aggregate.ts";
 import { type EmbeddedAws, LOCAL_RESOURCES, startEmbeddedAws } from "./embedded-aws.ts";
 import {

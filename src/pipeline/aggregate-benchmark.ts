@@ -13,7 +13,6 @@ import {
   type ItemReading,
 } from "../core/column-metrics.ts";
 import type { RunCompletion } from "../core/completion.ts";
-import type { estimateAwsCost } from "../core/cost.ts";
 import {
   type BenchmarkItem,
   type BenchmarkVerdict,
@@ -22,7 +21,8 @@ import {
   type JudgeVerdict,
   type ModelConfig,
 } from "../core/schemas.ts";
-import { reportHtmlKey, reportJsonKey, reportMarkdownKey } from "../core/storage-layout.ts";
+import type { estimateAwsCost } from "../deployment/cost.ts";
+import { reportHtmlKey, reportJsonKey, reportMarkdownKey } from "../deployment/storage-layout.ts";
 import { renderBenchmarkHtml } from "../report/benchmark-html.ts";
 import { renderBenchmarkMarkdown } from "../report/benchmark-markdown.ts";
 import {

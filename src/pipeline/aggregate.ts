@@ -16,12 +16,17 @@ import {
 import { DEFAULT_BENCHMARK, type PluginBenchmark, type RunnableBenchmark } from "../benchmarks/names.ts";
 import type { BenchmarkHeadline } from "../core/column-metrics.ts";
 import { completionBanner, type RunCompletion, runCompletion } from "../core/completion.ts";
-import { type AwsUsage, estimateAwsCost } from "../core/cost.ts";
 import { summarizeBenchmarkRun, summarizeRun } from "../core/history.ts";
-import { addCounters, invocationCounters, runUsageFromCounters } from "../core/run-usage.ts";
 import { categoryQuotas, countByCategory } from "../core/sampling.ts";
 import type { DatasetManifest, ShardItem } from "../core/schemas.ts";
-import { reportHtmlKey, reportJsonKey, reportMarkdownKey, responsesKey } from "../core/storage-layout.ts";
+import { type AwsUsage, estimateAwsCost } from "../deployment/cost.ts";
+import { addCounters, invocationCounters, runUsageFromCounters } from "../deployment/run-usage.ts";
+import {
+  reportHtmlKey,
+  reportJsonKey,
+  reportMarkdownKey,
+  responsesKey,
+} from "../deployment/storage-layout.ts";
 import { scorerStanding } from "../report/benchmark-report.ts";
 import { chartSpecs, type VegaLiteSpec } from "../report/report-charts.ts";
 import { type HtmlReportInput, renderHtml, reportFailedPage } from "../report/report-html.ts";

@@ -12,7 +12,7 @@ import {
   type ShardRef,
   shardRefSchema,
 } from "../core/schemas.ts";
-import { datasetManifestKey, runShardKey } from "../core/storage-layout.ts";
+import { datasetManifestKey, runShardKey } from "../deployment/storage-layout.ts";
 import { DatasetNotFoundError, InvalidShardError } from "./errors.ts";
 
 /** Reads and validates `datasets/<name>/dataset.json`. */

@@ -24,7 +24,6 @@ import {
   type Strategy,
   type VcdDecision,
 } from "../core/schemas.ts";
-import { judgeVerdictKey, verdictKey } from "../core/storage-layout.ts";
 import type { VcdOptions } from "../core/strategies.ts";
 import {
   buildBenchmarkVerdict,
@@ -33,6 +32,7 @@ import {
   type JudgeIdentity,
   type ModelOutcome,
 } from "../core/verdicts.ts";
+import { judgeVerdictKey, verdictKey } from "../deployment/storage-layout.ts";
 import { unusableModelHint } from "../providers/hints.ts";
 import { CallNotStartedError, type CompletionOptions, type ModelClient } from "../providers/model-client.ts";
 import { parseShard, parseShardManifest } from "./dataset-io.ts";

@@ -8,8 +8,6 @@ import { CATEGORIES } from "../benchmarks/mmsafeaware/facts.ts";
 import { DEFAULT_BENCHMARK, type RunnableBenchmark } from "../benchmarks/names.ts";
 import type { BenchmarkPlugin } from "../benchmarks/plugin.ts";
 import { pluginFor } from "../benchmarks/registry.ts";
-import { defaultMapConcurrency } from "../core/map-concurrency.ts";
-import { zeroCounters } from "../core/run-usage.ts";
 import { countInOrder, stratifiedSample } from "../core/sampling.ts";
 import {
   describeZodError,
@@ -22,13 +20,15 @@ import {
   type PlanOutput,
   type ShardRef,
 } from "../core/schemas.ts";
+import { DEFAULT_VCD_OPTIONS } from "../core/strategies.ts";
+import { defaultMapConcurrency } from "../deployment/map-concurrency.ts";
+import { zeroCounters } from "../deployment/run-usage.ts";
 import {
   MODELS_CONFIG_KEY,
   runManifestKey,
   runMapResultsPrefix,
   runShardKey,
-} from "../core/storage-layout.ts";
-import { DEFAULT_VCD_OPTIONS } from "../core/strategies.ts";
+} from "../deployment/storage-layout.ts";
 import { parseShard, readDatasetManifest, toJsonl } from "./dataset-io.ts";
 import { InvalidExecutionInputError, NoModelsConfiguredError } from "./errors.ts";
 import { readRunCustomConfig, writeRunCustomConfig } from "./run-plugins.ts";

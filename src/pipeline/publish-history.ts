@@ -18,7 +18,7 @@ import {
   REPORTS_INDEX_JSON_KEY,
   RUN_SUMMARIES_PREFIX,
   runSummaryKey,
-} from "../core/storage-layout.ts";
+} from "../deployment/storage-layout.ts";
 import { renderHistoryHtml } from "../report/history-html.ts";
 import type { ChartSpec } from "../report/report-charts.ts";
 import type { RenderedChart } from "../report/report-html.ts";

@@ -9,7 +9,7 @@ import type { PluginBenchmark } from "../benchmarks/names.ts";
 import type { BenchmarkPlugin } from "../benchmarks/plugin.ts";
 import { pluginFor } from "../benchmarks/registry.ts";
 import { describeZodError } from "../core/schemas.ts";
-import { runCustomConfigKey } from "../core/storage-layout.ts";
+import { runCustomConfigKey } from "../deployment/storage-layout.ts";
 
 /** A run's plug-ins by benchmark. */
 export type RunPlugins = (benchmark: PluginBenchmark) => BenchmarkPlugin;

@@ -5,9 +5,9 @@
  * breaker deal with it. Pure text, no I/O.
  */
 
-import { bedrockGrant } from "../core/deploy-config.ts";
 import type { BedrockModelConfig, ModelConfig, OpenAIModelConfig } from "../core/schemas.ts";
 import { isBedrock } from "../core/schemas.ts";
+import { bedrockGrant } from "../deployment/deploy-config.ts";
 
 const OPENAI_UNUSABLE: Readonly<Record<string, (model: OpenAIModelConfig) => string>> = {
   connection: (m) =>

@@ -19,9 +19,9 @@
  * - `<section id="run">`: run metadata, `<table id="models">`.
  */
 import { completionBanner, resumeHint } from "../core/completion.ts";
-import { formatUsd } from "../core/cost.ts";
 import type { BenchmarkItem, BenchmarkVerdict, Strategy } from "../core/schemas.ts";
 import { formatPercent } from "../core/text.ts";
+import { formatUsd } from "../deployment/cost.ts";
 import {
   type BenchmarkReport,
   type BenchmarkReportColumn,

@@ -4,8 +4,8 @@
  * run. Every string from the data, the configuration or a model is escaped as Markdown text.
  */
 import { completionBanner, resumeHint } from "../core/completion.ts";
-import { formatUsd, renderCostMarkdown } from "../core/cost.ts";
 import { answerNotes, escapeMarkdown, formatPercent } from "../core/text.ts";
+import { formatUsd, renderCostMarkdown } from "../deployment/cost.ts";
 import {
   type BenchmarkReport,
   type BenchmarkReportRow,

@@ -9,7 +9,6 @@ import { z } from "zod";
 import type { BenchmarkDefinition, JudgeProtocol } from "../benchmarks/definition.ts";
 import type { BenchmarkRow } from "../core/column-metrics.ts";
 import { type RunCompletion, runCompletion } from "../core/completion.ts";
-import type { CostEstimate } from "../core/cost.ts";
 import { modelEndpoint, PROVIDERS, providerOf } from "../core/model-config.ts";
 import { datasetProvenanceSchema, describeProvenance } from "../core/provenance.ts";
 import {
@@ -19,6 +18,7 @@ import {
   type Strategy,
   skippedRecordSchema,
 } from "../core/schemas.ts";
+import type { CostEstimate } from "../deployment/cost.ts";
 
 /** Bump when the benchmark report.json changes shape incompatibly. */
 export const BENCHMARK_REPORT_SCHEMA_VERSION = 1;

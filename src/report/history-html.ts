@@ -26,7 +26,7 @@
  *   data-key>` per column (its one-decimal rate, or "–" when the run has none of that key). Below 52rem it
  *   turns into cards as `#runs` does.
  */
-import { formatUsd } from "../core/cost.ts";
+
 import {
   type BenchmarkGroup,
   type BenchmarkMetric,
@@ -39,6 +39,7 @@ import {
 import { describeProvenance } from "../core/provenance.ts";
 import type { Interval } from "../core/statistics.ts";
 import { formatPercent } from "../core/text.ts";
+import { formatUsd } from "../deployment/cost.ts";
 import { directionWords } from "./benchmark-report.ts";
 import { BASE_PAGE_STYLES, PAGE_FOOTER_STYLES } from "./page-styles.ts";
 import { escapeHtml, isInertSvg, type RenderedChart } from "./report-html.ts";

@@ -44,12 +44,12 @@ import {
   type Report,
 } from "../benchmarks/mmsafeaware/report.ts";
 import { completionBanner, resumeHint } from "../core/completion.ts";
-import { formatUsd } from "../core/cost.ts";
 import { buildChatMessages } from "../core/prompts.ts";
 import { describeProvenance, provenanceDifferences } from "../core/provenance.ts";
 import type { DatasetItem, Strategy, Verdict } from "../core/schemas.ts";
 import type { Interval } from "../core/statistics.ts";
 import { describeSkipped, formatPercent } from "../core/text.ts";
+import { formatUsd } from "../deployment/cost.ts";
 import { BASE_PAGE_STYLES, PAGE_FOOTER_STYLES } from "./page-styles.ts";
 import { CATEGORY_LABELS } from "./report-charts.ts";
 

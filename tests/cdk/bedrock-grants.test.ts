@@ -14,8 +14,8 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
 import { z } from "zod";
 import { MmsafeStack, type PipelineFunction } from "../../lib/mmsafe-stack.ts";
-import { bedrockGrant, parseDeployConfig } from "../../src/core/deploy-config.ts";
-import { HANDLER_ENV } from "../../src/core/storage-layout.ts";
+import { bedrockGrant, parseDeployConfig } from "../../src/deployment/deploy-config.ts";
+import { HANDLER_ENV } from "../../src/deployment/storage-layout.ts";
 import {
   actionsOf,
   allowStatementsOfRole,

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseDeployConfig } from "../../src/core/deploy-config.ts";
+import { parseDeployConfig } from "../../src/deployment/deploy-config.ts";
 import { synthesize } from "./support.ts";
 
 describe("evaluate-shard reserved concurrency", () => {

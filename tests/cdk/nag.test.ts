@@ -14,7 +14,7 @@ import * as s3 from "aws-cdk-lib/aws-s3";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
 import { MmsafeStack } from "../../lib/mmsafe-stack.ts";
-import { parseDeployConfig } from "../../src/core/deploy-config.ts";
+import { parseDeployConfig } from "../../src/deployment/deploy-config.ts";
 import { schemaValidation, testApp } from "./support.ts";
 
 const FULL_CONFIG = parseDeployConfig(

@@ -15,10 +15,10 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import { z } from "zod";
 import { EVALUATION_ASL_PATH, MmsafeStack, MODEL_SECRETS_PREFIX } from "../../lib/mmsafe-stack.ts";
 import { MODEL_ERROR_RATE_PERIOD } from "../../lib/pipeline-monitoring.ts";
-import { type DeployConfig, parseDeployConfig } from "../../src/core/deploy-config.ts";
-import { METRICS, RUN_EVENTS } from "../../src/core/observability.ts";
 import { executionInputSchema, modelConfigSchema } from "../../src/core/schemas.ts";
-import { responseCacheKey, S3_PREFIXES } from "../../src/core/storage-layout.ts";
+import { type DeployConfig, parseDeployConfig } from "../../src/deployment/deploy-config.ts";
+import { METRICS, RUN_EVENTS } from "../../src/deployment/observability.ts";
+import { responseCacheKey, S3_PREFIXES } from "../../src/deployment/storage-layout.ts";
 import {
   actionsOf,
   allowStatementsOfRole,

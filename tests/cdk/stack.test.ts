@@ -15,14 +15,14 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import type { IConstruct } from "constructs";
 import { z } from "zod";
 import { EVALUATION_ASL_PATH, MmsafeStack, type PipelineFunction } from "../../lib/mmsafe-stack.ts";
-import { METRICS } from "../../src/core/observability.ts";
+import { METRICS } from "../../src/deployment/observability.ts";
 import {
   ASL_SUBSTITUTIONS,
   HANDLER_ENV,
   RUN_SUMMARIES_PREFIX,
   reportJsonKey,
   S3_PREFIXES,
-} from "../../src/core/storage-layout.ts";
+} from "../../src/deployment/storage-layout.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 

@@ -11,7 +11,7 @@ import { Template } from "aws-cdk-lib/assertions";
 import type { IConstruct } from "constructs";
 import { z } from "zod";
 import { MmsafeStack } from "../../lib/mmsafe-stack.ts";
-import { type DeployConfig, parseDeployConfig } from "../../src/core/deploy-config.ts";
+import { type DeployConfig, parseDeployConfig } from "../../src/deployment/deploy-config.ts";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 

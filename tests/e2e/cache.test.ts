@@ -18,7 +18,7 @@ import { createDocumentClient, createS3Client } from "../../src/adapters/aws-cli
 import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
 import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
 import type { ModelConfig, Verdict } from "../../src/core/schemas.ts";
-import { S3_PREFIXES } from "../../src/core/storage-layout.ts";
+import { S3_PREFIXES } from "../../src/deployment/storage-layout.ts";
 import { LOCAL_RESOURCES } from "../../src/local/embedded-aws.ts";
 import {
   type ReferenceServer,

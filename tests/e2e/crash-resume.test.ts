@@ -29,8 +29,8 @@ import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
 import { benchmarkPromptText } from "../../src/benchmarks/mmsafeaware/prompt-file.ts";
 import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
 import type { Verdict } from "../../src/core/schemas.ts";
-import { verdictKey } from "../../src/core/storage-layout.ts";
 import { readOfficialDataset } from "../../src/dataset/official-layout.ts";
+import { verdictKey } from "../../src/deployment/storage-layout.ts";
 import { type EmbeddedAws, LOCAL_RESOURCES, startEmbeddedAws } from "../../src/local/embedded-aws.ts";
 import {
   promptKey,

@@ -13,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
 import type { RunResultJson } from "../../src/cli/main.ts";
 import type { BenchmarkVerdict, JudgeVerdict, ModelConfig } from "../../src/core/schemas.ts";
-import { judgeVerdictKey } from "../../src/core/storage-layout.ts";
+import { judgeVerdictKey } from "../../src/deployment/storage-layout.ts";
 import {
   COMPLY_ANSWER,
   JUDGE_STRICT_MIN_CHARS,

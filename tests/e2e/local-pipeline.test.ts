@@ -12,7 +12,7 @@ import { createDocumentClient } from "../../src/adapters/aws-clients.ts";
 import { DynamoRunStore } from "../../src/adapters/run-store.ts";
 import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
 import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
-import { runShardKey } from "../../src/core/storage-layout.ts";
+import { runShardKey } from "../../src/deployment/storage-layout.ts";
 import { LOCAL_RESOURCES } from "../../src/local/embedded-aws.ts";
 import { startReferenceModelServer } from "../../src/local/reference-model-server.ts";
 import {

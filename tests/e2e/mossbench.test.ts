@@ -14,7 +14,7 @@ import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
 import { MOSSBENCH_JUDGE_PROMPT_SHA256 } from "../../src/benchmarks/mossbench/judge.ts";
 import type { RunResultJson } from "../../src/cli/main.ts";
 import type { BenchmarkVerdict, JudgeVerdict, ModelConfig } from "../../src/core/schemas.ts";
-import { judgeVerdictKey } from "../../src/core/storage-layout.ts";
+import { judgeVerdictKey } from "../../src/deployment/storage-layout.ts";
 import { LOCAL_RESOURCES } from "../../src/local/embedded-aws.ts";
 import {
   COMPLY_ANSWER,

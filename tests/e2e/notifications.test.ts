@@ -12,8 +12,8 @@ import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-sec
 import { mockClient } from "aws-sdk-client-mock";
 import { createDocumentClient } from "../../src/adapters/aws-clients.ts";
 import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
-import { RUN_EVENTS } from "../../src/core/observability.ts";
 import type { ModelConfig } from "../../src/core/schemas.ts";
+import { RUN_EVENTS } from "../../src/deployment/observability.ts";
 import { LOCAL_RESOURCES } from "../../src/local/embedded-aws.ts";
 import { type ReferenceServer, startReferenceModelServer } from "../../src/local/reference-model-server.ts";
 import { closeLocalSession, type LocalRunResult, runLocal } from "../../src/local/runner.ts";

@@ -26,6 +26,8 @@ import {
   type StoredVerdict,
   type Verdict,
 } from "../../src/core/schemas.ts";
+import { DEFAULT_VCD_OPTIONS } from "../../src/core/strategies.ts";
+import type { ModelOutcome } from "../../src/core/verdicts.ts";
 import {
   datasetManifestKey,
   datasetShardKey,
@@ -36,9 +38,7 @@ import {
   reportMarkdownKey,
   runShardKey,
   verdictKey,
-} from "../../src/core/storage-layout.ts";
-import { DEFAULT_VCD_OPTIONS } from "../../src/core/strategies.ts";
-import type { ModelOutcome } from "../../src/core/verdicts.ts";
+} from "../../src/deployment/storage-layout.ts";
 import { aggregate } from "../../src/pipeline/aggregate.ts";
 import { parseShard, toJsonl } from "../../src/pipeline/dataset-io.ts";
 import { InvalidExecutionInputError } from "../../src/pipeline/errors.ts";

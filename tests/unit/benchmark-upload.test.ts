@@ -12,7 +12,6 @@ import type { ObjectStore } from "../../src/adapters/object-store.ts";
 import { MOSSBENCH_WEBP_PIDS, writeMossbenchSample } from "../../src/benchmarks/mossbench/sample.ts";
 import { writeVlguardSample } from "../../src/benchmarks/vlguard/sample.ts";
 import { type BenchmarkItem, datasetManifestSchema, isBenchmarkItem } from "../../src/core/schemas.ts";
-import { datasetManifestKey } from "../../src/core/storage-layout.ts";
 import {
   describeBenchmarkImport,
   type ImportedBenchmark,
@@ -20,6 +19,7 @@ import {
 } from "../../src/dataset/benchmark-import.ts";
 import { DATASET_SHARD_SIZE } from "../../src/dataset/upload.ts";
 import { uploadBenchmarkDataset } from "../../src/dataset/upload-benchmark.ts";
+import { datasetManifestKey } from "../../src/deployment/storage-layout.ts";
 import { parseShard } from "../../src/pipeline/dataset-io.ts";
 
 const NOW = new Date("2025-01-02T03:04:05.000Z");

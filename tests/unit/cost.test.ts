@@ -23,9 +23,9 @@ import {
   standardTransitionsFor,
   statePayloadBytes,
   withPriceOverrides,
-} from "../../src/core/cost.ts";
-import { runUsageFromCounters } from "../../src/core/run-usage.ts";
-import { WORKFLOW_DEFINITION } from "../../src/core/storage-layout.ts";
+} from "../../src/deployment/cost.ts";
+import { runUsageFromCounters } from "../../src/deployment/run-usage.ts";
+import { WORKFLOW_DEFINITION } from "../../src/deployment/storage-layout.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 

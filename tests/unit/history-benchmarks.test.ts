@@ -34,7 +34,7 @@ import {
   REPORTS_INDEX_JSON_KEY,
   runShardKey,
   runSummaryKey,
-} from "../../src/core/storage-layout.ts";
+} from "../../src/deployment/storage-layout.ts";
 import { aggregate } from "../../src/pipeline/aggregate.ts";
 import { toJsonl } from "../../src/pipeline/dataset-io.ts";
 import { type BenchmarkReport, buildBenchmarkReport } from "../../src/report/benchmark-report.ts";

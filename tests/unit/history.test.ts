@@ -10,7 +10,6 @@ import type { RunRecord } from "../../src/adapters/run-store.ts";
 import { computeRow } from "../../src/benchmarks/mmsafeaware/metrics.ts";
 import type { RegressionCheck } from "../../src/benchmarks/mmsafeaware/regression.ts";
 import { buildReport } from "../../src/benchmarks/mmsafeaware/report.ts";
-import { estimateAwsCost } from "../../src/core/cost.ts";
 import {
   buildHistoryIndex,
   parseRunSummary,
@@ -19,8 +18,10 @@ import {
   trendChart,
   trends,
 } from "../../src/core/history.ts";
-import { runUsageFromCounters } from "../../src/core/run-usage.ts";
 import type { Verdict } from "../../src/core/schemas.ts";
+import { buildVerdict } from "../../src/core/verdicts.ts";
+import { estimateAwsCost } from "../../src/deployment/cost.ts";
+import { runUsageFromCounters } from "../../src/deployment/run-usage.ts";
 import {
   datasetManifestKey,
   REPORTS_INDEX_HTML_KEY,
@@ -29,8 +30,7 @@ import {
   reportHtmlKey,
   runShardKey,
   runSummaryKey,
-} from "../../src/core/storage-layout.ts";
-import { buildVerdict } from "../../src/core/verdicts.ts";
+} from "../../src/deployment/storage-layout.ts";
 import { aggregate, type ListedObject } from "../../src/pipeline/aggregate.ts";
 import { toJsonl } from "../../src/pipeline/dataset-io.ts";
 import { publishHistory } from "../../src/pipeline/publish-history.ts";

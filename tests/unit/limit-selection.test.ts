@@ -9,14 +9,14 @@ import type { RunRecord, RunStore } from "../../src/adapters/run-store.ts";
 import type { VerdictStore } from "../../src/adapters/verdict-store.ts";
 import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
 import { type DatasetItem, modelConfigSchema, type Verdict } from "../../src/core/schemas.ts";
+import { buildVerdict } from "../../src/core/verdicts.ts";
 import {
   datasetManifestKey,
   datasetShardKey,
   reportJsonKey,
   reportMarkdownKey,
   runShardKey,
-} from "../../src/core/storage-layout.ts";
-import { buildVerdict } from "../../src/core/verdicts.ts";
+} from "../../src/deployment/storage-layout.ts";
 import { aggregate } from "../../src/pipeline/aggregate.ts";
 import { parseMmsafeawareShard, toJsonl } from "../../src/pipeline/dataset-io.ts";
 import { plan } from "../../src/pipeline/plan.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { ASL_SUBSTITUTIONS, WORKFLOW_DEFINITION } from "../../src/core/storage-layout.ts";
+import { ASL_SUBSTITUTIONS, WORKFLOW_DEFINITION } from "../../src/deployment/storage-layout.ts";
 import {
   executeLocally,
   type Json,

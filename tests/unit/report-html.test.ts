@@ -14,9 +14,7 @@ import type { VerdictStore } from "../../src/adapters/verdict-store.ts";
 import { PUBLISHED_RESULTS } from "../../src/benchmarks/mmsafeaware/facts.ts";
 import { computeRow } from "../../src/benchmarks/mmsafeaware/metrics.ts";
 import { buildReport, headlines, type Report } from "../../src/benchmarks/mmsafeaware/report.ts";
-import { estimateAwsCost } from "../../src/core/cost.ts";
 import { buildChatMessages } from "../../src/core/prompts.ts";
-import { runUsageFromCounters } from "../../src/core/run-usage.ts";
 import {
   type DatasetItem,
   type ModelConfig,
@@ -24,11 +22,13 @@ import {
   type Strategy,
   type Verdict,
 } from "../../src/core/schemas.ts";
-import { datasetManifestKey, reportHtmlKey, runShardKey } from "../../src/core/storage-layout.ts";
 import { formatPercent } from "../../src/core/text.ts";
 import { buildVerdict, type ModelOutcome } from "../../src/core/verdicts.ts";
 import { readOfficialDataset } from "../../src/dataset/official-layout.ts";
 import { writeSampleDataset } from "../../src/dataset/sample.ts";
+import { estimateAwsCost } from "../../src/deployment/cost.ts";
+import { runUsageFromCounters } from "../../src/deployment/run-usage.ts";
+import { datasetManifestKey, reportHtmlKey, runShardKey } from "../../src/deployment/storage-layout.ts";
 import { aggregate } from "../../src/pipeline/aggregate.ts";
 import { toJsonl } from "../../src/pipeline/dataset-io.ts";
 import { chartSpecs, confusionMatrices } from "../../src/report/report-charts.ts";

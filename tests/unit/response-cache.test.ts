@@ -21,8 +21,8 @@ import { type OpenAIModelConfig, openAIModelSchema } from "../../src/core/model-
 import type { ChatMessage } from "../../src/core/prompts.ts";
 import { buildChatMessages } from "../../src/core/prompts.ts";
 import { type ModelConfig, modelConfigSchema } from "../../src/core/schemas.ts";
-import { responseCacheKey, S3_PREFIXES } from "../../src/core/storage-layout.ts";
 import { buildVerdict, type ModelOutcome } from "../../src/core/verdicts.ts";
+import { responseCacheKey, S3_PREFIXES } from "../../src/deployment/storage-layout.ts";
 import { echoedKeyForms } from "../../src/local/reference-model-server.ts";
 import type { CompletionOptions, ModelAnswer, ModelClient } from "../../src/providers/model-client.ts";
 import { EnvOrSecretsKeySource } from "../../src/providers/openai/api-keys.ts";

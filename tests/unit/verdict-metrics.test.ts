@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { VerdictMetrics } from "../../src/adapters/verdict-metrics.ts";
-import { METRICS } from "../../src/core/observability.ts";
 import { buildVerdict } from "../../src/core/verdicts.ts";
+import { METRICS } from "../../src/deployment/observability.ts";
 import { datasetItem } from "../fixtures/dataset-item.ts";
 
 /** Runs `fn` and returns the embedded-metric-format documents it printed. */

@@ -1,10 +1,10 @@
 import { completionBanner, type RunCompletion, resumeHint, runCompletion } from "../../core/completion.ts";
-import { type CostEstimate, renderCostMarkdown } from "../../core/cost.ts";
 import { modelEndpoint, type Provider, providerOf } from "../../core/model-config.ts";
 import { type DatasetProvenance, describeProvenance } from "../../core/provenance.ts";
 import type { ModelConfig, SkippedRecord, Strategy } from "../../core/schemas.ts";
 import { STRATEGY_DESCRIPTIONS, type VcdOptions } from "../../core/strategies.ts";
 import { answerNotes, describeSkipped, escapeMarkdown, formatPercent } from "../../core/text.ts";
+import { type CostEstimate, renderCostMarkdown } from "../../deployment/cost.ts";
 import { CATEGORY_LABELS } from "../../report/report-charts.ts";
 import { CATEGORIES, type Category, PUBLISHED_RESULTS, type PublishedResult } from "./facts.ts";
 import type { Accuracy, ResultRow } from "./metrics.ts";

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { describeZodError, executionInputSchema } from "./schemas.ts";
+import { describeZodError, executionInputSchema } from "../core/schemas.ts";
 
 /**
  * A schedule that starts the state machine: an EventBridge Scheduler expression and the execution input.

@@ -11,16 +11,16 @@
  * a few run sizes (README "Scale", `npm run scale-table`).
  */
 
-import { defaultMapConcurrency, MAX_DEFAULT_MAP_CONCURRENCY } from "./map-concurrency.ts";
-import { MODEL_DEFAULTS } from "./model-config.ts";
+import { MODEL_DEFAULTS } from "../core/model-config.ts";
 import {
   evaluateShardEventSchema,
   executionInputSchema,
   modelConfigSchema,
   planOutputSchema,
-} from "./schemas.ts";
+} from "../core/schemas.ts";
+import { STRATEGIES, vcdOptionsSchema } from "../core/strategies.ts";
+import { defaultMapConcurrency, MAX_DEFAULT_MAP_CONCURRENCY } from "./map-concurrency.ts";
 import { PIPELINE_FUNCTIONS, runManifestKey, runMapResultsPrefix, runShardKey } from "./storage-layout.ts";
-import { STRATEGIES, vcdOptionsSchema } from "./strategies.ts";
 
 /**
  * AWS requests a run made through the SDK clients, as counted by `UsageMeter` (adapters/usage-meter.ts).
@@ -421,7 +421,7 @@ export interface RunAssumptions {
    * time share it. Every model has the same budget and latency; models are called in parallel.
    */
   maxConcurrency: number;
-  /** Shards evaluated at once: the execution input's `mapConcurrency`. Default: Plan's (see core/map-concurrency.ts). */
+  /** Shards evaluated at once: the execution input's `mapConcurrency`. Default: Plan's (see deployment/map-concurrency.ts). */
   mapConcurrency?: number;
   /** Each model's `requestsPerMinute`, run-wide. Default: none. */
   requestsPerMinute?: number;
