@@ -3,9 +3,9 @@
  * builder, so the floor asks exactly what mmsafe asks: same items, same messages, same media types.
  */
 import { writeFile } from "node:fs/promises";
+import { readOfficialDataset, storedImageType } from "../../src/benchmarks/mmsafeaware/layout.ts";
 import { buildChatMessages } from "../../src/core/prompts.ts";
 import type { DatasetItem } from "../../src/core/schemas.ts";
-import { readOfficialDataset, storedImageType } from "../../src/dataset/official-layout.ts";
 import { type FloorPlan, IMAGE_PLACEHOLDER } from "./floor-protocol.ts";
 
 /** Writes the plan for every runnable item of `datasetDir` to `file`; returns how many items it holds. */

@@ -17,7 +17,10 @@ import { writeCustomSample } from "../benchmarks/custom/sample.ts";
 import type { BenchmarkDefinition } from "../benchmarks/definition.ts";
 import type { Comparison, RunComparison, Scoring } from "../benchmarks/mmsafeaware/compare.ts";
 import { CATEGORIES } from "../benchmarks/mmsafeaware/facts.ts";
+import { describeInspection, inspectDataset } from "../benchmarks/mmsafeaware/inspect.ts";
+import { DatasetInputError, readOfficialDataset } from "../benchmarks/mmsafeaware/layout.ts";
 import type { Headline } from "../benchmarks/mmsafeaware/report.ts";
+import { writeSampleDataset } from "../benchmarks/mmsafeaware/sample.ts";
 import { MossbenchLayoutError } from "../benchmarks/mossbench/layout.ts";
 import { writeMossbenchSample } from "../benchmarks/mossbench/sample.ts";
 import {
@@ -54,11 +57,8 @@ import {
   fetchDataset,
   findDatasetSource,
 } from "../dataset/fetch.ts";
-import { describeInspection, inspectDataset } from "../dataset/inspect.ts";
-import { DatasetInputError, readOfficialDataset } from "../dataset/official-layout.ts";
 import { establishProvenance } from "../dataset/provenance.ts";
 import { describeDifferences, PublishedTreeError } from "../dataset/published-tree.ts";
-import { writeSampleDataset } from "../dataset/sample.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
 import { uploadBenchmarkDataset } from "../dataset/upload-benchmark.ts";
 import { DEFAULT_DATASET, reportPrefix } from "../deployment/storage-layout.ts";

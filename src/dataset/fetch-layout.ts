@@ -6,7 +6,7 @@
  */
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import type { OfficialDataset } from "./official-layout.ts";
+import type { OfficialDataset } from "../benchmarks/mmsafeaware/layout.ts";
 import {
   compareWithPublishedTree,
   describeDifferences,

@@ -18,6 +18,7 @@ import { pipeline } from "node:stream/promises";
 import { extract, list, ReadEntry } from "tar";
 import { z } from "zod";
 import { MMSAFEAWARE_LAYOUT, MMSAFEAWARE_SOURCE } from "../benchmarks/mmsafeaware/fetch.ts";
+import type { OfficialDataset } from "../benchmarks/mmsafeaware/layout.ts";
 import { type FetchedMossbench, MOSSBENCH_SOURCE } from "../benchmarks/mossbench/fetch.ts";
 import { type FetchedVlguard, VLGUARD_SOURCE } from "../benchmarks/vlguard/fetch.ts";
 import {
@@ -32,7 +33,6 @@ import {
   findFirstEntry,
   type SuppliedPart,
 } from "./fetch-layout.ts";
-import type { OfficialDataset } from "./official-layout.ts";
 
 export type {
   ArchiveIdentity,

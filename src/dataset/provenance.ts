@@ -5,8 +5,8 @@
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import type { FileHashCache } from "../benchmarks/mmsafeaware/layout.ts";
 import { type DatasetProvenance, MAX_PROVENANCE_EXAMPLES } from "../core/provenance.ts";
-import type { FileHashCache } from "./official-layout.ts";
 import {
   compareWithPublishedTree,
   differenceExamples,

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import type { Dirent } from "node:fs";
 import { lstat, readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import type { FileHashCache } from "./official-layout.ts";
+import type { FileHashCache } from "../benchmarks/mmsafeaware/layout.ts";
 
 /** One file of a published tree: its git blob sha1 and size (null where the list does not give it). */
 export interface PublishedFile {

@@ -3,12 +3,12 @@ import { isDeepStrictEqual } from "node:util";
 import pLimit from "p-limit";
 import type { ObjectStore } from "../adapters/object-store.ts";
 import { ATTACK_TYPES, type AttackType, CATEGORIES, goldLabel } from "../benchmarks/mmsafeaware/facts.ts";
+import { type OfficialDataset, storedImageType } from "../benchmarks/mmsafeaware/layout.ts";
 import type { DatasetProvenance } from "../core/provenance.ts";
 import { type DatasetItem, type DatasetManifest, datasetManifestSchema } from "../core/schemas.ts";
 import { describeSkipped } from "../core/text.ts";
 import { datasetImageKey, datasetManifestKey, datasetShardKey } from "../deployment/storage-layout.ts";
 import { toJsonl } from "../pipeline/dataset-io.ts";
-import { type OfficialDataset, storedImageType } from "./official-layout.ts";
 
 /** Items per dataset shard in S3 (runs re-shard to their own shardSize). */
 export const DATASET_SHARD_SIZE = 100;

@@ -18,6 +18,11 @@ import {
   type CustomJudgePrompt,
 } from "../benchmarks/custom/config.ts";
 import {
+  type FileHashCache,
+  type FileHashEntry,
+  readOfficialDataset,
+} from "../benchmarks/mmsafeaware/layout.ts";
+import {
   DEFAULT_BENCHMARK,
   type PluginBenchmark,
   RUNNABLE_BENCHMARKS,
@@ -28,7 +33,6 @@ import { retriesOf, tokenCost } from "../core/call-accounting.ts";
 import { type DatasetProvenance, describeProvenance } from "../core/provenance.ts";
 import { type ModelConfig, modelEndpoint, type PlanOutput, planOutputSchema } from "../core/schemas.ts";
 import { describeBenchmarkImport, readBenchmarkFolder } from "../dataset/benchmark-import.ts";
-import { type FileHashCache, type FileHashEntry, readOfficialDataset } from "../dataset/official-layout.ts";
 import { establishProvenance, SAMPLE_MARKER_FILE, writeSampleMarker } from "../dataset/provenance.ts";
 import { describeImport, uploadDataset } from "../dataset/upload.ts";
 import { uploadBenchmarkDataset } from "../dataset/upload-benchmark.ts";
@@ -878,7 +882,7 @@ async function prepareMmsafeaware(
       fallback = true;
       if (!(await exists(path.join(datasetDir, "data", "prompt.txt")))) {
         // Loaded only when needed: the image library is large.
-        const { writeSampleDataset } = await import("../dataset/sample.ts");
+        const { writeSampleDataset } = await import("../benchmarks/mmsafeaware/sample.ts");
         await writeSampleDataset(datasetDir);
       } else if (!(await exists(path.join(datasetDir, SAMPLE_MARKER_FILE)))) {
         // Written by a version that left no marker; this folder is only ever the runner's own sample.

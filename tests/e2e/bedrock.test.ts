@@ -21,10 +21,10 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { readOfficialDataset } from "../../src/benchmarks/mmsafeaware/layout.ts";
 import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
+import { LARGE_IMAGE_IDS } from "../../src/benchmarks/mmsafeaware/sample.ts";
 import type { Verdict } from "../../src/core/schemas.ts";
-import { readOfficialDataset } from "../../src/dataset/official-layout.ts";
-import { LARGE_IMAGE_IDS } from "../../src/dataset/sample.ts";
 import {
   type FaultPlan,
   type ReferenceServer,

@@ -26,10 +26,10 @@ import { setTimeout as delay } from "node:timers/promises";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
+import { readOfficialDataset } from "../../src/benchmarks/mmsafeaware/layout.ts";
 import { benchmarkPromptText } from "../../src/benchmarks/mmsafeaware/prompt-file.ts";
 import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
 import type { Verdict } from "../../src/core/schemas.ts";
-import { readOfficialDataset } from "../../src/dataset/official-layout.ts";
 import { verdictKey } from "../../src/deployment/storage-layout.ts";
 import { type EmbeddedAws, LOCAL_RESOURCES, startEmbeddedAws } from "../../src/local/embedded-aws.ts";
 import {

@@ -13,7 +13,7 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Report } from "../../src/benchmarks/mmsafeaware/report.ts";
-import { DUPLICATE_PAIRS } from "../../src/dataset/sample.ts";
+import { DUPLICATE_PAIRS } from "../../src/benchmarks/mmsafeaware/sample.ts";
 import {
   type FaultPlan,
   type ReferenceServer,

@@ -28,9 +28,9 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { DynamoRunStore, type RunRecord } from "../../src/adapters/run-store.ts";
 import { DynamoVerdictStore } from "../../src/adapters/verdict-store.ts";
+import { readOfficialDataset } from "../../src/benchmarks/mmsafeaware/layout.ts";
 import { benchmarkPromptText } from "../../src/benchmarks/mmsafeaware/prompt-file.ts";
 import type { Verdict } from "../../src/core/schemas.ts";
-import { readOfficialDataset } from "../../src/dataset/official-layout.ts";
 import { LOCAL_RESOURCES, startEmbeddedAws } from "../../src/local/embedded-aws.ts";
 import { EmbeddedAwsInUseError } from "../../src/local/local-errors.ts";
 import {

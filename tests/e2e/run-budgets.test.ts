@@ -15,7 +15,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { writeSampleDataset } from "../../src/dataset/sample.ts";
+import { writeSampleDataset } from "../../src/benchmarks/mmsafeaware/sample.ts";
 import { type ReferenceServer, startReferenceModelServer } from "../../src/local/reference-model-server.ts";
 import { localVerdicts, spawnMmsafe } from "../fixtures/local-cli.ts";
 

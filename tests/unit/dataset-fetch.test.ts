@@ -6,10 +6,10 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Header } from "tar";
+import { readOfficialDataset } from "../../src/benchmarks/mmsafeaware/layout.ts";
+import { type SampleSummary, writeSampleDataset } from "../../src/benchmarks/mmsafeaware/sample.ts";
 import { DATASET_SOURCES, type DatasetSource, describeFetch, fetchDataset } from "../../src/dataset/fetch.ts";
-import { readOfficialDataset } from "../../src/dataset/official-layout.ts";
 import { gitBlobSha1, readPublishedTree } from "../../src/dataset/published-tree.ts";
-import { type SampleSummary, writeSampleDataset } from "../../src/dataset/sample.ts";
 import {
   type ArchiveServer,
   datasetsEntries,

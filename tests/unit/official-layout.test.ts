@@ -11,9 +11,9 @@ import {
   type FileHashEntry,
   type OfficialDataset,
   readOfficialDataset,
-} from "../../src/dataset/official-layout.ts";
+} from "../../src/benchmarks/mmsafeaware/layout.ts";
+import { SMALL_SAMPLE_IDS, writeSampleDataset } from "../../src/benchmarks/mmsafeaware/sample.ts";
 import { gitBlobSha1 } from "../../src/dataset/published-tree.ts";
-import { SMALL_SAMPLE_IDS, writeSampleDataset } from "../../src/dataset/sample.ts";
 import { describeImport } from "../../src/dataset/upload.ts";
 
 const NO_IMAGE = [2301, 2333, 2369, 2370];

@@ -4,8 +4,9 @@ import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:f
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import type { FileHashCache } from "../../src/benchmarks/mmsafeaware/layout.ts";
+import { writeSampleDataset } from "../../src/benchmarks/mmsafeaware/sample.ts";
 import { type DatasetProvenance, describeProvenance } from "../../src/core/provenance.ts";
-import type { FileHashCache } from "../../src/dataset/official-layout.ts";
 import {
   establishProvenance,
   readSampleMarker,
@@ -21,7 +22,6 @@ import {
   parsePublishedTree,
   treeMatches,
 } from "../../src/dataset/published-tree.ts";
-import { writeSampleDataset } from "../../src/dataset/sample.ts";
 
 /** `git hash-object` of a file: the reference implementation of a blob hash. */
 const gitHashObject = (file: string): string =>

@@ -17,8 +17,8 @@ import type {
 } from "openai/resources/chat/completions";
 import sharp from "sharp";
 import { addDiffusionNoise } from "../../src/adapters/image-noise.ts";
+import { writeSampleDataset } from "../../src/benchmarks/mmsafeaware/sample.ts";
 import { detectImageType, IMAGE_TYPES } from "../../src/core/image-type.ts";
-import { writeSampleDataset } from "../../src/dataset/sample.ts";
 import {
   BAD_USAGE_VARIANTS,
   badUsageVariant,

@@ -12,8 +12,10 @@ import type { RunRecord, RunStore } from "../../src/adapters/run-store.ts";
 import { thumbnailDataUrl } from "../../src/adapters/thumbnails.ts";
 import type { VerdictStore } from "../../src/adapters/verdict-store.ts";
 import { PUBLISHED_RESULTS } from "../../src/benchmarks/mmsafeaware/facts.ts";
+import { readOfficialDataset } from "../../src/benchmarks/mmsafeaware/layout.ts";
 import { computeRow } from "../../src/benchmarks/mmsafeaware/metrics.ts";
 import { buildReport, headlines, type Report } from "../../src/benchmarks/mmsafeaware/report.ts";
+import { writeSampleDataset } from "../../src/benchmarks/mmsafeaware/sample.ts";
 import { buildChatMessages } from "../../src/core/prompts.ts";
 import {
   type DatasetItem,
@@ -24,8 +26,6 @@ import {
 } from "../../src/core/schemas.ts";
 import { formatPercent } from "../../src/core/text.ts";
 import { buildVerdict, type ModelOutcome } from "../../src/core/verdicts.ts";
-import { readOfficialDataset } from "../../src/dataset/official-layout.ts";
-import { writeSampleDataset } from "../../src/dataset/sample.ts";
 import { estimateAwsCost } from "../../src/deployment/cost.ts";
 import { runUsageFromCounters } from "../../src/deployment/run-usage.ts";
 import { datasetManifestKey, reportHtmlKey, runShardKey } from "../../src/deployment/storage-layout.ts";

@@ -11,7 +11,7 @@ import {
   type SampleSummary,
   SMALL_SAMPLE_IDS,
   writeSampleDataset,
-} from "../../src/dataset/sample.ts";
+} from "../../src/benchmarks/mmsafeaware/sample.ts";
 import {
   measureImageRoughness,
   NOISE_SENSITIVE_ROUGHNESS_THRESHOLD,

@@ -13,11 +13,11 @@ import {
   readTreeListing,
   verifyTree,
 } from "../../dataset/fetch-layout.ts";
-import { type OfficialDataset, readOfficialDataset } from "../../dataset/official-layout.ts";
 import { MMSAFEAWARE_PUBLISHED_TREE } from "../../dataset/provenance.ts";
 import { compareWithPublishedTree, type PublishedTree, treeMatches } from "../../dataset/published-tree.ts";
 import { describeImport } from "../../dataset/upload.ts";
 import { MMSAFEAWARE_COMMIT } from "./definition.ts";
+import { type OfficialDataset, readOfficialDataset } from "./layout.ts";
 
 /** The first commit with the complete data (2025-05-30); its `data/` is the same git tree. */
 const MMSAFEAWARE_FIRST_COMPLETE_COMMIT = "07c0de2a957238d5dbc3c163f4b2463dd249f4ed";

@@ -16,7 +16,7 @@ import { cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
-import { SAMPLE_MARKER_FILE, writeSampleMarker } from "./provenance.ts";
+import { SAMPLE_MARKER_FILE, writeSampleMarker } from "../../dataset/provenance.ts";
 
 /** Options of {@link writeSampleDataset}. */
 export interface SampleOptions {

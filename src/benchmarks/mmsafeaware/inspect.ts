@@ -5,8 +5,8 @@
  */
 import { open, readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { detectImageType, type ImageType } from "../core/image-type.ts";
-import type { OfficialDataset } from "./official-layout.ts";
+import { detectImageType, type ImageType } from "../../core/image-type.ts";
+import type { OfficialDataset } from "./layout.ts";
 
 /** What {@link inspectDataset} found. */
 export interface DatasetInspection {

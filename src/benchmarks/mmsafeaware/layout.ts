@@ -3,12 +3,12 @@ import { open, readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import pLimit from "p-limit";
 import sharp from "sharp";
-import { goldLabel, officialImageFolder } from "../benchmarks/mmsafeaware/facts.ts";
-import { parsePromptFile, type RecordProblem } from "../benchmarks/mmsafeaware/prompt-file.ts";
-import { parseScenarioTable, type ScenarioLabel } from "../benchmarks/mmsafeaware/scenarios.ts";
-import { detectImageType, IMAGE_TYPES, type ImageType } from "../core/image-type.ts";
-import type { SkippedRecord } from "../core/schemas.ts";
-import { gitBlobSha1 } from "./published-tree.ts";
+import { detectImageType, IMAGE_TYPES, type ImageType } from "../../core/image-type.ts";
+import type { SkippedRecord } from "../../core/schemas.ts";
+import { gitBlobSha1 } from "../../dataset/published-tree.ts";
+import { goldLabel, officialImageFolder } from "./facts.ts";
+import { parsePromptFile, type RecordProblem } from "./prompt-file.ts";
+import { parseScenarioTable, type ScenarioLabel } from "./scenarios.ts";
 
 /** Images larger than this are refused (OpenAI-compatible endpoints reject them anyway). */
 export const MAX_IMAGE_BYTES = 20 * 1024 * 1024;
@@ -23,7 +23,7 @@ const SMALL_DECODE_PIXELS = 512 * 512;
 const MAX_DECODE_MESSAGE = 120;
 
 /** The scenario labels shipped with mmsafe (recovered from the benchmark repository's earlier layout). */
-export const SHIPPED_SCENARIOS = new URL("../../datasets/mmsafeaware/scenarios.csv", import.meta.url);
+export const SHIPPED_SCENARIOS = new URL("../../../datasets/mmsafeaware/scenarios.csv", import.meta.url);
 
 /** The dataset directory cannot be used as given; the message names the file and what to fix. */
 export class DatasetInputError extends Error {
