@@ -15,6 +15,7 @@ import { createHash } from "node:crypto";
 import { cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import pLimit from "p-limit";
 import sharp from "sharp";
 import { SAMPLE_MARKER_FILE, writeSampleMarker } from "../../dataset/provenance.ts";
 
@@ -182,7 +183,7 @@ export async function writeSampleDataset(dir: string, options: SampleOptions = {
     const cached = size === "full" ? await fullSampleCache(seed) : null;
     if (cached === null || !(await copyFromCache(cached, stagingDir))) {
       const photos = size === "full" ? new PhotoRenderer(seed) : undefined;
-      await forEachLimited(images, IMAGE_CONCURRENCY, async (image) => {
+      await pLimit(IMAGE_CONCURRENCY).map(images, async (image) => {
         const bytes =
           photos === undefined
             ? await renderStripes(image.pixelsOf, seed, image.format)
@@ -711,21 +712,6 @@ function sfc32(seed: Uint8Array): () => number {
 const smoothstep = (t: number): number => t * t * (3 - 2 * t);
 
 const clamp = (value: number, min: number, max: number): number => Math.min(max, Math.max(min, value));
-
-async function forEachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++];
-      if (item !== undefined) await task(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 async function exists(file: string): Promise<boolean> {
   try {

@@ -12,6 +12,7 @@
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
+import pLimit from "p-limit";
 import { z } from "zod";
 import { detectImageType, IMAGE_TYPES, type ImageType } from "../../core/image-type.ts";
 import { type DatasetProvenance, MAX_PROVENANCE_EXAMPLES } from "../../core/provenance.ts";
@@ -331,24 +332,6 @@ async function readImage(root: string, relative: string): Promise<ImageReading> 
   return { ok: true, blob, type, bytes: bytes.byteLength };
 }
 
-/** Runs `task` over `items` with at most `limit` running at once. */
-async function mapBounded<T, R>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await task(items[index] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 async function listFiles(root: string, relative: string): Promise<string[]> {
   try {
     const entries = await readdir(path.join(root, ...relative.split("/")), { withFileTypes: true });
@@ -414,7 +397,7 @@ export async function readMossbenchDataset(
 
   const imagePaths = [...new Set(pending.map((p) => p.record.imagePath))];
   const readings = new Map<string, ImageReading>();
-  const results = await mapBounded(imagePaths, READ_CONCURRENCY, (p) => readImage(dir, p));
+  const results = await pLimit(READ_CONCURRENCY).map(imagePaths, (p) => readImage(dir, p));
   for (const [index, p] of imagePaths.entries()) readings.set(p, results[index] as ImageReading);
 
   const records: BenchmarkRecord[] = [];

@@ -6,6 +6,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import pLimit from "p-limit";
 import sharp from "sharp";
 import { seededRandom } from "../../core/statistics.ts";
 import { writeSampleMarker } from "../../dataset/provenance.ts";
@@ -98,18 +99,6 @@ async function solidImage(
   return format === "png" ? image.png().toBuffer() : image.webp({ lossless: true }).toBuffer();
 }
 
-async function mapBounded<T>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await task(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 /**
  * Writes the sample into `dir` (created if needed): `data/images_information/information.json` (300
  * records keyed by pid), `data/images/1..300.png` plus the orphans 317, 360, 362 and 370 (131 and 170 hold
@@ -196,7 +185,7 @@ export async function writeMossbenchSample(
   );
 
   const benignBytes = new Map<number, Uint8Array>();
-  await mapBounded(benignImagePids, ENCODE_CONCURRENCY, async (pid) => {
+  await pLimit(ENCODE_CONCURRENCY).map(benignImagePids, async (pid) => {
     const webp = MOSSBENCH_WEBP_PIDS.includes(pid);
     const fill = benignColours.get(pid) ?? { r: 0, g: 0, b: 0 };
     const bytes =
@@ -206,7 +195,7 @@ export async function writeMossbenchSample(
     // The repository's root images/ folder is a byte-identical duplicate of data/images/.
     await writeFile(path.join(dir, "images", `${pid}.png`), bytes);
   });
-  await mapBounded(contrastPids, ENCODE_CONCURRENCY, async (pid) => {
+  await pLimit(ENCODE_CONCURRENCY).map(contrastPids, async (pid) => {
     const own = contrastColours.get(pid) ?? null;
     const shared = benignBytes.get(pid);
     const bytes =
