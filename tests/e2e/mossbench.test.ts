@@ -302,10 +302,9 @@ describe("a judge at an address where nothing listens", () => {
 describe("a judge whose endpoint fails every request (500)", () => {
   const LIMIT = 40;
   const evaluated = ["always-refuse", "always-comply"];
-  // A short timeout where every request fails anyway; the usual one where the judge answers, so that a loaded
-  // machine's slow reply is not retried (the resume counts the judge's requests exactly).
-  const judgeOn = (baseURL: string, timeoutMs = 30_000) =>
-    reference("judge-x", "judge", { baseURL, timeoutMs });
+  // The usual timeout on both servers: a loaded machine's slow reply is neither retried (the resume counts the
+  // judge's requests exactly) nor turned into a timeout where the fault under test is the server's 500.
+  const judgeOn = (baseURL: string) => reference("judge-x", "judge", { baseURL, timeoutMs: 30_000 });
   const input = {
     benchmark: "mossbench",
     runId: "moss-down",
@@ -329,7 +328,7 @@ describe("a judge whose endpoint fails every request (500)", () => {
     down = await runLocal({
       home,
       reportsDir,
-      models: [...evaluated.map((id) => reference(id, id)), judgeOn(failing.baseURL, 1_000)],
+      models: [...evaluated.map((id) => reference(id, id)), judgeOn(failing.baseURL)],
       baselineLatencyMs: 0,
       input,
     });
