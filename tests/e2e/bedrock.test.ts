@@ -229,7 +229,8 @@ describe("Bedrock faults, from the server", () => {
       maxHangMs: 60_000,
     });
     const home = path.join(work, "faults-home");
-    const file = await modelsFile("faults", [bedrockModel(server, "random:3", { timeoutMs: 1500 })]);
+    // Long enough that a loaded machine's slow answer is not timed out and paid again; hangs still end.
+    const file = await modelsFile("faults", [bedrockModel(server, "random:3", { timeoutMs: 5000 })]);
     const run = mmsafeRun(["--home", home, "--run-id", "faults-1", "--models", file, "--no-cache"]);
     assert.equal(await run.exited, 0, run.output.stderr);
     const verdicts = await localVerdicts(home, "faults-1");
