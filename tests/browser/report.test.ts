@@ -538,6 +538,10 @@ describe("HTML report of 1,453 items × 3 models in Chromium", {
     }
     await page.keyboard.press("Escape");
     assert.equal(await page.locator("#example-detail[open]").count(), 0);
+    // The dialog's close event, which rewrites the hash, fires after the dialog is closed: wait for it.
+    await page
+      .waitForFunction("!location.hash.includes('item=')", undefined, { timeout: 5_000 })
+      .catch(() => undefined);
     assert.match(await page.evaluate("location.hash"), /^#examples\?model=random&page=3$/);
     await page.setViewportSize({ width: 390, height: 900 });
     await page.locator("#examples-pager").scrollIntoViewIfNeeded();
